@@ -266,3 +266,7 @@ func (h *Handshake) advance() {
 	copy(r.RemoteStatic[:], h.rs)
 	h.result = r
 }
+
+// Step is the index of the next handshake message: even steps are the
+// initiator's to send.
+func (h *Handshake) Step() int { return h.step }

@@ -1,0 +1,386 @@
+// Package secretstream implements @hyperswarm/secret-stream: an encrypted,
+// framed, bidirectional stream over any reliable byte stream (a TCP
+// connection, a UDX stream).
+//
+// On the wire every message is a 3-byte little-endian length and a body. A
+// stream starts either with a Noise XX handshake (empty prologue and
+// payloads, Ed25519 keys) or with keys from a handshake made elsewhere, as
+// hyperdht's IK handshake makes them. Each side then sends one 56-byte body:
+// its stream id, a keyed BLAKE2b-256 of the handshake hash, and the header of
+// libsodium's crypto_secretstream_xchacha20poly1305. Every later body is one
+// secretstream message: an encrypted tag byte, the ciphertext and a 16-byte
+// MAC. With keepalive on, an idle writer sends empty messages, which the
+// reader drops.
+package secretstream
+
+import (
+	"bufio"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/blake2b"
+
+	"github.com/dhtrelay/dht-relay/noise"
+)
+
+// Limits of the framing.
+const (
+	// MaxMessageSize is the largest plaintext one message can carry: the
+	// 3-byte length covers the body, which adds ABytes.
+	MaxMessageSize = 1<<24 - 1 - ABytes
+	// WriteChunk is the largest message Write sends; longer writes are split.
+	WriteChunk = 64 << 10
+	// readBufferSize is the buffered reader in front of the raw stream.
+	readBufferSize = 64 << 10
+	idHeaderSize   = 32 + HeaderSize
+)
+
+var (
+	// ErrInvalidHeader means the first message after the handshake was not a
+	// valid stream id and header for this handshake.
+	ErrInvalidHeader = errors.New("secretstream: invalid header received")
+	// ErrMessageTooLarge means a message exceeds the configured limit.
+	ErrMessageTooLarge = errors.New("secretstream: message too large")
+	// ErrHandshake means the Noise handshake failed.
+	ErrHandshake = errors.New("secretstream: noise handshake failed")
+)
+
+var nsInitiator, nsResponder, nsSend = namespaces()
+
+// namespaces computes hypercore-crypto's namespace("hyperswarm/secret-stream", 3).
+func namespaces() (a, b, c [32]byte) {
+	base := blake2b.Sum256([]byte("hyperswarm/secret-stream"))
+	out := make([][32]byte, 3)
+	for i := range out {
+		out[i] = blake2b.Sum256(append(base[:], byte(i)))
+	}
+	return out[0], out[1], out[2]
+}
+
+// StreamID is the id a side of the given role sends in its header.
+func StreamID(handshakeHash []byte, initiator bool) [32]byte {
+	ns := nsResponder
+	if initiator {
+		ns = nsInitiator
+	}
+	h, _ := blake2b.New256(handshakeHash)
+	h.Write(ns[:])
+	var id [32]byte
+	h.Sum(id[:0])
+	return id
+}
+
+// Keys is the outcome of a handshake made elsewhere.
+type Keys struct {
+	Tx, Rx          [KeySize]byte
+	Hash            [64]byte
+	PublicKey       [32]byte
+	RemotePublicKey [32]byte
+}
+
+// Config configures a Stream.
+type Config struct {
+	// KeyPair is the static key for the XX handshake; ignored with Keys.
+	KeyPair noise.KeyPair
+	// Keys skips the handshake, as hyperdht does after its IK handshake.
+	Keys *Keys
+	// KeepAlive, when positive, sends an empty message after that much
+	// write idleness and drops received empty messages.
+	KeepAlive time.Duration
+	// MaxMessageSize bounds received messages; 0 means MaxMessageSize.
+	MaxMessageSize int
+}
+
+// RawStream is what a Stream runs over.
+type RawStream interface {
+	io.ReadWriteCloser
+}
+
+// Stream is an encrypted stream. ReadMessage and Read are for one reader
+// goroutine; WriteMessage and Write may be called concurrently.
+type Stream struct {
+	raw       RawStream
+	br        *bufio.Reader
+	initiator bool
+	keys      Keys
+	maxMsg    int
+	keepAlive time.Duration
+	filter    bool
+
+	rmu       sync.Mutex
+	dec       sodiumState
+	gotHeader bool
+	rbuf      []byte
+	unread    []byte
+
+	wmu       sync.Mutex
+	enc       sodiumState
+	wbuf      []byte
+	werr      error
+	lastWrite atomic.Int64
+	kaTimer   *time.Timer
+	closed    atomic.Bool
+}
+
+// New starts a stream over raw: it runs the XX handshake unless cfg.Keys is
+// set, then sends this side's id and header. The remote header is read with
+// the first message. The caller bounds the handshake with deadlines on raw.
+func New(raw RawStream, initiator bool, cfg Config) (*Stream, error) {
+	s := &Stream{
+		raw:       raw,
+		br:        bufio.NewReaderSize(raw, readBufferSize),
+		initiator: initiator,
+		maxMsg:    cfg.MaxMessageSize,
+		keepAlive: cfg.KeepAlive,
+		filter:    cfg.KeepAlive > 0,
+	}
+	if s.maxMsg <= 0 || s.maxMsg > MaxMessageSize {
+		s.maxMsg = MaxMessageSize
+	}
+	if cfg.Keys != nil {
+		s.keys = *cfg.Keys
+	} else {
+		k, err := s.handshake(cfg.KeyPair)
+		if err != nil {
+			return nil, err
+		}
+		s.keys = k
+	}
+	var header [HeaderSize]byte
+	if _, err := rand.Read(header[:]); err != nil {
+		return nil, err
+	}
+	s.enc.init(&s.keys.Tx, &header)
+	id := StreamID(s.keys.Hash[:], initiator)
+	frame := append(append([]byte{idHeaderSize, 0, 0}, id[:]...), header[:]...)
+	if _, err := raw.Write(frame); err != nil {
+		return nil, fmt.Errorf("secretstream: write header: %w", err)
+	}
+	s.lastWrite.Store(time.Now().UnixNano())
+	if s.keepAlive > 0 {
+		s.wmu.Lock()
+		s.kaTimer = time.AfterFunc(s.keepAlive, s.onKeepAlive)
+		s.wmu.Unlock()
+	}
+	return s, nil
+}
+
+func (s *Stream) handshake(kp noise.KeyPair) (Keys, error) {
+	hs, err := noise.NewHandshake(noise.Config{Pattern: noise.XX, Initiator: s.initiator, Static: kp})
+	if err != nil {
+		return Keys{}, err
+	}
+	for !hs.Complete() {
+		if s.initiator == (hs.Step()%2 == 0) {
+			msg, err := hs.Send(nil)
+			if err != nil {
+				return Keys{}, fmt.Errorf("%w: %v", ErrHandshake, err)
+			}
+			if _, err := s.raw.Write(append([]byte{byte(len(msg)), byte(len(msg) >> 8), byte(len(msg) >> 16)}, msg...)); err != nil {
+				return Keys{}, fmt.Errorf("secretstream: write handshake: %w", err)
+			}
+			continue
+		}
+		msg, err := s.readFrame(noise.MaxMessageSize, 0)
+		if err != nil {
+			return Keys{}, fmt.Errorf("secretstream: read handshake: %w", err)
+		}
+		if _, err := hs.Recv(msg); err != nil {
+			return Keys{}, fmt.Errorf("%w: %v", ErrHandshake, err)
+		}
+	}
+	r, _ := hs.Result()
+	return Keys{Tx: r.Tx, Rx: r.Rx, Hash: r.Hash, PublicKey: kp.Public, RemotePublicKey: r.RemoteStatic}, nil
+}
+
+// readFrame reads one length-prefixed body into s.rbuf at offset headroom
+// and returns it.
+func (s *Stream) readFrame(limit, headroom int) ([]byte, error) {
+	var l [3]byte
+	if _, err := io.ReadFull(s.br, l[:]); err != nil {
+		return nil, err
+	}
+	n := int(l[0]) | int(l[1])<<8 | int(l[2])<<16
+	if n > limit {
+		return nil, fmt.Errorf("%w: %d bytes", ErrMessageTooLarge, n)
+	}
+	if cap(s.rbuf) < headroom+n {
+		s.rbuf = make([]byte, headroom+n)
+	}
+	body := s.rbuf[headroom : headroom+n]
+	if _, err := io.ReadFull(s.br, body); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return body, nil
+}
+
+// ReadMessage returns the next message. The slice is valid until the next
+// call. At the end of the raw stream it returns io.EOF.
+func (s *Stream) ReadMessage() ([]byte, error) {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	return s.readMessage()
+}
+
+func (s *Stream) readMessage() ([]byte, error) {
+	if !s.gotHeader {
+		body, err := s.readFrame(idHeaderSize, 0)
+		if err != nil {
+			return nil, err
+		}
+		want := StreamID(s.keys.Hash[:], !s.initiator)
+		if len(body) != idHeaderSize || string(body[:32]) != string(want[:]) {
+			return nil, ErrInvalidHeader
+		}
+		s.dec.init(&s.keys.Rx, (*[HeaderSize]byte)(body[32:]))
+		s.gotHeader = true
+	}
+	for {
+		body, err := s.readFrame(s.maxMsg+ABytes, blockSize-1)
+		if err != nil {
+			return nil, err
+		}
+		if len(body) < ABytes {
+			return nil, fmt.Errorf("secretstream: invalid message received (%d bytes)", len(body))
+		}
+		n := len(body) - ABytes
+		buf := s.rbuf[:blockSize+n+16]
+		if _, err := s.dec.open(buf, n); err != nil {
+			return nil, err
+		}
+		if n == 0 && s.filter {
+			continue
+		}
+		return buf[blockSize : blockSize+n], nil
+	}
+}
+
+// Read implements io.Reader over the message stream.
+func (s *Stream) Read(p []byte) (int, error) {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	for len(s.unread) == 0 {
+		m, err := s.readMessage()
+		if err != nil {
+			return 0, err
+		}
+		s.unread = m
+	}
+	n := copy(p, s.unread)
+	s.unread = s.unread[n:]
+	return n, nil
+}
+
+// WriteMessage sends p as one message.
+func (s *Stream) WriteMessage(p []byte) error {
+	if len(p) > MaxMessageSize {
+		return fmt.Errorf("%w: %d bytes", ErrMessageTooLarge, len(p))
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.writeMessage(p)
+}
+
+func (s *Stream) writeMessage(p []byte) error {
+	if s.werr != nil {
+		return s.werr
+	}
+	n := len(p)
+	need := blockSize + n + 16
+	if cap(s.wbuf) < need {
+		s.wbuf = make([]byte, need)
+	}
+	buf := s.wbuf[:need]
+	copy(buf[blockSize:], p)
+	s.enc.seal(buf, n, TagMessage)
+	// The frame is the 3-byte length, the encrypted tag, ciphertext and MAC,
+	// laid out so that it ends where the sealed message ends.
+	buf[blockSize-1] = buf[0]
+	body := 1 + n + 16
+	buf[blockSize-4], buf[blockSize-3], buf[blockSize-2] = byte(body), byte(body>>8), byte(body>>16)
+	if _, err := s.raw.Write(buf[blockSize-4:]); err != nil {
+		s.werr = fmt.Errorf("secretstream: write: %w", err)
+		return s.werr
+	}
+	s.lastWrite.Store(time.Now().UnixNano())
+	return nil
+}
+
+// Write implements io.Writer, sending p in messages of at most WriteChunk.
+func (s *Stream) Write(p []byte) (int, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	written := 0
+	for len(p) > 0 {
+		n := min(len(p), WriteChunk)
+		if err := s.writeMessage(p[:n]); err != nil {
+			return written, err
+		}
+		written += n
+		p = p[n:]
+	}
+	return written, nil
+}
+
+func (s *Stream) onKeepAlive() {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed.Load() {
+		return
+	}
+	idle := time.Since(time.Unix(0, s.lastWrite.Load()))
+	if idle >= s.keepAlive {
+		if s.writeMessage(nil) != nil {
+			return
+		}
+		idle = 0
+	}
+	s.kaTimer.Reset(s.keepAlive - idle)
+}
+
+// CloseWrite half-closes the stream when the raw stream supports it.
+func (s *Stream) CloseWrite() error {
+	s.stopKeepAlive()
+	if cw, ok := s.raw.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// Close closes the raw stream.
+func (s *Stream) Close() error {
+	// Closing raw first unblocks a writer holding the write lock.
+	s.closed.Store(true)
+	err := s.raw.Close()
+	s.stopKeepAlive()
+	return err
+}
+
+func (s *Stream) stopKeepAlive() {
+	s.closed.Store(true)
+	s.wmu.Lock()
+	if s.kaTimer != nil {
+		s.kaTimer.Stop()
+	}
+	s.wmu.Unlock()
+}
+
+// IsInitiator reports the stream's role.
+func (s *Stream) IsInitiator() bool { return s.initiator }
+
+// PublicKey is the local static key.
+func (s *Stream) PublicKey() [32]byte { return s.keys.PublicKey }
+
+// RemotePublicKey is the remote static key.
+func (s *Stream) RemotePublicKey() [32]byte { return s.keys.RemotePublicKey }
+
+// HandshakeHash is the Noise handshake hash.
+func (s *Stream) HandshakeHash() [64]byte { return s.keys.Hash }

@@ -1,0 +1,171 @@
+package secretstream
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/dhtrelay/dht-relay/noise"
+)
+
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(t testing.TB) (net.Conn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ch := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		ch <- c
+	}()
+	a, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := <-ch
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
+
+func streamPair(t testing.TB, ka time.Duration) (*Stream, *Stream) {
+	t.Helper()
+	a, b := tcpPair(t)
+	ka1, _ := noise.GenerateKeyPair(rand.Reader)
+	kb, _ := noise.GenerateKeyPair(rand.Reader)
+	type res struct {
+		s   *Stream
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		s, err := New(b, false, Config{KeyPair: kb, KeepAlive: ka})
+		ch <- res{s, err}
+	}()
+	si, err := New(a, true, Config{KeyPair: ka1, KeepAlive: ka})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := <-ch
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if si.RemotePublicKey() != kb.Public || r.s.RemotePublicKey() != ka1.Public || si.HandshakeHash() != r.s.HandshakeHash() {
+		t.Fatal("handshake results disagree")
+	}
+	return si, r.s
+}
+
+func TestMessagesBothWays(t *testing.T) {
+	a, b := streamPair(t, 0)
+	sizes := []int{0, 1, 15, 16, 17, 47, 48, 63, 64, 1000, 65536, 1 << 20}
+	go func() {
+		for _, n := range sizes {
+			p := bytes.Repeat([]byte{byte(n)}, n)
+			if err := a.WriteMessage(p); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for _, n := range sizes {
+		m, err := b.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(m, bytes.Repeat([]byte{byte(n)}, n)) {
+			t.Fatalf("message of %d bytes corrupted", n)
+		}
+	}
+}
+
+func TestStreamCopyAndEOF(t *testing.T) {
+	a, b := streamPair(t, 0)
+	data := make([]byte, 3<<20+7)
+	rand.Read(data)
+	go func() {
+		a.Write(data)
+		a.CloseWrite()
+	}()
+	got, err := io.ReadAll(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sha256.Sum256(got) != sha256.Sum256(data) {
+		t.Fatal("stream corrupted")
+	}
+}
+
+func TestKeepAliveIsFiltered(t *testing.T) {
+	a, b := streamPair(t, 20*time.Millisecond)
+	time.Sleep(100 * time.Millisecond)
+	if err := a.WriteMessage([]byte("after idle")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := b.ReadMessage()
+	if err != nil || string(m) != "after idle" {
+		t.Fatalf("got %q, %v", m, err)
+	}
+	a.Close()
+	b.Close()
+}
+
+func TestTamperedMessageFails(t *testing.T) {
+	ra, rb := tcpPair(t)
+	k := Keys{Hash: [64]byte{1}}
+	k.Tx[0], k.Rx[0] = 1, 2
+	k2 := Keys{Hash: k.Hash, Tx: k.Rx, Rx: k.Tx}
+	go func() {
+		s, _ := New(ra, true, Config{Keys: &k})
+		s.WriteMessage([]byte("hello"))
+	}()
+	// Flip a ciphertext bit in flight.
+	proxyIn, proxyOut := net.Pipe()
+	go func() {
+		buf := make([]byte, 3+56+3+1+5+16)
+		io.ReadFull(rb, buf)
+		buf[len(buf)-20] ^= 1
+		proxyIn.Write(buf)
+	}()
+	s, err := New(struct {
+		io.Reader
+		io.Writer
+		io.Closer
+	}{proxyOut, io.Discard, proxyOut}, false, Config{Keys: &k2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ReadMessage(); err != ErrDecrypt {
+		t.Fatalf("tampered message: %v", err)
+	}
+}
+
+func TestRekeyMatchesCounterWrap(t *testing.T) {
+	// A TagRekey message and a counter wrap both move both sides to the same
+	// new key.
+	var key [KeySize]byte
+	var hdr [HeaderSize]byte
+	key[0], hdr[0] = 9, 7
+	var tx, rx sodiumState
+	tx.init(&key, &hdr)
+	rx.init(&key, &hdr)
+	buf := make([]byte, blockSize+5+16)
+	for i, tag := range []byte{TagMessage, TagRekey, TagMessage} {
+		copy(buf[blockSize:], "hello")
+		tx.seal(buf, 5, tag)
+		buf[blockSize-1] = buf[0]
+		got, err := rx.open(buf, 5)
+		if err != nil || got != tag || string(buf[blockSize:blockSize+5]) != "hello" {
+			t.Fatalf("message %d: tag %d err %v", i, got, err)
+		}
+	}
+	if tx.key != rx.key || tx.key == key {
+		t.Fatal("rekey did not happen on both sides")
+	}
+}
