@@ -133,7 +133,11 @@ async function main () {
   process.stdout.write(JSON.stringify(out))
 }
 
-main().catch((err) => {
-  console.error(err)
-  process.exit(1)
-})
+if (require.main === module) {
+  main().catch((err) => {
+    console.error(err)
+    process.exit(1)
+  })
+}
+
+module.exports = { vectors, names }

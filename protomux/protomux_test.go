@@ -1,0 +1,165 @@
+package protomux
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"sync"
+	"testing"
+	"time"
+)
+
+// pipe is an in-memory framed stream pair.
+type pipe struct {
+	in     chan []byte
+	out    chan []byte
+	closed chan struct{}
+	once   *sync.Once
+}
+
+func newPipe() (*pipe, *pipe) {
+	a, b := make(chan []byte, 64), make(chan []byte, 64)
+	closed, once := make(chan struct{}), &sync.Once{}
+	return &pipe{a, b, closed, once}, &pipe{b, a, closed, once}
+}
+
+func (p *pipe) ReadMessage() ([]byte, error) {
+	select {
+	case m := <-p.in:
+		return m, nil
+	case <-p.closed:
+		return nil, io.EOF
+	}
+}
+
+func (p *pipe) WriteMessage(m []byte) error {
+	select {
+	case p.out <- append([]byte(nil), m...):
+		return nil
+	case <-p.closed:
+		return io.ErrClosedPipe
+	}
+}
+
+func (p *pipe) Close() { p.once.Do(func() { close(p.closed) }) }
+
+type msg struct {
+	typ uint64
+	p   string
+}
+
+type recorder struct {
+	mu     sync.Mutex
+	opened chan []byte
+	msgs   chan msg
+	closed chan bool
+}
+
+func newRecorder() *recorder {
+	return &recorder{opened: make(chan []byte, 4), msgs: make(chan msg, 64), closed: make(chan bool, 4)}
+}
+
+func (r *recorder) handlers() Handlers {
+	return Handlers{
+		OnOpen:    func(h []byte) { r.opened <- append([]byte(nil), h...) },
+		OnMessage: func(t uint64, p []byte) { r.msgs <- msg{t, string(p)} },
+		OnClose:   func(remote bool) { r.closed <- remote },
+	}
+}
+
+func recv[T any](t *testing.T, ch chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(5 * time.Second):
+		t.Fatal("timed out")
+	}
+	panic("unreachable")
+}
+
+func muxPair(t *testing.T) (*Mux, *Mux, *pipe) {
+	a, b := newPipe()
+	ma, mb := New(a), New(b)
+	errs := make(chan error, 2)
+	go func() { errs <- ma.Run() }()
+	go func() { errs <- mb.Run() }()
+	t.Cleanup(func() { a.Close(); <-errs; <-errs })
+	return ma, mb, a
+}
+
+func TestOpenPairSendBatchClose(t *testing.T) {
+	ma, mb, _ := muxPair(t)
+	ra, rb := newRecorder(), newRecorder()
+	ca := ma.CreateChannel("proto", []byte{1}, ra.handlers())
+	cb := mb.CreateChannel("proto", []byte{1}, rb.handlers())
+	if err := ca.Open([]byte("hs-a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := cb.Open([]byte("hs-b")); err != nil {
+		t.Fatal(err)
+	}
+	if h := recv(t, ra.opened); string(h) != "hs-b" {
+		t.Fatalf("a got handshake %q", h)
+	}
+	if h := recv(t, rb.opened); string(h) != "hs-a" {
+		t.Fatalf("b got handshake %q", h)
+	}
+	ca.Send(3, []byte("x"))
+	ma.Cork()
+	ca.Send(1, []byte("one"))
+	ca.Send(300, bytes.Repeat([]byte("z"), 300))
+	ma.Uncork()
+	for _, want := range []msg{{3, "x"}, {1, "one"}, {300, string(bytes.Repeat([]byte("z"), 300))}} {
+		if got := recv(t, rb.msgs); got != want {
+			t.Fatalf("got %v want %v", got, want)
+		}
+	}
+	ca.Close()
+	if remote := recv(t, rb.closed); !remote {
+		t.Fatal("b: close not remote")
+	}
+	if remote := recv(t, ra.closed); remote {
+		t.Fatal("a: close reported remote")
+	}
+	if err := ca.Send(1, nil); !errors.Is(err, ErrChannelClosed) {
+		t.Fatalf("send after close: %v", err)
+	}
+}
+
+func TestUnpairedOpenIsRejectedOrClaimed(t *testing.T) {
+	ma, mb, _ := muxPair(t)
+	ra := newRecorder()
+	ca := ma.CreateChannel("nobody", nil, ra.handlers())
+	ca.Open(nil)
+	if remote := recv(t, ra.closed); !remote {
+		t.Fatal("rejection not reported as remote close")
+	}
+	rb := newRecorder()
+	mb.Pair("claimed", nil, func(id []byte) {
+		c := mb.CreateChannel("claimed", id, rb.handlers())
+		c.Open(nil)
+	})
+	ra2 := newRecorder()
+	c2 := ma.CreateChannel("claimed", nil, ra2.handlers())
+	c2.Open([]byte("h"))
+	recv(t, ra2.opened)
+	if h := recv(t, rb.opened); string(h) != "h" {
+		t.Fatalf("claimed handshake %q", h)
+	}
+	// The id freed by the rejection is reused.
+	if c2.localID != 1 {
+		t.Fatalf("local id %d, want 1 reused", c2.localID)
+	}
+}
+
+func TestBadOpenBreaksStream(t *testing.T) {
+	a, b := newPipe()
+	m := New(b)
+	done := make(chan error, 1)
+	go func() { done <- m.Run() }()
+	a.WriteMessage([]byte{0, 1, 5, 1, 'p', 0}) // id 5 skips ahead
+	if err := recv(t, done); !errors.Is(err, ErrInvalidOpen) {
+		t.Fatalf("got %v", err)
+	}
+}
