@@ -1,0 +1,398 @@
+package udx
+
+import (
+	"net/netip"
+	"time"
+)
+
+// onPacket handles a packet addressed to this stream on sock. It reports
+// false when the packet is not the stream's to take (it then goes to the
+// socket's raw handler).
+func (s *Stream) onPacket(sock *Socket, p []byte, from netip.AddrPort) bool {
+	s.mu.Lock()
+	if dst := s.relay; dst != nil {
+		s.mu.Unlock()
+		dst.forward(p)
+		return true
+	}
+	if s.err != nil {
+		s.mu.Unlock()
+		return false
+	}
+	if s.socket != sock {
+		fw := s.firewall
+		if fw == nil {
+			s.mu.Unlock()
+			return s.socket != nil
+		}
+		s.mu.Unlock()
+		if !fw(sock, from) {
+			return true
+		}
+		s.mu.Lock()
+		if s.socket != sock || s.err != nil {
+			s.mu.Unlock()
+			return true
+		}
+	}
+	h, _ := decodeHeader(p)
+	body := p[HeaderSize:]
+	var sacks [MaxSACKRanges]sackRange
+	var ranges []sackRange
+	if h.flags&FlagSACK != 0 {
+		ranges = decodeSACK(body, sacks[:0])
+	}
+	if int(h.dataOffset) > len(body) {
+		s.mu.Unlock()
+		return true
+	}
+	payload := body[h.dataOffset:]
+
+	s.sendRwnd = int(h.rwnd)
+	s.onAck(h.ack, ranges)
+
+	needAck := h.flags&FlagHeartbeat != 0
+	if h.flags&(FlagData|FlagEnd) != 0 {
+		s.onData(h.seq, h.flags, payload)
+		needAck = true
+	}
+	var msgFn func([]byte)
+	if h.flags&FlagMessage != 0 {
+		msgFn = s.onMessage
+	}
+	reset := h.flags&FlagDestroy != 0 && seqLessEq(s.ack, h.seq)
+	if !reset {
+		s.flush()
+		if needAck {
+			s.sendAck()
+		}
+		s.checkFinished()
+	}
+	s.mu.Unlock()
+	if msgFn != nil {
+		msgFn(payload)
+	}
+	if reset {
+		s.fail(ErrReset)
+	}
+	return true
+}
+
+// forward relays a packet verbatim to this stream's remote, with the id
+// rewritten to the remote's.
+func (s *Stream) forward(p []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.socket == nil || s.err != nil {
+		return
+	}
+	b := append(s.wbuf[:0], p...)
+	PutStreamID(b, s.remoteID)
+	s.socket.write(b, s.remote)
+}
+
+// onData stores a DATA or END packet and delivers what is now in order.
+func (s *Stream) onData(seq uint32, flags byte, payload []byte) {
+	if seqLess(seq, s.ack) || s.remoteEnded {
+		return // a retransmission of something delivered; the ack answers it
+	}
+	off := seq - s.ack
+	if off >= recvRing || s.buffered+len(payload) > RecvBufferSize {
+		return // beyond the window: dropped, the sender retransmits
+	}
+	if s.ring == nil {
+		s.ring = make([]*inPacket, recvRing)
+	}
+	slot := &s.ring[seq%recvRing]
+	if *slot != nil && (*slot).seq == seq {
+		return
+	}
+	*slot = &inPacket{seq: seq, flags: flags, data: append([]byte(nil), payload...)}
+	s.buffered += len(payload)
+	if seqLess(s.oooMax, seq+1) {
+		s.oooMax = seq + 1
+	}
+	delivered := false
+	for {
+		in := s.ring[s.ack%recvRing]
+		if in == nil || in.seq != s.ack {
+			break
+		}
+		s.ring[s.ack%recvRing] = nil
+		s.ack++
+		if len(in.data) > 0 {
+			s.readq = append(s.readq, in.data)
+		}
+		delivered = true
+		if in.flags&FlagEnd != 0 {
+			s.remoteEnded = true
+			break
+		}
+	}
+	if seqLess(s.oooMax, s.ack) {
+		s.oooMax = s.ack
+	}
+	if delivered {
+		notify(s.readCh)
+	}
+}
+
+// onAck processes a cumulative ack and selective-ack ranges.
+func (s *Stream) onAck(ack uint32, ranges []sackRange) {
+	una := s.sndUna()
+	now := time.Now()
+	var newest *outPacket
+	ackedBytes := 0
+	if seqLess(una, ack) && seqLessEq(ack, s.sndNxt) {
+		for s.outHead < len(s.out) && seqLess(s.out[s.outHead].seq, ack) {
+			p := s.out[s.outHead]
+			s.out[s.outHead] = nil
+			s.outHead++
+			if p.inflight {
+				s.inflight -= p.size()
+			}
+			if !p.sacked {
+				ackedBytes += p.size()
+			}
+			s.queued -= p.size()
+			if p.flags&FlagEnd != 0 {
+				s.endAcked = true
+			}
+			newest = p
+		}
+		if s.outHead > 1024 && s.outHead*2 > len(s.out) {
+			s.out = append(s.out[:0], s.out[s.outHead:]...)
+			s.outHead = 0
+		}
+		s.retries = 0
+		notify(s.writeCh)
+	}
+	var hi *outPacket
+	for _, r := range ranges {
+		for q := r.start; seqLess(q, r.end); q++ {
+			p := s.outAt(q)
+			if p == nil {
+				if seqLess(q, s.sndUna()) {
+					continue
+				}
+				break
+			}
+			if p.tx == 0 || p.sacked {
+				continue
+			}
+			p.sacked = true
+			if p.inflight {
+				s.inflight -= p.size()
+				p.inflight = false
+			}
+			ackedBytes += p.size()
+			if hi == nil || seqLess(hi.seq, p.seq) {
+				hi = p
+			}
+		}
+	}
+	for _, p := range []*outPacket{newest, hi} {
+		if p != nil && p.tx == 1 {
+			s.sampleRTT(now.Sub(p.sentAt))
+		}
+		if p != nil && p.sentAt.After(s.rackSent) {
+			s.rackSent = p.sentAt
+		}
+	}
+	if s.inRecovery && !seqLess(s.sndUna(), s.recoveryEnd) {
+		s.inRecovery = false
+	}
+	if hi != nil {
+		s.detectLoss(hi.seq, now)
+	}
+	if ackedBytes > 0 && !s.inRecovery {
+		if s.cwnd < s.ssthresh {
+			s.cwnd += ackedBytes
+		} else {
+			s.cwnd += max(MaxPayload*ackedBytes/s.cwnd, 1)
+		}
+		s.cwnd = min(s.cwnd, 2*SendBufferSize)
+	}
+	if ackedBytes > 0 || newest != nil {
+		s.armTimer(true)
+	}
+}
+
+// detectLoss marks as lost every unacked packet sent before hiSeq that is
+// three packets behind it or older than the reordering window.
+func (s *Stream) detectLoss(hiSeq uint32, now time.Time) {
+	window := s.srtt + s.srtt/4 + time.Millisecond
+	lost := false
+	for i := s.outHead; i < len(s.out); i++ {
+		p := s.out[i]
+		if !seqLess(p.seq, hiSeq) {
+			break
+		}
+		if p.sacked || p.lost || p.tx == 0 {
+			continue
+		}
+		if hiSeq-p.seq >= 3 || (!p.sentAt.After(s.rackSent) && now.Sub(p.sentAt) > window) {
+			s.markLost(p)
+			lost = true
+		}
+	}
+	if lost && !s.inRecovery {
+		s.inRecovery = true
+		s.recoveryEnd = s.sndNxt
+		s.ssthresh = max(s.cwnd/2, 2*MaxPayload)
+		s.cwnd = s.ssthresh
+	}
+}
+
+func (s *Stream) markLost(p *outPacket) {
+	p.lost = true
+	if p.inflight {
+		s.inflight -= p.size()
+		p.inflight = false
+	}
+	s.retx = append(s.retx, p.seq)
+}
+
+func (s *Stream) sndUna() uint32 {
+	if s.outHead < len(s.out) {
+		return s.out[s.outHead].seq
+	}
+	return s.seq
+}
+
+func (s *Stream) outAt(seq uint32) *outPacket {
+	i := int(int32(seq - s.sndUna()))
+	if i < 0 || s.outHead+i >= len(s.out) {
+		return nil
+	}
+	return s.out[s.outHead+i]
+}
+
+// flush sends lost packets again and new packets while the congestion and
+// receive windows allow.
+func (s *Stream) flush() {
+	if s.socket == nil || s.err != nil {
+		return
+	}
+	limit := min(s.cwnd, max(s.sendRwnd, MaxPayload))
+	now := time.Now()
+	for len(s.retx) > 0 {
+		p := s.outAt(s.retx[0])
+		if p == nil || !p.lost || p.sacked {
+			s.retx = s.retx[1:]
+			continue
+		}
+		if s.inflight > 0 && s.inflight+p.size() > limit {
+			return
+		}
+		s.retx = s.retx[1:]
+		s.transmit(p, now)
+	}
+	for seqLess(s.sndNxt, s.seq) {
+		p := s.outAt(s.sndNxt)
+		if p == nil {
+			break
+		}
+		if s.inflight > 0 && s.inflight+p.size() > limit {
+			break
+		}
+		if s.sendRwnd < p.size() && s.inflight > 0 {
+			break
+		}
+		s.sndNxt++
+		s.transmit(p, now)
+	}
+	s.armTimer(false)
+}
+
+func (s *Stream) transmit(p *outPacket, now time.Time) {
+	p.lost = false
+	p.inflight = true
+	p.sentAt = now
+	p.tx++
+	s.inflight += p.size()
+	s.writePacket(p.flags, p.seq, p.data)
+}
+
+func (s *Stream) sampleRTT(r time.Duration) {
+	if r <= 0 {
+		r = time.Microsecond
+	}
+	if s.srtt == 0 {
+		s.srtt, s.rttvar = r, r/2
+	} else {
+		d := s.srtt - r
+		if d < 0 {
+			d = -d
+		}
+		s.rttvar = (3*s.rttvar + d) / 4
+		s.srtt = (7*s.srtt + r) / 8
+	}
+	s.rto = min(max(s.srtt+4*s.rttvar, minRTO), maxRTO)
+}
+
+// armTimer runs the retransmission timer while packets are outstanding;
+// restart re-arms it from now after progress.
+func (s *Stream) armTimer(restart bool) {
+	outstanding := seqLess(s.sndUna(), s.sndNxt) || (s.sendRwnd < MaxPayload && seqLess(s.sndNxt, s.seq))
+	if !outstanding {
+		if s.timer != nil {
+			s.timer.Stop()
+		}
+		return
+	}
+	if s.timer == nil {
+		s.timer = time.AfterFunc(s.rto, s.onTimeout)
+		return
+	}
+	if restart {
+		s.timer.Reset(s.rto)
+	}
+}
+
+func (s *Stream) onTimeout() {
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return
+	}
+	if !seqLess(s.sndUna(), s.sndNxt) {
+		if s.sendRwnd < MaxPayload && seqLess(s.sndNxt, s.seq) {
+			// Zero-window probe: a heartbeat asks for a fresh window.
+			s.writePacket(FlagHeartbeat, s.seq, nil)
+			s.timer.Reset(s.rto)
+		}
+		s.mu.Unlock()
+		return
+	}
+	s.retries++
+	if s.retries > maxRetries {
+		s.mu.Unlock()
+		s.fail(ErrTimeout)
+		return
+	}
+	s.ssthresh = max(s.inflight/2, 2*MaxPayload)
+	s.cwnd = 2 * MaxPayload
+	s.inRecovery = false
+	s.retx = s.retx[:0]
+	for i := s.outHead; i < len(s.out); i++ {
+		p := s.out[i]
+		if p.tx > 0 && !p.sacked {
+			s.markLost(p)
+		}
+	}
+	s.rto = min(2*s.rto, maxRTO)
+	s.flush()
+	s.timer.Reset(s.rto)
+	s.mu.Unlock()
+}
+
+// checkFinished releases the stream's id a while after both sides ended
+// and everything was acked.
+func (s *Stream) checkFinished() {
+	if s.finished || !s.remoteEnded || !s.endAcked {
+		return
+	}
+	s.finished = true
+	time.AfterFunc(lingerTime, func() { s.u.release(s) })
+}

@@ -1,0 +1,405 @@
+package udx
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Sizes and timers. Memory per stream is bounded by SendBufferSize of
+// written-but-unacked data plus RecvBufferSize of received-but-unread data.
+const (
+	// BaseMTU is the path MTU every stream starts with, as in libudx.
+	BaseMTU = 1200
+	// ipv4Overhead is the IPv4 and UDP header bytes an MTU includes.
+	ipv4Overhead = 28
+	// MaxPayload is the data one packet carries at BaseMTU over IPv4.
+	MaxPayload = BaseMTU - ipv4Overhead - HeaderSize
+	// SendBufferSize bounds bytes written and not yet acked; Write blocks
+	// beyond it.
+	SendBufferSize = 4 << 20
+	// RecvBufferSize bounds bytes received and not yet read; it is the
+	// largest window a stream advertises, as libudx's 4 MiB.
+	RecvBufferSize = 4 << 20
+	// recvRing is the most packets a receiver holds, in or out of order.
+	recvRing      = 1 << 13
+	initialWindow = 10 * MaxPayload
+	minRTO        = 200 * time.Millisecond
+	maxRTO        = 30 * time.Second
+	initialRTO    = time.Second
+	// maxRetries is how many consecutive retransmission timeouts end a
+	// stream with ErrTimeout.
+	maxRetries = 8
+	// lingerTime keeps a finished stream's id live so late retransmissions
+	// of its END still get an ack.
+	lingerTime = 2 * time.Second
+)
+
+var (
+	// ErrReset means the remote destroyed the stream.
+	ErrReset = errors.New("udx: stream destroyed by remote")
+	// ErrTimeout means the remote stopped acking.
+	ErrTimeout = errors.New("udx: stream timed out")
+	// ErrNotConnected means an operation needs a connected stream.
+	ErrNotConnected = errors.New("udx: stream not connected")
+)
+
+type outPacket struct {
+	seq      uint32
+	flags    byte
+	data     []byte
+	sentAt   time.Time
+	tx       int
+	sacked   bool
+	lost     bool
+	inflight bool
+}
+
+func (p *outPacket) size() int { return len(p.data) }
+
+type inPacket struct {
+	seq   uint32
+	flags byte
+	data  []byte
+}
+
+// Stream is one reliable UDX stream. Read and Write may run concurrently,
+// one goroutine each.
+type Stream struct {
+	u  *UDX
+	id uint32
+
+	mu        sync.Mutex
+	socket    *Socket
+	remoteID  uint32
+	remote    netip.AddrPort
+	firewall  func(*Socket, netip.AddrPort) bool
+	onMessage func([]byte)
+	relay     *Stream
+	err       error
+	wbuf      []byte
+
+	// send side
+	seq         uint32 // next sequence number to assign
+	sndNxt      uint32 // next sequence number never sent
+	out         []*outPacket
+	outHead     int
+	queued      int // payload bytes in out
+	inflight    int
+	cwnd        int
+	ssthresh    int
+	recoveryEnd uint32
+	inRecovery  bool
+	sendRwnd    int
+	retx        []uint32
+	rackSent    time.Time
+	srtt        time.Duration
+	rttvar      time.Duration
+	rto         time.Duration
+	retries     int
+	timer       *time.Timer
+	endQueued   bool
+	endAcked    bool
+	writeCh     chan struct{}
+
+	// receive side
+	ack         uint32
+	ring        []*inPacket
+	oooMax      uint32 // one past the highest seq held out of order
+	buffered    int    // bytes held: readq plus out of order
+	readq       [][]byte
+	remoteEnded bool
+	advertised  int
+	readCh      chan struct{}
+	finished    bool
+
+	done      chan struct{} // closed when the stream fails or closes
+	closeOnce sync.Once
+}
+
+// NewStream creates a stream with local id. Packets for the id are routed
+// to it from every socket of u.
+func (u *UDX) NewStream(id uint32) (*Stream, error) {
+	s := &Stream{
+		u:        u,
+		id:       id,
+		cwnd:     initialWindow,
+		ssthresh: 1 << 30,
+		sendRwnd: RecvBufferSize,
+		rto:      initialRTO,
+		writeCh:  make(chan struct{}, 1),
+		readCh:   make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		wbuf:     make([]byte, 0, 1500),
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if _, ok := u.streams[id]; ok {
+		return nil, fmt.Errorf("%w: %d", ErrIDInUse, id)
+	}
+	u.streams[id] = s
+	return s, nil
+}
+
+// ID is the local stream id.
+func (s *Stream) ID() uint32 { return s.id }
+
+// RemoteID is the remote stream id, once connected.
+func (s *Stream) RemoteID() uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.remoteID
+}
+
+// RemoteAddr is the remote address, once connected.
+func (s *Stream) RemoteAddr() netip.AddrPort {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.remote
+}
+
+// Connect binds the stream to socket and the remote stream remoteID at
+// addr. Data written before Connect is sent once connected.
+func (s *Stream) Connect(socket *Socket, remoteID uint32, addr netip.AddrPort) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return s.err
+	}
+	s.socket, s.remoteID, s.remote = socket, remoteID, addr
+	s.flush()
+	return nil
+}
+
+// ChangeRemote moves the stream to another socket, remote id or address,
+// as libudx's change_remote does; unacked data is resent to the new remote.
+func (s *Stream) ChangeRemote(socket *Socket, remoteID uint32, addr netip.AddrPort) error {
+	return s.Connect(socket, remoteID, addr)
+}
+
+// SetFirewall sets the hook that runs when a packet reaches the stream on
+// a socket it is not connected to. It accepts by returning true, normally
+// after connecting the stream to that socket and address; rejected packets
+// are dropped.
+func (s *Stream) SetFirewall(fn func(socket *Socket, from netip.AddrPort) bool) {
+	s.mu.Lock()
+	s.firewall = fn
+	s.mu.Unlock()
+}
+
+// SetMessageHandler sets the receiver of MESSAGE datagrams; p is valid
+// only during the call.
+func (s *Stream) SetMessageHandler(fn func(p []byte)) {
+	s.mu.Lock()
+	s.onMessage = fn
+	s.mu.Unlock()
+}
+
+// RelayTo forwards every packet this stream receives to dst's remote,
+// rewritten to dst's remote id, as libudx's relay_to does.
+func (s *Stream) RelayTo(dst *Stream) {
+	s.mu.Lock()
+	s.relay = dst
+	s.mu.Unlock()
+}
+
+func (s *Stream) socketIs(sock *Socket) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.socket == sock
+}
+
+func notify(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// Write queues p for reliable delivery, blocking while SendBufferSize bytes
+// are unacked.
+func (s *Stream) Write(p []byte) (int, error) {
+	written := 0
+	for len(p) > 0 {
+		s.mu.Lock()
+		if s.err != nil {
+			s.mu.Unlock()
+			return written, s.err
+		}
+		if s.endQueued {
+			s.mu.Unlock()
+			return written, fmt.Errorf("udx: write after end: %w", net.ErrClosed)
+		}
+		space := SendBufferSize - s.queued
+		if space <= 0 {
+			s.mu.Unlock()
+			select {
+			case <-s.writeCh:
+			case <-s.done:
+			}
+			continue
+		}
+		for space > 0 && len(p) > 0 {
+			n := min(len(p), MaxPayload, space)
+			s.enqueue(FlagData, append(make([]byte, 0, n), p[:n]...))
+			p, space, written = p[n:], space-n, written+n
+		}
+		s.flush()
+		s.mu.Unlock()
+	}
+	return written, nil
+}
+
+// CloseWrite sends END after everything written.
+func (s *Stream) CloseWrite() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return s.err
+	}
+	if !s.endQueued {
+		s.endQueued = true
+		s.enqueue(FlagEnd, nil)
+		s.flush()
+	}
+	return nil
+}
+
+func (s *Stream) enqueue(flags byte, data []byte) {
+	s.out = append(s.out, &outPacket{seq: s.seq, flags: flags, data: data})
+	s.seq++
+	s.queued += len(data)
+}
+
+// Read reads received data in order; io.EOF follows the remote's END.
+func (s *Stream) Read(p []byte) (int, error) {
+	for {
+		s.mu.Lock()
+		if len(s.readq) > 0 {
+			n := 0
+			for n < len(p) && len(s.readq) > 0 {
+				c := copy(p[n:], s.readq[0])
+				n += c
+				if c == len(s.readq[0]) {
+					s.readq[0] = nil
+					s.readq = s.readq[1:]
+				} else {
+					s.readq[0] = s.readq[0][c:]
+				}
+			}
+			s.buffered -= n
+			// Tell a sender we stalled that the window opened again.
+			if s.advertised < RecvBufferSize/4 && s.window() >= RecvBufferSize/2 {
+				s.sendAck()
+			}
+			s.mu.Unlock()
+			return n, nil
+		}
+		if s.remoteEnded {
+			s.mu.Unlock()
+			return 0, io.EOF
+		}
+		if s.err != nil {
+			err := s.err
+			s.mu.Unlock()
+			return 0, err
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.readCh:
+		case <-s.done:
+		}
+	}
+}
+
+// Send sends p as one unreliable MESSAGE datagram on the stream.
+func (s *Stream) Send(p []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return s.err
+	}
+	if s.socket == nil {
+		return ErrNotConnected
+	}
+	return s.writePacket(FlagMessage, s.seq, p)
+}
+
+// Close destroys the stream: unless it finished both ways, the remote is
+// sent DESTROY. Blocked reads and writes return net.ErrClosed.
+func (s *Stream) Close() error {
+	s.mu.Lock()
+	if s.err == nil && !s.finished && s.socket != nil {
+		s.writePacket(FlagDestroy, s.seq, nil)
+	}
+	s.mu.Unlock()
+	s.fail(net.ErrClosed)
+	return nil
+}
+
+// fail ends the stream with err and releases its id.
+func (s *Stream) fail(err error) {
+	s.mu.Lock()
+	if s.err == nil {
+		s.err = err
+		if s.timer != nil {
+			s.timer.Stop()
+		}
+	}
+	s.mu.Unlock()
+	s.u.release(s)
+	s.closeOnce.Do(func() { close(s.done) })
+}
+
+// window is the receive window to advertise.
+func (s *Stream) window() int { return max(RecvBufferSize-s.buffered, 0) }
+
+// writePacket sends one packet built from the current state; mu is held.
+func (s *Stream) writePacket(flags byte, seq uint32, payload []byte) error {
+	if s.socket == nil {
+		return ErrNotConnected
+	}
+	h := header{flags: flags, id: s.remoteID, rwnd: uint32(s.window()), seq: seq, ack: s.ack}
+	s.advertised = int(h.rwnd)
+	b := s.wbuf[:HeaderSize]
+	h.put(b)
+	b = append(b, payload...)
+	s.wbuf = b[:0]
+	return s.socket.write(b, s.remote)
+}
+
+// sendAck sends a state packet with the cumulative ack and, when data is
+// held out of order, up to MaxSACKRanges selective-ack ranges.
+func (s *Stream) sendAck() {
+	var sack []byte
+	if seqLess(s.ack, s.oooMax) {
+		var start uint32
+		in := false
+		for q := s.ack + 1; seqLess(q, s.oooMax) || q == s.oooMax; q++ {
+			held := q != s.oooMax && s.ring[q%recvRing] != nil && s.ring[q%recvRing].seq == q
+			if held && !in {
+				start, in = q, true
+			} else if !held && in {
+				sack = appendRange(sack, start, q)
+				in = false
+				if len(sack) == MaxSACKRanges*8 {
+					break
+				}
+			}
+		}
+	}
+	flags := byte(0)
+	if len(sack) > 0 {
+		flags = FlagSACK
+	}
+	s.writePacket(flags, s.seq, sack)
+}
+
+func appendRange(b []byte, start, end uint32) []byte {
+	return append(b, byte(start), byte(start>>8), byte(start>>16), byte(start>>24),
+		byte(end), byte(end>>8), byte(end>>16), byte(end>>24))
+}
