@@ -76,7 +76,7 @@ var codecs = map[string]codec{
 	"uint24": {func(b []byte, v json.RawMessage) []byte { return AppendUint24(b, uint32(num(v))) }, func(r *Reader) any { return r.Uint24() }},
 	"uint32": {func(b []byte, v json.RawMessage) []byte { return AppendUint32(b, uint32(num(v))) }, func(r *Reader) any { return r.Uint32() }},
 	"uint64": {func(b []byte, v json.RawMessage) []byte { return AppendUint64(b, num(v)) }, func(r *Reader) any { return r.Uint64() }},
-	"bool": {func(b []byte, v json.RawMessage) []byte { return AppendBool(b, string(v) == "true") }, func(r *Reader) any { return r.Bool() }},
+	"bool":   {func(b []byte, v json.RawMessage) []byte { return AppendBool(b, string(v) == "true") }, func(r *Reader) any { return r.Bool() }},
 	"buffer": {func(b []byte, v json.RawMessage) []byte { return AppendBuffer(b, hexOf(v)) }, func(r *Reader) any { return hex.EncodeToString(r.Buffer()) }},
 	"string": {func(b []byte, v json.RawMessage) []byte {
 		var s string

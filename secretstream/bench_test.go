@@ -36,9 +36,12 @@ func (p *memPipe) read(b []byte) (int, error) {
 
 type memConn struct{ in, out *memPipe }
 
-func (c memConn) Read(b []byte) (int, error)  { return c.in.read(b) }
-func (c memConn) Write(b []byte) (int, error) { c.out.ch <- append([]byte(nil), b...); return len(b), nil }
-func (c memConn) Close() error                { close(c.out.ch); return nil }
+func (c memConn) Read(b []byte) (int, error) { return c.in.read(b) }
+func (c memConn) Write(b []byte) (int, error) {
+	c.out.ch <- append([]byte(nil), b...)
+	return len(b), nil
+}
+func (c memConn) Close() error { close(c.out.ch); return nil }
 
 func memStreams(tb testing.TB) (*Stream, *Stream) {
 	ab := &memPipe{ch: make(chan []byte, memPipeDepth)}
