@@ -169,12 +169,17 @@ func (s *Stream) onAck(ack uint32, ranges []sackRange) {
 	}
 	var hi *outPacket
 	for _, r := range ranges {
-		for q := r.start; seqLess(q, r.end); q++ {
+		// Clamp to what is outstanding: a range may claim anything.
+		lo, hiSeq := r.start, r.end
+		if seqLess(lo, s.sndUna()) {
+			lo = s.sndUna()
+		}
+		if seqLess(s.sndNxt, hiSeq) {
+			hiSeq = s.sndNxt
+		}
+		for q := lo; seqLess(q, hiSeq); q++ {
 			p := s.outAt(q)
 			if p == nil {
-				if seqLess(q, s.sndUna()) {
-					continue
-				}
 				break
 			}
 			if p.tx == 0 || p.sacked {

@@ -1,0 +1,184 @@
+package udx
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dhtrelay/dht-relay/internal/interop"
+)
+
+// impairment is how a lossyProxy mistreats datagrams, in percent.
+type impairment struct{ drop, dup, reorder int }
+
+// lossyProxy forwards datagrams between a peer that sends to A() and the
+// fixed address b, which it reaches from B(), dropping, duplicating and
+// delaying a share of them in both directions.
+type lossyProxy struct {
+	pa, pb *net.UDPConn
+	b      netip.AddrPort
+	imp    impairment
+
+	mu    sync.Mutex
+	a     netip.AddrPort
+	rnd   *rand.Rand
+	stats map[string]int
+}
+
+func newLossyProxy(t testing.TB, b netip.AddrPort, imp impairment) *lossyProxy {
+	lo := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}
+	pa, err := net.ListenUDP("udp4", lo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, err := net.ListenUDP("udp4", lo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &lossyProxy{pa: pa, pb: pb, b: b, imp: imp, rnd: rand.New(rand.NewPCG(7, 8)), stats: map[string]int{}}
+	go p.pump(pa, pb, true)
+	go p.pump(pb, pa, false)
+	t.Cleanup(func() {
+		pa.Close()
+		pb.Close()
+		t.Logf("lossy proxy: %v", p.stats)
+	})
+	return p
+}
+
+func (p *lossyProxy) A() netip.AddrPort { return p.pa.LocalAddr().(*net.UDPAddr).AddrPort() }
+func (p *lossyProxy) B() netip.AddrPort { return p.pb.LocalAddr().(*net.UDPAddr).AddrPort() }
+
+func (p *lossyProxy) pump(in, out *net.UDPConn, fromA bool) {
+	buf := make([]byte, 65536)
+	for {
+		n, from, err := in.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return
+		}
+		pkt := append([]byte(nil), buf[:n]...)
+		p.mu.Lock()
+		if fromA {
+			p.a = from
+		}
+		to := p.a
+		if fromA {
+			to = p.b
+		}
+		roll := p.rnd.IntN(100)
+		delay := time.Duration(5+p.rnd.IntN(15)) * time.Millisecond
+		p.mu.Unlock()
+		if !to.IsValid() {
+			continue
+		}
+		switch {
+		case roll < p.imp.drop:
+			p.count("dropped")
+		case roll < p.imp.drop+p.imp.dup:
+			p.count("duplicated")
+			out.WriteToUDPAddrPort(pkt, to)
+			out.WriteToUDPAddrPort(pkt, to)
+		case roll < p.imp.drop+p.imp.dup+p.imp.reorder:
+			p.count("delayed")
+			time.AfterFunc(delay, func() { out.WriteToUDPAddrPort(pkt, to) })
+		default:
+			out.WriteToUDPAddrPort(pkt, to)
+		}
+	}
+}
+
+func (p *lossyProxy) count(what string) {
+	p.mu.Lock()
+	p.stats[what]++
+	p.mu.Unlock()
+}
+
+var lossy = impairment{drop: 3, dup: 2, reorder: 3}
+
+// TestLossyGoToGo: 16 MB each way between two Go streams through drops,
+// duplicates and reordering, intact.
+func TestLossyGoToGo(t *testing.T) {
+	size := 16 << 20
+	if testing.Short() {
+		size = 2 << 20
+	}
+	ua, ub := New(), New()
+	sa, _ := ua.Listen(netip.MustParseAddrPort("127.0.0.1:0"), nil)
+	sb, _ := ub.Listen(netip.MustParseAddrPort("127.0.0.1:0"), nil)
+	defer sa.Close()
+	defer sb.Close()
+	p := newLossyProxy(t, sb.LocalAddr(), lossy)
+	a, _ := ua.NewStream(1)
+	b, _ := ub.NewStream(2)
+	a.Connect(sa, 2, p.A())
+	b.Connect(sb, 1, p.B())
+	type res struct {
+		sent, received string
+		n              int64
+		err            error
+	}
+	ch := make(chan res, 2)
+	for _, s := range []*Stream{a, b} {
+		go func() {
+			sent, received, n, err := transferGo(s, size)
+			ch <- res{hex.EncodeToString(sent.Sum(nil)), hex.EncodeToString(received.Sum(nil)), n, err}
+		}()
+	}
+	r1, r2 := <-ch, <-ch
+	for _, r := range []res{r1, r2} {
+		if r.err != nil || r.n != int64(size) {
+			t.Fatalf("transfer: %d bytes, %v", r.n, r.err)
+		}
+	}
+	if r1.sent != r2.received || r2.sent != r1.received {
+		t.Fatal("contents differ")
+	}
+}
+
+// TestLossyGoToJS: 16 MB each way between Go and udx-native through the
+// same impairments.
+func TestLossyGoToJS(t *testing.T) {
+	size := 16 << 20
+	if testing.Short() {
+		size = 2 << 20
+	}
+	js := interop.Start(t, "udx-peer.js", "1", strconv.Itoa(size), "transfer")
+	line, err := js.ReadLine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var remote peerInfo
+	json.Unmarshal([]byte(line), &remote)
+	u := New()
+	sock, _ := u.Listen(netip.MustParseAddrPort("127.0.0.1:0"), nil)
+	defer sock.Close()
+	p := newLossyProxy(t, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), remote.Port), lossy)
+	s, _ := u.NewStream(u.RandomID())
+	s.Connect(sock, remote.IDs[0], p.A())
+	// The JS side answers through the proxy: it is told the proxy's port.
+	b, _ := json.Marshal(peerInfo{Port: p.B().Port(), IDs: []uint32{s.ID()}})
+	io.WriteString(js.Stdin, string(b)+"\n")
+	sent, received, n, err := transferGo(s, size)
+	if err != nil || n != int64(size) {
+		t.Fatalf("Go: %d bytes, %v", n, err)
+	}
+	line, err = js.ReadLine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r peerResult
+	json.Unmarshal([]byte(line), &r)
+	if r.Error != "" || r.ReceivedBytes != size {
+		t.Fatalf("JS: %+v", r)
+	}
+	if r.Sent != hex.EncodeToString(received.Sum(nil)) || r.Received != hex.EncodeToString(sent.Sum(nil)) {
+		t.Fatal("contents differ")
+	}
+}

@@ -1,0 +1,179 @@
+package udx
+
+import (
+	"bytes"
+	"io"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+var loopback = netip.MustParseAddrPort("127.0.0.1:0")
+
+func listen(t testing.TB, u *UDX, raw RawHandler) *Socket {
+	t.Helper()
+	s, err := u.Listen(loopback, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func waitFor[T any](t *testing.T, ch chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(5 * time.Second):
+		t.Fatal("timed out")
+	}
+	panic("unreachable")
+}
+
+func TestRawAndMessages(t *testing.T) {
+	u := New()
+	raws := make(chan string, 4)
+	sa := listen(t, u, nil)
+	sb := listen(t, u, func(p []byte, from netip.AddrPort) { raws <- string(p) })
+	// Not a packet, and a packet-shaped datagram for no live stream.
+	sa.Send([]byte("dht-rpc"), sb.LocalAddr())
+	ghost := make([]byte, HeaderSize)
+	ghost[0], ghost[1] = magic, version
+	PutStreamID(ghost, 999)
+	sa.Send(ghost, sb.LocalAddr())
+	if got := waitFor(t, raws); got != "dht-rpc" {
+		t.Fatalf("raw got %q", got)
+	}
+	if got := waitFor(t, raws); got != string(ghost) {
+		t.Fatal("packet for unknown id not handed to raw")
+	}
+	a, _ := u.NewStream(1)
+	b, _ := u.NewStream(2)
+	a.Connect(sa, 2, sb.LocalAddr())
+	b.Connect(sb, 1, sa.LocalAddr())
+	msgs := make(chan string, 1)
+	b.SetMessageHandler(func(p []byte) { msgs <- string(p) })
+	if err := a.Send([]byte("datagram")); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitFor(t, msgs); got != "datagram" {
+		t.Fatalf("message %q", got)
+	}
+}
+
+func TestFirewallConnectsOnFirstPacket(t *testing.T) {
+	ua, ub := New(), New()
+	sa, sb := listen(t, ua, nil), listen(t, ub, nil)
+	a, _ := ua.NewStream(10)
+	b, _ := ub.NewStream(20)
+	seen := make(chan netip.AddrPort, 1)
+	b.SetFirewall(func(sock *Socket, from netip.AddrPort) bool {
+		seen <- from
+		b.Connect(sock, 10, from)
+		return true
+	})
+	a.Connect(sa, 20, sb.LocalAddr())
+	a.Write([]byte("knock"))
+	a.CloseWrite()
+	if from := waitFor(t, seen); from != sa.LocalAddr() {
+		t.Fatalf("firewall saw %v", from)
+	}
+	got, err := io.ReadAll(b)
+	if err != nil || string(got) != "knock" {
+		t.Fatalf("got %q, %v", got, err)
+	}
+	b.CloseWrite()
+	if _, err := io.ReadAll(a); err != nil {
+		t.Fatal(err)
+	}
+
+	// A firewall that refuses drops the packets.
+	c, _ := ub.NewStream(30)
+	c.SetFirewall(func(*Socket, netip.AddrPort) bool { return false })
+	d, _ := ua.NewStream(40)
+	d.Connect(sa, 30, sb.LocalAddr())
+	d.Write([]byte("x"))
+	time.Sleep(50 * time.Millisecond)
+	if c.RemoteID() != 0 {
+		t.Fatal("refused stream got connected")
+	}
+	d.Close()
+}
+
+func TestRelayTo(t *testing.T) {
+	// a <-> r1 ... r2 <-> c, with r1 and r2 relaying into each other.
+	ua, ur, uc := New(), New(), New()
+	sa, sr, sc := listen(t, ua, nil), listen(t, ur, nil), listen(t, uc, nil)
+	a, _ := ua.NewStream(1)
+	c, _ := uc.NewStream(4)
+	r1, _ := ur.NewStream(2)
+	r2, _ := ur.NewStream(3)
+	r1.Connect(sr, 1, sa.LocalAddr())
+	r2.Connect(sr, 4, sc.LocalAddr())
+	r1.RelayTo(r2)
+	r2.RelayTo(r1)
+	// Each end addresses the relay stream but names the far end's id in
+	// nothing: the relay rewrites ids.
+	a.Connect(sa, 2, sr.LocalAddr())
+	c.Connect(sc, 3, sr.LocalAddr())
+	data := bytes.Repeat([]byte("relayed "), 50000)
+	go func() {
+		a.Write(data)
+		a.CloseWrite()
+	}()
+	got, err := io.ReadAll(c)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("relayed %d bytes, %v", len(got), err)
+	}
+}
+
+func TestCloseWakesBlockedReader(t *testing.T) {
+	u := New()
+	s := listen(t, u, nil)
+	a, _ := u.NewStream(1)
+	a.Connect(s, 2, netip.MustParseAddrPort("127.0.0.1:9"))
+	errc := make(chan error, 1)
+	go func() {
+		_, err := a.Read(make([]byte, 10))
+		errc <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	a.Close()
+	if err := waitFor(t, errc); err == nil {
+		t.Fatal("read returned no error after close")
+	}
+}
+
+// TestStalledReaderBoundsBuffer: a receiver that never reads holds at most
+// RecvBufferSize; the writer blocks instead of growing memory.
+func TestStalledReaderBoundsBuffer(t *testing.T) {
+	ua, ub := New(), New()
+	sa, sb := listen(t, ua, nil), listen(t, ub, nil)
+	a, _ := ua.NewStream(1)
+	b, _ := ub.NewStream(2)
+	a.Connect(sa, 2, sb.LocalAddr())
+	b.Connect(sb, 1, sa.LocalAddr())
+	written := make(chan int, 1)
+	go func() {
+		n, _ := a.Write(make([]byte, 32<<20))
+		written <- n
+	}()
+	time.Sleep(time.Second)
+	b.mu.Lock()
+	held := b.buffered
+	b.mu.Unlock()
+	a.mu.Lock()
+	queued := a.queued
+	a.mu.Unlock()
+	if held > RecvBufferSize || queued > SendBufferSize {
+		t.Fatalf("receiver holds %d, sender queues %d", held, queued)
+	}
+	select {
+	case n := <-written:
+		t.Fatalf("write of 32 MiB finished (%d) with a stalled reader", n)
+	default:
+	}
+	a.Close()
+	b.Close()
+}
