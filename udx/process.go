@@ -97,7 +97,9 @@ func (s *Stream) onData(seq uint32, flags byte, payload []byte) {
 		return // a retransmission of something delivered; the ack answers it
 	}
 	off := seq - s.ack
+	s.stats.PacketsReceived++
 	if off >= recvRing || s.buffered+len(payload) > RecvBufferSize {
+		s.stats.Dropped++
 		return // beyond the window: dropped, the sender retransmits
 	}
 	if s.ring == nil {
@@ -311,6 +313,10 @@ func (s *Stream) flush() {
 }
 
 func (s *Stream) transmit(p *outPacket, now time.Time) {
+	s.stats.PacketsSent++
+	if p.tx > 0 {
+		s.stats.Retransmits++
+	}
 	p.lost = false
 	p.inflight = true
 	p.sentAt = now
@@ -371,6 +377,7 @@ func (s *Stream) onTimeout() {
 		return
 	}
 	s.retries++
+	s.stats.Timeouts++
 	if s.retries > maxRetries {
 		s.mu.Unlock()
 		s.fail(ErrTimeout)

@@ -119,6 +119,24 @@ type Stream struct {
 
 	done      chan struct{} // closed when the stream fails or closes
 	closeOnce sync.Once
+
+	stats Stats
+}
+
+// Stats counts a stream's packets.
+type Stats struct {
+	PacketsSent     uint64
+	Retransmits     uint64
+	Timeouts        uint64
+	PacketsReceived uint64
+	Dropped         uint64 // received beyond the window or buffer
+}
+
+// Stats returns the stream's counters.
+func (s *Stream) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
 }
 
 // NewStream creates a stream with local id. Packets for the id are routed
