@@ -1,14 +1,13 @@
 package secretstream
 
 import (
-	"crypto/cipher"
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 
+	"github.com/aead/chacha20/chacha"
+	"github.com/aead/poly1305"
 	"golang.org/x/crypto/chacha20"
-	"golang.org/x/crypto/chacha20poly1305"
-	"golang.org/x/crypto/poly1305" //nolint:staticcheck // the one-time MAC libsodium's secretstream is built on
 )
 
 // Sizes of libsodium's crypto_secretstream_xchacha20poly1305.
@@ -31,22 +30,32 @@ const (
 // ErrDecrypt means a message failed authentication.
 var ErrDecrypt = errors.New("secretstream: message authentication failed")
 
-// blockSize is the ChaCha20 block the tag byte is encrypted in.
+// blockSize is a ChaCha20 block.
 const blockSize = 64
+
+// Buffer layout of one message while it is sealed or opened, so that the
+// keystream, the MAC input and the wire frame all lie in one slice without
+// copies: keystream block 0 (the Poly1305 key), block 1 (whose first byte
+// encrypts the tag), the message, then room for the MAC input's tail.
+const (
+	msgOffset = 2 * blockSize // where the message starts
+	tailRoom  = 15 + 16       // the MAC input's zero padding and lengths
+)
+
+// bufferSize is the buffer a message of n bytes needs.
+func bufferSize(n int) int { return msgOffset + n + tailRoom }
 
 // sodiumState is one direction of crypto_secretstream_xchacha20poly1305.
 //
-// The message layout lets the fused ChaCha20-Poly1305 AEAD do the bulk
-// encryption: libsodium encrypts the tag in keystream block 1 and the
-// message from block 2 on, which is exactly what Seal does to the plaintext
-// (tag, 63 zero bytes, message). Seal's own MAC is discarded, because
-// libsodium pads the message to the MAC differently from RFC 8439 (by
-// len mod 16 bytes, not up to the next multiple of 16), so the MAC is
-// computed separately.
+// For each message libsodium takes ChaCha20 (IETF) keystream block 0 as the
+// Poly1305 key, encrypts the tag byte with block 1 and the message from
+// block 2 on, and MACs the whole of block 1 (the encrypted tag and 63 bytes
+// of keystream), the ciphertext, len(ciphertext) mod 16 zero bytes (not the
+// RFC 8439 padding) and the two lengths. The AVX2 ChaCha20 and Poly1305 of
+// the aead packages are what make this faster than libsodium.
 type sodiumState struct {
 	key   [KeySize]byte
-	nonce [chacha20poly1305.NonceSize]byte // 4-byte counter ‖ 8-byte inonce
-	aead  cipher.AEAD
+	nonce [12]byte // 4-byte counter ‖ 8-byte inonce
 }
 
 func (s *sodiumState) init(key *[KeySize]byte, header *[HeaderSize]byte) {
@@ -59,65 +68,50 @@ func (s *sodiumState) init(key *[KeySize]byte, header *[HeaderSize]byte) {
 
 func (s *sodiumState) resetCounter() {
 	binary.LittleEndian.PutUint32(s.nonce[:4], 1)
-	s.aead, _ = chacha20poly1305.New(s.key[:])
 }
 
-// keystream returns keystream blocks 0 and 1 for the current nonce: block 0
-// keys Poly1305, block 1 encrypts the tag.
-func (s *sodiumState) keystream() (ks [2 * blockSize]byte) {
-	c, _ := chacha20.NewUnauthenticatedCipher(s.key[:], s.nonce[:])
-	c.XORKeyStream(ks[:], ks[:])
-	return ks
+// mac computes the MAC of buf's block 1 and n message bytes, writing the
+// padding and lengths into the tail room first.
+func mac(buf []byte, n int, polyKey [32]byte) [poly1305.TagSize]byte {
+	pad := n & 0xf
+	tail := buf[msgOffset+n : msgOffset+n+pad+16]
+	clear(tail)
+	binary.LittleEndian.PutUint64(tail[pad+8:], uint64(blockSize+n))
+	return poly1305.Sum(buf[blockSize:msgOffset+n+pad+16], polyKey)
 }
 
-var zeroPad [16]byte
-
-func (s *sodiumState) mac(polyKey []byte, block, c []byte) (tag [poly1305.TagSize]byte) {
-	var k [32]byte
-	copy(k[:], polyKey)
-	m := poly1305.New(&k)
-	m.Write(block)
-	m.Write(c)
-	m.Write(zeroPad[:len(c)&0xf])
-	var lens [16]byte
-	binary.LittleEndian.PutUint64(lens[8:], uint64(blockSize+len(c)))
-	m.Write(lens[:])
-	m.Sum(tag[:0])
-	return tag
-}
-
-// seal encrypts in place. buf must hold blockSize bytes of room, the message
-// at buf[blockSize:blockSize+n], and poly1305.TagSize bytes of capacity after
-// it. On return buf[0] is the encrypted tag, buf[blockSize:blockSize+n] the
-// ciphertext and the next 16 bytes the MAC.
+// seal encrypts the n-byte message at buf[msgOffset:]. On return
+// buf[msgOffset-1] is the encrypted tag, then come the ciphertext and the
+// 16-byte MAC: the frame body is buf[msgOffset-1 : msgOffset+n+16].
 func (s *sodiumState) seal(buf []byte, n int, tag byte) {
-	ks := s.keystream()
-	clear(buf[:blockSize])
-	buf[0] = tag
-	s.aead.Seal(buf[:0], s.nonce[:], buf[:blockSize+n], nil)
-	mac := s.mac(ks[:32], buf[:blockSize], buf[blockSize:blockSize+n])
-	copy(buf[blockSize+n:], mac[:])
-	s.advance(&mac, tag)
+	clear(buf[:msgOffset])
+	chacha.XORKeyStream(buf[:msgOffset+n], buf[:msgOffset+n], s.nonce[:], s.key[:], 20)
+	buf[blockSize] ^= tag
+	m := mac(buf, n, [32]byte(buf[:32]))
+	copy(buf[msgOffset+n:], m[:])
+	buf[msgOffset-1] = buf[blockSize]
+	s.advance(&m, tag)
 }
 
-// open authenticates and decrypts in place. buf[blockSize-1] holds the
-// encrypted tag, buf[blockSize:blockSize+n] the ciphertext and the next 16
-// bytes the MAC; the first blockSize-1 bytes are scratch. On success the
-// plaintext is at buf[blockSize:blockSize+n].
+// open authenticates and decrypts the body at buf[msgOffset-1:] (encrypted
+// tag, n bytes of ciphertext, MAC) in place; the bytes before it are
+// scratch. On success the plaintext is at buf[msgOffset:msgOffset+n].
 func (s *sodiumState) open(buf []byte, n int) (tag byte, err error) {
-	ks := s.keystream()
-	buf[0] = buf[blockSize-1]
-	copy(buf[1:blockSize], ks[blockSize+1:])
-	var mac [poly1305.TagSize]byte
-	copy(mac[:], buf[blockSize+n:])
-	want := s.mac(ks[:32], buf[:blockSize], buf[blockSize:blockSize+n])
-	if subtle.ConstantTimeCompare(mac[:], want[:]) != 1 {
+	var got [poly1305.TagSize]byte
+	copy(got[:], buf[msgOffset+n:])
+	encTag := buf[msgOffset-1]
+	var ks [msgOffset]byte
+	chacha.XORKeyStream(ks[:], ks[:], s.nonce[:], s.key[:], 20)
+	copy(buf[blockSize:msgOffset], ks[blockSize:])
+	buf[blockSize] = encTag
+	want := mac(buf, n, [32]byte(ks[:32]))
+	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 		return 0, ErrDecrypt
 	}
-	// ChaCha20 is its own inverse; Seal's MAC lands on the verified one.
-	s.aead.Seal(buf[:0], s.nonce[:], buf[:blockSize+n], nil)
-	tag = buf[0]
-	s.advance(&mac, tag)
+	clear(buf[:msgOffset])
+	chacha.XORKeyStream(buf[:msgOffset+n], buf[:msgOffset+n], s.nonce[:], s.key[:], 20)
+	tag = encTag ^ ks[blockSize]
+	s.advance(&got, tag)
 	return tag, nil
 }
 

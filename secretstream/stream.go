@@ -186,7 +186,7 @@ func (s *Stream) handshake(kp noise.KeyPair) (Keys, error) {
 			}
 			continue
 		}
-		msg, err := s.readFrame(noise.MaxMessageSize, 0)
+		msg, err := s.readFrame(noise.MaxMessageSize, 0, 0)
 		if err != nil {
 			return Keys{}, fmt.Errorf("secretstream: read handshake: %w", err)
 		}
@@ -198,9 +198,9 @@ func (s *Stream) handshake(kp noise.KeyPair) (Keys, error) {
 	return Keys{Tx: r.Tx, Rx: r.Rx, Hash: r.Hash, PublicKey: kp.Public, RemotePublicKey: r.RemoteStatic}, nil
 }
 
-// readFrame reads one length-prefixed body into s.rbuf at offset headroom
-// and returns it.
-func (s *Stream) readFrame(limit, headroom int) ([]byte, error) {
+// readFrame reads one length-prefixed body into s.rbuf at offset headroom,
+// with tailroom spare bytes after it, and returns it.
+func (s *Stream) readFrame(limit, headroom, tailroom int) ([]byte, error) {
 	var l [3]byte
 	if _, err := io.ReadFull(s.br, l[:]); err != nil {
 		return nil, err
@@ -209,8 +209,8 @@ func (s *Stream) readFrame(limit, headroom int) ([]byte, error) {
 	if n > limit {
 		return nil, fmt.Errorf("%w: %d bytes", ErrMessageTooLarge, n)
 	}
-	if cap(s.rbuf) < headroom+n {
-		s.rbuf = make([]byte, headroom+n)
+	if cap(s.rbuf) < headroom+n+tailroom {
+		s.rbuf = make([]byte, headroom+n+tailroom)
 	}
 	body := s.rbuf[headroom : headroom+n]
 	if _, err := io.ReadFull(s.br, body); err != nil {
@@ -232,7 +232,7 @@ func (s *Stream) ReadMessage() ([]byte, error) {
 
 func (s *Stream) readMessage() ([]byte, error) {
 	if !s.gotHeader {
-		body, err := s.readFrame(idHeaderSize, 0)
+		body, err := s.readFrame(idHeaderSize, 0, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -244,7 +244,7 @@ func (s *Stream) readMessage() ([]byte, error) {
 		s.gotHeader = true
 	}
 	for {
-		body, err := s.readFrame(s.maxMsg+ABytes, blockSize-1)
+		body, err := s.readFrame(s.maxMsg+ABytes, msgOffset-1, tailRoom-16)
 		if err != nil {
 			return nil, err
 		}
@@ -252,14 +252,13 @@ func (s *Stream) readMessage() ([]byte, error) {
 			return nil, fmt.Errorf("secretstream: invalid message received (%d bytes)", len(body))
 		}
 		n := len(body) - ABytes
-		buf := s.rbuf[:blockSize+n+16]
-		if _, err := s.dec.open(buf, n); err != nil {
+		if _, err := s.dec.open(s.rbuf[:bufferSize(n)], n); err != nil {
 			return nil, err
 		}
 		if n == 0 && s.filter {
 			continue
 		}
-		return buf[blockSize : blockSize+n], nil
+		return s.rbuf[msgOffset : msgOffset+n], nil
 	}
 }
 
@@ -294,19 +293,17 @@ func (s *Stream) writeMessage(p []byte) error {
 		return s.werr
 	}
 	n := len(p)
-	need := blockSize + n + 16
+	need := bufferSize(n)
 	if cap(s.wbuf) < need {
 		s.wbuf = make([]byte, need)
 	}
 	buf := s.wbuf[:need]
-	copy(buf[blockSize:], p)
+	copy(buf[msgOffset:], p)
 	s.enc.seal(buf, n, TagMessage)
-	// The frame is the 3-byte length, the encrypted tag, ciphertext and MAC,
-	// laid out so that it ends where the sealed message ends.
-	buf[blockSize-1] = buf[0]
+	// The frame is the 3-byte length and the body that seal laid out.
 	body := 1 + n + 16
-	buf[blockSize-4], buf[blockSize-3], buf[blockSize-2] = byte(body), byte(body>>8), byte(body>>16)
-	if _, err := s.raw.Write(buf[blockSize-4:]); err != nil {
+	buf[msgOffset-4], buf[msgOffset-3], buf[msgOffset-2] = byte(body), byte(body>>8), byte(body>>16)
+	if _, err := s.raw.Write(buf[msgOffset-4 : msgOffset+n+16]); err != nil {
 		s.werr = fmt.Errorf("secretstream: write: %w", err)
 		return s.werr
 	}

@@ -155,13 +155,12 @@ func TestRekeyMatchesCounterWrap(t *testing.T) {
 	var tx, rx sodiumState
 	tx.init(&key, &hdr)
 	rx.init(&key, &hdr)
-	buf := make([]byte, blockSize+5+16)
+	buf := make([]byte, bufferSize(5))
 	for i, tag := range []byte{TagMessage, TagRekey, TagMessage} {
-		copy(buf[blockSize:], "hello")
+		copy(buf[msgOffset:], "hello")
 		tx.seal(buf, 5, tag)
-		buf[blockSize-1] = buf[0]
 		got, err := rx.open(buf, 5)
-		if err != nil || got != tag || string(buf[blockSize:blockSize+5]) != "hello" {
+		if err != nil || got != tag || string(buf[msgOffset:msgOffset+5]) != "hello" {
 			t.Fatalf("message %d: tag %d err %v", i, got, err)
 		}
 	}
