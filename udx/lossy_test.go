@@ -48,7 +48,9 @@ func newLossyProxy(t testing.TB, b netip.AddrPort, imp impairment) *lossyProxy {
 	t.Cleanup(func() {
 		pa.Close()
 		pb.Close()
+		p.mu.Lock()
 		t.Logf("lossy proxy: %v", p.stats)
+		p.mu.Unlock()
 	})
 	return p
 }
@@ -76,7 +78,13 @@ func (p *lossyProxy) pump(in, out *net.UDPConn, fromA bool) {
 		delay := time.Duration(5+p.rnd.IntN(15)) * time.Millisecond
 		p.mu.Unlock()
 		if !to.IsValid() {
+			p.count("no-destination")
 			continue
+		}
+		if fromA {
+			p.count("a-to-b")
+		} else {
+			p.count("b-to-a")
 		}
 		switch {
 		case roll < p.imp.drop:

@@ -63,8 +63,9 @@ func (s *Stream) onPacket(sock *Socket, p []byte, from netip.AddrPort) bool {
 	reset := h.flags&FlagDestroy != 0 && seqLessEq(s.ack, h.seq)
 	if !reset {
 		s.flush()
-		if needAck {
-			s.sendAck()
+		if needAck && !s.ackPending {
+			s.ackPending = true
+			sock.queueAck(s)
 		}
 		s.checkFinished()
 	}
@@ -160,6 +161,9 @@ func (s *Stream) onAck(ack uint32, ranges []sackRange) {
 			if p.flags&FlagEnd != 0 {
 				s.endAcked = true
 			}
+			if newest != nil {
+				outPackets.Put(newest)
+			}
 			newest = p
 		}
 		if s.outHead > 1024 && s.outHead*2 > len(s.out) {
@@ -205,6 +209,9 @@ func (s *Stream) onAck(ack uint32, ranges []sackRange) {
 		if p != nil && p.sentAt.After(s.rackSent) {
 			s.rackSent = p.sentAt
 		}
+	}
+	if newest != nil {
+		outPackets.Put(newest)
 	}
 	if s.inRecovery && !seqLess(s.sndUna(), s.recoveryEnd) {
 		s.inRecovery = false
@@ -283,6 +290,8 @@ func (s *Stream) flush() {
 	}
 	limit := min(s.cwnd, max(s.sendRwnd, MaxPayload))
 	now := time.Now()
+	defer s.armTimer(false)
+	defer s.sendBatch()
 	for len(s.retx) > 0 {
 		p := s.outAt(s.retx[0])
 		if p == nil || !p.lost || p.sacked {
@@ -309,7 +318,6 @@ func (s *Stream) flush() {
 		s.sndNxt++
 		s.transmit(p, now)
 	}
-	s.armTimer(false)
 }
 
 func (s *Stream) transmit(p *outPacket, now time.Time) {
@@ -322,7 +330,63 @@ func (s *Stream) transmit(p *outPacket, now time.Time) {
 	p.sentAt = now
 	p.tx++
 	s.inflight += p.size()
-	s.writePacket(p.flags, p.seq, p.data)
+	s.queueTx(p.flags, p.seq, p.data)
+}
+
+// txBatch gathers packets for one destination so that they leave in one
+// segmented send: all the same size but the last.
+type txBatch struct {
+	buf   []byte
+	seg   int
+	n     int
+	short bool
+}
+
+// maxSegments keeps a segmented send within one UDP datagram's 64 KiB and
+// the kernel's 64-segment limit.
+func maxSegments(seg int) int { return min(64, 65000/seg) }
+
+func (s *Stream) queueTx(flags byte, seq uint32, payload []byte) {
+	b := &s.txb
+	size := HeaderSize + len(payload)
+	if b.n > 0 && (size > b.seg || b.short || b.n >= maxSegments(b.seg)) {
+		s.sendBatch()
+	}
+	if b.n == 0 {
+		b.seg, b.buf = size, b.buf[:0]
+	}
+	b.short = size < b.seg
+	h := header{flags: flags, id: s.remoteID, rwnd: uint32(s.window()), seq: seq, ack: s.ack}
+	s.advertised = int(h.rwnd)
+	off := len(b.buf)
+	b.buf = append(b.buf, make([]byte, HeaderSize)...)
+	h.put(b.buf[off:])
+	b.buf = append(b.buf, payload...)
+	b.n++
+	if flags&(FlagData|FlagEnd) != 0 {
+		// Data carries the ack; no separate one is owed.
+		s.ackPending = false
+	}
+}
+
+func (s *Stream) sendBatch() {
+	b := &s.txb
+	if b.n == 0 {
+		return
+	}
+	// A failed send is a lost packet; retransmission recovers it.
+	s.oob, _ = s.socket.writeSegments(b.buf, b.seg, b.n, s.remote, s.oob)
+	b.n, b.short = 0, false
+}
+
+// sendPendingAck sends the ack a read left owed, unless data carried it.
+func (s *Stream) sendPendingAck() {
+	s.mu.Lock()
+	if s.ackPending && s.err == nil {
+		s.sendAck()
+	}
+	s.ackPending = false
+	s.mu.Unlock()
 }
 
 func (s *Stream) sampleRTT(r time.Duration) {

@@ -21,6 +21,8 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
+	"syscall"
 )
 
 // Stream ids are chosen by the caller; a UDX instance holds the ids of its
@@ -77,6 +79,11 @@ type Socket struct {
 	local netip.AddrPort
 	done  chan struct{}
 	once  sync.Once
+	gso   atomic.Bool
+	gro   bool
+
+	// acks owed after the current read; touched only by the reader.
+	pendingAcks []*Stream
 }
 
 // readBufferSize is the largest datagram a socket reads.
@@ -94,6 +101,9 @@ func (u *UDX) Listen(addr netip.AddrPort, raw RawHandler) (*Socket, error) {
 	_ = conn.SetWriteBuffer(4 << 20)
 	s := &Socket{u: u, conn: conn, raw: raw, done: make(chan struct{})}
 	s.local = conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	gso, gro := enableOffload(conn)
+	s.gso.Store(gso)
+	s.gro = gro
 	go s.readLoop()
 	return s, nil
 }
@@ -131,19 +141,43 @@ func (s *Socket) Close() error {
 	return err
 }
 
+// readLoop reads datagrams, or runs of coalesced ones, and dispatches them;
+// acks the streams owe are sent once per read, not once per packet.
 func (s *Socket) readLoop() {
 	defer close(s.done)
 	buf := make([]byte, readBufferSize)
+	oob := make([]byte, oobSize)
 	for {
-		n, from, err := s.conn.ReadFromUDPAddrPort(buf)
+		n, oobn, _, from, err := s.conn.ReadMsgUDPAddrPort(buf, oob)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue
 		}
-		s.dispatch(buf[:n], netip.AddrPortFrom(from.Addr().Unmap(), from.Port()))
+		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		seg := n
+		if s.gro {
+			if g := groSegmentSize(oob[:oobn]); g > 0 {
+				seg = g
+			}
+		}
+		for off := 0; off < n; off += seg {
+			s.dispatch(buf[off:min(off+seg, n)], from)
+		}
+		s.flushAcks()
 	}
+}
+
+// queueAck notes that st owes an ack at the end of this read.
+func (s *Socket) queueAck(st *Stream) { s.pendingAcks = append(s.pendingAcks, st) }
+
+func (s *Socket) flushAcks() {
+	for i, st := range s.pendingAcks {
+		st.sendPendingAck()
+		s.pendingAcks[i] = nil
+	}
+	s.pendingAcks = s.pendingAcks[:0]
 }
 
 func (s *Socket) dispatch(p []byte, from netip.AddrPort) {
@@ -161,4 +195,29 @@ func (s *Socket) dispatch(p []byte, from netip.AddrPort) {
 func (s *Socket) write(p []byte, to netip.AddrPort) error {
 	_, err := s.conn.WriteToUDPAddrPort(p, to)
 	return err
+}
+
+// writeSegments sends n packets laid end to end in p, each seg bytes but
+// the last, with one system call where the kernel segments them.
+func (s *Socket) writeSegments(p []byte, seg, n int, to netip.AddrPort, oob []byte) ([]byte, error) {
+	if n > 1 && s.gso.Load() {
+		oob = gsoControl(oob, seg)
+		_, _, err := s.conn.WriteMsgUDPAddrPort(p, oob, to)
+		if err == nil {
+			return oob, nil
+		}
+		if !errors.Is(err, syscall.EIO) && !errors.Is(err, syscall.EINVAL) {
+			return oob, err
+		}
+		// The device cannot segment: send one at a time from now on.
+		s.gso.Store(false)
+	}
+	for len(p) > 0 {
+		c := min(seg, len(p))
+		if err := s.write(p[:c], to); err != nil {
+			return oob, err
+		}
+		p = p[c:]
+	}
+	return oob, nil
 }

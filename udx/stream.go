@@ -48,10 +48,18 @@ var (
 	ErrNotConnected = errors.New("udx: stream not connected")
 )
 
+// maxPayloadCap is the most payload any packet carries (a 1500-byte IPv4
+// path MTU).
+const maxPayloadCap = 1500 - ipv4Overhead - HeaderSize
+
+// outPackets recycles send-side packets, which hold their payload inline.
+var outPackets = sync.Pool{New: func() any { return new(outPacket) }}
+
 type outPacket struct {
 	seq      uint32
 	flags    byte
-	data     []byte
+	data     []byte // aliases buf
+	buf      [maxPayloadCap]byte
 	sentAt   time.Time
 	tx       int
 	sacked   bool
@@ -116,6 +124,10 @@ type Stream struct {
 	advertised  int
 	readCh      chan struct{}
 	finished    bool
+	ackPending  bool
+
+	txb txBatch
+	oob []byte
 
 	done      chan struct{} // closed when the stream fails or closes
 	closeOnce sync.Once
@@ -263,7 +275,7 @@ func (s *Stream) Write(p []byte) (int, error) {
 		}
 		for space > 0 && len(p) > 0 {
 			n := min(len(p), MaxPayload, space)
-			s.enqueue(FlagData, append(make([]byte, 0, n), p[:n]...))
+			s.enqueue(FlagData, p[:n])
 			p, space, written = p[n:], space-n, written+n
 		}
 		s.flush()
@@ -288,7 +300,10 @@ func (s *Stream) CloseWrite() error {
 }
 
 func (s *Stream) enqueue(flags byte, data []byte) {
-	s.out = append(s.out, &outPacket{seq: s.seq, flags: flags, data: data})
+	p := outPackets.Get().(*outPacket)
+	*p = outPacket{seq: s.seq, flags: flags}
+	p.data = p.buf[:copy(p.buf[:], data)]
+	s.out = append(s.out, p)
 	s.seq++
 	s.queued += len(data)
 }

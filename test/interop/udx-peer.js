@@ -45,8 +45,9 @@ function transfer (s, i) {
   const sent = crypto.createHash('sha256')
   const received = crypto.createHash('sha256')
   let receivedBytes = 0
+  // The stream closes once both sides ended; this side ends when its own
+  // writes are done, not when the other side's end arrives.
   s.on('data', (d) => { received.update(d); receivedBytes += d.byteLength })
-  s.on('end', () => s.end())
   s.on('error', (err) => out({ i, error: err.code || err.message }))
   s.on('close', () => {
     out({ i, sent: sent.digest('hex'), received: received.digest('hex'), receivedBytes })

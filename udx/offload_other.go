@@ -1,0 +1,11 @@
+//go:build !linux
+
+package udx
+
+import "net"
+
+func enableOffload(*net.UDPConn) (gso, gro bool) { return false, false }
+func groSegmentSize([]byte) int                  { return 0 }
+func gsoControl(b []byte, _ int) []byte          { return b }
+
+var oobSize = 0
