@@ -134,6 +134,9 @@ func runTransfer(t *testing.T, n, bytes int) {
 		if g.received != r.Sent || g.sent != r.Received {
 			t.Fatalf("stream %d: contents differ", r.I)
 		}
+		if bytes >= 4<<20 && streams[r.I].MTU() <= BaseMTU {
+			t.Errorf("stream %d: MTU never grew with udx-native acking probes", r.I)
+		}
 	}
 }
 

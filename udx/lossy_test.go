@@ -15,8 +15,10 @@ import (
 	"github.com/dhtrelay/dht-relay/internal/interop"
 )
 
-// impairment is how a lossyProxy mistreats datagrams, in percent.
-type impairment struct{ drop, dup, reorder int }
+// impairment is how a lossyProxy mistreats datagrams: shares in percent,
+// and a size above which every datagram is dropped (0: none), like a
+// path with a small MTU.
+type impairment struct{ drop, dup, reorder, maxSize int }
 
 // lossyProxy forwards datagrams between a peer that sends to A() and the
 // fixed address b, which it reaches from B(), dropping, duplicating and
@@ -87,6 +89,8 @@ func (p *lossyProxy) pump(in, out *net.UDPConn, fromA bool) {
 			p.count("b-to-a")
 		}
 		switch {
+		case p.imp.maxSize > 0 && n > p.imp.maxSize:
+			p.count("too-big")
 		case roll < p.imp.drop:
 			p.count("dropped")
 		case roll < p.imp.drop+p.imp.dup:
@@ -188,5 +192,43 @@ func TestLossyGoToJS(t *testing.T) {
 	}
 	if r.Sent != hex.EncodeToString(received.Sum(nil)) || r.Received != hex.EncodeToString(sent.Sum(nil)) {
 		t.Fatal("contents differ")
+	}
+}
+
+// TestMTUProbing: on loopback probes raise the MTU to MaxMTU; on a path
+// that drops datagrams over 1300 bytes the MTU stops below it and data
+// still flows.
+func TestMTUProbing(t *testing.T) {
+	for _, c := range []struct {
+		maxSize, wantMin, wantMax int
+	}{{0, MaxMTU, MaxMTU}, {1300 - ipv4Overhead, BaseMTU + mtuProbeStep, 1300}} {
+		ua, ub := New(), New()
+		sa, _ := ua.Listen(netip.MustParseAddrPort("127.0.0.1:0"), nil)
+		sb, _ := ub.Listen(netip.MustParseAddrPort("127.0.0.1:0"), nil)
+		p := newLossyProxy(t, sb.LocalAddr(), impairment{maxSize: c.maxSize})
+		a, _ := ua.NewStream(1)
+		b, _ := ub.NewStream(2)
+		a.Connect(sa, 2, p.A())
+		b.Connect(sb, 1, p.B())
+		// b speaks first so the proxy knows where a is.
+		b.Write([]byte("hi"))
+		b.CloseWrite()
+		done := make(chan error, 1)
+		go func() {
+			_, err := io.Copy(io.Discard, b)
+			done <- err
+		}()
+		for range 20 {
+			a.Write(make([]byte, 256<<10))
+		}
+		a.CloseWrite()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if m := a.MTU(); m < c.wantMin || m > c.wantMax {
+			t.Errorf("path limit %d: MTU %d, want %d..%d", c.maxSize, m, c.wantMin, c.wantMax)
+		}
+		sa.Close()
+		sb.Close()
 	}
 }

@@ -161,6 +161,7 @@ func (s *Stream) onAck(ack uint32, ranges []sackRange) {
 			if p.flags&FlagEnd != 0 {
 				s.endAcked = true
 			}
+			s.probeDelivered(p)
 			if newest != nil {
 				outPackets.Put(newest)
 			}
@@ -192,6 +193,7 @@ func (s *Stream) onAck(ack uint32, ranges []sackRange) {
 				continue
 			}
 			p.sacked = true
+			s.probeDelivered(p)
 			if p.inflight {
 				s.inflight -= p.size()
 				p.inflight = false
@@ -258,7 +260,45 @@ func (s *Stream) detectLoss(hiSeq uint32, now time.Time) {
 	}
 }
 
+// probeDelivered raises the MTU when a probe arrived in its padded form.
+func (s *Stream) probeDelivered(p *outPacket) {
+	if p.probe && p.tx == 1 && s.probing {
+		s.mtu = s.nextMTU()
+		s.probing, s.probeFails = false, 0
+		s.mtuDone = s.mtu >= MaxMTU
+	}
+}
+
+// probePad is the data offset that makes p's datagram one probe step
+// larger than the current MTU, or 0 when p cannot be padded to it.
+func (s *Stream) probePad(p *outPacket) int {
+	pad := s.nextMTU() - (s.mtu - s.payloadSize()) - len(p.data)
+	if pad < 1 || pad > 255 {
+		return 0
+	}
+	return pad
+}
+
+// shouldProbe reports whether p's first transmission can probe the next MTU:
+// a data packet that padding brings to the probe size, one probe at a time,
+// once an RTT is known.
+func (s *Stream) shouldProbe(p *outPacket) bool {
+	return !s.probing && !s.mtuDone && s.srtt > 0 && p.flags == FlagData && s.probePad(p) > 0
+}
+
+// nextMTU is the size the next probe tries: a step up, capped at MaxMTU.
+func (s *Stream) nextMTU() int { return min(s.mtu+mtuProbeStep, MaxMTU) }
+
 func (s *Stream) markLost(p *outPacket) {
+	if p.probe {
+		// Lost in its padded form: resend plain, and maybe stop probing.
+		p.probe = false
+		if s.probing {
+			s.probing = false
+			s.probeFails++
+			s.mtuDone = s.probeFails >= mtuProbeAttempts
+		}
+	}
 	p.lost = true
 	if p.inflight {
 		s.inflight -= p.size()
@@ -302,7 +342,7 @@ func (s *Stream) flush() {
 			return
 		}
 		s.retx = s.retx[1:]
-		s.transmit(p, now)
+		s.transmit(p, now, 0)
 	}
 	for seqLess(s.sndNxt, s.seq) {
 		p := s.outAt(s.sndNxt)
@@ -316,11 +356,16 @@ func (s *Stream) flush() {
 			break
 		}
 		s.sndNxt++
-		s.transmit(p, now)
+		pad := 0
+		if s.shouldProbe(p) {
+			p.probe, s.probing = true, true
+			pad = s.probePad(p)
+		}
+		s.transmit(p, now, pad)
 	}
 }
 
-func (s *Stream) transmit(p *outPacket, now time.Time) {
+func (s *Stream) transmit(p *outPacket, now time.Time, pad int) {
 	s.stats.PacketsSent++
 	if p.tx > 0 {
 		s.stats.Retransmits++
@@ -330,7 +375,7 @@ func (s *Stream) transmit(p *outPacket, now time.Time) {
 	p.sentAt = now
 	p.tx++
 	s.inflight += p.size()
-	s.queueTx(p.flags, p.seq, p.data)
+	s.queueTx(p.flags, p.seq, p.data, pad)
 }
 
 // txBatch gathers packets for one destination so that they leave in one
@@ -342,13 +387,17 @@ type txBatch struct {
 	short bool
 }
 
+var zeros [HeaderSize + 255]byte
+
 // maxSegments keeps a segmented send within one UDP datagram's 64 KiB and
 // the kernel's 64-segment limit.
 func maxSegments(seg int) int { return min(64, 65000/seg) }
 
-func (s *Stream) queueTx(flags byte, seq uint32, payload []byte) {
+// queueTx adds a packet to the batch; pad bytes of data offset go before
+// the payload, as libudx pads MTU probes.
+func (s *Stream) queueTx(flags byte, seq uint32, payload []byte, pad int) {
 	b := &s.txb
-	size := HeaderSize + len(payload)
+	size := HeaderSize + pad + len(payload)
 	if b.n > 0 && (size > b.seg || b.short || b.n >= maxSegments(b.seg)) {
 		s.sendBatch()
 	}
@@ -356,10 +405,10 @@ func (s *Stream) queueTx(flags byte, seq uint32, payload []byte) {
 		b.seg, b.buf = size, b.buf[:0]
 	}
 	b.short = size < b.seg
-	h := header{flags: flags, id: s.remoteID, rwnd: uint32(s.window()), seq: seq, ack: s.ack}
+	h := header{flags: flags, dataOffset: byte(pad), id: s.remoteID, rwnd: uint32(s.window()), seq: seq, ack: s.ack}
 	s.advertised = int(h.rwnd)
 	off := len(b.buf)
-	b.buf = append(b.buf, make([]byte, HeaderSize)...)
+	b.buf = append(b.buf, zeros[:HeaderSize+pad]...)
 	h.put(b.buf[off:])
 	b.buf = append(b.buf, payload...)
 	b.n++

@@ -17,6 +17,14 @@ const (
 	BaseMTU = 1200
 	// ipv4Overhead is the IPv4 and UDP header bytes an MTU includes.
 	ipv4Overhead = 28
+	// MaxMTU is the largest path MTU probing tries.
+	MaxMTU = 1500
+	// mtuProbeStep is how much larger each probe is, and mtuProbeAttempts
+	// how many lost probes at one size end probing, as in libudx.
+	mtuProbeStep     = 32
+	mtuProbeAttempts = 3
+	// ipv6Overhead is the IPv6 and UDP header bytes an MTU includes.
+	ipv6Overhead = 48
 	// MaxPayload is the data one packet carries at BaseMTU over IPv4.
 	MaxPayload = BaseMTU - ipv4Overhead - HeaderSize
 	// SendBufferSize bounds bytes written and not yet acked; Write blocks
@@ -48,9 +56,9 @@ var (
 	ErrNotConnected = errors.New("udx: stream not connected")
 )
 
-// maxPayloadCap is the most payload any packet carries (a 1500-byte IPv4
-// path MTU).
-const maxPayloadCap = 1500 - ipv4Overhead - HeaderSize
+// maxPayloadCap is the most payload any packet carries (a MaxMTU IPv4
+// path).
+const maxPayloadCap = MaxMTU - ipv4Overhead - HeaderSize
 
 // outPackets recycles send-side packets, which hold their payload inline.
 var outPackets = sync.Pool{New: func() any { return new(outPacket) }}
@@ -65,6 +73,7 @@ type outPacket struct {
 	sacked   bool
 	lost     bool
 	inflight bool
+	probe    bool // its first transmission is padded to probe a larger MTU
 }
 
 func (p *outPacket) size() int { return len(p.data) }
@@ -112,6 +121,10 @@ type Stream struct {
 	timer       *time.Timer
 	endQueued   bool
 	endAcked    bool
+	mtu         int
+	probing     bool // a probe is in flight
+	probeFails  int
+	mtuDone     bool
 	writeCh     chan struct{}
 
 	// receive side
@@ -161,6 +174,7 @@ func (u *UDX) NewStream(id uint32) (*Stream, error) {
 		ssthresh: 1 << 30,
 		sendRwnd: RecvBufferSize,
 		rto:      initialRTO,
+		mtu:      BaseMTU,
 		writeCh:  make(chan struct{}, 1),
 		readCh:   make(chan struct{}, 1),
 		done:     make(chan struct{}),
@@ -274,7 +288,7 @@ func (s *Stream) Write(p []byte) (int, error) {
 			continue
 		}
 		for space > 0 && len(p) > 0 {
-			n := min(len(p), MaxPayload, space)
+			n := min(len(p), s.payloadSize(), space)
 			s.enqueue(FlagData, p[:n])
 			p, space, written = p[n:], space-n, written+n
 		}
@@ -386,6 +400,22 @@ func (s *Stream) fail(err error) {
 	s.mu.Unlock()
 	s.u.release(s)
 	s.closeOnce.Do(func() { close(s.done) })
+}
+
+// payloadSize is the data a packet carries at the current MTU.
+func (s *Stream) payloadSize() int {
+	overhead := ipv4Overhead
+	if s.remote.Addr().Is6() {
+		overhead = ipv6Overhead
+	}
+	return min(s.mtu-overhead-HeaderSize, maxPayloadCap)
+}
+
+// MTU is the path MTU the stream has established.
+func (s *Stream) MTU() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mtu
 }
 
 // window is the receive window to advertise.

@@ -94,18 +94,25 @@ func Start(t testing.TB, script string, args ...string) *Process {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stdout, err := p.cmd.StdoutPipe()
+	// An os.Pipe rather than StdoutPipe: Wait closes a StdoutPipe when the
+	// program exits, which would lose output not yet read.
+	stdout, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.cmd.Stdout = w
 	p.Stdin, p.Stdout = stdin, bufio.NewReader(stdout)
-	if err := p.cmd.Start(); err != nil {
+	err = p.cmd.Start()
+	w.Close()
+	if err != nil {
+		stdout.Close()
 		t.Fatalf("interop: start node %s: %v", script, err)
 	}
 	go func() { p.done <- p.cmd.Wait() }()
 	t.Cleanup(func() {
 		p.cmd.Process.Kill()
 		<-p.done
+		stdout.Close()
 		if t.Failed() && p.stderr.Len() > 0 {
 			t.Logf("node %s stderr:\n%s", script, p.Stderr())
 		}
