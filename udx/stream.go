@@ -376,16 +376,21 @@ func (s *Stream) Send(p []byte) error {
 	return s.writePacket(FlagMessage, s.seq, p)
 }
 
-// Close destroys the stream: unless it finished both ways, the remote is
-// sent DESTROY. Blocked reads and writes return net.ErrClosed.
+// Close destroys the stream with net.ErrClosed.
 func (s *Stream) Close() error {
+	s.Destroy(net.ErrClosed)
+	return nil
+}
+
+// Destroy ends the stream: unless it finished both ways, the remote is sent
+// DESTROY (it sees ErrReset). Blocked and later reads and writes return err.
+func (s *Stream) Destroy(err error) {
 	s.mu.Lock()
 	if s.err == nil && !s.finished && s.socket != nil {
 		s.writePacket(FlagDestroy, s.seq, nil)
 	}
 	s.mu.Unlock()
-	s.fail(net.ErrClosed)
-	return nil
+	s.fail(err)
 }
 
 // fail ends the stream with err and releases its id.

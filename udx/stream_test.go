@@ -177,3 +177,44 @@ func TestStalledReaderBoundsBuffer(t *testing.T) {
 	a.Close()
 	b.Close()
 }
+
+// TestChangeRemote moves one end to another socket mid-stream; unacked
+// data follows it and the transfer completes.
+func TestChangeRemote(t *testing.T) {
+	ua, ub := New(), New()
+	sa, sb1, sb2 := listen(t, ua, nil), listen(t, ub, nil), listen(t, ub, nil)
+	a, _ := ua.NewStream(1)
+	b, _ := ub.NewStream(2)
+	a.Connect(sa, 2, sb1.LocalAddr())
+	b.Connect(sb1, 1, sa.LocalAddr())
+	data := bytes.Repeat([]byte("migrate "), 400000)
+	go func() {
+		a.Write(data[:len(data)/2])
+		// b moves to its second socket; a is told the new address.
+		b.ChangeRemote(sb2, 1, sa.LocalAddr())
+		a.ChangeRemote(sa, 2, sb2.LocalAddr())
+		a.Write(data[len(data)/2:])
+		a.CloseWrite()
+	}()
+	got, err := io.ReadAll(b)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("got %d of %d bytes, %v", len(got), len(data), err)
+	}
+}
+
+func TestDestroyWithError(t *testing.T) {
+	ua, ub := New(), New()
+	sa, sb := listen(t, ua, nil), listen(t, ub, nil)
+	a, _ := ua.NewStream(1)
+	b, _ := ub.NewStream(2)
+	a.Connect(sa, 2, sb.LocalAddr())
+	b.Connect(sb, 1, sa.LocalAddr())
+	mine := io.ErrClosedPipe
+	a.Destroy(mine)
+	if _, err := a.Write([]byte("x")); err != mine {
+		t.Fatalf("local write after destroy: %v", err)
+	}
+	if _, err := b.Read(make([]byte, 1)); err != ErrReset {
+		t.Fatalf("remote read after destroy: %v", err)
+	}
+}
