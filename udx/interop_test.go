@@ -114,9 +114,18 @@ func runTransfer(t *testing.T, n, bytes int) {
 		}()
 	}
 	wg.Wait()
+	reported := make([]bool, n)
 	for i := 0; i < n; i++ {
-		line, err := js.ReadLine()
+		line, err := js.ReadLineWithin(30 * time.Second)
 		if err != nil {
+			for j, ok := range reported {
+				if !ok {
+					s := streams[j]
+					s.mu.Lock()
+					t.Logf("stream %d never closed on the JS side: Go una %d nxt %d seq %d ack %d remoteEnded %v endAcked %v finished %v err %v stats %+v", j, s.sndUna(), s.sndNxt, s.seq, s.ack, s.remoteEnded, s.endAcked, s.finished, s.err, s.stats)
+					s.mu.Unlock()
+				}
+			}
 			t.Fatal(err)
 		}
 		var r peerResult
@@ -124,6 +133,7 @@ func runTransfer(t *testing.T, n, bytes int) {
 		if r.Error != "" {
 			t.Fatalf("JS stream %d: %s", r.I, r.Error)
 		}
+		reported[r.I] = true
 		g := results[r.I]
 		if g.err != nil {
 			t.Fatalf("Go stream %d: %v", r.I, g.err)

@@ -77,6 +77,7 @@ func (p *lossyProxy) pump(in, out *net.UDPConn, fromA bool) {
 			to = p.b
 		}
 		roll := p.rnd.IntN(100)
+		imp := p.imp
 		delay := time.Duration(5+p.rnd.IntN(15)) * time.Millisecond
 		p.mu.Unlock()
 		if !to.IsValid() {
@@ -89,21 +90,27 @@ func (p *lossyProxy) pump(in, out *net.UDPConn, fromA bool) {
 			p.count("b-to-a")
 		}
 		switch {
-		case p.imp.maxSize > 0 && n > p.imp.maxSize:
+		case imp.maxSize > 0 && n > imp.maxSize:
 			p.count("too-big")
-		case roll < p.imp.drop:
+		case roll < imp.drop:
 			p.count("dropped")
-		case roll < p.imp.drop+p.imp.dup:
+		case roll < imp.drop+imp.dup:
 			p.count("duplicated")
 			out.WriteToUDPAddrPort(pkt, to)
 			out.WriteToUDPAddrPort(pkt, to)
-		case roll < p.imp.drop+p.imp.dup+p.imp.reorder:
+		case roll < imp.drop+imp.dup+imp.reorder:
 			p.count("delayed")
 			time.AfterFunc(delay, func() { out.WriteToUDPAddrPort(pkt, to) })
 		default:
 			out.WriteToUDPAddrPort(pkt, to)
 		}
 	}
+}
+
+func (p *lossyProxy) set(imp impairment) {
+	p.mu.Lock()
+	p.imp = imp
+	p.mu.Unlock()
 }
 
 func (p *lossyProxy) count(what string) {
@@ -230,5 +237,41 @@ func TestMTUProbing(t *testing.T) {
 		}
 		sa.Close()
 		sb.Close()
+	}
+}
+
+// TestRetransmitAfterIdle: after a stream went idle with everything acked,
+// a new burst that is lost entirely is still retransmitted.
+func TestRetransmitAfterIdle(t *testing.T) {
+	ua, ub := New(), New()
+	sa, _ := ua.Listen(netip.MustParseAddrPort("127.0.0.1:0"), nil)
+	sb, _ := ub.Listen(netip.MustParseAddrPort("127.0.0.1:0"), nil)
+	defer sa.Close()
+	defer sb.Close()
+	p := newLossyProxy(t, sb.LocalAddr(), impairment{})
+	a, _ := ua.NewStream(1)
+	b, _ := ub.NewStream(2)
+	a.Connect(sa, 2, p.A())
+	b.Connect(sb, 1, p.B())
+	a.Write([]byte("first"))
+	buf := make([]byte, 64)
+	if n, err := b.Read(buf); err != nil || string(buf[:n]) != "first" {
+		t.Fatalf("first read %q %v", buf[:n], err)
+	}
+	time.Sleep(50 * time.Millisecond) // the ack arrives; nothing is outstanding
+	p.set(impairment{drop: 100})
+	a.Write([]byte("second"))
+	time.Sleep(100 * time.Millisecond)
+	p.set(impairment{})
+	got := make(chan string, 1)
+	go func() {
+		n, _ := b.Read(buf)
+		got <- string(buf[:n])
+	}()
+	if s := waitFor(t, got); s != "second" {
+		t.Fatalf("second read %q", s)
+	}
+	if a.Stats().Timeouts == 0 {
+		t.Fatal("recovered without a retransmission timeout")
 	}
 }

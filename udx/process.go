@@ -455,27 +455,28 @@ func (s *Stream) sampleRTT(r time.Duration) {
 	s.rto = min(max(s.srtt+4*s.rttvar, minRTO), maxRTO)
 }
 
-// armTimer runs the retransmission timer while packets are outstanding;
-// restart re-arms it from now after progress.
+// armTimer runs the retransmission timer while packets are outstanding (or
+// data waits on a zero window); restart re-arms it from now after progress.
 func (s *Stream) armTimer(restart bool) {
 	outstanding := seqLess(s.sndUna(), s.sndNxt) || (s.sendRwnd < MaxPayload && seqLess(s.sndNxt, s.seq))
-	if !outstanding {
-		if s.timer != nil {
+	switch {
+	case !outstanding:
+		if s.timerArmed {
 			s.timer.Stop()
+			s.timerArmed = false
 		}
-		return
-	}
-	if s.timer == nil {
+	case s.timer == nil:
 		s.timer = time.AfterFunc(s.rto, s.onTimeout)
-		return
-	}
-	if restart {
+		s.timerArmed = true
+	case !s.timerArmed || restart:
 		s.timer.Reset(s.rto)
+		s.timerArmed = true
 	}
 }
 
 func (s *Stream) onTimeout() {
 	s.mu.Lock()
+	s.timerArmed = false
 	if s.err != nil {
 		s.mu.Unlock()
 		return
@@ -484,7 +485,7 @@ func (s *Stream) onTimeout() {
 		if s.sendRwnd < MaxPayload && seqLess(s.sndNxt, s.seq) {
 			// Zero-window probe: a heartbeat asks for a fresh window.
 			s.writePacket(FlagHeartbeat, s.seq, nil)
-			s.timer.Reset(s.rto)
+			s.armTimer(true)
 		}
 		s.mu.Unlock()
 		return
@@ -508,7 +509,7 @@ func (s *Stream) onTimeout() {
 	}
 	s.rto = min(2*s.rto, maxRTO)
 	s.flush()
-	s.timer.Reset(s.rto)
+	s.armTimer(true)
 	s.mu.Unlock()
 }
 

@@ -119,6 +119,7 @@ type Stream struct {
 	rto         time.Duration
 	retries     int
 	timer       *time.Timer
+	timerArmed  bool
 	endQueued   bool
 	endAcked    bool
 	mtu         int

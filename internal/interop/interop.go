@@ -129,6 +129,18 @@ func (p *Process) ReadLine() (string, error) {
 	return line[:len(line)-1], nil
 }
 
+// ReadLineWithin is ReadLine that gives up after d; the program is killed
+// then, so a hung peer fails the test instead of stalling it.
+func (p *Process) ReadLineWithin(d time.Duration) (string, error) {
+	t := time.AfterFunc(d, func() { p.cmd.Process.Kill() })
+	defer t.Stop()
+	line, err := p.ReadLine()
+	if err != nil {
+		return "", fmt.Errorf("%w (no line within %v?)", err, d)
+	}
+	return line, nil
+}
+
 // Wait waits for the program to exit by itself.
 func (p *Process) Wait(timeout time.Duration) error {
 	select {
