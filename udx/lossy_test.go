@@ -225,8 +225,10 @@ func TestMTUProbing(t *testing.T) {
 			_, err := io.Copy(io.Discard, b)
 			done <- err
 		}()
-		for range 20 {
-			a.Write(make([]byte, 256<<10))
+		// Paced, so that no probe is lost to a full socket buffer.
+		for range 300 {
+			a.Write(make([]byte, 4<<10))
+			time.Sleep(time.Millisecond)
 		}
 		a.CloseWrite()
 		if err := <-done; err != nil {
