@@ -22,7 +22,8 @@ let receivedBytes = 0
 
 s.on('data', (d) => { received.update(d); receivedBytes += d.byteLength })
 s.on('error', (err) => { console.error(err); process.exit(1) })
-s.on('end', () => s.end())
+// The stream closes once both sides ended; this side ends when its own
+// writes are done, not when the other side's end arrives.
 s.on('close', () => {
   process.stdout.write(JSON.stringify({
     sent: sent.digest('hex'),
