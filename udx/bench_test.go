@@ -179,3 +179,53 @@ func BenchmarkIdleStreamMemory(b *testing.B) {
 		sock.Close()
 	}
 }
+
+// lossyGoToGo and lossyJSToJS run the same one-way transfer through a
+// lossyProxy with the lossy impairment (3% drops, 2% duplicates, 3%
+// reordered by 5-20 ms): how well congestion control and loss recovery
+// hold up, this package against udx-native.
+func lossyGoToGo(tb testing.TB, total int) float64 {
+	a, sa := goEnd(tb, 1)
+	b, sb := goEnd(tb, 2)
+	defer sa.Close()
+	defer sb.Close()
+	p := newLossyProxy(tb, sb.LocalAddr(), lossy)
+	a.Connect(sa, 2, p.A())
+	b.Connect(sb, 1, p.B())
+	// The receiver speaks first so the proxy knows both ends.
+	b.Send([]byte("hello"))
+	time.Sleep(10 * time.Millisecond)
+	go goSend(a, total)
+	r := goRecv(tb, b)
+	if testing.Verbose() {
+		tb.Logf("lossy go-go sender %+v cwnd %d floor %d srtt %v minrtt %v", a.Stats(), a.cwnd, a.rate.floor(time.Now()), a.srtt, a.rate.minRTT)
+	}
+	return r
+}
+
+func lossyJSToJS(tb testing.TB, total int) float64 {
+	recv, er := jsEnd(tb, "recv", total)
+	send, es := jsEnd(tb, "send", total)
+	p := newLossyProxy(tb, lo(er.Port), lossy)
+	// The receiver is told the proxy's B side, the sender its A side; the
+	// receiver's first packet teaches the proxy where to send.
+	introduce(tb, recv, benchEnd{p.B().Port(), es.ID})
+	time.Sleep(50 * time.Millisecond)
+	introduce(tb, send, benchEnd{p.A().Port(), er.ID})
+	return jsResult(tb, recv)
+}
+
+// BenchmarkLossyVersusJS compares one-way throughput through the lossy
+// proxy, 16 MiB per transfer.
+func BenchmarkLossyVersusJS(b *testing.B) {
+	const total = 16 << 20
+	var gg, jj float64
+	for range b.N {
+		gg += lossyGoToGo(b, total)
+		jj += lossyJSToJS(b, total)
+	}
+	n := float64(b.N)
+	b.ReportMetric(gg/n, "go-go-MB/s")
+	b.ReportMetric(jj/n, "js-js-MB/s")
+	b.ReportMetric(gg/jj, "go-go/js-js")
+}

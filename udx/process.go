@@ -156,6 +156,7 @@ func (s *Stream) onAck(ack uint32, ranges []sackRange) {
 			}
 			if !p.sacked {
 				ackedBytes += p.size()
+				s.rate.onDelivered(p, now)
 			}
 			s.queued -= p.size()
 			if p.flags&FlagEnd != 0 {
@@ -199,6 +200,7 @@ func (s *Stream) onAck(ack uint32, ranges []sackRange) {
 				p.inflight = false
 			}
 			ackedBytes += p.size()
+			s.rate.onDelivered(p, now)
 			if hi == nil || seqLess(hi.seq, p.seq) {
 				hi = p
 			}
@@ -219,7 +221,7 @@ func (s *Stream) onAck(ack uint32, ranges []sackRange) {
 		s.inRecovery = false
 	}
 	if hi != nil {
-		s.detectLoss(hi.seq, now)
+		s.detectLoss(hi, now)
 	}
 	if ackedBytes > 0 && !s.inRecovery {
 		if s.cwnd < s.ssthresh {
@@ -234,20 +236,21 @@ func (s *Stream) onAck(ack uint32, ranges []sackRange) {
 	}
 }
 
-// detectLoss marks as lost every unacked packet sent before hiSeq that is
-// three packets behind it or older than the reordering window.
-func (s *Stream) detectLoss(hiSeq uint32, now time.Time) {
+// detectLoss marks as lost every unacked packet that was sent before hi, the
+// newest packet just delivered, and is three packets behind it or older than
+// the reordering window. A retransmission sent after hi is not judged by it.
+func (s *Stream) detectLoss(hi *outPacket, now time.Time) {
 	window := s.srtt + s.srtt/4 + time.Millisecond
 	lost := false
 	for i := s.outHead; i < len(s.out); i++ {
 		p := s.out[i]
-		if !seqLess(p.seq, hiSeq) {
+		if !seqLess(p.seq, hi.seq) {
 			break
 		}
-		if p.sacked || p.lost || p.tx == 0 {
+		if p.sacked || p.lost || p.tx == 0 || p.sentAt.After(hi.sentAt) {
 			continue
 		}
-		if hiSeq-p.seq >= 3 || (!p.sentAt.After(s.rackSent) && now.Sub(p.sentAt) > window) {
+		if hi.seq-p.seq >= 3 || now.Sub(p.sentAt) > window {
 			s.markLost(p)
 			lost = true
 		}
@@ -328,8 +331,8 @@ func (s *Stream) flush() {
 	if s.socket == nil || s.err != nil {
 		return
 	}
-	limit := min(s.cwnd, max(s.sendRwnd, MaxPayload))
 	now := time.Now()
+	limit := min(max(s.cwnd, s.rate.floor(now)), max(s.sendRwnd, MaxPayload))
 	defer s.armTimer(false)
 	defer s.sendBatch()
 	for len(s.retx) > 0 {
@@ -373,6 +376,7 @@ func (s *Stream) transmit(p *outPacket, now time.Time, pad int) {
 	p.lost = false
 	p.inflight = true
 	p.sentAt = now
+	s.rate.onSend(p, now)
 	p.tx++
 	s.inflight += p.size()
 	s.queueTx(p.flags, p.seq, p.data, pad)

@@ -74,6 +74,9 @@ type outPacket struct {
 	lost     bool
 	inflight bool
 	probe    bool // its first transmission is padded to probe a larger MTU
+
+	delivered   int64 // the rate estimator's state when it was sent
+	deliveredAt time.Time
 }
 
 func (p *outPacket) size() int { return len(p.data) }
@@ -114,6 +117,7 @@ type Stream struct {
 	sendRwnd    int
 	retx        []uint32
 	rackSent    time.Time
+	rate        rateEstimator
 	srtt        time.Duration
 	rttvar      time.Duration
 	rto         time.Duration
