@@ -1,0 +1,156 @@
+package dhtrpc
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dhtrelay/dht-relay/udx"
+)
+
+// Timing and limits, as dht-rpc uses them.
+const (
+	requestTimeout  = time.Second // per try
+	requestRetries  = 3           // tries after the first
+	windowSlot      = 750 * time.Millisecond
+	maxWindow       = 80 // sends per slot
+	windowSlots     = 4  // at most 2 × maxWindow over the last slots
+	tokenRotation   = 10 // slots per secret rotation (7.5 s)
+	queryConcurrent = 10
+	maxPingDelay    = 10 * time.Second
+)
+
+var (
+	// ErrTimeout means a request got no response after all its tries.
+	ErrTimeout = errors.New("dhtrpc: REQUEST_TIMEOUT: Request timed out")
+	// ErrClosed means the node was closed.
+	ErrClosed = errors.New("dhtrpc: node closed")
+)
+
+// RemoteError is a response's error code.
+type RemoteError uint64
+
+func (e RemoteError) Error() string { return fmt.Sprintf("dhtrpc: remote error %d", uint64(e)) }
+
+// Config configures a DHT node.
+type Config struct {
+	// Bootstrap nodes to join through; none makes a first node.
+	Bootstrap []netip.AddrPort
+	// Host to bind; the zero value binds all IPv4 addresses.
+	Host netip.Addr
+	// Port for the server socket; 0 picks one.
+	Port uint16
+	// Persistent asks the node to become persistent as soon as its server
+	// socket proves reachable, as dht-rpc's ephemeral: false.
+	Persistent bool
+	// UDX shares a udx instance (and so its stream ids); nil makes one.
+	UDX *udx.UDX
+	// OnRequest handles requests that are not internal commands; it
+	// reports whether it handled the request (else UNKNOWN_COMMAND).
+	OnRequest func(*IncomingRequest) bool
+}
+
+// IncomingRequest is a request received by the node.
+type IncomingRequest struct {
+	*Request
+	From   netip.AddrPort
+	FromID *[IDSize]byte // valid only when it matches From
+	d      *DHT
+	socket *udx.Socket
+}
+
+// Reply answers with value, a fresh token and the closest nodes.
+func (r *IncomingRequest) Reply(value []byte) {
+	r.d.sendReply(r, 0, value, true, true, r.From)
+}
+
+// Error answers with an error code.
+func (r *IncomingRequest) Error(code uint64) {
+	r.d.sendReply(r, code, nil, code == ErrInvalidToken, true, r.From)
+}
+
+type pending struct {
+	req    Request
+	to     netip.AddrPort
+	socket *udx.Socket
+	buf    []byte
+	sent   int
+	timer  *time.Timer
+	done   chan reply
+}
+
+type reply struct {
+	res    *Response
+	from   netip.AddrPort
+	fromID *[IDSize]byte
+	socket *udx.Socket
+	err    error
+}
+
+// DHT is a dht-rpc node.
+type DHT struct {
+	cfg    Config
+	u      *udx.UDX
+	server *udx.Socket
+	client *udx.Socket
+
+	mu         sync.Mutex
+	table      table
+	ephemeral  bool
+	firewalled bool
+	nat        natSampler
+	tid        uint16
+	inflight   map[uint16]*pending
+	queue      []*pending // waiting for the congestion window
+	window     [windowSlots]int
+	slot       int
+	secrets    [2][IDSize]byte
+	rotate     int
+	closed     bool
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// New binds the node's sockets and starts its clock; call Bootstrap to join.
+func New(cfg Config) (*DHT, error) {
+	d := &DHT{cfg: cfg, u: cfg.UDX, ephemeral: true, firewalled: true, inflight: map[uint16]*pending{}, stop: make(chan struct{}), rotate: tokenRotation}
+	if d.u == nil {
+		d.u = udx.New()
+	}
+	rand.Read(d.table.id[:])
+	rand.Read(d.secrets[0][:])
+	rand.Read(d.secrets[1][:])
+	var tid [2]byte
+	rand.Read(tid[:])
+	d.tid = binary.LittleEndian.Uint16(tid[:])
+	host := cfg.Host
+	if !host.IsValid() {
+		host = netip.IPv4Unspecified()
+	}
+	// Each socket's handler learns its socket once Listen returns; no
+	// datagram can reach a port before anyone knows it.
+	var serverRef, clientRef atomic.Pointer[udx.Socket]
+	var err error
+	if d.server, err = d.u.Listen(netip.AddrPortFrom(host, cfg.Port), func(p []byte, from netip.AddrPort) {
+		d.handle(p, from, serverRef.Load())
+	}); err != nil {
+		return nil, fmt.Errorf("dhtrpc: server socket: %w", err)
+	}
+	serverRef.Store(d.server)
+	if d.client, err = d.u.Listen(netip.AddrPortFrom(host, 0), func(p []byte, from netip.AddrPort) {
+		d.handle(p, from, clientRef.Load())
+	}); err != nil {
+		d.server.Close()
+		return nil, fmt.Errorf("dhtrpc: client socket: %w", err)
+	}
+	clientRef.Store(d.client)
+	d.wg.Add(1)
+	go d.clock()
+	return d, nil
+}

@@ -1,0 +1,348 @@
+package dhtrpc
+
+import (
+	"context"
+	"encoding/binary"
+	"net/netip"
+	"time"
+
+	"golang.org/x/crypto/blake2b"
+
+	"github.com/dhtrelay/dht-relay/udx"
+)
+
+// UDX is the udx instance the node's sockets belong to.
+func (d *DHT) UDX() *udx.UDX { return d.u }
+
+// ServerSocket is the socket persistent traffic uses.
+func (d *DHT) ServerSocket() *udx.Socket { return d.server }
+
+// ClientSocket is the socket a firewalled node sends from.
+func (d *DHT) ClientSocket() *udx.Socket { return d.client }
+
+// ID is the node id: its persistent id once persistent, else the random id
+// its table is keyed on.
+func (d *DHT) ID() [IDSize]byte {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.table.id
+}
+
+// Persistent reports whether the node serves as a persistent node.
+func (d *DHT) Persistent() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return !d.ephemeral
+}
+
+// PublicAddr is the address the network sees the node at, once sampled.
+func (d *DHT) PublicAddr() netip.AddrPort {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.nat.addr()
+}
+
+// Close stops the node; pending requests fail with ErrClosed.
+func (d *DHT) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	var ps []*pending
+	for _, p := range d.inflight {
+		ps = append(ps, p)
+	}
+	d.inflight = map[uint16]*pending{}
+	d.queue = nil
+	d.mu.Unlock()
+	for _, p := range ps {
+		p.timer.Stop()
+		p.done <- reply{err: ErrClosed}
+	}
+	close(d.stop)
+	d.wg.Wait()
+	d.server.Close()
+	d.client.Close()
+	return nil
+}
+
+// clock drains the congestion window and rotates token secrets.
+func (d *DHT) clock() {
+	defer d.wg.Done()
+	t := time.NewTicker(windowSlot)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-t.C:
+		}
+		d.mu.Lock()
+		if d.rotate--; d.rotate == 0 {
+			d.rotate = tokenRotation
+			d.secrets[0], d.secrets[1] = d.secrets[1], blake2b.Sum256(d.secrets[0][:])
+		}
+		d.slot = (d.slot + 1) % windowSlots
+		d.window[d.slot] = 0
+		for len(d.queue) > 0 && !d.windowFull() {
+			p := d.queue[0]
+			d.queue = d.queue[1:]
+			d.sendNow(p)
+		}
+		d.mu.Unlock()
+	}
+}
+
+func (d *DHT) windowFull() bool {
+	total := 0
+	for _, n := range d.window {
+		total += n
+	}
+	return total >= 2*maxWindow || d.window[d.slot] >= maxWindow
+}
+
+// token is the token for host under secret i: BLAKE2b-256 of the dotted
+// host, keyed with the secret.
+func (d *DHT) token(host netip.Addr, i int) [IDSize]byte {
+	h, _ := blake2b.New256(d.secrets[i][:])
+	h.Write([]byte(host.String()))
+	var t [IDSize]byte
+	h.Sum(t[:0])
+	return t
+}
+
+// sendSocket is the socket requests leave from: the client socket while
+// firewalled. mu is held.
+func (d *DHT) sendSocket() *udx.Socket {
+	if d.firewalled {
+		return d.client
+	}
+	return d.server
+}
+
+// Request sends one request to addr and waits for its response, trying up
+// to four times a second apart.
+func (d *DHT) Request(ctx context.Context, to netip.AddrPort, internal bool, command uint64, target *[IDSize]byte, value []byte, token *[IDSize]byte) (*Response, netip.AddrPort, *[IDSize]byte, error) {
+	r, err := d.request(ctx, to, internal, command, target, value, token, nil)
+	return r.res, r.from, r.fromID, err
+}
+
+func (d *DHT) request(ctx context.Context, to netip.AddrPort, internal bool, command uint64, target *[IDSize]byte, value []byte, token *[IDSize]byte, socket *udx.Socket) (reply, error) {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return reply{}, ErrClosed
+	}
+	if socket == nil {
+		socket = d.sendSocket()
+	}
+	tid := d.tid
+	for _, used := d.inflight[tid]; used; _, used = d.inflight[tid] {
+		tid++
+	}
+	d.tid = tid + 1
+	p := &pending{
+		req:    Request{TID: tid, To: to, Token: token, Internal: internal, Command: command, Target: target, Value: value},
+		to:     to,
+		socket: socket,
+		done:   make(chan reply, 1),
+	}
+	if !d.ephemeral && socket == d.server {
+		id := d.table.id
+		p.req.ID = &id
+	}
+	p.buf = p.req.AppendBinary(nil)
+	d.inflight[tid] = p
+	if d.windowFull() {
+		d.queue = append(d.queue, p)
+	} else {
+		d.sendNow(p)
+	}
+	d.mu.Unlock()
+	select {
+	case r := <-p.done:
+		return r, r.err
+	case <-ctx.Done():
+		d.mu.Lock()
+		if d.inflight[tid] == p {
+			delete(d.inflight, tid)
+			if p.timer != nil {
+				p.timer.Stop()
+			}
+		}
+		d.mu.Unlock()
+		return reply{}, ctx.Err()
+	}
+}
+
+// sendNow transmits p and arms its retry; mu is held.
+func (d *DHT) sendNow(p *pending) {
+	p.sent++
+	d.window[d.slot]++
+	p.socket.Send(p.buf, p.to)
+	if p.timer == nil {
+		p.timer = time.AfterFunc(requestTimeout, func() { d.onRequestTimeout(p) })
+	} else {
+		p.timer.Reset(requestTimeout)
+	}
+}
+
+func (d *DHT) onRequestTimeout(p *pending) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.inflight[p.req.TID] != p {
+		return
+	}
+	if p.sent > requestRetries {
+		delete(d.inflight, p.req.TID)
+		if p.req.To.IsValid() {
+			d.table.remove(NodeID(p.to))
+		}
+		p.done <- reply{err: ErrTimeout}
+		return
+	}
+	if d.windowFull() {
+		d.queue = append(d.queue, p)
+		return
+	}
+	d.sendNow(p)
+}
+
+// handle is every socket's raw handler.
+func (d *DHT) handle(p []byte, from netip.AddrPort, socket *udx.Socket) {
+	if socket == nil || !IsMessage(p) || from.Port() == 0 || !from.Addr().Is4() {
+		return
+	}
+	m, err := Decode(p)
+	if err != nil {
+		return
+	}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return
+	}
+	expected := d.sendSocket()
+	d.mu.Unlock()
+	sample := socket == expected
+	switch m := m.(type) {
+	case *Request:
+		d.onRequest(m, from, socket, sample)
+	case *Response:
+		d.onResponse(m, from, socket, sample)
+	}
+}
+
+// validID returns id when it is the id of from, else nil: only nodes whose
+// claimed id matches their address count as persistent.
+func validID(id *[IDSize]byte, from netip.AddrPort) *[IDSize]byte {
+	if id == nil || *id != NodeID(from) {
+		return nil
+	}
+	return id
+}
+
+func (d *DHT) onResponse(res *Response, from netip.AddrPort, socket *udx.Socket, sample bool) {
+	id := validID(res.ID, from)
+	d.mu.Lock()
+	p := d.inflight[res.TID]
+	if p == nil || p.to != from {
+		d.mu.Unlock()
+		return
+	}
+	delete(d.inflight, res.TID)
+	p.timer.Stop()
+	d.addFromNetwork(id, from, res.To, sample)
+	d.mu.Unlock()
+	p.done <- reply{res: res, from: from, fromID: id, socket: socket}
+}
+
+// addFromNetwork learns a node and, from a message that arrived on the
+// expected socket, how the network sees us. mu is held.
+func (d *DHT) addFromNetwork(id *[IDSize]byte, from, to netip.AddrPort, sample bool) {
+	if sample && to.IsValid() {
+		d.nat.add(from, to)
+	}
+	if id != nil {
+		d.table.add(Contact{ID: *id, Addr: from})
+	}
+}
+
+func (d *DHT) onRequest(req *Request, from netip.AddrPort, socket *udx.Socket, sample bool) {
+	in := &IncomingRequest{Request: req, From: from, FromID: validID(req.ID, from), d: d, socket: socket}
+	d.mu.Lock()
+	if req.Token != nil {
+		t0, t1 := d.token(from.Addr(), 0), d.token(from.Addr(), 1)
+		if *req.Token != t0 && *req.Token != t1 {
+			d.mu.Unlock()
+			d.sendReply(in, ErrInvalidToken, nil, true, true, from)
+			return
+		}
+	}
+	if in.FromID != nil {
+		d.addFromNetwork(in.FromID, from, req.To, sample)
+	}
+	d.mu.Unlock()
+	if !req.Internal {
+		if d.cfg.OnRequest == nil || !d.cfg.OnRequest(in) {
+			d.sendReply(in, ErrUnknownCommand, nil, false, req.Target != nil, from)
+		}
+		return
+	}
+	switch req.Command {
+	case CmdPing, CmdDownHint:
+		d.sendReply(in, 0, nil, false, false, from)
+	case CmdPingNAT:
+		if len(req.Value) < 2 {
+			return
+		}
+		port := binary.LittleEndian.Uint16(req.Value)
+		if port == 0 {
+			return
+		}
+		d.sendReply(in, 0, nil, false, false, netip.AddrPortFrom(from.Addr(), port))
+	case CmdFindNode:
+		if req.Target == nil {
+			return
+		}
+		d.sendReply(in, 0, nil, false, true, from)
+	case CmdDelayedPing:
+		if len(req.Value) < 4 {
+			return
+		}
+		delay := time.Duration(binary.LittleEndian.Uint32(req.Value)) * time.Millisecond
+		if delay > maxPingDelay {
+			return
+		}
+		time.AfterFunc(delay, func() { d.sendReply(in, 0, nil, false, false, from) })
+	default:
+		d.sendReply(in, ErrUnknownCommand, nil, false, req.Target != nil, from)
+	}
+}
+
+// sendReply answers in on the socket it came in on, to addr.
+func (d *DHT) sendReply(in *IncomingRequest, code uint64, value []byte, withToken, withCloser bool, addr netip.AddrPort) {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return
+	}
+	res := Response{TID: in.TID, To: addr, Error: code, Value: value}
+	if !d.ephemeral && in.socket == d.server {
+		id := d.table.id
+		res.ID = &id
+	}
+	if withToken {
+		t := d.token(addr.Addr(), 1)
+		res.Token = &t
+	}
+	if withCloser && in.Target != nil {
+		for _, c := range d.table.closest(in.Target, K) {
+			res.CloserNodes = append(res.CloserNodes, c.Addr)
+		}
+	}
+	d.mu.Unlock()
+	in.socket.Send(res.AppendBinary(nil), addr)
+}

@@ -1,0 +1,195 @@
+package dhtrpc
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"net/netip"
+	"slices"
+)
+
+// Reply is one node's response to a query.
+type Reply struct {
+	From     netip.AddrPort
+	ID       *[IDSize]byte // nil when the node is not persistent
+	Response *Response
+}
+
+type candidate struct {
+	id   [IDSize]byte
+	addr netip.AddrPort
+}
+
+// Query walks towards target: it asks the closest nodes it knows, learns
+// closer ones from their replies, and stops when the K closest nodes that
+// replied are closer than anything left to ask. onReply sees every reply as
+// it arrives. It returns the closest replies, nearest first.
+func (d *DHT) Query(ctx context.Context, target [IDSize]byte, internal bool, command uint64, value []byte, onReply func(Reply)) ([]Reply, error) {
+	d.mu.Lock()
+	var cands []candidate
+	for _, c := range d.table.closest(&target, K) {
+		cands = append(cands, candidate{c.ID, c.Addr})
+	}
+	d.mu.Unlock()
+	if len(cands) < K {
+		for _, b := range d.cfg.Bootstrap {
+			cands = append(cands, candidate{NodeID(b), b})
+		}
+	}
+	seen := map[netip.AddrPort]bool{d.server.LocalAddr(): true, d.client.LocalAddr(): true}
+	if pub := d.PublicAddr(); pub.Port() != 0 {
+		seen[netip.AddrPortFrom(pub.Addr(), d.server.LocalAddr().Port())] = true
+	}
+	for _, c := range cands {
+		seen[c.addr] = true
+	}
+	byDistance := func(a, b candidate) int {
+		if closer(&target, &a.id, &b.id) {
+			return -1
+		}
+		if closer(&target, &b.id, &a.id) {
+			return 1
+		}
+		return 0
+	}
+	slices.SortFunc(cands, byDistance)
+
+	var closest []Reply
+	type result struct {
+		r   reply
+		err error
+	}
+	results := make(chan result, queryConcurrent)
+	inflight := 0
+	for {
+		for inflight < queryConcurrent && len(cands) > 0 {
+			c := cands[0]
+			if len(closest) >= K && !closer(&target, &c.id, closest[len(closest)-1].ID) {
+				cands = nil // everything left is farther than the K closest
+				break
+			}
+			cands = cands[1:]
+			inflight++
+			go func() {
+				r, err := d.request(ctx, c.addr, internal, command, &target, value, nil, nil)
+				r.from = c.addr
+				results <- result{r, err}
+			}()
+		}
+		if inflight == 0 {
+			break
+		}
+		var res result
+		select {
+		case res = <-results:
+		case <-ctx.Done():
+			return closest, ctx.Err()
+		}
+		inflight--
+		if res.err != nil {
+			continue
+		}
+		rep := Reply{From: res.r.from, ID: res.r.fromID, Response: res.r.res}
+		if onReply != nil {
+			onReply(rep)
+		}
+		if rep.ID != nil {
+			closest = append(closest, rep)
+			slices.SortFunc(closest, func(a, b Reply) int {
+				return byDistance(candidate{id: *a.ID}, candidate{id: *b.ID})
+			})
+			if len(closest) > K {
+				closest = closest[:K]
+			}
+		}
+		added := false
+		for _, a := range rep.Response.CloserNodes {
+			if seen[a] || !a.Addr().Is4() || a.Port() == 0 {
+				continue
+			}
+			seen[a] = true
+			cands = append(cands, candidate{NodeID(a), a})
+			added = true
+		}
+		if added {
+			slices.SortFunc(cands, byDistance)
+		}
+	}
+	return closest, nil
+}
+
+// FindNode queries for the nodes closest to target.
+func (d *DHT) FindNode(ctx context.Context, target [IDSize]byte) ([]Reply, error) {
+	return d.Query(ctx, target, true, CmdFindNode, nil, nil)
+}
+
+// Ping sends an internal PING.
+func (d *DHT) Ping(ctx context.Context, to netip.AddrPort) (*Response, error) {
+	r, err := d.request(ctx, to, true, CmdPing, nil, nil, nil, nil)
+	return r.res, err
+}
+
+// Bootstrap joins the network: a query for the node's own id through the
+// bootstrap nodes fills the table and samples the node's public address.
+// With Config.Persistent the node then tests that its server socket is
+// reachable (PING_NAT) and, if so, becomes persistent with the id of its
+// public address and announces itself with a second query.
+func (d *DHT) Bootstrap(ctx context.Context) error {
+	if _, err := d.FindNode(ctx, d.ID()); err != nil {
+		return err
+	}
+	if !d.cfg.Persistent || d.Persistent() {
+		return nil
+	}
+	if !d.natCheck(ctx) {
+		return nil
+	}
+	_, err := d.FindNode(ctx, d.ID())
+	return err
+}
+
+// natCheck asks up to five known nodes to reply to the server socket's port
+// and turns the node persistent when enough replies arrive there.
+func (d *DHT) natCheck(ctx context.Context) bool {
+	d.mu.Lock()
+	pub := d.nat.addr()
+	var probe [IDSize]byte
+	rand.Read(probe[:])
+	nodes := d.table.closest(&probe, 5)
+	d.mu.Unlock()
+	if !pub.Addr().IsValid() || len(nodes) == 0 {
+		return false
+	}
+	port := d.server.LocalAddr().Port()
+	value := binary.LittleEndian.AppendUint16(nil, port)
+	type res struct {
+		r   reply
+		err error
+	}
+	ch := make(chan res, len(nodes))
+	for _, n := range nodes {
+		go func() {
+			r, err := d.request(ctx, n.Addr, true, CmdPingNAT, nil, value, nil, d.client)
+			ch <- res{r, err}
+		}()
+	}
+	ok := 0
+	for range nodes {
+		r := <-ch
+		if r.err == nil && r.r.socket == d.server && r.r.res.To.Port() == port && r.r.res.To.Addr() == pub.Addr() {
+			ok++
+		}
+	}
+	need := 3
+	if len(nodes) < 5 {
+		need = 1
+	}
+	if ok < need {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.firewalled, d.ephemeral = false, false
+	d.table.rehome(NodeID(netip.AddrPortFrom(pub.Addr(), port)))
+	return true
+}
