@@ -48,6 +48,10 @@ type Config struct {
 	// Persistent asks the node to become persistent as soon as its server
 	// socket proves reachable, as dht-rpc's ephemeral: false.
 	Persistent bool
+	// Bootstrapper makes a first node of a network: persistent from the
+	// start at Host and its server port, as dht-rpc's DHT.bootstrapper.
+	// Host must then be a concrete IPv4 address.
+	Bootstrapper bool
 	// UDX shares a udx instance (and so its stream ids); nil makes one.
 	UDX *udx.UDX
 	// OnRequest handles requests that are not internal commands; it
@@ -112,6 +116,7 @@ type DHT struct {
 	secrets    [2][IDSize]byte
 	rotate     int
 	closed     bool
+	stats      Stats
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -150,6 +155,17 @@ func New(cfg Config) (*DHT, error) {
 		return nil, fmt.Errorf("dhtrpc: client socket: %w", err)
 	}
 	clientRef.Store(d.client)
+	if cfg.Bootstrapper {
+		if !cfg.Host.Is4() || cfg.Host.IsUnspecified() {
+			d.server.Close()
+			d.client.Close()
+			return nil, fmt.Errorf("dhtrpc: a bootstrapper needs a concrete IPv4 host, not %v", cfg.Host)
+		}
+		pub := netip.AddrPortFrom(cfg.Host, d.server.LocalAddr().Port())
+		d.firewalled, d.ephemeral = false, false
+		d.nat.add(pub, pub)
+		d.table.rehome(NodeID(pub))
+	}
 	d.wg.Add(1)
 	go d.clock()
 	return d, nil

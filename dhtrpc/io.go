@@ -177,9 +177,23 @@ func (d *DHT) request(ctx context.Context, to netip.AddrPort, internal bool, com
 	}
 }
 
+// Stats counts a node's traffic.
+type Stats struct {
+	RequestsSent uint64 // every transmission, retries included
+	Timeouts     uint64
+}
+
+// Stats returns the node's counters.
+func (d *DHT) Stats() Stats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stats
+}
+
 // sendNow transmits p and arms its retry; mu is held.
 func (d *DHT) sendNow(p *pending) {
 	p.sent++
+	d.stats.RequestsSent++
 	d.window[d.slot]++
 	p.socket.Send(p.buf, p.to)
 	if p.timer == nil {
@@ -196,6 +210,7 @@ func (d *DHT) onRequestTimeout(p *pending) {
 		return
 	}
 	if p.sent > requestRetries {
+		d.stats.Timeouts++
 		delete(d.inflight, p.req.TID)
 		if p.req.To.IsValid() {
 			d.table.remove(NodeID(p.to))
