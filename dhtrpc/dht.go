@@ -23,6 +23,12 @@ const (
 	tokenRotation   = 10 // slots per secret rotation (7.5 s)
 	queryConcurrent = 10
 	maxPingDelay    = 10 * time.Second
+	// Table upkeep: every ticksPerMaintain slots (about 5 s, dht-rpc's
+	// tick) up to pingsPerTick nodes not heard from for staleAfter are
+	// pinged.
+	ticksPerMaintain = 7
+	pingsPerTick     = 3
+	staleAfter       = time.Minute
 )
 
 var (
@@ -115,6 +121,8 @@ type DHT struct {
 	slot       int
 	secrets    [2][IDSize]byte
 	rotate     int
+	ticks      int
+	evicting   map[[IDSize]byte]bool
 	closed     bool
 	stats      Stats
 
@@ -124,7 +132,7 @@ type DHT struct {
 
 // New binds the node's sockets and starts its clock; call Bootstrap to join.
 func New(cfg Config) (*DHT, error) {
-	d := &DHT{cfg: cfg, u: cfg.UDX, ephemeral: true, firewalled: true, inflight: map[uint16]*pending{}, stop: make(chan struct{}), rotate: tokenRotation}
+	d := &DHT{cfg: cfg, u: cfg.UDX, ephemeral: true, firewalled: true, inflight: map[uint16]*pending{}, evicting: map[[IDSize]byte]bool{}, stop: make(chan struct{}), rotate: tokenRotation}
 	if d.u == nil {
 		d.u = udx.New()
 	}
@@ -138,8 +146,10 @@ func New(cfg Config) (*DHT, error) {
 	if !host.IsValid() {
 		host = netip.IPv4Unspecified()
 	}
-	// Each socket's handler learns its socket once Listen returns; no
-	// datagram can reach a port before anyone knows it.
+	// Handlers wait on mu until the node is set up; each learns its socket
+	// once Listen returns.
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	var serverRef, clientRef atomic.Pointer[udx.Socket]
 	var err error
 	if d.server, err = d.u.Listen(netip.AddrPortFrom(host, cfg.Port), func(p []byte, from netip.AddrPort) {

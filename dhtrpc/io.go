@@ -84,6 +84,8 @@ func (d *DHT) clock() {
 			d.rotate = tokenRotation
 			d.secrets[0], d.secrets[1] = d.secrets[1], blake2b.Sum256(d.secrets[0][:])
 		}
+		d.ticks++
+		upkeep := d.ticks%ticksPerMaintain == 0
 		d.slot = (d.slot + 1) % windowSlots
 		d.window[d.slot] = 0
 		for len(d.queue) > 0 && !d.windowFull() {
@@ -92,6 +94,9 @@ func (d *DHT) clock() {
 			d.sendNow(p)
 		}
 		d.mu.Unlock()
+		if upkeep {
+			d.maintain()
+		}
 	}
 }
 
@@ -280,8 +285,46 @@ func (d *DHT) addFromNetwork(id *[IDSize]byte, from, to netip.AddrPort, sample b
 	if sample && to.IsValid() {
 		d.nat.add(from, to)
 	}
-	if id != nil {
-		d.table.add(Contact{ID: *id, Addr: from})
+	if id == nil {
+		return
+	}
+	c := Contact{ID: *id, Addr: from, seen: time.Now()}
+	if d.table.add(c) || d.closed {
+		return
+	}
+	// A full bucket keeps its nodes while they answer: ping the one heard
+	// from longest ago and let the newcomer in only if it is gone.
+	if old, ok := d.table.oldest(c.ID); ok && !d.evicting[old.ID] {
+		d.evicting[old.ID] = true
+		go d.checkEvict(old, c)
+	}
+}
+
+func (d *DHT) checkEvict(old, newcomer Contact) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*requestTimeout)
+	defer cancel()
+	_, err := d.request(ctx, old.Addr, true, CmdPing, nil, nil, nil, nil)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.evicting, old.ID)
+	if err != nil && !d.closed {
+		d.table.remove(old.ID)
+		d.table.add(newcomer)
+	}
+}
+
+// maintain pings nodes not heard from for a while; those that do not answer
+// leave the table (through the request timeout).
+func (d *DHT) maintain() {
+	d.mu.Lock()
+	stale := d.table.stale(time.Now().Add(-staleAfter), pingsPerTick)
+	d.mu.Unlock()
+	for _, c := range stale {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*requestTimeout)
+			defer cancel()
+			d.request(ctx, c.Addr, true, CmdPing, nil, nil, nil, nil)
+		}()
 	}
 }
 

@@ -16,10 +16,15 @@ var lo = netip.MustParseAddr("127.0.0.1")
 // goNetwork starts a Go bootstrapper and n-1 persistent Go nodes joined
 // through it (or through extra bootstrap nodes).
 func goNetwork(tb testing.TB, n int, bootstrap []netip.AddrPort) []*DHT {
+	return goNetworkHandling(tb, n, bootstrap, nil)
+}
+
+// goNetworkHandling is goNetwork with a request handler on every node.
+func goNetworkHandling(tb testing.TB, n int, bootstrap []netip.AddrPort, onRequest func(*IncomingRequest) bool) []*DHT {
 	tb.Helper()
 	var nodes []*DHT
 	if len(bootstrap) == 0 {
-		first, err := New(Config{Host: lo, Bootstrapper: true})
+		first, err := New(Config{Host: lo, Bootstrapper: true, OnRequest: onRequest})
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -32,7 +37,7 @@ func goNetwork(tb testing.TB, n int, bootstrap []netip.AddrPort) []*DHT {
 		}
 	})
 	for len(nodes) < n {
-		d, err := New(Config{Host: lo, Persistent: true, Bootstrap: bootstrap})
+		d, err := New(Config{Host: lo, Persistent: true, Bootstrap: bootstrap, OnRequest: onRequest})
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -180,5 +185,148 @@ func BenchmarkQuery(b *testing.B) {
 			b.ReportMetric(float64(worst.Microseconds())/1000, "worst-ms")
 			b.ReportMetric(math.Round(100*float64(b.N-wrong)/float64(b.N)), "%exact")
 		})
+	}
+}
+
+// TestFullBucketEvictsOnlyTheDead: a newcomer to a full bucket replaces the
+// oldest contact only when that contact no longer answers.
+func TestFullBucketEvictsOnlyTheDead(t *testing.T) {
+	d, err := New(Config{Host: lo, Bootstrapper: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	live, err := New(Config{Host: lo, Bootstrapper: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	// Fill one bucket with K contacts: the live node first (oldest), then
+	// K-1 fake ids at an address nobody answers on.
+	self := d.ID()
+	liveID := live.ID()
+	bucket := commonPrefix(&self, &liveID)
+	dead := netip.MustParseAddrPort("127.0.0.1:9")
+	d.mu.Lock()
+	d.table.add(Contact{ID: liveID, Addr: live.ServerSocket().LocalAddr(), seen: time.Now().Add(-time.Hour)})
+	for len(d.table.rows[bucket]) < K {
+		id := self
+		var r [IDSize]byte
+		rand.Read(r[:])
+		// Same prefix as the bucket, differing at bit `bucket`.
+		for i := range id {
+			id[i] = r[i]
+		}
+		copy(id[:], self[:])
+		id[bucket/8] ^= 0x80 >> (bucket % 8)
+		for i := bucket/8 + 1; i < IDSize; i++ {
+			id[i] = r[i]
+		}
+		d.table.add(Contact{ID: id, Addr: dead, seen: time.Now()})
+	}
+	newcomer := liveID
+	newcomer[IDSize-1] ^= 1
+	d.addFromNetwork(&newcomer, netip.MustParseAddrPort("127.0.0.1:10"), netip.AddrPort{}, false)
+	d.mu.Unlock()
+	time.Sleep(500 * time.Millisecond)
+	d.mu.Lock()
+	kept := d.table.has(liveID) && !d.table.has(newcomer)
+	d.mu.Unlock()
+	if !kept {
+		t.Fatal("a live oldest contact was evicted")
+	}
+	// The live node answered and is fresh again; the oldest is now a dead
+	// contact, and the newcomer replaces it.
+	d.mu.Lock()
+	d.addFromNetwork(&newcomer, netip.MustParseAddrPort("127.0.0.1:10"), netip.AddrPort{}, false)
+	d.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		d.mu.Lock()
+		in, n := d.table.has(newcomer), len(d.table.rows[bucket])
+		stillLive := d.table.has(liveID)
+		d.mu.Unlock()
+		if in {
+			if n != K || !stillLive {
+				t.Fatalf("bucket holds %d, live node kept: %v", n, stillLive)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a dead oldest contact was not replaced")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestMalformedDatagramsAreHarmless: garbage, truncated and forged
+// messages are dropped and the node keeps answering.
+func TestMalformedDatagramsAreHarmless(t *testing.T) {
+	d, err := New(Config{Host: lo, Bootstrapper: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	c, err := New(Config{Host: lo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	to := d.ServerSocket().LocalAddr()
+	valid := (&Request{TID: 1, To: to, Internal: true, Command: CmdFindNode, Target: &[IDSize]byte{}}).AppendBinary(nil)
+	junk := [][]byte{{}, {3}, {0x13}, {3, 0xff}, valid[:len(valid)/2], append([]byte{0x13}, valid[1:]...), make([]byte, 1500)}
+	for i := range 200 {
+		var p [64]byte
+		rand.Read(p[:])
+		p[0] = []byte{0x03, 0x13}[i%2]
+		junk = append(junk, p[:1+i%63])
+	}
+	for _, j := range junk {
+		c.ClientSocket().Send(j, to)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := c.Ping(ctx, to); err != nil {
+		t.Fatalf("ping after garbage: %v", err)
+	}
+}
+
+// TestQueryCommit: a query for a user command collects tokens, the commit
+// presents them and is accepted; a forged token is refused.
+func TestQueryCommit(t *testing.T) {
+	const cmd = 99
+	committed := make(chan netip.AddrPort, 64)
+	nodes := goNetworkHandling(t, 15, nil, func(r *IncomingRequest) bool {
+		if r.Command != cmd {
+			return false
+		}
+		if r.Token != nil {
+			committed <- r.From
+		}
+		r.Reply(nil)
+		return true
+	})
+	var target [IDSize]byte
+	rand.Read(target[:])
+	from := nodes[3]
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	replies, err := from.Query(ctx, target, false, cmd, nil, nil)
+	if err != nil || len(replies) == 0 {
+		t.Fatalf("query: %d replies, %v", len(replies), err)
+	}
+	n, err := from.Commit(ctx, replies, false, cmd, target, []byte("v"))
+	if err != nil || n != len(replies) {
+		t.Fatalf("commit accepted by %d of %d: %v", n, len(replies), err)
+	}
+	if len(committed) != len(replies) {
+		t.Fatalf("%d handlers saw a token, want %d", len(committed), len(replies))
+	}
+	forged := replies[0]
+	bad := *forged.Response
+	bad.Token = &[IDSize]byte{1}
+	forged.Response = &bad
+	if _, err := from.Commit(ctx, []Reply{forged}, false, cmd, target, nil); err != RemoteError(ErrInvalidToken) {
+		t.Fatalf("forged token: %v", err)
 	}
 }

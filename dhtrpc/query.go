@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"slices"
 )
@@ -192,4 +193,39 @@ func (d *DHT) natCheck(ctx context.Context) bool {
 	d.firewalled, d.ephemeral = false, false
 	d.table.rehome(NodeID(netip.AddrPortFrom(pub.Addr(), port)))
 	return true
+}
+
+// Commit sends command to every reply of a query with the token that node
+// gave, as dht-rpc's query commit does (hyperdht announces this way), and
+// returns how many nodes accepted it.
+func (d *DHT) Commit(ctx context.Context, replies []Reply, internal bool, command uint64, target [IDSize]byte, value []byte) (int, error) {
+	type res struct{ err error }
+	ch := make(chan res, len(replies))
+	for _, r := range replies {
+		go func() {
+			if r.Response.Token == nil {
+				ch <- res{fmt.Errorf("dhtrpc: commit to %s: no token", r.From)}
+				return
+			}
+			got, err := d.request(ctx, r.From, internal, command, &target, value, r.Response.Token, nil)
+			if err == nil && got.res.Error != 0 {
+				err = RemoteError(got.res.Error)
+			}
+			ch <- res{err}
+		}()
+	}
+	ok := 0
+	var first error
+	for range replies {
+		r := <-ch
+		if r.err == nil {
+			ok++
+		} else if first == nil {
+			first = r.err
+		}
+	}
+	if ok == 0 && first != nil {
+		return 0, first
+	}
+	return ok, nil
 }

@@ -3,6 +3,7 @@ package dhtrpc
 import (
 	"net/netip"
 	"slices"
+	"time"
 )
 
 // K is the bucket size and the number of closest nodes a query keeps.
@@ -12,6 +13,7 @@ const K = 20
 type Contact struct {
 	ID   [IDSize]byte
 	Addr netip.AddrPort
+	seen time.Time // last time we heard from it
 }
 
 // table is a Kademlia routing table with one bucket of up to K contacts per
@@ -20,6 +22,37 @@ type table struct {
 	id   [IDSize]byte
 	rows [IDSize*8 + 1][]Contact
 	n    int
+}
+
+// oldest returns the contact heard from longest ago in c's bucket.
+func (t *table) oldest(id [IDSize]byte) (Contact, bool) {
+	r := commonPrefix(&t.id, &id)
+	if r == IDSize*8 || len(t.rows[r]) == 0 {
+		return Contact{}, false
+	}
+	o := t.rows[r][0]
+	for _, c := range t.rows[r][1:] {
+		if c.seen.Before(o.seen) {
+			o = c
+		}
+	}
+	return o, true
+}
+
+// stale returns up to n contacts not heard from since before.
+func (t *table) stale(before time.Time, n int) []Contact {
+	var out []Contact
+	for _, row := range t.rows {
+		for _, c := range row {
+			if c.seen.Before(before) {
+				out = append(out, c)
+				if len(out) == n {
+					return out
+				}
+			}
+		}
+	}
+	return out
 }
 
 // add inserts or refreshes c; it reports false when c's bucket is full.
