@@ -29,6 +29,12 @@ const (
 	ticksPerMaintain = 7
 	pingsPerTick     = 3
 	staleAfter       = time.Minute
+	// An adaptive node turns persistent after stableTicks maintenance ticks
+	// (about 20 minutes) of being reachable; after a wake-up (a tick gap
+	// over sleepingGap) it waits moreStableTicks.
+	stableTicks     = 240
+	moreStableTicks = 3 * stableTicks
+	sleepingGap     = 15 * time.Second
 )
 
 var (
@@ -123,6 +129,11 @@ type DHT struct {
 	rotate     int
 	ticks      int
 	evicting   map[[IDSize]byte]bool
+
+	bootstrapped bool
+	stableTicks  int
+	lastTick     time.Time
+	lastHost     netip.Addr
 	closed     bool
 	stats      Stats
 
@@ -132,7 +143,7 @@ type DHT struct {
 
 // New binds the node's sockets and starts its clock; call Bootstrap to join.
 func New(cfg Config) (*DHT, error) {
-	d := &DHT{cfg: cfg, u: cfg.UDX, ephemeral: true, firewalled: true, inflight: map[uint16]*pending{}, evicting: map[[IDSize]byte]bool{}, stop: make(chan struct{}), rotate: tokenRotation}
+	d := &DHT{cfg: cfg, u: cfg.UDX, ephemeral: true, firewalled: true, inflight: map[uint16]*pending{}, evicting: map[[IDSize]byte]bool{}, stableTicks: stableTicks, lastTick: time.Now(), stop: make(chan struct{}), rotate: tokenRotation}
 	if d.u == nil {
 		d.u = udx.New()
 	}

@@ -95,7 +95,7 @@ func (d *DHT) clock() {
 		}
 		d.mu.Unlock()
 		if upkeep {
-			d.maintain()
+			d.tick(time.Now())
 		}
 	}
 }
@@ -313,12 +313,42 @@ func (d *DHT) checkEvict(old, newcomer Contact) {
 	}
 }
 
-// maintain pings nodes not heard from for a while; those that do not answer
-// leave the table (through the request timeout).
-func (d *DHT) maintain() {
+// tick is the node's periodic upkeep (about every 5 s): it notices a
+// wake-up from sleep (the node goes back to ephemeral, its address may have
+// changed), counts an adaptive node towards persistence, and pings nodes not
+// heard from for a while; those that do not answer leave the table through
+// the request timeout.
+func (d *DHT) tick(now time.Time) {
 	d.mu.Lock()
-	stale := d.table.stale(time.Now().Add(-staleAfter), pingsPerTick)
+	adaptive := !d.cfg.Persistent && !d.cfg.Bootstrapper
+	if now.Sub(d.lastTick) > sleepingGap {
+		d.stableTicks = moreStableTicks
+		if adaptive {
+			d.ephemeral = true
+		}
+	}
+	d.lastTick = now
+	check := false
+	if d.bootstrapped && adaptive && d.ephemeral {
+		if d.stableTicks--; d.stableTicks <= 0 {
+			if d.lastHost == d.nat.addr().Addr() {
+				d.stableTicks = moreStableTicks // this network was checked already
+			} else {
+				check = true
+			}
+		}
+	}
+	stale := d.table.stale(now.Add(-staleAfter), pingsPerTick)
 	d.mu.Unlock()
+	if check {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if d.updateNetworkState(ctx, false) {
+				d.FindNode(ctx, d.ID())
+			}
+		}()
+	}
 	for _, c := range stale {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*requestTimeout)

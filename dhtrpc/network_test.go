@@ -330,3 +330,40 @@ func TestQueryCommit(t *testing.T) {
 		t.Fatalf("forged token: %v", err)
 	}
 }
+
+// TestAdaptiveNodeTurnsPersistent: a node without Persistent stops being
+// firewalled when its server socket proves reachable, turns persistent
+// only after staying stable, and goes back to ephemeral after a wake-up.
+func TestAdaptiveNodeTurnsPersistent(t *testing.T) {
+	nodes := goNetwork(t, 6, nil)
+	d, err := New(Config{Host: lo, Bootstrap: []netip.AddrPort{nodes[0].ServerSocket().LocalAddr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := d.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d.mu.Lock()
+	firewalled := d.firewalled
+	d.stableTicks = 1 // the stable period has passed
+	d.mu.Unlock()
+	if firewalled || d.Persistent() {
+		t.Fatalf("after bootstrap: firewalled %v persistent %v, want reachable and ephemeral", firewalled, d.Persistent())
+	}
+	d.tick(time.Now())
+	for deadline := time.Now().Add(10 * time.Second); !d.Persistent(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("stable adaptive node did not turn persistent")
+		}
+	}
+	if d.ID() != NodeID(d.ServerSocket().LocalAddr()) {
+		t.Fatal("persistent id is not the id of the server address")
+	}
+	d.tick(time.Now().Add(time.Minute)) // a gap: the machine slept
+	if d.Persistent() {
+		t.Fatal("still persistent after a wake-up")
+	}
+}

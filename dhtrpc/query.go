@@ -132,67 +132,93 @@ func (d *DHT) Ping(ctx context.Context, to netip.AddrPort) (*Response, error) {
 
 // Bootstrap joins the network: a query for the node's own id through the
 // bootstrap nodes fills the table and samples the node's public address.
-// With Config.Persistent the node then tests that its server socket is
-// reachable (PING_NAT) and, if so, becomes persistent with the id of its
-// public address and announces itself with a second query.
+// Then the node tests whether its server socket is reachable (PING_NAT): a
+// Persistent node that passes becomes persistent at once, with the id of
+// its public address, and announces itself with a second query; any other
+// node that passes stops being firewalled and becomes persistent after
+// staying stable for a while (see tick), as dht-rpc's adaptive mode.
 func (d *DHT) Bootstrap(ctx context.Context) error {
 	if _, err := d.FindNode(ctx, d.ID()); err != nil {
 		return err
 	}
-	if !d.cfg.Persistent || d.Persistent() {
+	d.mu.Lock()
+	d.bootstrapped = true
+	done := !d.ephemeral
+	d.mu.Unlock()
+	if done {
 		return nil
 	}
-	if !d.natCheck(ctx) {
+	if !d.updateNetworkState(ctx, !d.cfg.Persistent) || !d.Persistent() {
 		return nil
 	}
 	_, err := d.FindNode(ctx, d.ID())
 	return err
 }
 
-// natCheck asks up to five known nodes to reply to the server socket's port
-// and turns the node persistent when enough replies arrive there.
-func (d *DHT) natCheck(ctx context.Context) bool {
+// updateNetworkState runs the reachability test. It clears the firewalled
+// state when the server socket answers at the sampled public address and,
+// unless onlyFirewall, makes the node persistent with that address's id.
+func (d *DHT) updateNetworkState(ctx context.Context, onlyFirewall bool) bool {
 	d.mu.Lock()
 	pub := d.nat.addr()
+	if !onlyFirewall {
+		d.stableTicks = moreStableTicks
+		d.lastHost = pub.Addr()
+	}
+	firewalled := d.firewalled
 	var probe [IDSize]byte
 	rand.Read(probe[:])
 	nodes := d.table.closest(&probe, 5)
 	d.mu.Unlock()
-	if !pub.Addr().IsValid() || len(nodes) == 0 {
+	if !d.ephemeralNow() || !pub.Addr().IsValid() || pub.Port() == 0 || len(nodes) == 0 {
 		return false
 	}
 	port := d.server.LocalAddr().Port()
-	value := binary.LittleEndian.AppendUint16(nil, port)
-	type res struct {
-		r   reply
-		err error
-	}
-	ch := make(chan res, len(nodes))
-	for _, n := range nodes {
-		go func() {
-			r, err := d.request(ctx, n.Addr, true, CmdPingNAT, nil, value, nil, d.client)
-			ch <- res{r, err}
-		}()
-	}
-	ok := 0
-	for range nodes {
-		r := <-ch
-		if r.err == nil && r.r.socket == d.server && r.r.res.To.Port() == port && r.r.res.To.Addr() == pub.Addr() {
-			ok++
+	if firewalled {
+		value := binary.LittleEndian.AppendUint16(nil, port)
+		type res struct {
+			r   reply
+			err error
 		}
-	}
-	need := 3
-	if len(nodes) < 5 {
-		need = 1
-	}
-	if ok < need {
-		return false
+		ch := make(chan res, len(nodes))
+		for _, n := range nodes {
+			go func() {
+				r, err := d.request(ctx, n.Addr, true, CmdPingNAT, nil, value, nil, d.client)
+				ch <- res{r, err}
+			}()
+		}
+		ok := 0
+		for range nodes {
+			r := <-ch
+			// The reply must come to the server socket, which must be
+			// reachable at the same host and at its own port number.
+			if r.err == nil && r.r.socket == d.server && r.r.res.To.Port() == port && r.r.res.To.Addr() == pub.Addr() {
+				ok++
+			}
+		}
+		need := 3
+		if len(nodes) < 5 {
+			need = 1
+		}
+		if ok < need {
+			return false
+		}
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.firewalled, d.ephemeral = false, false
+	d.firewalled = false
+	if onlyFirewall || !d.ephemeral || d.nat.addr() != pub {
+		return !onlyFirewall && !d.ephemeral
+	}
+	d.ephemeral = false
 	d.table.rehome(NodeID(netip.AddrPortFrom(pub.Addr(), port)))
 	return true
+}
+
+func (d *DHT) ephemeralNow() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.ephemeral
 }
 
 // Commit sends command to every reply of a query with the token that node
