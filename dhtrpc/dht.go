@@ -134,8 +134,8 @@ type DHT struct {
 	stableTicks  int
 	lastTick     time.Time
 	lastHost     netip.Addr
-	closed     bool
-	stats      Stats
+	closed       bool
+	stats        Stats
 
 	stop chan struct{}
 	wg   sync.WaitGroup
