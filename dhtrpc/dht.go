@@ -35,6 +35,12 @@ const (
 	stableTicks     = 240
 	moreStableTicks = 3 * stableTicks
 	sleepingGap     = 15 * time.Second
+	// refreshTicks is how often (about 5 minutes) a node refreshes its
+	// table with a lookup of itself; maxChecks bounds concurrent pings of
+	// nodes reported down; maxDownHints bounds down hints sent per query.
+	refreshTicks = 60
+	maxChecks    = 10
+	maxDownHints = 5
 )
 
 var (
@@ -131,6 +137,8 @@ type DHT struct {
 	evicting   map[[IDSize]byte]bool
 
 	bootstrapped bool
+	refreshTicks int
+	checks       int
 	stableTicks  int
 	lastTick     time.Time
 	lastHost     netip.Addr
@@ -143,7 +151,7 @@ type DHT struct {
 
 // New binds the node's sockets and starts its clock; call Bootstrap to join.
 func New(cfg Config) (*DHT, error) {
-	d := &DHT{cfg: cfg, u: cfg.UDX, ephemeral: true, firewalled: true, inflight: map[uint16]*pending{}, evicting: map[[IDSize]byte]bool{}, stableTicks: stableTicks, lastTick: time.Now(), stop: make(chan struct{}), rotate: tokenRotation}
+	d := &DHT{cfg: cfg, u: cfg.UDX, ephemeral: true, firewalled: true, inflight: map[uint16]*pending{}, evicting: map[[IDSize]byte]bool{}, stableTicks: stableTicks, refreshTicks: refreshTicks, lastTick: time.Now(), stop: make(chan struct{}), rotate: tokenRotation}
 	if d.u == nil {
 		d.u = udx.New()
 	}

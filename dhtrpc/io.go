@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/crypto/blake2b"
 
+	"github.com/dhtrelay/dht-relay/compact"
 	"github.com/dhtrelay/dht-relay/udx"
 )
 
@@ -313,6 +314,29 @@ func (d *DHT) checkEvict(old, newcomer Contact) {
 	}
 }
 
+// checkHinted pings a table node someone reported down, at most
+// maxChecks at a time.
+func (d *DHT) checkHinted(addr netip.AddrPort) {
+	id := NodeID(addr)
+	d.mu.Lock()
+	ok := d.table.has(id) && d.checks < maxChecks
+	if ok {
+		d.checks++
+	}
+	d.mu.Unlock()
+	if !ok {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*requestTimeout)
+		defer cancel()
+		d.request(ctx, addr, true, CmdPing, nil, nil, nil, nil)
+		d.mu.Lock()
+		d.checks--
+		d.mu.Unlock()
+	}()
+}
+
 // tick is the node's periodic upkeep (about every 5 s): it notices a
 // wake-up from sleep (the node goes back to ephemeral, its address may have
 // changed), counts an adaptive node towards persistence, and pings nodes not
@@ -339,7 +363,21 @@ func (d *DHT) tick(now time.Time) {
 		}
 	}
 	stale := d.table.stale(now.Add(-staleAfter), pingsPerTick)
+	d.refreshTicks--
+	refresh := d.bootstrapped && d.refreshTicks <= 0
+	if refresh {
+		d.refreshTicks = refreshTicks
+	}
 	d.mu.Unlock()
+	if refresh {
+		// An idle node looks itself up again now and then so that its
+		// table keeps up with the network.
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			d.FindNode(ctx, d.ID())
+		}()
+	}
 	if check {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -380,7 +418,15 @@ func (d *DHT) onRequest(req *Request, from netip.AddrPort, socket *udx.Socket, s
 		return
 	}
 	switch req.Command {
-	case CmdPing, CmdDownHint:
+	case CmdPing:
+		d.sendReply(in, 0, nil, false, false, from)
+	case CmdDownHint:
+		// "The node at this address seems down": if it is in our table,
+		// check it; a failed ping removes it.
+		if len(req.Value) >= 6 {
+			r := compact.NewReader(req.Value)
+			d.checkHinted(r.IPv4())
+		}
 		d.sendReply(in, 0, nil, false, false, from)
 	case CmdPingNAT:
 		if len(req.Value) < 2 {

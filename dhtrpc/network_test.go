@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+
+	"github.com/dhtrelay/dht-relay/compact"
 	"time"
 )
 
@@ -367,3 +369,40 @@ func TestAdaptiveNodeTurnsPersistent(t *testing.T) {
 		t.Fatal("still persistent after a wake-up")
 	}
 }
+
+// TestDownHintRemovesDeadNode: a node told that a table node is down pings
+// it and drops it when it does not answer.
+func TestDownHintRemovesDeadNode(t *testing.T) {
+	a, err := New(Config{Host: lo, Bootstrapper: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := New(Config{Host: lo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	dead := netip.MustParseAddrPort("127.0.0.1:9")
+	a.mu.Lock()
+	a.table.add(Contact{ID: NodeID(dead), Addr: dead, seen: time.Now()})
+	a.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, _, _, err := b.Request(ctx, a.ServerSocket().LocalAddr(), true, CmdDownHint, nil, compactAddr(dead), nil); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		a.mu.Lock()
+		gone := !a.table.has(NodeID(dead))
+		a.mu.Unlock()
+		if gone {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("hinted dead node still in the table")
+		}
+	}
+}
+
+func compactAddr(a netip.AddrPort) []byte { return compact.AppendIPv4(nil, a) }

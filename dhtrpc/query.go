@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
+
+	"github.com/dhtrelay/dht-relay/compact"
 )
 
 // Reply is one node's response to a query.
@@ -19,6 +22,7 @@ type Reply struct {
 type candidate struct {
 	id   [IDSize]byte
 	addr netip.AddrPort
+	via  netip.AddrPort // the node whose reply named it, if any
 }
 
 // Query walks towards target: it asks the closest nodes it knows, learns
@@ -29,12 +33,12 @@ func (d *DHT) Query(ctx context.Context, target [IDSize]byte, internal bool, com
 	d.mu.Lock()
 	var cands []candidate
 	for _, c := range d.table.closest(&target, K) {
-		cands = append(cands, candidate{c.ID, c.Addr})
+		cands = append(cands, candidate{id: c.ID, addr: c.Addr})
 	}
 	d.mu.Unlock()
 	if len(cands) < K {
 		for _, b := range d.cfg.Bootstrap {
-			cands = append(cands, candidate{NodeID(b), b})
+			cands = append(cands, candidate{id: NodeID(b), addr: b})
 		}
 	}
 	seen := map[netip.AddrPort]bool{d.server.LocalAddr(): true, d.client.LocalAddr(): true}
@@ -57,9 +61,11 @@ func (d *DHT) Query(ctx context.Context, target [IDSize]byte, internal bool, com
 
 	var closest []Reply
 	type result struct {
+		c   candidate
 		r   reply
 		err error
 	}
+	hints := 0
 	results := make(chan result, queryConcurrent)
 	inflight := 0
 	for {
@@ -74,7 +80,7 @@ func (d *DHT) Query(ctx context.Context, target [IDSize]byte, internal bool, com
 			go func() {
 				r, err := d.request(ctx, c.addr, internal, command, &target, value, nil, nil)
 				r.from = c.addr
-				results <- result{r, err}
+				results <- result{c, r, err}
 			}()
 		}
 		if inflight == 0 {
@@ -88,6 +94,11 @@ func (d *DHT) Query(ctx context.Context, target [IDSize]byte, internal bool, com
 		}
 		inflight--
 		if res.err != nil {
+			// Tell the node that named it that it seems down.
+			if errors.Is(res.err, ErrTimeout) && res.c.via.IsValid() && hints < maxDownHints {
+				hints++
+				go d.request(context.WithoutCancel(ctx), res.c.via, true, CmdDownHint, nil, compact.AppendIPv4(nil, res.c.addr), nil, nil)
+			}
 			continue
 		}
 		rep := Reply{From: res.r.from, ID: res.r.fromID, Response: res.r.res}
@@ -109,7 +120,7 @@ func (d *DHT) Query(ctx context.Context, target [IDSize]byte, internal bool, com
 				continue
 			}
 			seen[a] = true
-			cands = append(cands, candidate{NodeID(a), a})
+			cands = append(cands, candidate{NodeID(a), a, rep.From})
 			added = true
 		}
 		if added {
