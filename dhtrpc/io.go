@@ -59,7 +59,9 @@ func (d *DHT) Close() error {
 	d.queue = nil
 	d.mu.Unlock()
 	for _, p := range ps {
-		p.timer.Stop()
+		if p.timer != nil { // nil while it waits for the congestion window
+			p.timer.Stop()
+		}
 		p.done <- reply{err: ErrClosed}
 	}
 	close(d.stop)
@@ -272,6 +274,10 @@ func (d *DHT) onResponse(res *Response, from netip.AddrPort, socket *udx.Socket,
 	if p == nil || p.to != from {
 		d.mu.Unlock()
 		return
+	}
+	if p.timer == nil {
+		d.mu.Unlock()
+		return // not sent yet: this cannot be its response
 	}
 	delete(d.inflight, res.TID)
 	p.timer.Stop()
