@@ -87,10 +87,10 @@ func addrsOf(rs []Reply) []netip.AddrPort {
 	return out
 }
 
-// TestGoNetworkConverges: in a network of 60 Go nodes a query from any node
+// TestGoNetworkConverges: in a network of 200 Go nodes a query from any node
 // finds exactly the K nodes whose ids are closest to the target.
 func TestGoNetworkConverges(t *testing.T) {
-	nodes := goNetwork(t, 60, nil)
+	nodes := goNetwork(t, 200, nil)
 	for i := range 10 {
 		var target [IDSize]byte
 		rand.Read(target[:])
