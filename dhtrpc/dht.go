@@ -91,6 +91,12 @@ func (r *IncomingRequest) Reply(value []byte) {
 	r.d.sendReply(r, 0, value, true, true, r.From)
 }
 
+// ReplyWith answers with value, choosing whether a token and the closest
+// nodes go along (dht-rpc's reply options).
+func (r *IncomingRequest) ReplyWith(value []byte, token, closerNodes bool) {
+	r.d.sendReply(r, 0, value, token, closerNodes, r.From)
+}
+
 // Error answers with an error code.
 func (r *IncomingRequest) Error(code uint64) {
 	r.d.sendReply(r, code, nil, code == ErrInvalidToken, true, r.From)

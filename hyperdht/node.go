@@ -1,0 +1,421 @@
+package hyperdht
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/dhtrelay/dht-relay/compact"
+	"github.com/dhtrelay/dht-relay/dhtrpc"
+)
+
+// Errors with the codes and messages of JS hyperdht, which relayed clients
+// show to users.
+var (
+	ErrPeerNotFound = errors.New("PEER_NOT_FOUND: Peer not found")
+)
+
+// Config configures a Node.
+type Config struct {
+	DHT dhtrpc.Config
+}
+
+// Node is a HyperDHT node. As a persistent node it stores announcements and
+// values for others; as a client it looks up, announces, unannounces, finds
+// peers and puts and gets values.
+type Node struct {
+	dht *dhtrpc.DHT
+
+	mu         sync.Mutex
+	records    recordStore
+	router     map[[32]byte]routerEntry // announcements of a key's own server
+	bumps      *ttlCache[[32]byte, uint64]
+	mutables   *ttlCache[[32]byte, []byte]
+	immutables *ttlCache[[32]byte, []byte]
+}
+
+// routerEntry is a server's own announcement: where to forward handshakes
+// for it, and its record.
+type routerEntry struct {
+	relay   netip.AddrPort
+	record  []byte
+	expires time.Time
+}
+
+// New starts a node; call Bootstrap to join the network.
+func New(cfg Config) (*Node, error) {
+	n := &Node{
+		router:     map[[32]byte]routerEntry{},
+		bumps:      newTTLCache[[32]byte, uint64](maxRecords, recordTTL),
+		mutables:   newTTLCache[[32]byte, []byte](maxValues, valueTTL),
+		immutables: newTTLCache[[32]byte, []byte](maxValues, valueTTL),
+	}
+	dc := cfg.DHT
+	dc.OnRequest = n.onRequest
+	d, err := dhtrpc.New(dc)
+	if err != nil {
+		return nil, err
+	}
+	n.dht = d
+	return n, nil
+}
+
+// DHT is the underlying dht-rpc node.
+func (n *Node) DHT() *dhtrpc.DHT { return n.dht }
+
+// Bootstrap joins the network.
+func (n *Node) Bootstrap(ctx context.Context) error { return n.dht.Bootstrap(ctx) }
+
+// Close stops the node.
+func (n *Node) Close() error { return n.dht.Close() }
+
+// onRequest serves the storage commands; only a persistent node does.
+func (n *Node) onRequest(req *dhtrpc.IncomingRequest) bool {
+	if !n.dht.Persistent() {
+		return false
+	}
+	now := time.Now()
+	switch req.Command {
+	case CmdFindPeer:
+		if req.Target == nil {
+			return true
+		}
+		n.mu.Lock()
+		e, ok := n.router[*req.Target]
+		n.mu.Unlock()
+		if ok && now.Before(e.expires) {
+			req.Reply(e.record)
+		} else {
+			req.Reply(nil)
+		}
+	case CmdLookup:
+		if req.Target == nil {
+			return true
+		}
+		n.mu.Lock()
+		recs := n.records.get(*req.Target, maxLookupPeers, now)
+		bump, _ := n.bumps.get(*req.Target, now)
+		if e, ok := n.router[*req.Target]; ok && now.Before(e.expires) && len(recs) < maxLookupPeers {
+			recs = append(recs, e.record)
+		}
+		n.mu.Unlock()
+		if len(recs) == 0 {
+			req.Reply(nil)
+			return true
+		}
+		b := compact.AppendUint(nil, uint64(len(recs)))
+		for _, r := range recs {
+			b = append(b, r...)
+		}
+		req.Reply(compact.AppendUint(b, bump))
+	case CmdAnnounce:
+		n.onAnnounce(req, now)
+	case CmdUnannounce:
+		n.onUnannounce(req)
+	case CmdMutablePut:
+		n.onMutablePut(req, now)
+	case CmdMutableGet:
+		if req.Target == nil || req.Value == nil {
+			return true
+		}
+		seq := compact.NewReader(req.Value).Uint()
+		n.mu.Lock()
+		v, ok := n.mutables.get(*req.Target, now)
+		n.mu.Unlock()
+		if ok && compact.NewReader(v).Uint() >= seq {
+			req.Reply(v)
+		} else {
+			req.Reply(nil)
+		}
+	case CmdImmutablePut:
+		if req.Target == nil || req.Token == nil || req.Value == nil || Hash(req.Value) != *req.Target {
+			return true
+		}
+		n.mu.Lock()
+		n.immutables.set(*req.Target, append([]byte(nil), req.Value...), now)
+		n.mu.Unlock()
+		req.Reply(nil)
+	case CmdImmutableGet:
+		if req.Target == nil {
+			return true
+		}
+		n.mu.Lock()
+		v, _ := n.immutables.get(*req.Target, now)
+		n.mu.Unlock()
+		req.Reply(v)
+	default:
+		return false
+	}
+	return true
+}
+
+func (n *Node) onAnnounce(req *dhtrpc.IncomingRequest, now time.Time) {
+	if req.Target == nil || req.Token == nil {
+		return
+	}
+	var ann Announce
+	if ann.Decode(req.Value) != nil || ann.Peer == nil || ann.Signature == nil {
+		return // refreshes are not kept yet: a refresh without a record is ignored
+	}
+	id := n.dht.ID()
+	if !Verify(ann.Peer.PublicKey, AnnounceSignable(NSAnnounce, *req.Target, id, *req.Token, ann.Peer, ann.Refresh), *ann.Signature) {
+		return
+	}
+	if len(ann.Peer.RelayAddresses) > maxRelayAddrs {
+		ann.Peer.RelayAddresses = ann.Peer.RelayAddresses[:maxRelayAddrs]
+	}
+	record := ann.Peer.Encode(nil)
+	n.mu.Lock()
+	if Hash(ann.Peer.PublicKey[:]) == *req.Target {
+		n.router[*req.Target] = routerEntry{relay: req.From, record: record, expires: now.Add(recordTTL)}
+		n.records.remove(*req.Target, ann.Peer.PublicKey)
+	} else {
+		cur, _ := n.bumps.get(*req.Target, now)
+		if ann.Bump > cur && ann.Bump <= uint64(now.Add(maxBumpDrift).UnixMilli()) {
+			n.bumps.set(*req.Target, ann.Bump, now)
+		}
+		n.records.add(*req.Target, ann.Peer.PublicKey, record, now)
+	}
+	n.mu.Unlock()
+	req.ReplyWith(nil, false, false)
+}
+
+func (n *Node) onUnannounce(req *dhtrpc.IncomingRequest) {
+	if req.Target == nil || req.Token == nil {
+		return
+	}
+	var ann Announce
+	if ann.Decode(req.Value) != nil || ann.Peer == nil || ann.Signature == nil {
+		return
+	}
+	id := n.dht.ID()
+	if !Verify(ann.Peer.PublicKey, AnnounceSignable(NSUnannounce, *req.Target, id, *req.Token, ann.Peer, ann.Refresh), *ann.Signature) {
+		return
+	}
+	n.mu.Lock()
+	if Hash(ann.Peer.PublicKey[:]) == *req.Target {
+		delete(n.router, *req.Target)
+	}
+	n.records.remove(*req.Target, ann.Peer.PublicKey)
+	n.mu.Unlock()
+	req.ReplyWith(nil, false, false)
+}
+
+func (n *Node) onMutablePut(req *dhtrpc.IncomingRequest, now time.Time) {
+	if req.Target == nil || req.Token == nil || req.Value == nil {
+		return
+	}
+	var p MutablePutRequest
+	if p.Decode(req.Value) != nil || Hash(p.PublicKey[:]) != *req.Target {
+		return
+	}
+	if !Verify(p.PublicKey, MutableSignableBytes(p.Seq, p.Value), p.Signature) {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if local, ok := n.mutables.get(*req.Target, now); ok {
+		var cur MutableGetResponse
+		if cur.Decode(local) == nil {
+			if cur.Seq == p.Seq && string(cur.Value) != string(p.Value) {
+				req.Error(ErrorSeqReused)
+				return
+			}
+			if p.Seq < cur.Seq {
+				req.Error(ErrorSeqTooLow)
+				return
+			}
+		}
+	}
+	n.mutables.set(*req.Target, (&MutableGetResponse{Seq: p.Seq, Value: p.Value, Signature: p.Signature}).Encode(nil), now)
+	req.Reply(nil)
+}
+
+// LookupResult is one node's answer to a lookup.
+type LookupResult struct {
+	From  netip.AddrPort
+	Peers []Peer
+	Bump  uint64
+}
+
+// Lookup finds the peers announced on topic; onResult sees each node's
+// answer as it arrives (nil to ignore).
+func (n *Node) Lookup(ctx context.Context, topic [32]byte, onResult func(LookupResult)) ([]dhtrpc.Reply, error) {
+	return n.dht.Query(ctx, topic, false, CmdLookup, nil, func(r dhtrpc.Reply) {
+		if onResult == nil || r.Response.Value == nil {
+			return
+		}
+		var l LookupRawReply
+		if l.Decode(r.Response.Value) == nil {
+			onResult(LookupResult{From: r.From, Peers: l.Peers, Bump: l.Bump})
+		}
+	})
+}
+
+// Announce announces kp's public key on topic, reachable through
+// relayAddresses, at the closest nodes: a lookup, then to each closest node
+// an announce signed for its id and token.
+func (n *Node) Announce(ctx context.Context, topic [32]byte, kp *KeyPair, relayAddresses []netip.AddrPort) error {
+	replies, err := n.Lookup(ctx, topic, nil)
+	if err != nil {
+		return err
+	}
+	peer := &Peer{PublicKey: kp.Public, RelayAddresses: relayAddresses}
+	if peer.RelayAddresses == nil {
+		peer.RelayAddresses = []netip.AddrPort{}
+	}
+	return n.commitSigned(ctx, replies, topic, CmdAnnounce, NSAnnounce, kp, peer)
+}
+
+// Unannounce removes kp's announcement of topic from the nodes that hold it.
+func (n *Node) Unannounce(ctx context.Context, topic [32]byte, kp *KeyPair) error {
+	var holders []dhtrpc.Reply
+	var mu sync.Mutex
+	_, err := n.dht.Query(ctx, topic, false, CmdLookup, nil, func(r dhtrpc.Reply) {
+		if r.ID == nil || r.Response.Token == nil || r.Response.Value == nil {
+			return
+		}
+		var l LookupRawReply
+		if l.Decode(r.Response.Value) != nil {
+			return
+		}
+		found := len(l.Peers) >= maxLookupPeers
+		for _, p := range l.Peers {
+			found = found || p.PublicKey == kp.Public
+		}
+		if found {
+			mu.Lock()
+			holders = append(holders, r)
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return n.commitSigned(ctx, holders, topic, CmdUnannounce, NSUnannounce, kp, &Peer{PublicKey: kp.Public, RelayAddresses: []netip.AddrPort{}})
+}
+
+// commitSigned sends command to each reply with an announce signed for
+// that node's id and token.
+func (n *Node) commitSigned(ctx context.Context, replies []dhtrpc.Reply, topic [32]byte, command uint64, ns [32]byte, kp *KeyPair, peer *Peer) error {
+	errs := make(chan error, len(replies))
+	sent := 0
+	for _, r := range replies {
+		if r.ID == nil || r.Response.Token == nil {
+			continue
+		}
+		sent++
+		go func() {
+			sig := Sign(kp, AnnounceSignable(ns, topic, *r.ID, *r.Response.Token, peer, nil))
+			value := (&Announce{Peer: peer, Signature: &sig}).Encode(nil)
+			_, _, _, err := n.dht.Request(ctx, r.From, false, command, &topic, value, r.Response.Token)
+			errs <- err
+		}()
+	}
+	ok := 0
+	var first error
+	for range sent {
+		if err := <-errs; err == nil {
+			ok++
+		} else if first == nil {
+			first = err
+		}
+	}
+	if sent > 0 && ok == 0 {
+		return fmt.Errorf("hyperdht: no node accepted: %w", first)
+	}
+	return nil
+}
+
+// FindPeer finds the record of the server with publicKey at the nodes that
+// route to it.
+func (n *Node) FindPeer(ctx context.Context, publicKey [32]byte) (*Peer, netip.AddrPort, error) {
+	var found *Peer
+	var from netip.AddrPort
+	var mu sync.Mutex
+	_, err := n.dht.Query(ctx, Hash(publicKey[:]), false, CmdFindPeer, nil, func(r dhtrpc.Reply) {
+		if r.Response.Value == nil {
+			return
+		}
+		var p Peer
+		if p.Decode(r.Response.Value) == nil && p.PublicKey == publicKey {
+			mu.Lock()
+			if found == nil {
+				found, from = &p, r.From
+			}
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		return nil, netip.AddrPort{}, err
+	}
+	if found == nil {
+		return nil, netip.AddrPort{}, ErrPeerNotFound
+	}
+	return found, from, nil
+}
+
+// ImmutablePut stores value at the closest nodes to its hash and returns
+// the hash.
+func (n *Node) ImmutablePut(ctx context.Context, value []byte) ([32]byte, error) {
+	target := Hash(value)
+	replies, err := n.dht.Query(ctx, target, false, CmdImmutableGet, nil, nil)
+	if err != nil {
+		return target, err
+	}
+	_, err = n.dht.Commit(ctx, replies, false, CmdImmutablePut, target, value)
+	return target, err
+}
+
+// ImmutableGet finds the value whose hash is target.
+func (n *Node) ImmutableGet(ctx context.Context, target [32]byte) ([]byte, error) {
+	var value []byte
+	var mu sync.Mutex
+	_, err := n.dht.Query(ctx, target, false, CmdImmutableGet, nil, func(r dhtrpc.Reply) {
+		if r.Response.Value != nil && Hash(r.Response.Value) == target {
+			mu.Lock()
+			value = r.Response.Value
+			mu.Unlock()
+		}
+	})
+	return value, err
+}
+
+// MutablePut signs value at seq with kp and stores it at the closest nodes
+// to the hash of the public key.
+func (n *Node) MutablePut(ctx context.Context, kp *KeyPair, value []byte, seq uint64) error {
+	target := Hash(kp.Public[:])
+	sig := Sign(kp, MutableSignableBytes(seq, value))
+	put := (&MutablePutRequest{PublicKey: kp.Public, Seq: seq, Value: value, Signature: sig}).Encode(nil)
+	replies, err := n.dht.Query(ctx, target, false, CmdMutableGet, compact.AppendUint(nil, 0), nil)
+	if err != nil {
+		return err
+	}
+	_, err = n.dht.Commit(ctx, replies, false, CmdMutablePut, target, put)
+	return err
+}
+
+// MutableGet finds the newest value of publicKey with a sequence number of
+// at least seq and a valid signature.
+func (n *Node) MutableGet(ctx context.Context, publicKey [32]byte, seq uint64) (*MutableGetResponse, error) {
+	var best *MutableGetResponse
+	var mu sync.Mutex
+	_, err := n.dht.Query(ctx, Hash(publicKey[:]), false, CmdMutableGet, compact.AppendUint(nil, seq), func(r dhtrpc.Reply) {
+		var v MutableGetResponse
+		if r.Response.Value == nil || v.Decode(r.Response.Value) != nil || v.Seq < seq {
+			return
+		}
+		if !Verify(publicKey, MutableSignableBytes(v.Seq, v.Value), v.Signature) {
+			return
+		}
+		mu.Lock()
+		if best == nil || v.Seq > best.Seq {
+			best = &v
+		}
+		mu.Unlock()
+	})
+	return best, err
+}

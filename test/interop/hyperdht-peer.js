@@ -1,0 +1,74 @@
+// A hyperdht testnet with a JS client node, driven over stdin, for record
+// interop. Usage: hyperdht-peer.js size
+// Prints {"bootstrap": "host:port"}, then one JSON line per command:
+//   announce <topicHex> <seedHex>     {"ok": true}
+//   unannounce <topicHex> <seedHex>   {"ok": true}
+//   lookup <topicHex>                 {"peers": [publicKeyHex, ...]}
+//   immutablePut <valueHex>           {"hash": hex}
+//   immutableGet <hashHex>            {"value": hex | null}
+//   mutablePut <seedHex> <valueHex> <seq>  {"ok": true}
+//   mutableGet <publicKeyHex> <seq>   {"value": hex | null, "seq": n}
+//   findPeer <publicKeyHex>           {"found": bool}
+const createTestnet = require('hyperdht/testnet')
+const DHT = require('hyperdht')
+const b4a = require('b4a')
+const readline = require('readline')
+
+const out = (o) => process.stdout.write(JSON.stringify(o) + '\n')
+const hex = (b) => (b ? b4a.toString(b, 'hex') : null)
+const buf = (h) => b4a.from(h, 'hex')
+
+async function main () {
+  const testnet = await createTestnet(Number(process.argv[2] || 10), { host: '127.0.0.1' })
+  out({ bootstrap: `${testnet.bootstrap[0].host}:${testnet.bootstrap[0].port}` })
+  const node = testnet.createNode()
+  await node.fullyBootstrapped()
+  const servers = []
+
+  const rl = readline.createInterface({ input: process.stdin })
+  for await (const line of rl) {
+    const [cmd, a, b, c] = line.split(' ')
+    try {
+      if (cmd === 'announce') {
+        await node.announce(buf(a), DHT.keyPair(buf(b)), []).finished()
+        out({ ok: true })
+      } else if (cmd === 'unannounce') {
+        await node.unannounce(buf(a), DHT.keyPair(buf(b)))
+        out({ ok: true })
+      } else if (cmd === 'lookup') {
+        const peers = new Set()
+        for await (const r of node.lookup(buf(a))) for (const p of r.peers) peers.add(hex(p.publicKey))
+        out({ peers: [...peers] })
+      } else if (cmd === 'immutablePut') {
+        const { hash } = await node.immutablePut(buf(a))
+        out({ hash: hex(hash) })
+      } else if (cmd === 'immutableGet') {
+        const r = await node.immutableGet(buf(a))
+        out({ value: r ? hex(r.value) : null })
+      } else if (cmd === 'mutablePut') {
+        await node.mutablePut(DHT.keyPair(buf(a)), buf(b), { seq: Number(c) })
+        out({ ok: true })
+      } else if (cmd === 'mutableGet') {
+        const r = await node.mutableGet(buf(a), { seq: Number(b) })
+        out({ value: r ? hex(r.value) : null, seq: r ? r.seq : null })
+      } else if (cmd === 'findPeer') {
+        let found = false
+        for await (const r of node.findPeer(buf(a))) if (r.peer) found = true
+        out({ found })
+      } else if (cmd === 'listen') {
+        const s = node.createServer(() => {})
+        await s.listen(DHT.keyPair(buf(a)))
+        servers.push(s)
+        out({ ok: true })
+      }
+    } catch (err) {
+      out({ error: err.message })
+    }
+  }
+  await testnet.destroy()
+}
+
+main().catch((err) => {
+  console.error(err)
+  process.exit(1)
+})
