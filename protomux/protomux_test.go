@@ -49,7 +49,6 @@ type msg struct {
 }
 
 type recorder struct {
-	mu     sync.Mutex
 	opened chan []byte
 	msgs   chan msg
 	closed chan bool

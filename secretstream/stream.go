@@ -50,16 +50,14 @@ var (
 	ErrHandshake = errors.New("secretstream: noise handshake failed")
 )
 
-var nsInitiator, nsResponder, nsSend = namespaces()
+// The stream-id namespaces: hypercore-crypto's
+// namespace("hyperswarm/secret-stream", 3), of which the third (for
+// unordered send) is not used by streams.
+var nsInitiator, nsResponder = namespace(0), namespace(1)
 
-// namespaces computes hypercore-crypto's namespace("hyperswarm/secret-stream", 3).
-func namespaces() (a, b, c [32]byte) {
+func namespace(i byte) [32]byte {
 	base := blake2b.Sum256([]byte("hyperswarm/secret-stream"))
-	out := make([][32]byte, 3)
-	for i := range out {
-		out[i] = blake2b.Sum256(append(base[:], byte(i)))
-	}
-	return out[0], out[1], out[2]
+	return blake2b.Sum256(append(base[:], i))
 }
 
 // StreamID is the id a side of the given role sends in its header.
