@@ -63,7 +63,6 @@ func (c *ttlCache[K, V]) set(k K, v V, now time.Time) {
 	}
 }
 
-
 // recordStore holds announcements per topic: public key to encoded peer,
 // each expiring on its own, at most maxRecords in all.
 type recordStore struct {
