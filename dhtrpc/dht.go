@@ -97,6 +97,31 @@ func (r *IncomingRequest) ReplyWith(value []byte, token, closerNodes bool) {
 	r.d.sendReply(r, 0, value, token, closerNodes, r.From)
 }
 
+// ReplyTo answers with value to another address than the requester's, as
+// a relay does when it hands a server's answer back to the client.
+func (r *IncomingRequest) ReplyTo(value []byte, to netip.AddrPort, token, closerNodes bool) {
+	r.d.sendReply(r, 0, value, token, closerNodes, to)
+}
+
+// Relay forwards the request to another node with a new value: the same
+// transaction id, command, target and internal flag, no token, so that the
+// answer can come back under the original id.
+func (r *IncomingRequest) Relay(value []byte, to netip.AddrPort) {
+	d := r.d
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return
+	}
+	fwd := Request{TID: r.TID, To: to, Internal: r.Internal, Command: r.Command, Target: r.Target, Value: value}
+	if !d.ephemeral && r.socket == d.server {
+		id := d.table.id
+		fwd.ID = &id
+	}
+	d.mu.Unlock()
+	r.socket.Send(fwd.AppendBinary(nil), to)
+}
+
 // Error answers with an error code.
 func (r *IncomingRequest) Error(code uint64) {
 	r.d.sendReply(r, code, nil, code == ErrInvalidToken, true, r.From)

@@ -35,6 +35,7 @@ type Node struct {
 	bumps      *ttlCache[[32]byte, uint64]
 	mutables   *ttlCache[[32]byte, []byte]
 	immutables *ttlCache[[32]byte, []byte]
+	stats      Stats
 }
 
 // routerEntry is a server's own announcement: where to forward handshakes
@@ -72,8 +73,29 @@ func (n *Node) Bootstrap(ctx context.Context) error { return n.dht.Bootstrap(ctx
 // Close stops the node.
 func (n *Node) Close() error { return n.dht.Close() }
 
-// onRequest serves the storage commands; only a persistent node does.
+// Stats counts what a node did for others.
+type Stats struct {
+	HandshakesRelayed uint64 // PEER_HANDSHAKE messages forwarded or answered as a relay
+}
+
+// Stats returns the node's counters.
+func (n *Node) Stats() Stats {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.stats
+}
+
+// onRequest relays handshakes and holepunches for servers it knows and, as
+// a persistent node, serves the storage commands.
 func (n *Node) onRequest(req *dhtrpc.IncomingRequest) bool {
+	switch req.Command {
+	case CmdPeerHandshake:
+		n.onPeerHandshake(req)
+		return true
+	case CmdPeerHolepunch:
+		n.onPeerHolepunch(req)
+		return true
+	}
 	if !n.dht.Persistent() {
 		return false
 	}

@@ -1,0 +1,98 @@
+package hyperdht
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/dhtrelay/dht-relay/dhtrpc"
+)
+
+// The relay side of PEER_HANDSHAKE and PEER_HOLEPUNCH: a node holding a
+// server's own announcement forwards a client's message to the server
+// (FROM_RELAY), a second relay forwards once more (FROM_SECOND_RELAY), and
+// the server's answer (FROM_SERVER) goes back to the client as the reply to
+// its original request (REPLY), under the client's transaction id.
+
+// relayFor returns the address a server announced itself from, if this
+// node holds its announcement.
+func (n *Node) relayFor(target *[32]byte) (netip.AddrPort, bool) {
+	if target == nil {
+		return netip.AddrPort{}, false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	e, ok := n.router[*target]
+	if !ok || time.Now().After(e.expires) {
+		return netip.AddrPort{}, false
+	}
+	return e.relay, true
+}
+
+func (n *Node) onPeerHandshake(req *dhtrpc.IncomingRequest) {
+	var hs Handshake
+	if req.Value == nil || hs.Decode(req.Value) != nil {
+		return
+	}
+	relay, haveRelay := n.relayFor(req.Target)
+	counted := func() {
+		n.mu.Lock()
+		n.stats.HandshakesRelayed++
+		n.mu.Unlock()
+	}
+	switch hs.Mode {
+	case ModeFromClient:
+		if len(hs.Noise) == 0 {
+			return
+		}
+		to := relay
+		if hs.RelayAddress != nil {
+			to = *hs.RelayAddress
+		} else if !haveRelay {
+			req.ReplyWith(nil, false, true) // help the client route
+			return
+		}
+		from := req.From
+		counted()
+		req.Relay((&Handshake{Mode: ModeFromRelay, Noise: hs.Noise, PeerAddress: &from}).Encode(nil), to)
+	case ModeFromRelay:
+		if !haveRelay || len(hs.Noise) == 0 {
+			return
+		}
+		from := req.From
+		counted()
+		req.Relay((&Handshake{Mode: ModeFromSecondRelay, Noise: hs.Noise, PeerAddress: hs.PeerAddress, RelayAddress: &from}).Encode(nil), relay)
+	case ModeFromServer:
+		if hs.PeerAddress == nil || len(hs.Noise) == 0 {
+			return
+		}
+		from := req.From
+		counted()
+		req.ReplyTo((&Handshake{Mode: ModeReply, Noise: hs.Noise, PeerAddress: &from}).Encode(nil), *hs.PeerAddress, false, false)
+	}
+}
+
+func (n *Node) onPeerHolepunch(req *dhtrpc.IncomingRequest) {
+	var hp Holepunch
+	if req.Value == nil || hp.Decode(req.Value) != nil {
+		return
+	}
+	relay, haveRelay := n.relayFor(req.Target)
+	switch hp.Mode {
+	case ModeFromClient:
+		if hp.PeerAddress == nil && !haveRelay {
+			return
+		}
+		to := relay
+		if hp.PeerAddress != nil {
+			to = *hp.PeerAddress
+		}
+		from := req.From
+		req.Relay((&Holepunch{Mode: ModeFromRelay, ID: hp.ID, Payload: hp.Payload, PeerAddress: &from}).Encode(nil), to)
+	case ModeFromServer:
+		if hp.PeerAddress == nil {
+			return
+		}
+		from := req.From
+		req.ReplyTo((&Holepunch{Mode: ModeReply, ID: hp.ID, Payload: hp.Payload, PeerAddress: &from}).Encode(nil), *hp.PeerAddress, false, false)
+	}
+}
