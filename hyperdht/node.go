@@ -35,6 +35,7 @@ type Node struct {
 	bumps      *ttlCache[[32]byte, uint64]
 	mutables   *ttlCache[[32]byte, []byte]
 	immutables *ttlCache[[32]byte, []byte]
+	servers    map[[32]byte]*Server // this node's own servers, by target
 	stats      Stats
 }
 
@@ -50,6 +51,7 @@ type routerEntry struct {
 func New(cfg Config) (*Node, error) {
 	n := &Node{
 		router:     map[[32]byte]routerEntry{},
+		servers:    map[[32]byte]*Server{},
 		bumps:      newTTLCache[[32]byte, uint64](maxRecords, recordTTL),
 		mutables:   newTTLCache[[32]byte, []byte](maxValues, valueTTL),
 		immutables: newTTLCache[[32]byte, []byte](maxValues, valueTTL),

@@ -33,6 +33,15 @@ func (n *Node) onPeerHandshake(req *dhtrpc.IncomingRequest) {
 	if req.Value == nil || hs.Decode(req.Value) != nil {
 		return
 	}
+	if req.Target != nil {
+		n.mu.Lock()
+		srv := n.servers[*req.Target]
+		n.mu.Unlock()
+		if srv != nil {
+			n.answerHandshake(srv, req, &hs)
+			return
+		}
+	}
 	relay, haveRelay := n.relayFor(req.Target)
 	counted := func() {
 		n.mu.Lock()
@@ -94,5 +103,27 @@ func (n *Node) onPeerHolepunch(req *dhtrpc.IncomingRequest) {
 		}
 		from := req.From
 		req.ReplyTo((&Holepunch{Mode: ModeReply, ID: hp.ID, Payload: hp.Payload, PeerAddress: &from}).Encode(nil), *hp.PeerAddress, false, false)
+	}
+}
+
+// answerHandshake lets one of this node's servers answer, on the path the
+// message came by.
+func (n *Node) answerHandshake(srv *Server, req *dhtrpc.IncomingRequest, hs *Handshake) {
+	if len(hs.Noise) == 0 {
+		return
+	}
+	reply := srv.onHandshake(req, hs)
+	if reply == nil {
+		return
+	}
+	switch hs.Mode {
+	case ModeFromClient:
+		req.ReplyWith((&Handshake{Mode: ModeReply, Noise: reply}).Encode(nil), false, false)
+	case ModeFromRelay:
+		req.Relay((&Handshake{Mode: ModeFromServer, Noise: reply, PeerAddress: hs.PeerAddress}).Encode(nil), req.From)
+	case ModeFromSecondRelay:
+		if hs.RelayAddress != nil {
+			req.Relay((&Handshake{Mode: ModeFromServer, Noise: reply, PeerAddress: hs.PeerAddress}).Encode(nil), *hs.RelayAddress)
+		}
 	}
 }

@@ -270,3 +270,14 @@ func (h *Handshake) advance() {
 // Step is the index of the next handshake message: even steps are the
 // initiator's to send.
 func (h *Handshake) Step() int { return h.step }
+
+// RemoteStatic returns the remote static key once a message has carried it
+// (for an IK responder, after the first message), before completion.
+func (h *Handshake) RemoteStatic() ([32]byte, bool) {
+	var k [32]byte
+	if len(h.rs) != PublicKeySize {
+		return k, false
+	}
+	copy(k[:], h.rs)
+	return k, true
+}

@@ -1,0 +1,244 @@
+package hyperdht
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/dhtrelay/dht-relay/dhtrpc"
+	"github.com/dhtrelay/dht-relay/noise"
+	"github.com/dhtrelay/dht-relay/secretstream"
+	"github.com/dhtrelay/dht-relay/udx"
+)
+
+// Server timing and bounds.
+const (
+	// handshakeTimeout is how long a server waits for a client it answered
+	// to reach its stream.
+	handshakeTimeout = 10 * time.Second
+	// reannounceInterval refreshes a server's announcement well inside the
+	// records' 20-minute life.
+	reannounceInterval = 5 * time.Minute
+	// acceptBacklog bounds connections waiting for Accept.
+	acceptBacklog = 64
+	// keepAlive is the SecretStream keepalive hyperdht uses.
+	keepAlive = 5 * time.Second
+)
+
+// ErrServerClosed is returned by Accept after Close.
+var ErrServerClosed = errors.New("hyperdht: server closed")
+
+// Firewall decides on an incoming connection before it is answered; it
+// returns true to deny. A denied client gets no reply, as in hyperdht.
+type Firewall func(remotePublicKey [32]byte, payload *NoisePayload, from netip.AddrPort) bool
+
+// Conn is an encrypted connection to a peer.
+type Conn struct {
+	*secretstream.Stream
+	Raw *udx.Stream
+}
+
+// Server accepts connections to a key pair.
+type Server struct {
+	n        *Node
+	kp       KeyPair
+	target   [32]byte
+	firewall Firewall
+	conns    chan *Conn
+	done     chan struct{}
+	once     sync.Once
+
+	mu         sync.Mutex
+	handshakes map[string]*serverHandshake // by the client's first Noise message
+}
+
+type serverHandshake struct {
+	reply []byte // our Noise reply, resent when the client retries
+}
+
+// Listen announces kp's public key and accepts connections to it. firewall
+// may be nil to accept everyone.
+func (n *Node) Listen(ctx context.Context, kp *KeyPair, firewall Firewall) (*Server, error) {
+	s := &Server{
+		n: n, kp: *kp, target: Hash(kp.Public[:]), firewall: firewall,
+		conns: make(chan *Conn, acceptBacklog), done: make(chan struct{}),
+		handshakes: map[string]*serverHandshake{},
+	}
+	n.mu.Lock()
+	n.servers[s.target] = s
+	n.mu.Unlock()
+	if err := n.Announce(ctx, s.target, kp, nil); err != nil {
+		s.Close()
+		return nil, err
+	}
+	go s.reannounce()
+	return s, nil
+}
+
+// PublicKey is the server's key.
+func (s *Server) PublicKey() [32]byte { return s.kp.Public }
+
+// Accept waits for the next connection.
+func (s *Server) Accept(ctx context.Context) (*Conn, error) {
+	select {
+	case c := <-s.conns:
+		return c, nil
+	case <-s.done:
+		return nil, ErrServerClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Close stops accepting and unannounces the server.
+func (s *Server) Close() error {
+	s.once.Do(func() {
+		close(s.done)
+		s.n.mu.Lock()
+		if s.n.servers[s.target] == s {
+			delete(s.n.servers, s.target)
+		}
+		s.n.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.n.Unannounce(ctx, s.target, &s.kp)
+	})
+	return nil
+}
+
+func (s *Server) reannounce() {
+	t := time.NewTicker(reannounceInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			s.n.Announce(ctx, s.target, &s.kp, nil)
+			cancel()
+		}
+	}
+}
+
+// onHandshake answers a client's first Noise message, reaching this server
+// directly (FROM_CLIENT) or through relays; it returns the reply message or
+// nil when there is none (bad message, firewall denied).
+func (s *Server) onHandshake(req *dhtrpc.IncomingRequest, hs *Handshake) []byte {
+	key := string(hs.Noise)
+	s.mu.Lock()
+	if prev, ok := s.handshakes[key]; ok {
+		s.mu.Unlock()
+		return prev.reply
+	}
+	s.mu.Unlock()
+
+	client := req.From
+	direct := hs.PeerAddress == nil
+	if !direct {
+		client = *hs.PeerAddress
+	}
+	h, err := noise.NewHandshake(noise.Config{Pattern: noise.IK, Static: s.kp, Prologue: NSPeerHandshake[:]})
+	if err != nil {
+		return nil
+	}
+	msg, err := h.Recv(hs.Noise)
+	if err != nil {
+		return nil
+	}
+	var remote NoisePayload
+	if remote.Decode(msg) != nil {
+		return nil
+	}
+	remotePK, _ := h.RemoteStatic()
+	if s.firewall != nil && s.firewall(remotePK, &remote, client) {
+		return nil
+	}
+	errCode := uint64(ErrorNone)
+	switch {
+	case remote.Version != 1:
+		errCode = ErrorVersionMismatch
+	case remote.UDX == nil:
+		errCode = ErrorAborted
+	}
+	d := s.n.dht
+	var stream *udx.Stream
+	if errCode == ErrorNone {
+		if stream, err = d.UDX().NewStream(d.UDX().RandomID()); err != nil {
+			return nil
+		}
+	}
+	pub := d.PublicAddr()
+	serverAddr := netip.AddrPortFrom(pub.Addr(), d.ServerSocket().LocalAddr().Port())
+	ours := NoisePayload{Version: 1, Error: errCode, Firewall: FirewallOpen, SecretStream: &SecretStreamInfo{Version: 1}}
+	if pub.Addr().IsValid() {
+		ours.Addresses4 = []netip.AddrPort{serverAddr}
+	} else {
+		ours.Firewall = FirewallUnknown
+	}
+	if stream != nil {
+		ours.UDX = &UDXInfo{Version: 1, ID: uint64(stream.ID())}
+	}
+	reply, err := h.Send(ours.Encode(nil))
+	if err != nil {
+		if stream != nil {
+			stream.Close()
+		}
+		return nil
+	}
+	s.mu.Lock()
+	s.handshakes[key] = &serverHandshake{reply: reply}
+	s.mu.Unlock()
+	time.AfterFunc(handshakeTimeout, func() {
+		s.mu.Lock()
+		delete(s.handshakes, key)
+		s.mu.Unlock()
+	})
+	if stream == nil {
+		return reply
+	}
+	res, _ := h.Result()
+	keys := secretstream.Keys{Tx: res.Tx, Rx: res.Rx, Hash: res.Hash, PublicKey: s.kp.Public, RemotePublicKey: res.RemoteStatic}
+	remoteID := uint32(remote.UDX.ID)
+	var once sync.Once
+	start := func(sock *udx.Socket, addr netip.AddrPort) {
+		once.Do(func() {
+			stream.Connect(sock, remoteID, addr)
+			go s.deliver(stream, keys)
+		})
+	}
+	// The client's first packet tells where it really is (it may have
+	// punched through from another address); an open or direct client is
+	// connected to at once.
+	stream.SetFirewall(func(sock *udx.Socket, from netip.AddrPort) bool {
+		start(sock, from)
+		return true
+	})
+	if remote.Firewall == FirewallOpen || direct {
+		start(d.ServerSocket(), client)
+	}
+	time.AfterFunc(handshakeTimeout, func() {
+		if stream.RemoteID() == 0 {
+			stream.Close()
+		}
+	})
+	return reply
+}
+
+func (s *Server) deliver(stream *udx.Stream, keys secretstream.Keys) {
+	ss, err := secretstream.New(stream, false, secretstream.Config{Keys: &keys, KeepAlive: keepAlive})
+	if err != nil {
+		stream.Close()
+		return
+	}
+	select {
+	case s.conns <- &Conn{Stream: ss, Raw: stream}:
+	case <-s.done:
+		ss.Close()
+	default:
+		// The backlog is full: refuse rather than queue without bound.
+		ss.Close()
+	}
+}
