@@ -1,7 +1,9 @@
 package hyperdht
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"io"
@@ -9,6 +11,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/dhtrelay/dht-relay/dhtrpc"
 	"github.com/dhtrelay/dht-relay/internal/interop"
 )
 
@@ -79,5 +82,75 @@ func TestGoServerAcceptsJSClient(t *testing.T) {
 	case <-denied:
 	default:
 		t.Fatal("the firewall was never asked")
+	}
+}
+
+// TestGoClientConnectsToJSServer: a Go client connects to a JS echo server
+// by public key; 8 MB echo verified. An unknown key fails with
+// PEER_NOT_FOUND.
+func TestGoClientConnectsToJSServer(t *testing.T) {
+	js, n := startMixed(t)
+	seed, serverKP := seedKeyPair()
+	var ok struct{ OK bool }
+	js.do(t, &ok, "listen", hex.EncodeToString(seed[:]))
+	_, clientKP := seedKeyPair()
+	c, err := n.Connect(ctx30(t), &clientKP, serverKP.Public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.RemotePublicKey() != serverKP.Public {
+		t.Fatal("connected to the wrong key")
+	}
+	data := make([]byte, 8<<20)
+	rand.Read(data)
+	go c.Write(data)
+	got := make([]byte, len(data))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("echo differs")
+	}
+	_, nobody := seedKeyPair()
+	if _, err := n.Connect(ctx30(t), &clientKP, nobody.Public); err != ErrPeerNotFound {
+		t.Fatalf("unknown key: %v", err)
+	}
+}
+
+// TestGoClientToGoServer: two Go nodes in a JS testnet, 8 MB echo.
+func TestGoClientToGoServer(t *testing.T) {
+	_, n := startMixed(t)
+	m, err := New(Config{DHT: dhtrpc.Config{
+		Bootstrap:  []netip.AddrPort{n.DHT().ServerSocket().LocalAddr()},
+		Host:       netip.MustParseAddr("127.0.0.1"),
+		Persistent: true,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Bootstrap(ctx30(t)); err != nil {
+		t.Fatal(err)
+	}
+	_, serverKP := seedKeyPair()
+	srv, err := n.Listen(ctx30(t), &serverKP, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	echoServer(t, srv)
+	_, clientKP := seedKeyPair()
+	c, err := m.Connect(ctx30(t), &clientKP, serverKP.Public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	data := make([]byte, 8<<20)
+	rand.Read(data)
+	go c.Write(data)
+	got := make([]byte, len(data))
+	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("echo: %v", err)
 	}
 }

@@ -9,6 +9,7 @@
 //   mutablePut <seedHex> <valueHex> <seq>  {"ok": true}
 //   mutableGet <publicKeyHex> <seq>   {"value": hex | null, "seq": n}
 //   findPeer <publicKeyHex>           {"found": bool}
+//   listen <seedHex>                  {"ok": true}, an echo server
 const createTestnet = require('hyperdht/testnet')
 const DHT = require('hyperdht')
 const b4a = require('b4a')
@@ -56,7 +57,10 @@ async function main () {
         for await (const r of node.findPeer(buf(a))) if (r.peer) found = true
         out({ found })
       } else if (cmd === 'listen') {
-        const s = node.createServer(() => {})
+        const s = node.createServer((socket) => {
+          socket.on('error', () => {})
+          socket.pipe(socket)
+        })
         await s.listen(DHT.keyPair(buf(a)))
         servers.push(s)
         out({ ok: true })

@@ -1,0 +1,129 @@
+package hyperdht
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/dhtrelay/dht-relay/dhtrpc"
+	"github.com/dhtrelay/dht-relay/noise"
+	"github.com/dhtrelay/dht-relay/secretstream"
+	"github.com/dhtrelay/dht-relay/udx"
+)
+
+// Connection errors, with JS hyperdht's codes and messages.
+var (
+	ErrPeerConnectionFailed = errors.New("PEER_CONNECTION_FAILED: Could not connect to peer")
+	ErrHolepunchNeeded      = errors.New("HOLEPUNCH_ABORTED: Holepunch aborted") // neither side is reachable directly; punching is not implemented yet
+)
+
+// Connect opens an encrypted connection to the server with remotePublicKey,
+// as kp: it finds the nodes that route to the server, runs the IK handshake
+// through them (the first that answers wins), and connects a UDX stream to
+// the server with SecretStream on top.
+func (n *Node) Connect(ctx context.Context, kp *KeyPair, remotePublicKey [32]byte) (*Conn, error) {
+	target := Hash(remotePublicKey[:])
+	d := n.dht
+	stream, err := d.UDX().NewStream(d.UDX().RandomID())
+	if err != nil {
+		return nil, err
+	}
+	h, err := noise.NewHandshake(noise.Config{Pattern: noise.IK, Initiator: true, Static: *kp, RemoteStatic: remotePublicKey[:], Prologue: NSPeerHandshake[:]})
+	if err != nil {
+		stream.Close()
+		return nil, err
+	}
+	ours := NoisePayload{Version: 1, Firewall: FirewallUnknown, UDX: &UDXInfo{Version: 1, ID: uint64(stream.ID())}, SecretStream: &SecretStreamInfo{Version: 1}}
+	if pub := d.PublicAddr(); pub.Addr().IsValid() && d.Persistent() {
+		ours.Firewall = FirewallOpen
+		ours.Addresses4 = []netip.AddrPort{netip.AddrPortFrom(pub.Addr(), d.ServerSocket().LocalAddr().Port())}
+	}
+	msg1, err := h.Send(ours.Encode(nil))
+	if err != nil {
+		stream.Close()
+		return nil, err
+	}
+
+	// The nodes holding the server's announcement relay the handshake.
+	var relays []netip.AddrPort
+	if _, err := d.Query(ctx, target, false, CmdFindPeer, nil, func(r dhtrpc.Reply) {
+		var p Peer
+		if r.Response.Value != nil && p.Decode(r.Response.Value) == nil && p.PublicKey == remotePublicKey {
+			relays = append(relays, r.From)
+		}
+	}); err != nil {
+		stream.Close()
+		return nil, err
+	}
+	if len(relays) == 0 {
+		stream.Close()
+		return nil, ErrPeerNotFound
+	}
+	req := (&Handshake{Mode: ModeFromClient, Noise: msg1}).Encode(nil)
+	var reply Handshake
+	var serverAddr netip.AddrPort
+	got := false
+	for _, relay := range relays {
+		res, from, _, err := d.Request(ctx, relay, false, CmdPeerHandshake, &target, req, nil)
+		if err != nil || from != relay || res.Value == nil || reply.Decode(res.Value) != nil || reply.Mode != ModeReply || len(reply.Noise) == 0 {
+			continue
+		}
+		serverAddr = relay
+		if reply.PeerAddress != nil {
+			serverAddr = *reply.PeerAddress
+		}
+		got = true
+		break
+	}
+	if !got {
+		stream.Close()
+		return nil, ErrPeerConnectionFailed
+	}
+	msg2, err := h.Recv(reply.Noise)
+	var remote NoisePayload
+	if err != nil || remote.Decode(msg2) != nil || remote.Version != 1 || remote.Error != ErrorNone || remote.UDX == nil {
+		stream.Close()
+		return nil, fmt.Errorf("%w: bad handshake reply", ErrPeerConnectionFailed)
+	}
+	res, _ := h.Result()
+	keys := secretstream.Keys{Tx: res.Tx, Rx: res.Rx, Hash: res.Hash, PublicKey: kp.Public, RemotePublicKey: remotePublicKey}
+
+	addr := serverAddr
+	for _, a := range remote.Addresses4 {
+		if !isBogon(a.Addr()) {
+			addr = a
+			break
+		}
+	}
+	if remote.Firewall != FirewallOpen && ours.Firewall != FirewallOpen {
+		stream.Close()
+		return nil, ErrHolepunchNeeded
+	}
+	sock := d.ClientSocket()
+	if d.Persistent() {
+		sock = d.ServerSocket()
+	}
+	remoteID := uint32(remote.UDX.ID)
+	// An open client is connected to by the server, possibly before this
+	// side connects: its first packet binds the stream.
+	stream.SetFirewall(func(s *udx.Socket, from netip.AddrPort) bool {
+		stream.Connect(s, remoteID, from)
+		return true
+	})
+	if remote.Firewall == FirewallOpen {
+		stream.Connect(sock, remoteID, addr)
+	}
+	ss, err := secretstream.New(stream, true, secretstream.Config{Keys: &keys, KeepAlive: keepAlive})
+	if err != nil {
+		stream.Close()
+		return nil, fmt.Errorf("%w: %v", ErrPeerConnectionFailed, err)
+	}
+	return &Conn{Stream: ss, Raw: stream}, nil
+}
+
+// isBogon reports addresses that are not globally routable, which a
+// client does not dial when the server also gave its public address.
+func isBogon(a netip.Addr) bool {
+	return a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsUnspecified() || a.IsMulticast()
+}
