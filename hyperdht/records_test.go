@@ -19,7 +19,7 @@ import (
 
 type jsPeer struct{ p *interop.Process }
 
-func (j *jsPeer) do(t *testing.T, out any, args ...string) {
+func (j *jsPeer) do(t testing.TB, out any, args ...string) {
 	t.Helper()
 	io.WriteString(j.p.Stdin, strings.Join(args, " ")+"\n")
 	line, err := j.p.ReadLineWithin(60 * time.Second)
@@ -38,7 +38,7 @@ func (j *jsPeer) do(t *testing.T, out any, args ...string) {
 
 // startMixed starts a JS testnet with a JS client and a persistent Go node
 // joined to it.
-func startMixed(t *testing.T) (*jsPeer, *Node) {
+func startMixed(t testing.TB) (*jsPeer, *Node) {
 	t.Helper()
 	p := interop.Start(t, "hyperdht-peer.js", "10")
 	line, err := p.ReadLineWithin(60 * time.Second)
@@ -67,7 +67,7 @@ func startMixed(t *testing.T) (*jsPeer, *Node) {
 	return &jsPeer{p}, n
 }
 
-func ctx30(t *testing.T) context.Context {
+func ctx30(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx

@@ -121,18 +121,7 @@ func TestGoClientConnectsToJSServer(t *testing.T) {
 // TestGoClientToGoServer: two Go nodes in a JS testnet, 8 MB echo.
 func TestGoClientToGoServer(t *testing.T) {
 	_, n := startMixed(t)
-	m, err := New(Config{DHT: dhtrpc.Config{
-		Bootstrap:  []netip.AddrPort{n.DHT().ServerSocket().LocalAddr()},
-		Host:       netip.MustParseAddr("127.0.0.1"),
-		Persistent: true,
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	if err := m.Bootstrap(ctx30(t)); err != nil {
-		t.Fatal(err)
-	}
+	m := joinNode(t, n.DHT().ServerSocket().LocalAddr())
 	_, serverKP := seedKeyPair()
 	srv, err := n.Listen(ctx30(t), &serverKP, nil)
 	if err != nil {
@@ -153,4 +142,22 @@ func TestGoClientToGoServer(t *testing.T) {
 	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("echo: %v", err)
 	}
+}
+
+// joinNode starts a persistent Go node joined through bootstrap.
+func joinNode(t testing.TB, bootstrap netip.AddrPort) *Node {
+	t.Helper()
+	m, err := New(Config{DHT: dhtrpc.Config{
+		Bootstrap:  []netip.AddrPort{bootstrap},
+		Host:       netip.MustParseAddr("127.0.0.1"),
+		Persistent: true,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if err := m.Bootstrap(ctx30(t)); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
