@@ -41,7 +41,7 @@ func BenchmarkVersusJS(b *testing.B) {
 	for range b.N {
 		// Go to Go.
 		_, skp := seedKeyPair()
-		srv, err := n.Listen(context.Background(), &skp, nil)
+		srv, err := n.Listen(context.Background(), ServerConfig{KeyPair: &skp})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -57,7 +57,7 @@ func BenchmarkVersusJS(b *testing.B) {
 		m := joinNode(b, bootstrap)
 		_, ckp := seedKeyPair()
 		start := time.Now()
-		c, err := m.Connect(context.Background(), &ckp, skp.Public)
+		c, err := m.Connect(context.Background(), skp.Public, ClientConfig{KeyPair: &ckp})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -71,12 +71,15 @@ func BenchmarkVersusJS(b *testing.B) {
 		var ok struct{ OK bool }
 		js.do(b, &ok, "listen", hex.EncodeToString(seed[:]))
 		start = time.Now()
-		c, err = m.Connect(context.Background(), &ckp, jkp.Public)
+		c, err = m.Connect(context.Background(), jkp.Public, ClientConfig{KeyPair: &ckp})
 		if err != nil {
 			b.Fatal(err)
 		}
 		gjMs += float64(time.Since(start).Microseconds()) / 1000
 		gjMB += echoThroughput(b, c, total)
+		if testing.Verbose() {
+			b.Logf("go-js stream: %+v mtu %d", c.Raw.Stats(), c.Raw.MTU())
+		}
 		c.Close()
 		m.Close()
 

@@ -7,8 +7,6 @@ import (
 	"net/netip"
 
 	"github.com/dhtrelay/dht-relay/dhtrpc"
-	"github.com/dhtrelay/dht-relay/noise"
-	"github.com/dhtrelay/dht-relay/secretstream"
 	"github.com/dhtrelay/dht-relay/udx"
 )
 
@@ -18,20 +16,32 @@ var (
 	ErrHolepunchNeeded      = errors.New("HOLEPUNCH_ABORTED: Holepunch aborted") // neither side is reachable directly; punching is not implemented yet
 )
 
-// Connect opens an encrypted connection to the server with remotePublicKey,
-// as kp: it finds the nodes that route to the server, runs the IK handshake
-// through them (the first that answers wins), and connects a UDX stream to
-// the server with SecretStream on top.
-func (n *Node) Connect(ctx context.Context, kp *KeyPair, remotePublicKey [32]byte) (*Conn, error) {
+// ClientConfig says how a client is keyed: KeyPair, or a Handshaker run
+// elsewhere (the connection is then raw unless it hands out keys).
+type ClientConfig struct {
+	KeyPair   *KeyPair
+	Handshake Handshaker
+}
+
+// Connect opens a connection to the server with remotePublicKey: it finds
+// the nodes that route to the server, runs the IK handshake through them
+// (the first that answers wins), and connects a UDX stream to the server
+// with SecretStream on top.
+func (n *Node) Connect(ctx context.Context, remotePublicKey [32]byte, cfg ClientConfig) (*Conn, error) {
 	target := Hash(remotePublicKey[:])
 	d := n.dht
+	h := cfg.Handshake
+	if h == nil {
+		if cfg.KeyPair == nil {
+			return nil, errors.New("hyperdht: a client needs a key pair or a handshake")
+		}
+		var err error
+		if h, err = LocalHandshaker(cfg.KeyPair, &remotePublicKey); err != nil {
+			return nil, err
+		}
+	}
 	stream, err := d.UDX().NewStream(d.UDX().RandomID())
 	if err != nil {
-		return nil, err
-	}
-	h, err := noise.NewHandshake(noise.Config{Pattern: noise.IK, Initiator: true, Static: *kp, RemoteStatic: remotePublicKey[:], Prologue: NSPeerHandshake[:]})
-	if err != nil {
-		stream.Close()
 		return nil, err
 	}
 	ours := NoisePayload{Version: 1, Firewall: FirewallUnknown, UDX: &UDXInfo{Version: 1, ID: uint64(stream.ID())}, SecretStream: &SecretStreamInfo{Version: 1}}
@@ -80,14 +90,13 @@ func (n *Node) Connect(ctx context.Context, kp *KeyPair, remotePublicKey [32]byt
 		stream.Close()
 		return nil, ErrPeerConnectionFailed
 	}
-	msg2, err := h.Recv(reply.Noise)
+	msg2, remotePK, err := h.Recv(reply.Noise)
 	var remote NoisePayload
-	if err != nil || remote.Decode(msg2) != nil || remote.Version != 1 || remote.Error != ErrorNone || remote.UDX == nil {
+	if err != nil || remotePK != remotePublicKey || remote.Decode(msg2) != nil || remote.Version != 1 || remote.Error != ErrorNone || remote.UDX == nil {
 		stream.Close()
 		return nil, fmt.Errorf("%w: bad handshake reply", ErrPeerConnectionFailed)
 	}
-	res, _ := h.Result()
-	keys := secretstream.Keys{Tx: res.Tx, Rx: res.Rx, Hash: res.Hash, PublicKey: kp.Public, RemotePublicKey: remotePublicKey}
+	keys, encrypt := h.Keys()
 
 	addr := serverAddr
 	for _, a := range remote.Addresses4 {
@@ -114,12 +123,11 @@ func (n *Node) Connect(ctx context.Context, kp *KeyPair, remotePublicKey [32]byt
 	if remote.Firewall == FirewallOpen {
 		stream.Connect(sock, remoteID, addr)
 	}
-	ss, err := secretstream.New(stream, true, secretstream.Config{Keys: &keys, KeepAlive: keepAlive})
+	c, err := newConn(stream, true, remotePublicKey, keys, encrypt)
 	if err != nil {
-		stream.Close()
 		return nil, fmt.Errorf("%w: %v", ErrPeerConnectionFailed, err)
 	}
-	return &Conn{Stream: ss, Raw: stream}, nil
+	return c, nil
 }
 
 // isBogon reports addresses that are not globally routable, which a

@@ -279,23 +279,25 @@ func (n *Node) Lookup(ctx context.Context, topic [32]byte, onResult func(LookupR
 	})
 }
 
-// Announce announces kp's public key on topic, reachable through
+// Announce announces the signer's public key on topic, reachable through
 // relayAddresses, at the closest nodes: a lookup, then to each closest node
 // an announce signed for its id and token.
-func (n *Node) Announce(ctx context.Context, topic [32]byte, kp *KeyPair, relayAddresses []netip.AddrPort) error {
+func (n *Node) Announce(ctx context.Context, topic [32]byte, signer Signer, relayAddresses []netip.AddrPort) error {
 	replies, err := n.Lookup(ctx, topic, nil)
 	if err != nil {
 		return err
 	}
-	peer := &Peer{PublicKey: kp.Public, RelayAddresses: relayAddresses}
+	peer := &Peer{PublicKey: signer.PublicKey(), RelayAddresses: relayAddresses}
 	if peer.RelayAddresses == nil {
 		peer.RelayAddresses = []netip.AddrPort{}
 	}
-	return n.commitSigned(ctx, replies, topic, CmdAnnounce, NSAnnounce, kp, peer)
+	return n.commitSigned(ctx, replies, topic, CmdAnnounce, NSAnnounce, signer, peer)
 }
 
-// Unannounce removes kp's announcement of topic from the nodes that hold it.
-func (n *Node) Unannounce(ctx context.Context, topic [32]byte, kp *KeyPair) error {
+// Unannounce removes the signer's announcement of topic from the nodes that
+// hold it.
+func (n *Node) Unannounce(ctx context.Context, topic [32]byte, signer Signer) error {
+	pk := signer.PublicKey()
 	var holders []dhtrpc.Reply
 	var mu sync.Mutex
 	_, err := n.dht.Query(ctx, topic, false, CmdLookup, nil, func(r dhtrpc.Reply) {
@@ -308,7 +310,7 @@ func (n *Node) Unannounce(ctx context.Context, topic [32]byte, kp *KeyPair) erro
 		}
 		found := len(l.Peers) >= maxLookupPeers
 		for _, p := range l.Peers {
-			found = found || p.PublicKey == kp.Public
+			found = found || p.PublicKey == pk
 		}
 		if found {
 			mu.Lock()
@@ -319,12 +321,13 @@ func (n *Node) Unannounce(ctx context.Context, topic [32]byte, kp *KeyPair) erro
 	if err != nil {
 		return err
 	}
-	return n.commitSigned(ctx, holders, topic, CmdUnannounce, NSUnannounce, kp, &Peer{PublicKey: kp.Public, RelayAddresses: []netip.AddrPort{}})
+	return n.commitSigned(ctx, holders, topic, CmdUnannounce, NSUnannounce, signer, &Peer{PublicKey: pk, RelayAddresses: []netip.AddrPort{}})
 }
 
-// commitSigned sends command to each reply with an announce signed for
-// that node's id and token.
-func (n *Node) commitSigned(ctx context.Context, replies []dhtrpc.Reply, topic [32]byte, command uint64, ns [32]byte, kp *KeyPair, peer *Peer) error {
+// commitSigned sends command to each reply with an announce the signer
+// signed for that node's id and token; a signature that does not verify is
+// not sent.
+func (n *Node) commitSigned(ctx context.Context, replies []dhtrpc.Reply, topic [32]byte, command uint64, ns [32]byte, signer Signer, peer *Peer) error {
 	errs := make(chan error, len(replies))
 	sent := 0
 	for _, r := range replies {
@@ -333,9 +336,16 @@ func (n *Node) commitSigned(ctx context.Context, replies []dhtrpc.Reply, topic [
 		}
 		sent++
 		go func() {
-			sig := Sign(kp, AnnounceSignable(ns, topic, *r.ID, *r.Response.Token, peer, nil))
+			sig, err := signer.Sign(ctx, ns, topic, *r.ID, *r.Response.Token, peer)
+			if err == nil && !Verify(peer.PublicKey, AnnounceSignable(ns, topic, *r.ID, *r.Response.Token, peer, nil), sig) {
+				err = ErrBadSignature
+			}
+			if err != nil {
+				errs <- err
+				return
+			}
 			value := (&Announce{Peer: peer, Signature: &sig}).Encode(nil)
-			_, _, _, err := n.dht.Request(ctx, r.From, false, command, &topic, value, r.Response.Token)
+			_, _, _, err = n.dht.Request(ctx, r.From, false, command, &topic, value, r.Response.Token)
 			errs <- err
 		}()
 	}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/dhtrelay/dht-relay/dhtrpc"
-	"github.com/dhtrelay/dht-relay/noise"
 	"github.com/dhtrelay/dht-relay/secretstream"
 	"github.com/dhtrelay/dht-relay/udx"
 )
@@ -34,21 +33,32 @@ var ErrServerClosed = errors.New("hyperdht: server closed")
 // returns true to deny. A denied client gets no reply, as in hyperdht.
 type Firewall func(remotePublicKey [32]byte, payload *NoisePayload, from netip.AddrPort) bool
 
-// Conn is an encrypted connection to a peer.
+// Conn is a connection to a peer: a SecretStream over the UDX stream, or,
+// when the handshake keys are held elsewhere, the raw UDX stream alone
+// (Stream is nil then).
 type Conn struct {
 	*secretstream.Stream
-	Raw *udx.Stream
+	Raw             *udx.Stream
+	RemotePublicKey [32]byte
 }
 
-// Server accepts connections to a key pair.
+// ServerConfig says how a server is keyed: either KeyPair, or a Signer for
+// its announcements and a Handshake for each connection's handshake.
+type ServerConfig struct {
+	KeyPair   *KeyPair
+	Signer    Signer
+	Handshake func() (Handshaker, error)
+	Firewall  Firewall
+}
+
+// Server accepts connections to a public key.
 type Server struct {
-	n        *Node
-	kp       KeyPair
-	target   [32]byte
-	firewall Firewall
-	conns    chan *Conn
-	done     chan struct{}
-	once     sync.Once
+	n      *Node
+	cfg    ServerConfig
+	target [32]byte
+	conns  chan *Conn
+	done   chan struct{}
+	once   sync.Once
 
 	mu         sync.Mutex
 	handshakes map[string]*serverHandshake // by the client's first Noise message
@@ -58,18 +68,29 @@ type serverHandshake struct {
 	reply []byte // our Noise reply, resent when the client retries
 }
 
-// Listen announces kp's public key and accepts connections to it. firewall
-// may be nil to accept everyone.
-func (n *Node) Listen(ctx context.Context, kp *KeyPair, firewall Firewall) (*Server, error) {
+// Listen announces the server's public key and accepts connections to it.
+func (n *Node) Listen(ctx context.Context, cfg ServerConfig) (*Server, error) {
+	if kp := cfg.KeyPair; kp != nil {
+		if cfg.Signer == nil {
+			cfg.Signer = LocalSigner(kp)
+		}
+		if cfg.Handshake == nil {
+			cfg.Handshake = func() (Handshaker, error) { return LocalHandshaker(kp, nil) }
+		}
+	}
+	if cfg.Signer == nil || cfg.Handshake == nil {
+		return nil, errors.New("hyperdht: a server needs a key pair, or a signer and a handshake")
+	}
+	pk := cfg.Signer.PublicKey()
 	s := &Server{
-		n: n, kp: *kp, target: Hash(kp.Public[:]), firewall: firewall,
+		n: n, cfg: cfg, target: Hash(pk[:]),
 		conns: make(chan *Conn, acceptBacklog), done: make(chan struct{}),
 		handshakes: map[string]*serverHandshake{},
 	}
 	n.mu.Lock()
 	n.servers[s.target] = s
 	n.mu.Unlock()
-	if err := n.Announce(ctx, s.target, kp, nil); err != nil {
+	if err := n.Announce(ctx, s.target, cfg.Signer, nil); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -78,7 +99,7 @@ func (n *Node) Listen(ctx context.Context, kp *KeyPair, firewall Firewall) (*Ser
 }
 
 // PublicKey is the server's key.
-func (s *Server) PublicKey() [32]byte { return s.kp.Public }
+func (s *Server) PublicKey() [32]byte { return s.cfg.Signer.PublicKey() }
 
 // Accept waits for the next connection.
 func (s *Server) Accept(ctx context.Context) (*Conn, error) {
@@ -103,7 +124,7 @@ func (s *Server) Close() error {
 		s.n.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		s.n.Unannounce(ctx, s.target, &s.kp)
+		s.n.Unannounce(ctx, s.target, s.cfg.Signer)
 	})
 	return nil
 }
@@ -117,7 +138,7 @@ func (s *Server) reannounce() {
 			return
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			s.n.Announce(ctx, s.target, &s.kp, nil)
+			s.n.Announce(ctx, s.target, s.cfg.Signer, nil)
 			cancel()
 		}
 	}
@@ -140,11 +161,11 @@ func (s *Server) onHandshake(req *dhtrpc.IncomingRequest, hs *Handshake) []byte 
 	if !direct {
 		client = *hs.PeerAddress
 	}
-	h, err := noise.NewHandshake(noise.Config{Pattern: noise.IK, Static: s.kp, Prologue: NSPeerHandshake[:]})
+	h, err := s.cfg.Handshake()
 	if err != nil {
 		return nil
 	}
-	msg, err := h.Recv(hs.Noise)
+	msg, remotePK, err := h.Recv(hs.Noise)
 	if err != nil {
 		return nil
 	}
@@ -152,8 +173,7 @@ func (s *Server) onHandshake(req *dhtrpc.IncomingRequest, hs *Handshake) []byte 
 	if remote.Decode(msg) != nil {
 		return nil
 	}
-	remotePK, _ := h.RemoteStatic()
-	if s.firewall != nil && s.firewall(remotePK, &remote, client) {
+	if s.cfg.Firewall != nil && s.cfg.Firewall(remotePK, &remote, client) {
 		return nil
 	}
 	errCode := uint64(ErrorNone)
@@ -199,14 +219,13 @@ func (s *Server) onHandshake(req *dhtrpc.IncomingRequest, hs *Handshake) []byte 
 	if stream == nil {
 		return reply
 	}
-	res, _ := h.Result()
-	keys := secretstream.Keys{Tx: res.Tx, Rx: res.Rx, Hash: res.Hash, PublicKey: s.kp.Public, RemotePublicKey: res.RemoteStatic}
+	keys, encrypt := h.Keys()
 	remoteID := uint32(remote.UDX.ID)
 	var once sync.Once
 	start := func(sock *udx.Socket, addr netip.AddrPort) {
 		once.Do(func() {
 			stream.Connect(sock, remoteID, addr)
-			go s.deliver(stream, keys)
+			go s.deliver(stream, remotePK, keys, encrypt)
 		})
 	}
 	// The client's first packet tells where it really is (it may have
@@ -227,18 +246,41 @@ func (s *Server) onHandshake(req *dhtrpc.IncomingRequest, hs *Handshake) []byte 
 	return reply
 }
 
-func (s *Server) deliver(stream *udx.Stream, keys secretstream.Keys) {
-	ss, err := secretstream.New(stream, false, secretstream.Config{Keys: &keys, KeepAlive: keepAlive})
+func (s *Server) deliver(stream *udx.Stream, remotePK [32]byte, keys secretstream.Keys, encrypt bool) {
+	c, err := newConn(stream, false, remotePK, keys, encrypt)
 	if err != nil {
-		stream.Close()
 		return
 	}
 	select {
-	case s.conns <- &Conn{Stream: ss, Raw: stream}:
+	case s.conns <- c:
 	case <-s.done:
-		ss.Close()
+		c.Close()
 	default:
 		// The backlog is full: refuse rather than queue without bound.
-		ss.Close()
+		c.Close()
 	}
+}
+
+// newConn wraps a connected stream: in SecretStream when the keys are
+// here, else raw.
+func newConn(stream *udx.Stream, initiator bool, remotePK [32]byte, keys secretstream.Keys, encrypt bool) (*Conn, error) {
+	c := &Conn{Raw: stream, RemotePublicKey: remotePK}
+	if !encrypt {
+		return c, nil
+	}
+	ss, err := secretstream.New(stream, initiator, secretstream.Config{Keys: &keys, KeepAlive: keepAlive})
+	if err != nil {
+		stream.Close()
+		return nil, err
+	}
+	c.Stream = ss
+	return c, nil
+}
+
+// Close closes the connection.
+func (c *Conn) Close() error {
+	if c.Stream != nil {
+		return c.Stream.Close()
+	}
+	return c.Raw.Close()
 }

@@ -54,7 +54,7 @@ func connectJS(t *testing.T, bootstrap netip.AddrPort, pk [32]byte, size int) (o
 func TestGoServerAcceptsJSClient(t *testing.T) {
 	_, n := startMixed(t)
 	_, kp := seedKeyPair()
-	srv, err := n.Listen(ctx30(t), &kp, nil)
+	srv, err := n.Listen(ctx30(t), ServerConfig{KeyPair: &kp})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,10 +67,10 @@ func TestGoServerAcceptsJSClient(t *testing.T) {
 
 	_, denyKP := seedKeyPair()
 	denied := make(chan [32]byte, 4)
-	srv2, err := n.Listen(ctx30(t), &denyKP, func(remote [32]byte, _ *NoisePayload, _ netip.AddrPort) bool {
+	srv2, err := n.Listen(ctx30(t), ServerConfig{KeyPair: &denyKP, Firewall: func(remote [32]byte, _ *NoisePayload, _ netip.AddrPort) bool {
 		denied <- remote
 		return true
-	})
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,12 +94,12 @@ func TestGoClientConnectsToJSServer(t *testing.T) {
 	var ok struct{ OK bool }
 	js.do(t, &ok, "listen", hex.EncodeToString(seed[:]))
 	_, clientKP := seedKeyPair()
-	c, err := n.Connect(ctx30(t), &clientKP, serverKP.Public)
+	c, err := n.Connect(ctx30(t), serverKP.Public, ClientConfig{KeyPair: &clientKP})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if c.RemotePublicKey() != serverKP.Public {
+	if c.RemotePublicKey != serverKP.Public {
 		t.Fatal("connected to the wrong key")
 	}
 	data := make([]byte, 8<<20)
@@ -113,7 +113,7 @@ func TestGoClientConnectsToJSServer(t *testing.T) {
 		t.Fatal("echo differs")
 	}
 	_, nobody := seedKeyPair()
-	if _, err := n.Connect(ctx30(t), &clientKP, nobody.Public); err != ErrPeerNotFound {
+	if _, err := n.Connect(ctx30(t), nobody.Public, ClientConfig{KeyPair: &clientKP}); err != ErrPeerNotFound {
 		t.Fatalf("unknown key: %v", err)
 	}
 }
@@ -123,14 +123,14 @@ func TestGoClientToGoServer(t *testing.T) {
 	_, n := startMixed(t)
 	m := joinNode(t, n.DHT().ServerSocket().LocalAddr())
 	_, serverKP := seedKeyPair()
-	srv, err := n.Listen(ctx30(t), &serverKP, nil)
+	srv, err := n.Listen(ctx30(t), ServerConfig{KeyPair: &serverKP})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Close()
 	echoServer(t, srv)
 	_, clientKP := seedKeyPair()
-	c, err := m.Connect(ctx30(t), &clientKP, serverKP.Public)
+	c, err := m.Connect(ctx30(t), serverKP.Public, ClientConfig{KeyPair: &clientKP})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -94,7 +94,7 @@ func serve(ctx context.Context, node *hyperdht.Node, seedHex string, out io.Writ
 	} else if err != nil {
 		return err
 	}
-	srv, err := node.Listen(ctx, &kp, nil)
+	srv, err := node.Listen(ctx, hyperdht.ServerConfig{KeyPair: &kp})
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
@@ -124,7 +124,7 @@ func send(ctx context.Context, node *hyperdht.Node, keyHex, msg string, out io.W
 	if err != nil {
 		return err
 	}
-	c, err := node.Connect(ctx, &kp, [32]byte(b))
+	c, err := node.Connect(ctx, [32]byte(b), hyperdht.ClientConfig{KeyPair: &kp})
 	if err != nil {
 		return err
 	}
