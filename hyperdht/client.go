@@ -29,7 +29,7 @@ type ClientConfig struct {
 // with SecretStream on top.
 func (n *Node) Connect(ctx context.Context, remotePublicKey [32]byte, cfg ClientConfig) (*Conn, error) {
 	target := Hash(remotePublicKey[:])
-	d := n.dht
+	d := n.d()
 	h := cfg.Handshake
 	if h == nil {
 		if cfg.KeyPair == nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dhtrelay/dht-relay/compact"
@@ -27,7 +28,9 @@ type Config struct {
 // values for others; as a client it looks up, announces, unannounces, finds
 // peers and puts and gets values.
 type Node struct {
-	dht *dhtrpc.DHT
+	// dht is stored once dhtrpc.New returns and read by request handlers,
+	// which run on the sockets' goroutines.
+	dht atomic.Pointer[dhtrpc.DHT]
 
 	mu         sync.Mutex
 	records    recordStore
@@ -35,6 +38,7 @@ type Node struct {
 	bumps      *ttlCache[[32]byte, uint64]
 	mutables   *ttlCache[[32]byte, []byte]
 	immutables *ttlCache[[32]byte, []byte]
+	refreshes  *ttlCache[[32]byte, refreshState]
 	servers    map[[32]byte]*Server // this node's own servers, by target
 	stats      Stats
 }
@@ -52,6 +56,7 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{
 		router:     map[[32]byte]routerEntry{},
 		servers:    map[[32]byte]*Server{},
+		refreshes:  newTTLCache[[32]byte, refreshState](maxRecords, recordTTL),
 		bumps:      newTTLCache[[32]byte, uint64](maxRecords, recordTTL),
 		mutables:   newTTLCache[[32]byte, []byte](maxValues, valueTTL),
 		immutables: newTTLCache[[32]byte, []byte](maxValues, valueTTL),
@@ -62,18 +67,20 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.dht = d
+	n.dht.Store(d)
 	return n, nil
 }
 
+func (n *Node) d() *dhtrpc.DHT { return n.dht.Load() }
+
 // DHT is the underlying dht-rpc node.
-func (n *Node) DHT() *dhtrpc.DHT { return n.dht }
+func (n *Node) DHT() *dhtrpc.DHT { return n.d() }
 
 // Bootstrap joins the network.
-func (n *Node) Bootstrap(ctx context.Context) error { return n.dht.Bootstrap(ctx) }
+func (n *Node) Bootstrap(ctx context.Context) error { return n.d().Bootstrap(ctx) }
 
 // Close stops the node.
-func (n *Node) Close() error { return n.dht.Close() }
+func (n *Node) Close() error { return n.d().Close() }
 
 // Stats counts what a node did for others.
 type Stats struct {
@@ -90,6 +97,9 @@ func (n *Node) Stats() Stats {
 // onRequest relays handshakes and holepunches for servers it knows and, as
 // a persistent node, serves the storage commands.
 func (n *Node) onRequest(req *dhtrpc.IncomingRequest) bool {
+	if n.d() == nil {
+		return false
+	}
 	switch req.Command {
 	case CmdPeerHandshake:
 		n.onPeerHandshake(req)
@@ -98,7 +108,7 @@ func (n *Node) onRequest(req *dhtrpc.IncomingRequest) bool {
 		n.onPeerHolepunch(req)
 		return true
 	}
-	if !n.dht.Persistent() {
+	if !n.d().Persistent() {
 		return false
 	}
 	now := time.Now()
@@ -181,10 +191,19 @@ func (n *Node) onAnnounce(req *dhtrpc.IncomingRequest, now time.Time) {
 		return
 	}
 	var ann Announce
-	if ann.Decode(req.Value) != nil || ann.Peer == nil || ann.Signature == nil {
-		return // refreshes are not kept yet: a refresh without a record is ignored
+	if ann.Decode(req.Value) != nil {
+		return
 	}
-	id := n.dht.ID()
+	if ann.Peer == nil {
+		if ann.Refresh != nil {
+			n.onRefresh(req, *ann.Refresh, now)
+		}
+		return
+	}
+	if ann.Signature == nil {
+		return
+	}
+	id := n.d().ID()
 	if !Verify(ann.Peer.PublicKey, AnnounceSignable(NSAnnounce, *req.Target, id, *req.Token, ann.Peer, ann.Refresh), *ann.Signature) {
 		return
 	}
@@ -192,8 +211,12 @@ func (n *Node) onAnnounce(req *dhtrpc.IncomingRequest, now time.Time) {
 		ann.Peer.RelayAddresses = ann.Peer.RelayAddresses[:maxRelayAddrs]
 	}
 	record := ann.Peer.Encode(nil)
+	self := Hash(ann.Peer.PublicKey[:]) == *req.Target
 	n.mu.Lock()
-	if Hash(ann.Peer.PublicKey[:]) == *req.Target {
+	if ann.Refresh != nil {
+		n.refreshes.set(*ann.Refresh, refreshState{target: *req.Target, publicKey: ann.Peer.PublicKey, record: record, self: self}, now)
+	}
+	if self {
 		n.router[*req.Target] = routerEntry{relay: req.From, record: record, expires: now.Add(recordTTL)}
 		n.records.remove(*req.Target, ann.Peer.PublicKey)
 	} else {
@@ -207,6 +230,35 @@ func (n *Node) onAnnounce(req *dhtrpc.IncomingRequest, now time.Time) {
 	req.ReplyWith(nil, false, false)
 }
 
+// refreshState lets an announcer renew its record without signing again:
+// it is kept under the refresh value it announced, and renewed by whoever
+// presents a preimage of it, which becomes the next key of the chain.
+type refreshState struct {
+	target, publicKey [32]byte
+	record            []byte
+	self              bool
+}
+
+func (n *Node) onRefresh(req *dhtrpc.IncomingRequest, token [32]byte, now time.Time) {
+	n.mu.Lock()
+	key := Hash(token[:])
+	r, ok := n.refreshes.get(key, now)
+	if !ok {
+		n.mu.Unlock()
+		return
+	}
+	if r.self {
+		n.router[r.target] = routerEntry{relay: req.From, record: r.record, expires: now.Add(recordTTL)}
+		n.records.remove(r.target, r.publicKey)
+	} else {
+		n.records.add(r.target, r.publicKey, r.record, now)
+	}
+	n.refreshes.delete(key)
+	n.refreshes.set(token, r, now)
+	n.mu.Unlock()
+	req.ReplyWith(nil, false, false)
+}
+
 func (n *Node) onUnannounce(req *dhtrpc.IncomingRequest) {
 	if req.Target == nil || req.Token == nil {
 		return
@@ -215,7 +267,7 @@ func (n *Node) onUnannounce(req *dhtrpc.IncomingRequest) {
 	if ann.Decode(req.Value) != nil || ann.Peer == nil || ann.Signature == nil {
 		return
 	}
-	id := n.dht.ID()
+	id := n.d().ID()
 	if !Verify(ann.Peer.PublicKey, AnnounceSignable(NSUnannounce, *req.Target, id, *req.Token, ann.Peer, ann.Refresh), *ann.Signature) {
 		return
 	}
@@ -268,7 +320,7 @@ type LookupResult struct {
 // Lookup finds the peers announced on topic; onResult sees each node's
 // answer as it arrives (nil to ignore).
 func (n *Node) Lookup(ctx context.Context, topic [32]byte, onResult func(LookupResult)) ([]dhtrpc.Reply, error) {
-	return n.dht.Query(ctx, topic, false, CmdLookup, nil, func(r dhtrpc.Reply) {
+	return n.d().Query(ctx, topic, false, CmdLookup, nil, func(r dhtrpc.Reply) {
 		if onResult == nil || r.Response.Value == nil {
 			return
 		}
@@ -300,7 +352,7 @@ func (n *Node) Unannounce(ctx context.Context, topic [32]byte, signer Signer) er
 	pk := signer.PublicKey()
 	var holders []dhtrpc.Reply
 	var mu sync.Mutex
-	_, err := n.dht.Query(ctx, topic, false, CmdLookup, nil, func(r dhtrpc.Reply) {
+	_, err := n.d().Query(ctx, topic, false, CmdLookup, nil, func(r dhtrpc.Reply) {
 		if r.ID == nil || r.Response.Token == nil || r.Response.Value == nil {
 			return
 		}
@@ -345,7 +397,7 @@ func (n *Node) commitSigned(ctx context.Context, replies []dhtrpc.Reply, topic [
 				return
 			}
 			value := (&Announce{Peer: peer, Signature: &sig}).Encode(nil)
-			_, _, _, err = n.dht.Request(ctx, r.From, false, command, &topic, value, r.Response.Token)
+			_, _, _, err = n.d().Request(ctx, r.From, false, command, &topic, value, r.Response.Token)
 			errs <- err
 		}()
 	}
@@ -370,7 +422,7 @@ func (n *Node) FindPeer(ctx context.Context, publicKey [32]byte) (*Peer, netip.A
 	var found *Peer
 	var from netip.AddrPort
 	var mu sync.Mutex
-	_, err := n.dht.Query(ctx, Hash(publicKey[:]), false, CmdFindPeer, nil, func(r dhtrpc.Reply) {
+	_, err := n.d().Query(ctx, Hash(publicKey[:]), false, CmdFindPeer, nil, func(r dhtrpc.Reply) {
 		if r.Response.Value == nil {
 			return
 		}
@@ -396,11 +448,11 @@ func (n *Node) FindPeer(ctx context.Context, publicKey [32]byte) (*Peer, netip.A
 // the hash.
 func (n *Node) ImmutablePut(ctx context.Context, value []byte) ([32]byte, error) {
 	target := Hash(value)
-	replies, err := n.dht.Query(ctx, target, false, CmdImmutableGet, nil, nil)
+	replies, err := n.d().Query(ctx, target, false, CmdImmutableGet, nil, nil)
 	if err != nil {
 		return target, err
 	}
-	_, err = n.dht.Commit(ctx, replies, false, CmdImmutablePut, target, value)
+	_, err = n.d().Commit(ctx, replies, false, CmdImmutablePut, target, value)
 	return target, err
 }
 
@@ -408,7 +460,7 @@ func (n *Node) ImmutablePut(ctx context.Context, value []byte) ([32]byte, error)
 func (n *Node) ImmutableGet(ctx context.Context, target [32]byte) ([]byte, error) {
 	var value []byte
 	var mu sync.Mutex
-	_, err := n.dht.Query(ctx, target, false, CmdImmutableGet, nil, func(r dhtrpc.Reply) {
+	_, err := n.d().Query(ctx, target, false, CmdImmutableGet, nil, func(r dhtrpc.Reply) {
 		if r.Response.Value != nil && Hash(r.Response.Value) == target {
 			mu.Lock()
 			value = r.Response.Value
@@ -424,11 +476,11 @@ func (n *Node) MutablePut(ctx context.Context, kp *KeyPair, value []byte, seq ui
 	target := Hash(kp.Public[:])
 	sig := Sign(kp, MutableSignableBytes(seq, value))
 	put := (&MutablePutRequest{PublicKey: kp.Public, Seq: seq, Value: value, Signature: sig}).Encode(nil)
-	replies, err := n.dht.Query(ctx, target, false, CmdMutableGet, compact.AppendUint(nil, 0), nil)
+	replies, err := n.d().Query(ctx, target, false, CmdMutableGet, compact.AppendUint(nil, 0), nil)
 	if err != nil {
 		return err
 	}
-	_, err = n.dht.Commit(ctx, replies, false, CmdMutablePut, target, put)
+	_, err = n.d().Commit(ctx, replies, false, CmdMutablePut, target, put)
 	return err
 }
 
@@ -437,7 +489,7 @@ func (n *Node) MutablePut(ctx context.Context, kp *KeyPair, value []byte, seq ui
 func (n *Node) MutableGet(ctx context.Context, publicKey [32]byte, seq uint64) (*MutableGetResponse, error) {
 	var best *MutableGetResponse
 	var mu sync.Mutex
-	_, err := n.dht.Query(ctx, Hash(publicKey[:]), false, CmdMutableGet, compact.AppendUint(nil, seq), func(r dhtrpc.Reply) {
+	_, err := n.d().Query(ctx, Hash(publicKey[:]), false, CmdMutableGet, compact.AppendUint(nil, seq), func(r dhtrpc.Reply) {
 		var v MutableGetResponse
 		if r.Response.Value == nil || v.Decode(r.Response.Value) != nil || v.Seq < seq {
 			return

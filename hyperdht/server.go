@@ -183,7 +183,7 @@ func (s *Server) onHandshake(req *dhtrpc.IncomingRequest, hs *Handshake) []byte 
 	case remote.UDX == nil:
 		errCode = ErrorAborted
 	}
-	d := s.n.dht
+	d := s.n.d()
 	var stream *udx.Stream
 	if errCode == ErrorNone {
 		if stream, err = d.UDX().NewStream(d.UDX().RandomID()); err != nil {

@@ -63,6 +63,8 @@ func (c *ttlCache[K, V]) set(k K, v V, now time.Time) {
 	}
 }
 
+func (c *ttlCache[K, V]) delete(k K) { delete(c.items, k) }
+
 // recordStore holds announcements per topic: public key to encoded peer,
 // each expiring on its own, at most maxRecords in all.
 type recordStore struct {
