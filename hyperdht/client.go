@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync"
 
 	"github.com/dhtrelay/dht-relay/dhtrpc"
 	"github.com/dhtrelay/dht-relay/udx"
@@ -44,6 +45,21 @@ func (n *Node) Connect(ctx context.Context, remotePublicKey [32]byte, cfg Client
 	if err != nil {
 		return nil, err
 	}
+	// An open server may start sending before its handshake reply has been
+	// read here: take that data in, and remember where it came from.
+	var early struct {
+		sync.Mutex
+		sock *udx.Socket
+		from netip.AddrPort
+	}
+	stream.SetFirewall(func(s *udx.Socket, from netip.AddrPort) bool {
+		early.Lock()
+		if early.sock == nil {
+			early.sock, early.from = s, from
+		}
+		early.Unlock()
+		return true
+	})
 	ours := NoisePayload{Version: 1, Firewall: FirewallUnknown, UDX: &UDXInfo{Version: 1, ID: uint64(stream.ID())}, SecretStream: &SecretStreamInfo{Version: 1}}
 	if pub := d.PublicAddr(); pub.Addr().IsValid() && d.Persistent() {
 		ours.Firewall = FirewallOpen
@@ -92,9 +108,13 @@ func (n *Node) Connect(ctx context.Context, remotePublicKey [32]byte, cfg Client
 	}
 	msg2, remotePK, err := h.Recv(reply.Noise)
 	var remote NoisePayload
-	if err != nil || remotePK != remotePublicKey || remote.Decode(msg2) != nil || remote.Version != 1 || remote.Error != ErrorNone || remote.UDX == nil {
+	if err != nil || remotePK != remotePublicKey || remote.Decode(msg2) != nil {
 		stream.Close()
 		return nil, fmt.Errorf("%w: bad handshake reply", ErrPeerConnectionFailed)
+	}
+	if remote.Version != 1 || remote.Error != ErrorNone || remote.UDX == nil {
+		stream.Close()
+		return nil, fmt.Errorf("%w: server answered version %d, error %d", ErrPeerConnectionFailed, remote.Version, remote.Error)
 	}
 	keys, encrypt := h.Keys()
 
@@ -114,13 +134,19 @@ func (n *Node) Connect(ctx context.Context, remotePublicKey [32]byte, cfg Client
 		sock = d.ServerSocket()
 	}
 	remoteID := uint32(remote.UDX.ID)
-	// An open client is connected to by the server, possibly before this
-	// side connects: its first packet binds the stream.
+	// From now on the server's first packet binds the stream (it may come
+	// from another address than announced); if one came already, connect
+	// there.
 	stream.SetFirewall(func(s *udx.Socket, from netip.AddrPort) bool {
 		stream.Connect(s, remoteID, from)
 		return true
 	})
-	if remote.Firewall == FirewallOpen {
+	early.Lock()
+	if early.sock != nil {
+		sock, addr = early.sock, early.from
+	}
+	early.Unlock()
+	if remote.Firewall == FirewallOpen || early.sock != nil {
 		stream.Connect(sock, remoteID, addr)
 	}
 	c, err := newConn(stream, true, remotePublicKey, keys, encrypt)

@@ -30,7 +30,10 @@ func (s *Stream) onPacket(sock *Socket, p []byte, from netip.AddrPort) bool {
 			return true
 		}
 		s.mu.Lock()
-		if s.socket != sock || s.err != nil {
+		// Accepted: the hook connected the stream to this socket, or it
+		// left it unconnected for now, in which case data is still taken
+		// in (and acked once the stream connects), as libudx does.
+		if s.err != nil || (s.socket != nil && s.socket != sock) {
 			s.mu.Unlock()
 			return true
 		}
@@ -435,7 +438,7 @@ func (s *Stream) sendBatch() {
 // sendPendingAck sends the ack a read left owed, unless data carried it.
 func (s *Stream) sendPendingAck() {
 	s.mu.Lock()
-	if s.ackPending && s.err == nil {
+	if s.ackPending && s.err == nil && s.socket != nil {
 		s.sendAck()
 	}
 	s.ackPending = false

@@ -219,7 +219,12 @@ func (s *Stream) Connect(socket *Socket, remoteID uint32, addr netip.AddrPort) e
 	if s.err != nil {
 		return s.err
 	}
+	first := s.socket == nil
 	s.socket, s.remoteID, s.remote = socket, remoteID, addr
+	if first && s.ring != nil {
+		// Data taken in before the stream was connected gets its ack now.
+		s.sendAck()
+	}
 	s.flush()
 	return nil
 }

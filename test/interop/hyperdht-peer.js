@@ -10,6 +10,8 @@
 //   mutableGet <publicKeyHex> <seq>   {"value": hex | null, "seq": n}
 //   findPeer <publicKeyHex>           {"found": bool}
 //   listen <seedHex>                  {"ok": true}, an echo server
+//   listenSource <seedHex> <bytes>    {"ok": true}, a server that sends bytes
+//   fetch <publicKeyHex>              {"bytes": n, "mbps": MB/s} reading to the end
 const createTestnet = require('hyperdht/testnet')
 const DHT = require('hyperdht')
 const b4a = require('b4a')
@@ -56,6 +58,35 @@ async function main () {
         let found = false
         for await (const r of node.findPeer(buf(a))) if (r.peer) found = true
         out({ found })
+      } else if (cmd === 'listenSource') {
+        const s = node.createServer((socket) => {
+          socket.on('error', () => {})
+          const chunk = Buffer.alloc(65536, 1)
+          let left = Number(b)
+          const pump = () => {
+            while (left > 0) {
+              left -= chunk.byteLength
+              if (!socket.write(chunk)) return socket.once('drain', pump)
+            }
+            socket.end()
+          }
+          pump()
+        })
+        await s.listen(DHT.keyPair(buf(a)))
+        servers.push(s)
+        out({ ok: true })
+      } else if (cmd === 'fetch') {
+        const t0 = process.hrtime.bigint()
+        const socket = node.connect(buf(a))
+        let got = 0
+        await new Promise((resolve, reject) => {
+          socket.on('error', reject)
+          socket.on('data', (d) => { got += d.byteLength })
+          socket.on('end', resolve)
+        })
+        socket.end()
+        const seconds = Number(process.hrtime.bigint() - t0) / 1e9
+        out({ bytes: got, mbps: got / seconds / 1e6 })
       } else if (cmd === 'listen') {
         const s = node.createServer((socket) => {
           socket.on('error', () => {})
