@@ -1,0 +1,125 @@
+package relay
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/dhtrelay/dht-relay/internal/interop"
+	"github.com/dhtrelay/dht-relay/noise"
+	"github.com/dhtrelay/dht-relay/protomux"
+	"github.com/dhtrelay/dht-relay/secretstream"
+)
+
+// serveChannel runs the relay channel over f and reports the messages.
+func serveChannel(t *testing.T, f protomux.Framed) (chan Message, *Channel) {
+	msgs := make(chan Message, 16)
+	mux := protomux.New(f)
+	ch, err := OpenChannel(mux, ChannelConfig{OnMessage: func(m Message) { msgs <- m }, OnError: func(error) {}})
+	if err != nil {
+		t.Error(err)
+		return nil, nil
+	}
+	go mux.Run()
+	return msgs, ch
+}
+
+func expectHandshake(t *testing.T, msgs chan Message, kp noise.KeyPair) {
+	t.Helper()
+	select {
+	case m := <-msgs:
+		hs, ok := m.(*Handshake)
+		if !ok {
+			t.Fatalf("first message %v", m.Type())
+		}
+		if !hs.Custodial || hs.PublicKey != kp.Public || hs.SecretKey != kp.Secret {
+			t.Fatal("handshake does not carry the client's keys")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no handshake from the JS client")
+	}
+}
+
+// TestUnchangedJSClientOverWebSocket: the npm client opens the relay
+// channel over a WebSocket to Go and sends its handshake; a ping from Go is
+// answered (the channel keeps the client alive).
+func TestUnchangedJSClientOverWebSocket(t *testing.T) {
+	var seed [32]byte
+	rand.Read(seed[:])
+	kp := noise.KeyPairFromSeed(seed)
+	type session struct {
+		msgs chan Message
+		ch   *Channel
+		ws   *WebSocketFramed
+	}
+	sessions := make(chan session, 1)
+	up := websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		f := NewWebSocketFramed(c, 1<<20)
+		msgs, ch := serveChannel(t, f)
+		sessions <- session{msgs, ch, f}
+	}))
+	defer srv.Close()
+	js := interop.Start(t, "relay-client.js", "ws", "ws"+strings.TrimPrefix(srv.URL, "http"), hex.EncodeToString(seed[:]))
+	s := <-sessions
+	expectHandshake(t, s.msgs, kp)
+	if line, err := js.ReadLineWithin(10 * time.Second); err != nil || line != `{"open":true}` {
+		t.Fatalf("JS: %q %v", line, err)
+	}
+	// The client answers a ping with a pong, which counts as a sign of life.
+	before := s.ch.LastSeen()
+	time.Sleep(10 * time.Millisecond)
+	if err := s.ch.Send(&Ping{}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); !s.ch.LastSeen().After(before); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no pong")
+		}
+	}
+	// The relay going away closes the client's stream.
+	s.ws.Close()
+	if line, err := js.ReadLineWithin(10 * time.Second); err != nil || line != `{"closed":true}` {
+		t.Fatalf("after the relay closed: %q %v", line, err)
+	}
+}
+
+// TestUnchangedJSClientOverTCP: the same over the TCP transport, a
+// SecretStream over the socket.
+func TestUnchangedJSClientOverTCP(t *testing.T) {
+	var seed [32]byte
+	rand.Read(seed[:])
+	kp := noise.KeyPairFromSeed(seed)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	js := interop.Start(t, "relay-client.js", "tcp", ln.Addr().String(), hex.EncodeToString(seed[:]))
+	conn, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	relayKP, _ := noise.GenerateKeyPair(rand.Reader)
+	ss, err := secretstream.New(conn, false, secretstream.Config{KeyPair: relayKP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, _ := serveChannel(t, ss)
+	expectHandshake(t, msgs, kp)
+	if line, err := js.ReadLineWithin(10 * time.Second); err != nil || line != `{"open":true}` {
+		t.Fatalf("JS: %q %v", line, err)
+	}
+}
