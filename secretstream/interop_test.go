@@ -66,15 +66,24 @@ func TestInteropJS(t *testing.T) {
 					}
 					left -= n
 				}
-				werr <- s.CloseWrite()
+				werr <- nil
 			}()
 			received := sha256.New()
-			n, err := io.Copy(received, s)
+			n, err := io.CopyN(received, s, interopBytes)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if err := <-werr; err != nil {
 				t.Fatal(err)
+			}
+			// End only once everything arrived: a JS secret-stream whose
+			// both sides have ended destroys its socket, dropping data it
+			// had not yet flushed.
+			if err := s.CloseWrite(); err != nil {
+				t.Fatal(err)
+			}
+			if extra, err := io.Copy(io.Discard, s); err != nil || extra != 0 {
+				t.Fatalf("after the data: %d more bytes, %v", extra, err)
 			}
 			line, err := js.ReadLine()
 			if err != nil {
