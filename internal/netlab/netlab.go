@@ -1,0 +1,208 @@
+// Package netlab builds small networks of Linux network namespaces for
+// tests: an "internet" namespace, and hosts behind NAT routers of the kinds
+// RFC 4787 tells apart, made with veth pairs and nftables. Everything it
+// makes carries the lab's name and is removed when the test ends, whether
+// it passed or failed. It needs root, ip and nft; without them a test skips
+// with the reason.
+package netlab
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// NAT kinds.
+type NAT int
+
+const (
+	// Open is no NAT: the host has a public address.
+	Open NAT = iota
+	// Consistent maps one inside address and port to one outside port for
+	// every destination (endpoint-independent mapping): nft masquerade.
+	Consistent
+	// Random maps each destination to a new outside port: nft masquerade
+	// fully-random.
+	Random
+)
+
+func (n NAT) String() string { return [...]string{"open", "consistent", "random"}[n] }
+
+// Lab is a set of namespaces made for one test.
+type Lab struct {
+	t      testing.TB
+	name   string
+	hosts  int
+	nsList []string
+}
+
+// Host is a namespace with an address.
+type Host struct {
+	lab  *Lab
+	NS   string
+	Addr netip.Addr // the host's own address
+}
+
+var labSeq atomic.Int32
+
+// Require skips t unless namespaces and nftables can be used here.
+func Require(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("netlab: needs root to create network namespaces")
+	}
+	for _, tool := range []string{"ip", "nft"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("netlab: %s not installed (Debian: iproute2, nftables)", tool)
+		}
+	}
+}
+
+// New makes an empty lab with an internet namespace at 10.77.0.1/16.
+func New(t testing.TB) (*Lab, *Host) {
+	t.Helper()
+	Require(t)
+	l := &Lab{t: t, name: fmt.Sprintf("nl%d%d", os.Getpid()%10000, labSeq.Add(1))}
+	t.Cleanup(l.teardown)
+	inet := l.namespace("inet")
+	l.run(inet, "ip", "link", "add", "br0", "type", "bridge")
+	l.run(inet, "ip", "addr", "add", "10.77.0.1/16", "dev", "br0")
+	l.run(inet, "ip", "link", "set", "br0", "up")
+	return l, &Host{lab: l, NS: inet, Addr: netip.MustParseAddr("10.77.0.1")}
+}
+
+func (l *Lab) namespace(role string) string {
+	ns := l.name + role
+	l.run("", "ip", "netns", "add", ns)
+	l.nsList = append(l.nsList, ns)
+	l.run(ns, "ip", "link", "set", "lo", "up")
+	return ns
+}
+
+// run runs a command in ns (the root namespace when empty) and fails the
+// test on error.
+func (l *Lab) run(ns string, args ...string) {
+	l.t.Helper()
+	if ns != "" {
+		args = append([]string{"ip", "netns", "exec", ns}, args...)
+	}
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		l.t.Fatalf("netlab: %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+func (l *Lab) teardown() {
+	for _, ns := range l.nsList {
+		exec.Command("ip", "netns", "del", ns).Run()
+	}
+}
+
+// AddHost adds a host on the internet behind a NAT of the given kind. An
+// open host sits on the internet bridge; otherwise a router namespace NATs
+// a private LAN (192.168.n.0/24) onto its internet address.
+func (l *Lab) AddHost(kind NAT) *Host {
+	l.t.Helper()
+	l.hosts++
+	n := l.hosts
+	inet := l.name + "inet"
+	wan := fmt.Sprintf("10.77.%d.1", n)
+	if kind == Open {
+		h := l.namespace(fmt.Sprintf("h%d", n))
+		l.link(inet, h, "br0", wan+"/16")
+		l.run(h, "ip", "route", "add", "default", "via", "10.77.0.1")
+		return &Host{lab: l, NS: h, Addr: netip.MustParseAddr(wan)}
+	}
+	r := l.namespace(fmt.Sprintf("r%d", n))
+	h := l.namespace(fmt.Sprintf("h%d", n))
+	l.link(inet, r, "br0", wan+"/16")
+	l.run(r, "ip", "route", "add", "default", "via", "10.77.0.1")
+	lanR, lanH := fmt.Sprintf("192.168.%d.1", n), fmt.Sprintf("192.168.%d.2", n)
+	l.pair(r, h, lanR+"/24", lanH+"/24")
+	l.run(h, "ip", "route", "add", "default", "via", lanR)
+	l.run(r, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	masq := "masquerade"
+	if kind == Random {
+		masq = "masquerade fully-random"
+	}
+	l.run(r, "nft", "add table ip nat")
+	l.run(r, "nft", "add chain ip nat post { type nat hook postrouting priority 100 ; }")
+	l.run(r, "nft", fmt.Sprintf("add rule ip nat post oifname \"w%d\" %s", n, masq))
+	return &Host{lab: l, NS: h, Addr: netip.MustParseAddr(lanH)}
+}
+
+// link connects ns to the internet bridge with address addr.
+func (l *Lab) link(inet, ns, bridge, addr string) {
+	n := l.hosts
+	a, b := fmt.Sprintf("%sb%d", l.name, n), fmt.Sprintf("w%d", n)
+	l.run("", "ip", "link", "add", a, "type", "veth", "peer", "name", b)
+	l.run("", "ip", "link", "set", a, "netns", inet)
+	l.run("", "ip", "link", "set", b, "netns", ns)
+	l.run(inet, "ip", "link", "set", a, "master", bridge)
+	l.run(inet, "ip", "link", "set", a, "up")
+	l.run(ns, "ip", "addr", "add", addr, "dev", b)
+	l.run(ns, "ip", "link", "set", b, "up")
+}
+
+// pair connects two namespaces directly (a router and its LAN host).
+func (l *Lab) pair(r, h, addrR, addrH string) {
+	n := l.hosts
+	a, b := fmt.Sprintf("%sl%d", l.name, n), fmt.Sprintf("%sm%d", l.name, n)
+	l.run("", "ip", "link", "add", a, "type", "veth", "peer", "name", b)
+	l.run("", "ip", "link", "set", a, "netns", r)
+	l.run("", "ip", "link", "set", b, "netns", h)
+	l.run(r, "ip", "addr", "add", addrR, "dev", a)
+	l.run(r, "ip", "link", "set", a, "up")
+	l.run(h, "ip", "addr", "add", addrH, "dev", b)
+	l.run(h, "ip", "link", "set", b, "up")
+}
+
+// ListenUDP opens a UDP socket inside the host's namespace. The socket
+// stays in that namespace; the calling goroutine's thread is switched there
+// only while it is created.
+func (h *Host) ListenUDP(port uint16) (*net.UDPConn, error) {
+	var conn *net.UDPConn
+	err := h.inNamespace(func() error {
+		c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(h.Addr, port)))
+		conn = c
+		return err
+	})
+	return conn, err
+}
+
+func (h *Host) inNamespace(fn func() error) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		return err
+	}
+	defer orig.Close()
+	target, err := os.Open("/run/netns/" + h.NS)
+	if err != nil {
+		return err
+	}
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("netlab: enter %s: %w", h.NS, err)
+	}
+	ferr := fn()
+	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+		// The thread is in the wrong namespace: let the runtime discard it.
+		runtime.Goexit()
+	}
+	return ferr
+}
+
+// Command runs a program inside the host's namespace.
+func (h *Host) Command(name string, args ...string) *exec.Cmd {
+	return exec.Command("ip", append([]string{"netns", "exec", h.NS, name}, args...)...)
+}
