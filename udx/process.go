@@ -91,6 +91,7 @@ func (s *Stream) forward(p []byte) {
 		return
 	}
 	b := append(s.wbuf[:0], p...)
+	s.wbuf = b[:0]
 	PutStreamID(b, s.remoteID)
 	s.socket.write(b, s.remote)
 }

@@ -101,7 +101,7 @@ type Stream struct {
 	onMessage func([]byte)
 	relay     *Stream
 	err       error
-	wbuf      []byte
+	wbuf      []byte // control packets; nil until the first is sent
 
 	// send side
 	seq         uint32 // next sequence number to assign
@@ -183,7 +183,6 @@ func (u *UDX) NewStream(id uint32) (*Stream, error) {
 		writeCh:  make(chan struct{}, 1),
 		readCh:   make(chan struct{}, 1),
 		done:     make(chan struct{}),
-		wbuf:     make([]byte, 0, 1500),
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -443,6 +442,10 @@ func (s *Stream) writePacket(flags byte, seq uint32, payload []byte) error {
 	}
 	h := header{flags: flags, id: s.remoteID, rwnd: uint32(s.window()), seq: seq, ack: s.ack}
 	s.advertised = int(h.rwnd)
+	if s.wbuf == nil {
+		// Allocated on first use: an idle stream carries no write buffer.
+		s.wbuf = make([]byte, 0, MaxMTU)
+	}
 	b := s.wbuf[:HeaderSize]
 	h.put(b)
 	b = append(b, payload...)
