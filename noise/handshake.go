@@ -138,14 +138,15 @@ func (h *Handshake) Result() (Result, bool) {
 	return *h.result, true
 }
 
-func (h *Handshake) myTurn() bool { return (h.step%2 == 0) == h.initiator }
+// Sending reports whether the next message is this side's to send.
+func (h *Handshake) Sending() bool { return (h.step%2 == 0) == h.initiator }
 
 // Send writes the next handshake message carrying payload.
 func (h *Handshake) Send(payload []byte) ([]byte, error) {
 	if h.result != nil {
 		return nil, ErrComplete
 	}
-	if !h.myTurn() {
+	if !h.Sending() {
 		return nil, ErrOutOfTurn
 	}
 	var out []byte
@@ -183,7 +184,7 @@ func (h *Handshake) Recv(msg []byte) ([]byte, error) {
 	if h.result != nil {
 		return nil, ErrComplete
 	}
-	if h.myTurn() {
+	if h.Sending() {
 		return nil, ErrOutOfTurn
 	}
 	if len(msg) > MaxMessageSize {

@@ -42,7 +42,7 @@ func TestInteropJS(t *testing.T) {
 				}
 				js := interop.Start(t, "noise-peer.js", args...)
 				for !hs.Complete() {
-					if (hs.Step()%2 == 0) == goInit {
+					if hs.Sending() {
 						payload := []byte(fmt.Sprintf("go payload %d", hs.Step()))
 						msg, err := hs.Send(payload)
 						if err != nil {

@@ -174,7 +174,7 @@ func (s *Stream) handshake(kp noise.KeyPair) (Keys, error) {
 		return Keys{}, err
 	}
 	for !hs.Complete() {
-		if s.initiator == (hs.Step()%2 == 0) {
+		if hs.Sending() {
 			msg, err := hs.Send(nil)
 			if err != nil {
 				return Keys{}, fmt.Errorf("%w: %v", ErrHandshake, err)
