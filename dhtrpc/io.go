@@ -21,6 +21,15 @@ func (d *DHT) ServerSocket() *udx.Socket { return d.server }
 // ClientSocket is the socket a firewalled node sends from.
 func (d *DHT) ClientSocket() *udx.Socket { return d.client }
 
+// Socket is the socket the node sends requests from: the client socket
+// while firewalled, else the server socket. Streams to peers the node
+// reached through the DHT use it too.
+func (d *DHT) Socket() *udx.Socket {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.sendSocket()
+}
+
 // ID is the node id: its persistent id once persistent, else the random id
 // its table is keyed on.
 func (d *DHT) ID() [IDSize]byte {

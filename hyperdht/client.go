@@ -129,10 +129,7 @@ func (n *Node) Connect(ctx context.Context, remotePublicKey [32]byte, cfg Client
 		stream.Close()
 		return nil, ErrHolepunchNeeded
 	}
-	sock := d.ClientSocket()
-	if d.Persistent() {
-		sock = d.ServerSocket()
-	}
+	sock := d.Socket()
 	remoteID := uint32(remote.UDX.ID)
 	// From now on the server's first packet binds the stream (it may come
 	// from another address than announced); if one came already, connect
