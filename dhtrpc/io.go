@@ -1,6 +1,7 @@
 package dhtrpc
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"net/netip"
@@ -43,6 +44,14 @@ func (d *DHT) Persistent() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return !d.ephemeral
+}
+
+// Firewalled reports whether the node has yet to prove that others can
+// reach its server socket unasked.
+func (d *DHT) Firewalled() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.firewalled
 }
 
 // PublicAddr is the address the network sees the node at, once sampled.
@@ -292,6 +301,9 @@ func (d *DHT) onResponse(res *Response, from netip.AddrPort, socket *udx.Socket,
 	p.timer.Stop()
 	d.addFromNetwork(id, from, res.To, sample)
 	d.mu.Unlock()
+	// The requester reads the response on its own goroutine, after the
+	// socket has reused the buffer the value was decoded from.
+	res.Value = bytes.Clone(res.Value)
 	p.done <- reply{res: res, from: from, fromID: id, socket: socket}
 }
 

@@ -61,7 +61,9 @@ func (n *Node) Connect(ctx context.Context, remotePublicKey [32]byte, cfg Client
 		return true
 	})
 	ours := NoisePayload{Version: 1, Firewall: FirewallUnknown, UDX: &UDXInfo{Version: 1, ID: uint64(stream.ID())}, SecretStream: &SecretStreamInfo{Version: 1}}
-	if pub := d.PublicAddr(); pub.Addr().IsValid() && d.Persistent() {
+	// Reachable unasked, as JS's dht.remoteAddress() judges it: the server
+	// can connect to us, whether or not we serve as a persistent node.
+	if pub := d.PublicAddr(); pub.Addr().IsValid() && !d.Firewalled() {
 		ours.Firewall = FirewallOpen
 		ours.Addresses4 = []netip.AddrPort{netip.AddrPortFrom(pub.Addr(), d.ServerSocket().LocalAddr().Port())}
 	}
@@ -146,7 +148,7 @@ func (n *Node) Connect(ctx context.Context, remotePublicKey [32]byte, cfg Client
 	if remote.Firewall == FirewallOpen || early.sock != nil {
 		stream.Connect(sock, remoteID, addr)
 	}
-	c, err := newConn(stream, true, remotePublicKey, keys, encrypt)
+	c, err := newConn(stream, true, remotePublicKey, h, keys, encrypt)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrPeerConnectionFailed, err)
 	}

@@ -25,7 +25,7 @@ func TestMeetJSHyperswarmOnTopic(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	if err := n.Announce(ctx30(t), topic, LocalSigner(&kp), nil); err != nil {
+	if err := n.Announce(ctx30(t), topic, LocalSigner(&kp), nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	swarm := interop.Start(t, "hyperswarm-peer.js", n.DHT().ServerSocket().LocalAddr().String(), hex.EncodeToString(topic[:]))

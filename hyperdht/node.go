@@ -310,32 +310,48 @@ func (n *Node) onMutablePut(req *dhtrpc.IncomingRequest, now time.Time) {
 	req.Reply(nil)
 }
 
-// LookupResult is one node's answer to a lookup.
+// LookupResult is one node's answer to a lookup: who answered (its id is
+// nil when it is not persistent), the token it gave, the address it saw
+// this node at, and the peers it holds.
 type LookupResult struct {
-	From  netip.AddrPort
-	Peers []Peer
-	Bump  uint64
+	From   netip.AddrPort
+	NodeID *[32]byte
+	Token  *[32]byte
+	To     netip.AddrPort
+	Peers  []Peer
+	Bump   uint64
+}
+
+func lookupResult(r dhtrpc.Reply) (LookupResult, bool) {
+	if r.Response.Value == nil {
+		return LookupResult{}, false
+	}
+	var l LookupRawReply
+	if l.Decode(r.Response.Value) != nil {
+		return LookupResult{}, false
+	}
+	return LookupResult{From: r.From, NodeID: r.ID, Token: r.Response.Token, To: r.Response.To, Peers: l.Peers, Bump: l.Bump}, true
 }
 
 // Lookup finds the peers announced on topic; onResult sees each node's
 // answer as it arrives (nil to ignore).
 func (n *Node) Lookup(ctx context.Context, topic [32]byte, onResult func(LookupResult)) ([]dhtrpc.Reply, error) {
 	return n.d().Query(ctx, topic, false, CmdLookup, nil, func(r dhtrpc.Reply) {
-		if onResult == nil || r.Response.Value == nil {
+		if onResult == nil {
 			return
 		}
-		var l LookupRawReply
-		if l.Decode(r.Response.Value) == nil {
-			onResult(LookupResult{From: r.From, Peers: l.Peers, Bump: l.Bump})
+		if res, ok := lookupResult(r); ok {
+			onResult(res)
 		}
 	})
 }
 
 // Announce announces the signer's public key on topic, reachable through
 // relayAddresses, at the closest nodes: a lookup, then to each closest node
-// an announce signed for its id and token.
-func (n *Node) Announce(ctx context.Context, topic [32]byte, signer Signer, relayAddresses []netip.AddrPort) error {
-	replies, err := n.Lookup(ctx, topic, nil)
+// an announce signed for its id and token. onResult (nil to ignore) sees
+// the lookup's answers as they arrive.
+func (n *Node) Announce(ctx context.Context, topic [32]byte, signer Signer, relayAddresses []netip.AddrPort, onResult func(LookupResult)) error {
+	replies, err := n.Lookup(ctx, topic, onResult)
 	if err != nil {
 		return err
 	}
@@ -347,17 +363,21 @@ func (n *Node) Announce(ctx context.Context, topic [32]byte, signer Signer, rela
 }
 
 // Unannounce removes the signer's announcement of topic from the nodes that
-// hold it.
-func (n *Node) Unannounce(ctx context.Context, topic [32]byte, signer Signer) error {
+// hold it; onResult (nil to ignore) sees the lookup's answers as they
+// arrive.
+func (n *Node) Unannounce(ctx context.Context, topic [32]byte, signer Signer, onResult func(LookupResult)) error {
 	pk := signer.PublicKey()
 	var holders []dhtrpc.Reply
 	var mu sync.Mutex
 	_, err := n.d().Query(ctx, topic, false, CmdLookup, nil, func(r dhtrpc.Reply) {
-		if r.ID == nil || r.Response.Token == nil || r.Response.Value == nil {
+		l, ok := lookupResult(r)
+		if !ok {
 			return
 		}
-		var l LookupRawReply
-		if l.Decode(r.Response.Value) != nil {
+		if onResult != nil {
+			onResult(l)
+		}
+		if r.ID == nil || r.Response.Token == nil {
 			return
 		}
 		found := len(l.Peers) >= maxLookupPeers

@@ -119,7 +119,7 @@ func TestAnnounceLookupBothWays(t *testing.T) {
 	}
 
 	_, goKP := seedKeyPair()
-	if err := n.Announce(ctx30(t), topic2, LocalSigner(&goKP), nil); err != nil {
+	if err := n.Announce(ctx30(t), topic2, LocalSigner(&goKP), nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	var look struct{ Peers []string }
@@ -127,7 +127,7 @@ func TestAnnounceLookupBothWays(t *testing.T) {
 	if !slices.Contains(look.Peers, hex.EncodeToString(goKP.Public[:])) {
 		t.Fatalf("JS lookup found %v, not the Go announcement", look.Peers)
 	}
-	if err := n.Unannounce(ctx30(t), topic2, LocalSigner(&goKP)); err != nil {
+	if err := n.Unannounce(ctx30(t), topic2, LocalSigner(&goKP), nil); err != nil {
 		t.Fatal(err)
 	}
 	js.do(t, &look, "lookup", hex.EncodeToString(topic2[:]))

@@ -1,6 +1,7 @@
 package hyperdht
 
 import (
+	"bytes"
 	"net/netip"
 	"time"
 
@@ -112,6 +113,18 @@ func (n *Node) answerHandshake(srv *Server, req *dhtrpc.IncomingRequest, hs *Han
 	if len(hs.Noise) == 0 {
 		return
 	}
+	// The answer may wait on a firewall or on a Noise peer elsewhere (a
+	// relayed client), so it is made off the socket's goroutine, from copies
+	// of what still points into the socket's buffer.
+	hs = &Handshake{Mode: hs.Mode, Noise: bytes.Clone(hs.Noise), PeerAddress: hs.PeerAddress, RelayAddress: hs.RelayAddress}
+	held := *req
+	inner := *req.Request
+	inner.Value = nil
+	held.Request = &inner
+	go n.finishHandshake(srv, &held, hs)
+}
+
+func (n *Node) finishHandshake(srv *Server, req *dhtrpc.IncomingRequest, hs *Handshake) {
 	reply := srv.onHandshake(req, hs)
 	if reply == nil {
 		return

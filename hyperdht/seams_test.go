@@ -45,7 +45,7 @@ func TestExternalSigner(t *testing.T) {
 	signer := &outsideSigner{kp: kp}
 	var topic [32]byte
 	rand.Read(topic[:])
-	if err := n.Announce(ctx30(t), topic, signer, nil); err != nil {
+	if err := n.Announce(ctx30(t), topic, signer, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if signer.calls.Load() == 0 {
@@ -56,7 +56,7 @@ func TestExternalSigner(t *testing.T) {
 	if !slices.Contains(look.Peers, hex.EncodeToString(kp.Public[:])) {
 		t.Fatal("JS does not find the externally signed announcement")
 	}
-	if err := n.Unannounce(ctx30(t), topic, signer); err != nil {
+	if err := n.Unannounce(ctx30(t), topic, signer, nil); err != nil {
 		t.Fatal(err)
 	}
 	js.do(t, &look, "lookup", hex.EncodeToString(topic[:]))
@@ -64,7 +64,7 @@ func TestExternalSigner(t *testing.T) {
 		t.Fatal("JS still finds it after the externally signed unannounce")
 	}
 	bad := &outsideSigner{kp: kp, bad: true}
-	if err := n.Announce(ctx30(t), topic, bad, nil); err == nil {
+	if err := n.Announce(ctx30(t), topic, bad, nil, nil); err == nil {
 		t.Fatal("an announce with bad signatures succeeded")
 	}
 }

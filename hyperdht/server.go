@@ -40,6 +40,9 @@ type Conn struct {
 	*secretstream.Stream
 	Raw             *udx.Stream
 	RemotePublicKey [32]byte
+	// Handshaker is what ran the connection's handshake, so that whoever
+	// supplied it can tell its connections apart.
+	Handshaker Handshaker
 }
 
 // ServerConfig says how a server is keyed: either KeyPair, or a Signer for
@@ -64,6 +67,9 @@ type Server struct {
 	handshakes map[string]*serverHandshake // by the client's first Noise message
 }
 
+// serverHandshake is one client's handshake: retries of its first message
+// are answered with the same reply, or dropped while it is being made, so
+// that a Handshaker or firewall elsewhere sees each handshake once.
 type serverHandshake struct {
 	reply []byte // our Noise reply, resent when the client retries
 }
@@ -90,7 +96,7 @@ func (n *Node) Listen(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	n.mu.Lock()
 	n.servers[s.target] = s
 	n.mu.Unlock()
-	if err := n.Announce(ctx, s.target, cfg.Signer, nil); err != nil {
+	if err := n.Announce(ctx, s.target, cfg.Signer, nil, nil); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -124,7 +130,7 @@ func (s *Server) Close() error {
 		s.n.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		s.n.Unannounce(ctx, s.target, s.cfg.Signer)
+		s.n.Unannounce(ctx, s.target, s.cfg.Signer, nil)
 	})
 	return nil
 }
@@ -138,7 +144,7 @@ func (s *Server) reannounce() {
 			return
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			s.n.Announce(ctx, s.target, s.cfg.Signer, nil)
+			s.n.Announce(ctx, s.target, s.cfg.Signer, nil, nil)
 			cancel()
 		}
 	}
@@ -152,9 +158,16 @@ func (s *Server) onHandshake(req *dhtrpc.IncomingRequest, hs *Handshake) []byte 
 	s.mu.Lock()
 	if prev, ok := s.handshakes[key]; ok {
 		s.mu.Unlock()
-		return prev.reply
+		return prev.reply // nil while the first copy is still being answered
 	}
+	entry := &serverHandshake{}
+	s.handshakes[key] = entry
 	s.mu.Unlock()
+	time.AfterFunc(handshakeTimeout, func() {
+		s.mu.Lock()
+		delete(s.handshakes, key)
+		s.mu.Unlock()
+	})
 
 	client := req.From
 	direct := hs.PeerAddress == nil
@@ -209,13 +222,8 @@ func (s *Server) onHandshake(req *dhtrpc.IncomingRequest, hs *Handshake) []byte 
 		return nil
 	}
 	s.mu.Lock()
-	s.handshakes[key] = &serverHandshake{reply: reply}
+	entry.reply = reply
 	s.mu.Unlock()
-	time.AfterFunc(handshakeTimeout, func() {
-		s.mu.Lock()
-		delete(s.handshakes, key)
-		s.mu.Unlock()
-	})
 	if stream == nil {
 		return reply
 	}
@@ -225,7 +233,7 @@ func (s *Server) onHandshake(req *dhtrpc.IncomingRequest, hs *Handshake) []byte 
 	start := func(sock *udx.Socket, addr netip.AddrPort) {
 		once.Do(func() {
 			stream.Connect(sock, remoteID, addr)
-			go s.deliver(stream, remotePK, keys, encrypt)
+			go s.deliver(stream, remotePK, h, keys, encrypt)
 		})
 	}
 	// The client's first packet tells where it really is (it may have
@@ -246,8 +254,8 @@ func (s *Server) onHandshake(req *dhtrpc.IncomingRequest, hs *Handshake) []byte 
 	return reply
 }
 
-func (s *Server) deliver(stream *udx.Stream, remotePK [32]byte, keys secretstream.Keys, encrypt bool) {
-	c, err := newConn(stream, false, remotePK, keys, encrypt)
+func (s *Server) deliver(stream *udx.Stream, remotePK [32]byte, h Handshaker, keys secretstream.Keys, encrypt bool) {
+	c, err := newConn(stream, false, remotePK, h, keys, encrypt)
 	if err != nil {
 		return
 	}
@@ -263,8 +271,8 @@ func (s *Server) deliver(stream *udx.Stream, remotePK [32]byte, keys secretstrea
 
 // newConn wraps a connected stream: in SecretStream when the keys are
 // here, else raw.
-func newConn(stream *udx.Stream, initiator bool, remotePK [32]byte, keys secretstream.Keys, encrypt bool) (*Conn, error) {
-	c := &Conn{Raw: stream, RemotePublicKey: remotePK}
+func newConn(stream *udx.Stream, initiator bool, remotePK [32]byte, h Handshaker, keys secretstream.Keys, encrypt bool) (*Conn, error) {
+	c := &Conn{Raw: stream, RemotePublicKey: remotePK, Handshaker: h}
 	if !encrypt {
 		return c, nil
 	}

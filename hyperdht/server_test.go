@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/netip"
 	"strconv"
@@ -160,4 +161,43 @@ func joinNode(t testing.TB, bootstrap netip.AddrPort) *Node {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// TestConcurrentConnects: one Go node opens 32 connections to a JS echo
+// server at once, as a relay does for a Hyperswarm; each echoes intact.
+func TestConcurrentConnects(t *testing.T) {
+	js, n := startMixed(t)
+	seed, serverKP := seedKeyPair()
+	var ok struct{ OK bool }
+	js.do(t, &ok, "listen", hex.EncodeToString(seed[:]))
+	errs := make(chan error, 32)
+	for range 32 {
+		go func() {
+			_, clientKP := seedKeyPair()
+			c, err := n.Connect(ctx30(t), serverKP.Public, ClientConfig{KeyPair: &clientKP})
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			data := make([]byte, 64<<10)
+			rand.Read(data)
+			go c.Write(data)
+			got := make([]byte, len(data))
+			if _, err := io.ReadFull(c, got); err != nil {
+				errs <- err
+				return
+			}
+			if !bytes.Equal(got, data) {
+				errs <- errors.New("echo differs")
+				return
+			}
+			errs <- nil
+		}()
+	}
+	for range 32 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
 }

@@ -109,6 +109,17 @@ func (c *Channel) Send(m Message) error {
 	return c.ch.Send(uint64(m.Type()), m.AppendPayload(nil))
 }
 
+// SendPayload sends a message given as its type and encoded payload, as a
+// relay forwards what it did not decode.
+func (c *Channel) SendPayload(t MessageType, payload []byte) error {
+	return c.ch.Send(uint64(t), payload)
+}
+
+// Touch counts as hearing from the peer. A reader that has stopped reading
+// to hold back a fast sender calls it, so the peer is not judged dead for
+// the pongs left unread meanwhile.
+func (c *Channel) Touch() { c.touch() }
+
 // Close closes the channel.
 func (c *Channel) Close() error {
 	c.stop()

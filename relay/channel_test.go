@@ -21,7 +21,7 @@ func wsPair(t *testing.T) (*WebSocketFramed, *WebSocketFramed) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := up.Upgrade(w, r, nil)
 		if err == nil {
-			server <- NewWebSocketFramed(c, 1<<20)
+			server <- NewWebSocketFramed(c, 1<<20, 10*time.Second)
 		}
 	}))
 	t.Cleanup(srv.Close)
@@ -29,7 +29,7 @@ func wsPair(t *testing.T) (*WebSocketFramed, *WebSocketFramed) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := NewWebSocketFramed(c, 1<<20)
+	a := NewWebSocketFramed(c, 1<<20, 10*time.Second)
 	b := <-server
 	t.Cleanup(func() { a.Close(); b.Close() })
 	return a, b

@@ -18,22 +18,21 @@ import (
 // is binary only.
 var ErrTextMessage = errors.New("relay: text message on the relay websocket")
 
-// writeTimeout bounds one WebSocket write, so that a client that stops
-// reading cannot hold a writer forever.
-const writeTimeout = 10 * time.Second
-
 // WebSocketFramed adapts a WebSocket connection to protomux.Framed.
 // ReadMessage is for one goroutine; WriteMessage may be called from many.
 type WebSocketFramed struct {
-	c   *websocket.Conn
-	wmu sync.Mutex
+	c            *websocket.Conn
+	writeTimeout time.Duration
+	wmu          sync.Mutex
 }
 
 // NewWebSocketFramed wraps c, refusing received messages over maxFrame
-// bytes (the WebSocket library enforces it before buffering).
-func NewWebSocketFramed(c *websocket.Conn, maxFrame int64) *WebSocketFramed {
+// bytes (the WebSocket library enforces it before buffering) and failing
+// a write that blocks longer than writeTimeout, so that a peer that stops
+// reading cannot hold a writer forever.
+func NewWebSocketFramed(c *websocket.Conn, maxFrame int64, writeTimeout time.Duration) *WebSocketFramed {
 	c.SetReadLimit(maxFrame)
-	return &WebSocketFramed{c: c}
+	return &WebSocketFramed{c: c, writeTimeout: writeTimeout}
 }
 
 // ReadMessage returns the next binary message.
@@ -52,7 +51,7 @@ func (w *WebSocketFramed) ReadMessage() ([]byte, error) {
 func (w *WebSocketFramed) WriteMessage(p []byte) error {
 	w.wmu.Lock()
 	defer w.wmu.Unlock()
-	w.c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	w.c.SetWriteDeadline(time.Now().Add(w.writeTimeout))
 	if err := w.c.WriteMessage(websocket.BinaryMessage, p); err != nil {
 		return fmt.Errorf("relay: websocket write: %w", err)
 	}

@@ -66,7 +66,7 @@ func TestUnchangedJSClientOverWebSocket(t *testing.T) {
 		if err != nil {
 			return
 		}
-		f := NewWebSocketFramed(c, 1<<20)
+		f := NewWebSocketFramed(c, 1<<20, 10*time.Second)
 		msgs, ch := serveChannel(t, f)
 		sessions <- session{msgs, ch, f}
 	}))

@@ -12,6 +12,8 @@
 //   listen <seedHex>                  {"ok": true}, an echo server
 //   listenSource <seedHex> <bytes>    {"ok": true}, a server that sends bytes
 //   fetch <publicKeyHex>              {"bytes": n, "mbps": MB/s} reading to the end
+//   echo <publicKeyHex> <bytes>       {"ok": true} once that many random bytes
+//                                     came back intact, or {"error": "CODE: ..."}
 const createTestnet = require('hyperdht/testnet')
 const DHT = require('hyperdht')
 const b4a = require('b4a')
@@ -87,6 +89,24 @@ async function main () {
         socket.end()
         const seconds = Number(process.hrtime.bigint() - t0) / 1e9
         out({ bytes: got, mbps: got / seconds / 1e6 })
+      } else if (cmd === 'echo') {
+        const socket = node.connect(buf(a))
+        const data = require('crypto').randomBytes(Number(b))
+        const chunks = []
+        let got = 0
+        await new Promise((resolve, reject) => {
+          socket.on('error', reject)
+          socket.once('open', () => socket.write(data))
+          socket.on('data', (d) => {
+            chunks.push(d)
+            got += d.byteLength
+            if (got >= data.byteLength) resolve()
+          })
+        })
+        socket.end()
+        socket.on('error', () => {})
+        if (!b4a.equals(Buffer.concat(chunks), data)) throw new Error('echo differs')
+        out({ ok: true })
       } else if (cmd === 'listen') {
         const s = node.createServer((socket) => {
           socket.on('error', () => {})

@@ -1,0 +1,172 @@
+// Command dht-relay is the whole relay in one process: an edge taking
+// @hyperswarm/dht-relay clients over WebSocket (and TCP), a DHT worker
+// running a HyperDHT node, and an embedded NATS server between them, the
+// same code paths as a cluster of separate edges and workers. Its flags
+// keep those of the JS relay's bin.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/dhtrelay/dht-relay/internal/edge"
+	"github.com/dhtrelay/dht-relay/internal/limits"
+	"github.com/dhtrelay/dht-relay/internal/serve"
+	"github.com/dhtrelay/dht-relay/internal/worker"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "dht-relay:", err)
+		os.Exit(1)
+	}
+}
+
+// shutdownTimeout bounds a graceful shutdown: streams destroyed, servers
+// unannounced, clients told.
+const shutdownTimeout = 15 * time.Second
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("dht-relay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	port := fs.Int("port", 49443, "WebSocket port (0 picks a free one)")
+	host := fs.String("host", "0.0.0.0", "address to listen on")
+	cert := fs.String("cert", "", "TLS certificate file (with --key)")
+	key := fs.String("key", "", "TLS key file (with --cert)")
+	behindProxy := fs.Bool("behind-proxy", false, "take client addresses from X-Forwarded-For")
+	var tcpPort *int
+	fs.Func("tcp-port", "serve the TCP transport on this port (0 picks a free one; off unless given)", func(s string) error {
+		var p int
+		if _, err := fmt.Sscan(s, &p); err != nil || p < 0 || p > 65535 {
+			return errors.New("not a port")
+		}
+		tcpPort = &p
+		return nil
+	})
+	bootstrap := fs.String("bootstrap", serve.PublicBootstrap, "HyperDHT bootstrap nodes, HOST:PORT[,HOST:PORT...]")
+	dhtPort := fs.Int("dht-port", 0, "UDP port of the DHT node (0 picks a free one)")
+	metrics := fs.String("metrics", "", "address for /metrics, /healthz and /readyz (off unless given)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	lim := limits.Default()
+	serve.LimitFlags(fs, &lim)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if err := lim.Validate(); err != nil {
+		return err
+	}
+	if (*cert == "") != (*key == "") {
+		return serve.ErrTLSPair
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	boot, err := serve.ParseBootstrap(ctx, *bootstrap)
+	if err != nil {
+		return err
+	}
+	bindHost, err := netip.ParseAddr(*host)
+	if err != nil || !bindHost.Is4() {
+		bindHost = netip.IPv4Unspecified()
+	}
+
+	ns, err := natsserver.NewServer(&natsserver.Options{DontListen: true, NoLog: true, NoSigs: true})
+	if err != nil {
+		return fmt.Errorf("embedded NATS: %w", err)
+	}
+	go ns.Start()
+	defer ns.Shutdown()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		return errors.New("embedded NATS did not start")
+	}
+	connect := func(name string) (*nats.Conn, error) {
+		return nats.Connect("", nats.InProcessServer(ns), nats.Name(name))
+	}
+	wnc, err := connect("worker")
+	if err != nil {
+		return err
+	}
+	defer wnc.Close()
+	enc, err := connect("edge")
+	if err != nil {
+		return err
+	}
+	defer enc.Close()
+
+	node, err := serve.StartNode(ctx, boot, bindHost, uint16(*dhtPort), log)
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	w, err := worker.New(worker.Config{ID: "local", NATS: wnc, Node: node, Limits: lim, Logger: log})
+	if err != nil {
+		return err
+	}
+	if err := w.Start(ctx); err != nil {
+		return err
+	}
+	e, err := edge.New(edge.Config{ID: "local", NATS: enc, Limits: lim, Logger: log, BehindProxy: *behindProxy})
+	if err != nil {
+		return err
+	}
+	if err := e.Start(ctx); err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err = e.WaitWorkers(wctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("worker not live: %w", err)
+	}
+	cl := serve.ClientListeners{Host: *host, Port: *port, Cert: *cert, Key: *key, Handler: e}
+	if tcpPort != nil {
+		cl.TCP, cl.TCPPort = true, *tcpPort
+	}
+	l, err := serve.Listen(cl, e)
+	if err != nil {
+		return err
+	}
+	if *metrics != "" {
+		h, err := serve.Health(*metrics, func() error { return nil }, func() string {
+			return fmt.Sprintf("# TYPE dhtrelay_sessions gauge\ndhtrelay_sessions{role=\"edge\"} %d\ndhtrelay_sessions{role=\"worker\"} %d\n", e.Sessions(), w.Sessions())
+		})
+		if err != nil {
+			l.Close()
+			return err
+		}
+		defer h.Close()
+	}
+	ready := "dht-relay ready: " + l.WS
+	if l.TCP != "" {
+		ready += " " + l.TCP
+	}
+	fmt.Fprintln(stdout, ready)
+
+	<-ctx.Done()
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	l.Close()
+	w.Shutdown(sctx)
+	e.Shutdown(sctx)
+	return nil
+}

@@ -1,0 +1,267 @@
+// Package edge terminates relay clients: it accepts WebSocket and TCP
+// connections, runs a session (package session) for each, and places each
+// session on a live worker, chosen by rendezvous hashing of the client's
+// public key, over NATS. An edge keeps no state a client needs after it
+// disconnects.
+package edge
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/nats-io/nats.go"
+
+	"github.com/dhtrelay/dht-relay/internal/limits"
+	"github.com/dhtrelay/dht-relay/internal/routing"
+	"github.com/dhtrelay/dht-relay/internal/session"
+	"github.com/dhtrelay/dht-relay/noise"
+	"github.com/dhtrelay/dht-relay/relay"
+	"github.com/dhtrelay/dht-relay/secretstream"
+)
+
+// Config configures an Edge.
+type Config struct {
+	// ID names the edge in NATS subjects (routing.ValidID).
+	ID     string
+	NATS   *nats.Conn
+	Limits limits.Limits
+	Logger *slog.Logger
+	// BehindProxy takes a WebSocket client's address from
+	// X-Forwarded-For, for logs.
+	BehindProxy bool
+}
+
+// Edge serves clients.
+type Edge struct {
+	cfg      Config
+	log      *slog.Logger
+	ep       *routing.Endpoint
+	presence *routing.Presence
+	stop     context.CancelFunc
+	tcpKey   noise.KeyPair
+	upgrade  websocket.Upgrader
+
+	mu       sync.Mutex
+	closing  bool
+	sessions map[string]*session.Session
+}
+
+// Errors clients' sessions can fail with at the edge.
+var (
+	ErrNoWorkers    = errors.New("relay: no live worker")
+	ErrTooMany      = errors.New("relay: too many sessions on this edge")
+	ErrShuttingDown = errors.New("relay: shutting down")
+)
+
+// New checks cfg and returns an Edge; Start connects it to the cluster.
+func New(cfg Config) (*Edge, error) {
+	if !routing.ValidID(cfg.ID) {
+		return nil, fmt.Errorf("edge: invalid id %q", cfg.ID)
+	}
+	if cfg.NATS == nil {
+		return nil, errors.New("edge: a NATS connection is required")
+	}
+	if err := cfg.Limits.Validate(); err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	kp, err := noise.GenerateKeyPair(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	e := &Edge{cfg: cfg, log: log.With("edge", cfg.ID), tcpKey: kp, sessions: map[string]*session.Session{}}
+	e.upgrade = websocket.Upgrader{
+		ReadBufferSize:  4096,
+		WriteBufferPool: &sync.Pool{}, // idle sessions hold no write buffer
+		// A public relay serves pages from any origin; the protocol
+		// carries no ambient authority a foreign page could abuse.
+		CheckOrigin: func(*http.Request) bool { return true },
+	}
+	return e, nil
+}
+
+// Start subscribes to the edge's subjects and starts watching workers.
+func (e *Edge) Start(ctx context.Context) error {
+	ep, err := routing.NewEndpoint(e.cfg.NATS, routing.EdgeSessions(e.cfg.ID))
+	if err != nil {
+		return err
+	}
+	e.ep = ep
+	pctx, stop := context.WithCancel(context.Background())
+	e.stop = stop
+	if e.presence, err = routing.StartPresence(pctx, e.cfg.NATS, routing.EdgesAlive, routing.WorkersAlive, e.cfg.ID, e.onWorkerLost); err != nil {
+		stop()
+		ep.Close()
+		return err
+	}
+	return e.cfg.NATS.FlushTimeout(routing.FlushTimeout)
+}
+
+// WaitWorkers waits until a worker is live.
+func (e *Edge) WaitWorkers(ctx context.Context) error { return e.presence.WaitLive(ctx) }
+
+// Sessions is the number of client sessions.
+func (e *Edge) Sessions() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.sessions)
+}
+
+// Open places a session on a worker (session.Opener).
+func (e *Edge) Open(ctx context.Context, id string, hs *relay.Handshake, handle func(routing.Frame), fail func(error)) (*routing.Link, string, error) {
+	w := routing.Pick(hs.PublicKey[:], e.presence.Live())
+	if w == "" {
+		return nil, "", ErrNoWorkers
+	}
+	link := e.ep.Attach(id, routing.WorkerSessions(w)+"."+id, handle, fail)
+	req := routing.OpenRequest{Session: id, Edge: e.cfg.ID, Handshake: *hs}
+	reply, err := e.cfg.NATS.RequestWithContext(ctx, routing.OpenSubject(w), req.Encode())
+	if err == nil && len(reply.Data) > 0 {
+		err = errors.New(string(reply.Data))
+	}
+	if err != nil {
+		link.Close()
+		return nil, "", fmt.Errorf("worker %s: %w", w, err)
+	}
+	return link, w, nil
+}
+
+func (e *Edge) onWorkerLost(worker string) {
+	e.mu.Lock()
+	var lost []*session.Session
+	for _, s := range e.sessions {
+		if s.Worker() == worker {
+			lost = append(lost, s)
+		}
+	}
+	e.mu.Unlock()
+	e.log.Warn("worker lost", "worker", worker, "sessions", len(lost))
+	for _, s := range lost {
+		s.WorkerLost()
+	}
+}
+
+// serve runs a client's session on t until it ends.
+func (e *Edge) serve(t session.Transport, remote string) {
+	id := newSessionID()
+	e.mu.Lock()
+	if e.closing || len(e.sessions) >= e.cfg.Limits.SessionsPerEdge {
+		full := !e.closing
+		e.mu.Unlock()
+		if full {
+			e.log.Warn("session refused", "reason", ErrTooMany, "client", remote)
+		}
+		t.Close()
+		return
+	}
+	s := session.New(session.Config{
+		ID: id, Framed: t, Opener: e, Limits: e.cfg.Limits, Logger: e.log.With("client", remote),
+		OnClose: func() {
+			e.mu.Lock()
+			delete(e.sessions, id)
+			e.mu.Unlock()
+		},
+	})
+	e.sessions[id] = s
+	e.mu.Unlock()
+	s.Run()
+}
+
+func newSessionID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// ServeHTTP upgrades a request to the WebSocket transport and serves it.
+func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c, err := e.upgrade.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered
+	}
+	remote := r.RemoteAddr
+	if fwd := r.Header.Get("X-Forwarded-For"); e.cfg.BehindProxy && fwd != "" {
+		remote = strings.TrimSpace(strings.Split(fwd, ",")[0])
+	}
+	e.serve(relay.NewWebSocketFramed(c, int64(e.cfg.Limits.MaxFrame), e.cfg.Limits.WriteTimeout), remote)
+}
+
+
+// ServeTCP accepts TCP clients on ln until it is closed: each runs the
+// SecretStream handshake (as responder) and then the relay channel.
+func (e *Edge) ServeTCP(ln net.Listener) error {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("edge: accept: %w", err)
+		}
+		go e.serveTCP(c)
+	}
+}
+
+func (e *Edge) serveTCP(c net.Conn) {
+	c.SetDeadline(time.Now().Add(e.cfg.Limits.HandshakeTimeout))
+	ss, err := secretstream.New(c, false, secretstream.Config{KeyPair: e.tcpKey, MaxMessageSize: e.cfg.Limits.MaxFrame})
+	if err != nil {
+		c.Close()
+		return
+	}
+	c.SetDeadline(time.Time{})
+	e.serve(&tcpTransport{Stream: ss, c: c, timeout: e.cfg.Limits.WriteTimeout}, c.RemoteAddr().String())
+}
+
+// tcpTransport bounds each write, as the WebSocket transport does.
+type tcpTransport struct {
+	*secretstream.Stream
+	c       net.Conn
+	timeout time.Duration
+}
+
+func (t *tcpTransport) WriteMessage(p []byte) error {
+	t.c.SetWriteDeadline(time.Now().Add(t.timeout))
+	return t.Stream.WriteMessage(p)
+}
+
+// Shutdown stops taking clients and closes every session.
+func (e *Edge) Shutdown(ctx context.Context) {
+	e.mu.Lock()
+	e.closing = true
+	sessions := make([]*session.Session, 0, len(e.sessions))
+	for _, s := range e.sessions {
+		sessions = append(sessions, s)
+	}
+	e.mu.Unlock()
+	for _, s := range sessions {
+		s.Fail(ErrShuttingDown)
+	}
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for e.Sessions() > 0 && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+	}
+	if e.stop != nil {
+		e.stop()
+	}
+	if e.ep != nil {
+		e.ep.Close()
+	}
+}

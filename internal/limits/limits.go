@@ -1,0 +1,70 @@
+// Package limits holds every per-client bound of the relay in one place,
+// with the defaults an unconfigured relay uses.
+package limits
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Limits bound what one edge, session and stream may hold.
+type Limits struct {
+	// SessionsPerEdge caps concurrent client sessions on one edge.
+	SessionsPerEdge int
+	// StreamsPerSession caps a session's open and opening streams.
+	StreamsPerSession int
+	// ServersPerSession caps a session's servers.
+	ServersPerSession int
+	// QueriesPerSession caps a session's running lookups, announces and
+	// unannounces.
+	QueriesPerSession int
+	// MaxFrame is the largest frame a client may send, refused before it
+	// is buffered. The JS client puts everything an application wrote in
+	// one tick into one data message, so this is also the largest single
+	// write a JS application can make.
+	MaxFrame int
+	// ControlQueue caps the messages other than stream data queued toward
+	// one client; a client that lets more pile up is disconnected.
+	ControlQueue int
+	// HandshakeTimeout bounds the wait for a client's first message and
+	// for each answer the relay needs from a client (firewall verdicts,
+	// Noise messages, signatures).
+	HandshakeTimeout time.Duration
+	// WriteTimeout is how long a write to a client that stopped reading
+	// may block before the session is closed.
+	WriteTimeout time.Duration
+}
+
+// Default returns the defaults: room for many clients, each with enough
+// streams for a Hyperswarm.
+func Default() Limits {
+	return Limits{
+		SessionsPerEdge:   20000,
+		StreamsPerSession: 64,
+		ServersPerSession: 8,
+		QueriesPerSession: 32,
+		MaxFrame:          32 << 20,
+		ControlQueue:      1024,
+		HandshakeTimeout:  10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+	}
+}
+
+// ErrInvalid means a limit is out of range.
+var ErrInvalid = errors.New("limits: invalid")
+
+// Validate checks that every limit is positive.
+func (l Limits) Validate() error {
+	for name, v := range map[string]int64{
+		"sessions per edge": int64(l.SessionsPerEdge), "streams per session": int64(l.StreamsPerSession),
+		"servers per session": int64(l.ServersPerSession), "queries per session": int64(l.QueriesPerSession),
+		"max frame": int64(l.MaxFrame), "control queue": int64(l.ControlQueue),
+		"handshake timeout": int64(l.HandshakeTimeout), "write timeout": int64(l.WriteTimeout),
+	} {
+		if v <= 0 {
+			return fmt.Errorf("%w: %s must be positive", ErrInvalid, name)
+		}
+	}
+	return nil
+}

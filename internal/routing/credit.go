@@ -1,0 +1,121 @@
+package routing
+
+import (
+	"context"
+	"errors"
+	"sync"
+)
+
+// Flow control of stream data between an edge and a worker. Each way, a
+// stream's sender may have at most Window bytes that its receiver has not
+// yet passed on (to the client's socket on an edge, to the peer's UDX
+// stream on a worker); the receiver grants credit back as it passes bytes
+// on. So NATS never holds more than Window bytes per stream and direction,
+// and a slow reader at either end slows the other end instead of growing a
+// buffer.
+const (
+	// Window is the credit a stream starts with, each way.
+	Window = 256 << 10
+	// MaxChunk is the most stream data one frame carries.
+	MaxChunk = 64 << 10
+	// grantAt is how much a receiver passes on before it grants credit:
+	// fewer credit frames, at the price of a quarter window of latency.
+	grantAt = Window / 4
+)
+
+// ErrOverrun means a peer sent more stream data than its credit allowed.
+var ErrOverrun = errors.New("routing: stream data beyond credit")
+
+// Gate is a sender's credit for one stream.
+type Gate struct {
+	mu    sync.Mutex
+	avail int
+	err   error
+	wake  chan struct{} // capacity 1: a waiting Take's signal
+}
+
+// NewGate returns a gate holding a full Window.
+func NewGate() *Gate { return &Gate{avail: Window, wake: make(chan struct{}, 1)} }
+
+// Take waits until there is credit and takes up to max bytes of it.
+func (g *Gate) Take(ctx context.Context, max int) (int, error) {
+	for {
+		g.mu.Lock()
+		if g.err != nil {
+			g.mu.Unlock()
+			return 0, g.err
+		}
+		if g.avail > 0 {
+			n := min(g.avail, max)
+			g.avail -= n
+			g.mu.Unlock()
+			return n, nil
+		}
+		g.mu.Unlock()
+		select {
+		case <-g.wake:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+}
+
+// Return gives back credit taken but not used.
+func (g *Gate) Return(n int) { g.Grant(uint64(n)) }
+
+// Grant adds credit the receiver granted.
+func (g *Gate) Grant(n uint64) {
+	g.mu.Lock()
+	g.avail = int(min(uint64(g.avail)+n, Window))
+	g.mu.Unlock()
+	select {
+	case g.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Close fails every Take, now and later, with err.
+func (g *Gate) Close(err error) {
+	g.mu.Lock()
+	if g.err == nil {
+		g.err = err
+	}
+	g.mu.Unlock()
+	select {
+	case g.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Ledger is a receiver's account of one stream's data; its owner
+// serialises calls.
+type Ledger struct {
+	held     int // received, not yet passed on
+	consumed int // passed on since the last grant
+}
+
+// Receive records n bytes arriving; it fails when the sender exceeded its
+// credit.
+func (l *Ledger) Receive(n int) error {
+	l.held += n
+	if l.held > Window {
+		return ErrOverrun
+	}
+	return nil
+}
+
+// Consume records n bytes passed on and returns the credit to grant now,
+// zero while too little has been passed on to be worth a frame.
+func (l *Ledger) Consume(n int) uint64 {
+	l.held -= n
+	l.consumed += n
+	if l.consumed < grantAt {
+		return 0
+	}
+	g := l.consumed
+	l.consumed = 0
+	return uint64(g)
+}
+
+// Held is the bytes received and not yet passed on.
+func (l *Ledger) Held() int { return l.held }

@@ -1,0 +1,181 @@
+// Package serve wires the relay's parts into processes: flags shared by
+// the binaries, the DHT node a worker runs, the client listeners of an
+// edge, and the health and metrics endpoint. The all-in-one binary and the
+// cluster binaries start the same edge and worker through it.
+package serve
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dhtrelay/dht-relay/dhtrpc"
+	"github.com/dhtrelay/dht-relay/hyperdht"
+	"github.com/dhtrelay/dht-relay/internal/edge"
+	"github.com/dhtrelay/dht-relay/internal/limits"
+)
+
+// PublicBootstrap are the public HyperDHT bootstrap nodes.
+const PublicBootstrap = "88.99.3.86:49737,142.93.90.113:49737,138.68.147.8:49737"
+
+// LimitFlags registers the limit flags on fs, filling l.
+func LimitFlags(fs *flag.FlagSet, l *limits.Limits) {
+	fs.IntVar(&l.SessionsPerEdge, "max-sessions", l.SessionsPerEdge, "client sessions per edge")
+	fs.IntVar(&l.StreamsPerSession, "max-streams", l.StreamsPerSession, "streams per session")
+	fs.IntVar(&l.ServersPerSession, "max-servers", l.ServersPerSession, "servers per session")
+	fs.IntVar(&l.QueriesPerSession, "max-queries", l.QueriesPerSession, "concurrent lookups, announces and unannounces per session")
+	fs.IntVar(&l.MaxFrame, "max-frame", l.MaxFrame, "largest frame a client may send, in bytes")
+	fs.IntVar(&l.ControlQueue, "max-queued", l.ControlQueue, "messages other than stream data queued for one client before it is disconnected")
+	fs.DurationVar(&l.HandshakeTimeout, "handshake-timeout", l.HandshakeTimeout, "wait for a client's handshake and for each answer the relay needs from a client")
+	fs.DurationVar(&l.WriteTimeout, "write-timeout", l.WriteTimeout, "how long a write to a client that stopped reading may block before the session closes")
+}
+
+// ParseBootstrap parses HOST:PORT[,HOST:PORT...], resolving host names.
+func ParseBootstrap(ctx context.Context, list string) ([]netip.AddrPort, error) {
+	var out []netip.AddrPort
+	for _, hp := range strings.Split(list, ",") {
+		hp = strings.TrimSpace(hp)
+		if hp == "" {
+			continue
+		}
+		host, port, err := net.SplitHostPort(hp)
+		if err != nil {
+			return nil, fmt.Errorf("bootstrap %q: %w", hp, err)
+		}
+		p, err := strconv.ParseUint(port, 10, 16)
+		if err != nil {
+			return nil, fmt.Errorf("bootstrap %q: bad port", hp)
+		}
+		if a, err := netip.ParseAddr(host); err == nil {
+			out = append(out, netip.AddrPortFrom(a.Unmap(), uint16(p)))
+			continue
+		}
+		addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip4", host)
+		if err != nil || len(addrs) == 0 {
+			return nil, fmt.Errorf("bootstrap %q: cannot resolve %s", hp, host)
+		}
+		out = append(out, netip.AddrPortFrom(addrs[0].Unmap(), uint16(p)))
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no bootstrap nodes")
+	}
+	return out, nil
+}
+
+// StartNode starts a worker's HyperDHT node and joins the network; a
+// failed join is logged, not fatal, so that a relay started while the
+// network is unreachable still serves once it is.
+func StartNode(ctx context.Context, bootstrap []netip.AddrPort, host netip.Addr, port uint16, log *slog.Logger) (*hyperdht.Node, error) {
+	n, err := hyperdht.New(hyperdht.Config{DHT: dhtrpc.Config{Bootstrap: bootstrap, Host: host, Port: port}})
+	if err != nil {
+		return nil, fmt.Errorf("dht node: %w", err)
+	}
+	bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := n.Bootstrap(bctx); err != nil {
+		log.Warn("DHT bootstrap failed; serving anyway", "err", err)
+	}
+	return n, nil
+}
+
+// ClientListeners says where an edge takes clients.
+type ClientListeners struct {
+	Host     string
+	Port     int
+	Cert     string // TLS certificate file; with Key, WebSocket over TLS
+	Key      string
+	TCPPort  int  // the TCP transport's port, when TCP is set
+	TCP      bool // serve the TCP transport
+	Handler  http.Handler
+}
+
+// Listening is an edge's bound listeners.
+type Listening struct {
+	WS  string // ws:// or wss:// URL
+	TCP string // tcp:// URL, when TCP is on
+	srv *http.Server
+	tcp net.Listener
+}
+
+// ErrTLSPair means only one of the certificate and the key was given.
+var ErrTLSPair = errors.New("--cert and --key go together: give both or neither")
+
+// Listen binds the client listeners and starts serving.
+func Listen(cl ClientListeners, e *edge.Edge) (*Listening, error) {
+	if (cl.Cert == "") != (cl.Key == "") {
+		return nil, ErrTLSPair
+	}
+	var tlsConf *tls.Config
+	if cl.Cert != "" {
+		pair, err := tls.LoadX509KeyPair(cl.Cert, cl.Key)
+		if err != nil {
+			return nil, fmt.Errorf("TLS: %w", err)
+		}
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(cl.Host, strconv.Itoa(cl.Port)))
+	if err != nil {
+		return nil, fmt.Errorf("websocket listener: %w", err)
+	}
+	scheme := "ws"
+	if tlsConf != nil {
+		ln = tls.NewListener(ln, tlsConf)
+		scheme = "wss"
+	}
+	l := &Listening{WS: scheme + "://" + ln.Addr().String()}
+	l.srv = &http.Server{Handler: cl.Handler, ReadHeaderTimeout: 10 * time.Second}
+	go l.srv.Serve(ln)
+	if cl.TCP {
+		tln, err := net.Listen("tcp", net.JoinHostPort(cl.Host, strconv.Itoa(cl.TCPPort)))
+		if err != nil {
+			l.srv.Close()
+			return nil, fmt.Errorf("tcp listener: %w", err)
+		}
+		l.tcp = tln
+		l.TCP = "tcp://" + tln.Addr().String()
+		go e.ServeTCP(tln)
+	}
+	return l, nil
+}
+
+// Close stops taking clients; sessions already running go on.
+func (l *Listening) Close() {
+	l.srv.Close()
+	if l.tcp != nil {
+		l.tcp.Close()
+	}
+}
+
+// Health serves /healthz (the process runs), /readyz (ready() is nil) and
+// /metrics (Prometheus text from metrics) on addr.
+func Health(addr string, ready func() error, metrics func() string) (*http.Server, error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := ready(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		fmt.Fprint(w, metrics())
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listener: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	return srv, nil
+}

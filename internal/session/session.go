@@ -1,0 +1,396 @@
+// Package session is one relayed client on an edge: it runs the
+// @hyperswarm/dht-relay channel on the client's transport, owns the
+// client's stream alias table and the credit of each stream, enforces the
+// limits, and forwards the client's requests to the session's worker and
+// the worker's messages to the client.
+//
+// Toward the client, messages leave in the order the worker sent them,
+// except that Noise, signing and firewall requests, which hold a
+// handshake up and carry no stream data, go ahead of queued stream data.
+// Stream data in either direction moves only against credit (package
+// routing), so a session holds at most routing.Window bytes per stream and
+// direction, and a slow client slows its peers.
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/dhtrelay/dht-relay/internal/limits"
+	"github.com/dhtrelay/dht-relay/internal/routing"
+	"github.com/dhtrelay/dht-relay/protomux"
+	"github.com/dhtrelay/dht-relay/relay"
+)
+
+// Opener opens a session on a worker for a client's handshake; frames
+// from the worker go to handle, a broken link to fail.
+type Opener interface {
+	Open(ctx context.Context, id string, hs *relay.Handshake, handle func(routing.Frame), fail func(error)) (link *routing.Link, worker string, err error)
+}
+
+// Transport is a client's framed connection.
+type Transport interface {
+	protomux.Framed
+	Close() error
+}
+
+// Config configures a Session.
+type Config struct {
+	ID      string
+	Framed  Transport
+	Opener  Opener
+	Limits  limits.Limits
+	Logger  *slog.Logger
+	OnClose func() // runs once the session is over
+}
+
+// Reasons a session closes.
+var (
+	ErrNoHandshake   = errors.New("relay: expected a handshake first")
+	ErrSlowClient    = errors.New("relay: client is not reading its messages")
+	ErrWorkerLost    = errors.New("relay: worker lost")
+	ErrWorkerClosed  = errors.New("relay: worker ended the session")
+	ErrHandshakeTime = errors.New("relay: no handshake in time")
+)
+
+// Session is one client on an edge.
+type Session struct {
+	cfg  Config
+	log  *slog.Logger
+	mux  *protomux.Mux
+	ch   *relay.Channel
+	ctx  context.Context
+	stop context.CancelFunc
+
+	link      *routing.Link // set once, by the handshake, on the reader goroutine
+	worker    string
+	handshake chan struct{} // closed when the handshake arrived
+
+	mu       sync.Mutex
+	byClient map[uint32]*stream  // the client's aliases
+	byWorker map[uint32]*stream  // the worker's aliases
+	connects map[uint32]struct{} // connects not yet opened, by the client's alias
+	out      outQueue
+	err      error // why the session ends, once it does
+}
+
+// stream is a stream's state on the edge.
+type stream struct {
+	worker uint32
+	client uint32 // 0 until the client names it
+	gate   *routing.Gate
+	ledger routing.Ledger
+}
+
+// New returns a session on cfg.Framed; Run serves it.
+func New(cfg Config) *Session {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	return &Session{
+		cfg: cfg, log: log.With("session", cfg.ID), ctx: ctx, stop: stop,
+		handshake: make(chan struct{}),
+		byClient:  map[uint32]*stream{}, byWorker: map[uint32]*stream{}, connects: map[uint32]struct{}{},
+		out: outQueue{wake: make(chan struct{}, 1)},
+	}
+}
+
+// Worker is the id of the worker holding the session, once it has one.
+func (s *Session) Worker() string {
+	select {
+	case <-s.handshake:
+		return s.worker
+	default:
+		return ""
+	}
+}
+
+// Run serves the client until its transport closes or the session fails;
+// it returns why the session ended.
+func (s *Session) Run() error {
+	defer s.cfg.OnClose()
+	s.mux = protomux.New(s.cfg.Framed)
+	ch, err := relay.OpenChannel(s.mux, relay.ChannelConfig{
+		OnMessage: s.onClient,
+		OnError:   s.Fail,
+		OnClose:   func() { s.Fail(nil) },
+		Ping:      true,
+	})
+	if err != nil {
+		s.cfg.Framed.Close()
+		return err
+	}
+	s.ch = ch
+	go s.writer()
+	hsTimer := time.AfterFunc(s.cfg.Limits.HandshakeTimeout, func() {
+		select {
+		case <-s.handshake:
+		default:
+			s.Fail(ErrHandshakeTime)
+		}
+	})
+	runErr := s.mux.Run()
+	hsTimer.Stop()
+	s.Fail(runErr)
+	s.cfg.Framed.Close()
+	ch.Close()
+	if s.link != nil {
+		s.link.Send(routing.KindBye, nil)
+		s.link.Close()
+	}
+	s.mu.Lock()
+	for _, st := range s.byWorker {
+		st.gate.Close(context.Canceled)
+	}
+	err = s.err
+	s.mu.Unlock()
+	return err
+}
+
+// Fail ends the session with err (nil: the client went away). The
+// transport is closed once what is queued for the client is written.
+func (s *Session) Fail(err error) {
+	s.mu.Lock()
+	if s.err != nil || s.out.closing {
+		s.mu.Unlock()
+		return
+	}
+	if err == nil {
+		err = errClientGone
+	}
+	s.err = err
+	s.mu.Unlock()
+	if errors.Is(err, errClientGone) {
+		s.log.Debug("session closing", "reason", err)
+	} else {
+		s.log.Info("session closing", "reason", err)
+	}
+	s.stop()
+	s.cfg.Framed.Close()
+}
+
+var errClientGone = errors.New("relay: client went away")
+
+// WorkerLost ends the session because its worker died: every stream is
+// destroyed with the reason, then the client is disconnected.
+func (s *Session) WorkerLost() {
+	s.mu.Lock()
+	for alias := range s.connects {
+		s.enqueueLocked(&relay.Destroy{RemoteAlias: alias, Error: ErrWorkerLost.Error()})
+	}
+	for _, st := range s.byWorker {
+		s.enqueueLocked(&relay.Destroy{Paired: true, Alias: st.worker, Error: ErrWorkerLost.Error()})
+	}
+	s.closeAfterQueueLocked(ErrWorkerLost)
+	s.mu.Unlock()
+}
+
+// onClient handles one client message, on the transport's reader.
+func (s *Session) onClient(m relay.Message) {
+	if s.link == nil {
+		hs, ok := m.(*relay.Handshake)
+		if !ok {
+			s.Fail(ErrNoHandshake)
+			return
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.Limits.HandshakeTimeout)
+		defer cancel()
+		link, worker, err := s.cfg.Opener.Open(ctx, s.cfg.ID, hs, s.onWorker, s.onLinkFail)
+		if err != nil {
+			s.Fail(fmt.Errorf("relay: no worker: %w", err))
+			return
+		}
+		s.link, s.worker = link, worker
+		close(s.handshake)
+		return
+	}
+	switch m := m.(type) {
+	case *relay.Handshake:
+		return // one per session
+	case *relay.Connect:
+		s.mu.Lock()
+		s.connects[m.Alias] = struct{}{}
+		s.mu.Unlock()
+	case *relay.Connected:
+		s.mu.Lock()
+		if st := s.byWorker[m.RemoteAlias]; st != nil && st.client == 0 && s.byClient[m.Alias] == nil {
+			st.client = m.Alias
+			s.byClient[m.Alias] = st
+		}
+		s.mu.Unlock()
+	case *relay.Data:
+		s.clientData(m)
+		return
+	case *relay.Destroy:
+		s.mu.Lock()
+		if st := s.byClient[m.Alias]; m.Paired && st != nil {
+			st.gate.Close(context.Canceled)
+		}
+		s.mu.Unlock()
+	}
+	s.toWorker(m)
+}
+
+func (s *Session) toWorker(m relay.Message) {
+	if err := s.link.SendMessage(m); err != nil {
+		s.Fail(err)
+	}
+}
+
+// clientData forwards a client's stream data as the worker's credit
+// allows, holding the client's transport still while there is none.
+func (s *Session) clientData(m *relay.Data) {
+	s.mu.Lock()
+	st := s.byClient[m.Alias]
+	s.mu.Unlock()
+	if st == nil {
+		return // not open or gone: dropped, as the JS relay drops it
+	}
+	for _, chunk := range m.Data {
+		for len(chunk) > 0 {
+			n, err := s.take(st, min(len(chunk), routing.MaxChunk))
+			if err != nil {
+				return // the stream or the session ended
+			}
+			if err := s.link.SendMessage(&relay.Data{Alias: m.Alias, Data: [][]byte{chunk[:n]}}); err != nil {
+				s.Fail(err)
+				return
+			}
+			chunk = chunk[n:]
+		}
+	}
+}
+
+// take waits for credit, keeping the client counted as alive meanwhile:
+// its pongs wait unread behind the data being held back.
+func (s *Session) take(st *stream, want int) (int, error) {
+	for {
+		ctx, cancel := context.WithTimeout(s.ctx, relay.PingInterval)
+		n, err := st.gate.Take(ctx, want)
+		cancel()
+		if err == nil {
+			return n, nil
+		}
+		if s.ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			return 0, err
+		}
+		s.ch.Touch()
+	}
+}
+
+func (s *Session) onLinkFail(err error) { s.Fail(err) }
+
+// onWorker handles one frame from the worker, on the endpoint's goroutine;
+// it never blocks.
+func (s *Session) onWorker(f routing.Frame) {
+	switch f.Kind {
+	case routing.KindCredit:
+		c, err := routing.DecodeCredit(f.Payload)
+		if err != nil {
+			s.Fail(err)
+			return
+		}
+		s.mu.Lock()
+		st := s.byClient[c.Alias]
+		s.mu.Unlock()
+		if st != nil {
+			st.gate.Grant(c.Bytes)
+		}
+		return
+	case routing.KindGone:
+		g, err := routing.DecodeGone(f.Payload)
+		if err != nil {
+			s.Fail(err)
+			return
+		}
+		s.mu.Lock()
+		if st := s.byWorker[g.Alias]; st != nil {
+			delete(s.byWorker, g.Alias)
+			if s.byClient[st.client] == st {
+				delete(s.byClient, st.client)
+			}
+			st.gate.Close(context.Canceled)
+		}
+		s.mu.Unlock()
+		return
+	case routing.KindBye:
+		reason := ErrWorkerClosed
+		if len(f.Payload) > 0 {
+			reason = fmt.Errorf("%w: %s", ErrWorkerClosed, f.Payload)
+		}
+		s.mu.Lock()
+		s.closeAfterQueueLocked(reason)
+		s.mu.Unlock()
+		return
+	}
+	t := relay.MessageType(f.Kind)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	item := outItem{typ: t, payload: f.Payload}
+	switch t {
+	case relay.TypeOpen, relay.TypeConnection, relay.TypeData, relay.TypeDestroy:
+		m, err := f.Message()
+		if err != nil {
+			s.failLocked(err)
+			return
+		}
+		switch m := m.(type) {
+		case *relay.Open:
+			delete(s.connects, m.RemoteAlias)
+			st := &stream{worker: m.Alias, client: m.RemoteAlias, gate: routing.NewGate()}
+			s.byWorker[m.Alias], s.byClient[m.RemoteAlias] = st, st
+		case *relay.Connection:
+			s.byWorker[m.Alias] = &stream{worker: m.Alias, gate: routing.NewGate()}
+		case *relay.Destroy:
+			if !m.Paired {
+				delete(s.connects, m.RemoteAlias)
+			}
+		case *relay.Data:
+			st := s.byWorker[m.Alias]
+			if st == nil {
+				return
+			}
+			n := 0
+			for _, p := range m.Data {
+				n += len(p)
+			}
+			if err := st.ledger.Receive(n); err != nil {
+				s.failLocked(err)
+				return
+			}
+			item.data, item.n = st, n
+		}
+	case relay.TypeNoiseSend, relay.TypeNoiseReceive, relay.TypeSignAnnounce, relay.TypeSignUnannounce, relay.TypeIncoming:
+		item.urgent = true
+	}
+	if !s.out.push(item, s.cfg.Limits.ControlQueue) {
+		s.failLocked(ErrSlowClient)
+	}
+}
+
+func (s *Session) enqueueLocked(m relay.Message) {
+	s.out.push(outItem{typ: m.Type(), payload: m.AppendPayload(nil)}, s.cfg.Limits.ControlQueue+len(s.byWorker)+len(s.connects))
+}
+
+func (s *Session) failLocked(err error) {
+	s.mu.Unlock()
+	s.Fail(err)
+	s.mu.Lock()
+}
+
+// closeAfterQueueLocked closes the session once everything queued so far
+// has been written.
+func (s *Session) closeAfterQueueLocked(err error) {
+	if s.out.closing || s.err != nil {
+		return
+	}
+	s.err = err
+	s.out.closing = true
+	s.out.signal()
+}

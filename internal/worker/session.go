@@ -1,0 +1,341 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/dhtrelay/dht-relay/hyperdht"
+	"github.com/dhtrelay/dht-relay/internal/routing"
+	"github.com/dhtrelay/dht-relay/relay"
+)
+
+// connectTimeout bounds one connect, handshake and holepunch included.
+const connectTimeout = 30 * time.Second
+
+// ErrAnswerTimeout means the client did not answer the relay in time.
+var ErrAnswerTimeout = errors.New("relay: client did not answer in time")
+
+// session is one client's state on the worker. Its handle runs on the
+// endpoint's goroutine and never blocks: work that waits (connects,
+// listens, queries, pumps) runs on goroutines the session starts and its
+// context stops.
+type session struct {
+	w         *Worker
+	id        string
+	edge      string
+	custodial bool
+	keyPair   hyperdht.KeyPair // custodial only
+	link      *routing.Link
+	ctx       context.Context
+	cancel    context.CancelFunc
+
+	mu       sync.Mutex
+	ended    bool
+	nextID   uint32
+	streams  map[uint32]*stream // by this side's alias
+	byClient map[uint32]*stream // by the client's alias
+	servers  map[uint32]*server // by the client's alias
+	queries  map[uint32]struct{}
+	waits    map[uint32]chan relay.Message // answers the relay waits for, by the id it sent
+}
+
+func newSession(w *Worker, req routing.OpenRequest) *session {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &session{
+		w: w, id: req.Session, edge: req.Edge, custodial: req.Handshake.Custodial,
+		ctx: ctx, cancel: cancel,
+		streams: map[uint32]*stream{}, byClient: map[uint32]*stream{}, servers: map[uint32]*server{},
+		queries: map[uint32]struct{}{}, waits: map[uint32]chan relay.Message{},
+	}
+	if s.custodial {
+		s.keyPair = hyperdht.KeyPair{Public: req.Handshake.PublicKey, Secret: req.Handshake.SecretKey}
+	}
+	return s
+}
+
+// newID returns a fresh id for something this side names; ids are unique
+// across kinds within a session, as the JS relay's are. s.mu is held.
+func (s *session) newID() uint32 {
+	s.nextID++
+	if s.nextID == 0 {
+		s.nextID = 1
+	}
+	return s.nextID
+}
+
+func (s *session) send(m relay.Message) {
+	if err := s.link.SendMessage(m); err != nil && !errors.Is(err, routing.ErrLinkClosed) {
+		go s.end(err, false)
+	}
+}
+
+func (s *session) sendFrame(k routing.Kind, payload []byte) {
+	if err := s.link.Send(k, payload); err != nil && !errors.Is(err, routing.ErrLinkClosed) {
+		go s.end(err, false)
+	}
+}
+
+// handle takes one frame from the edge.
+func (s *session) handle(f routing.Frame) {
+	switch f.Kind {
+	case routing.KindCredit:
+		c, err := routing.DecodeCredit(f.Payload)
+		if err != nil {
+			go s.end(err, false)
+			return
+		}
+		s.mu.Lock()
+		st := s.streams[c.Alias]
+		s.mu.Unlock()
+		if st != nil {
+			st.gate.Grant(c.Bytes)
+		}
+		return
+	case routing.KindBye:
+		go s.end(nil, false)
+		return
+	case routing.KindGone:
+		return
+	}
+	m, err := f.Message()
+	if err != nil {
+		go s.end(err, false)
+		return
+	}
+	switch m := m.(type) {
+	case *relay.Connect:
+		s.connect(m)
+	case *relay.Connected:
+		s.connected(m)
+	case *relay.Data:
+		s.data(m)
+	case *relay.End:
+		if st := s.clientStream(m.Alias); st != nil {
+			st.end()
+		}
+	case *relay.Destroy:
+		if st := s.clientStream(m.Alias); m.Paired && st != nil {
+			st.destroy(nil, false)
+		}
+	case *relay.Listen:
+		s.listen(m)
+	case *relay.Close:
+		s.mu.Lock()
+		srv := s.servers[m.Alias]
+		s.mu.Unlock()
+		if srv != nil {
+			go srv.close()
+		}
+	case *relay.Lookup:
+		s.query(m.ID, func(ctx context.Context, on func(hyperdht.LookupResult)) error {
+			_, err := s.w.cfg.Node.Lookup(ctx, m.Topic, on)
+			return err
+		})
+	case *relay.Announce:
+		signer, err := s.signer(m.Custodial, m.PublicKey, m.SecretKey, m.ID)
+		s.query(m.ID, func(ctx context.Context, on func(hyperdht.LookupResult)) error {
+			if err != nil {
+				return err
+			}
+			return s.w.cfg.Node.Announce(ctx, m.Topic, signer, nil, on)
+		})
+	case *relay.Unannounce:
+		signer, err := s.signer(m.Custodial, m.PublicKey, m.SecretKey, m.ID)
+		s.query(m.ID, func(ctx context.Context, on func(hyperdht.LookupResult)) error {
+			if err != nil {
+				return err
+			}
+			return s.w.cfg.Node.Unannounce(ctx, m.Topic, signer, on)
+		})
+	case *relay.Accept:
+		s.answer(m.ID, m)
+	case *relay.Deny:
+		s.answer(m.ID, m)
+	case *relay.Signature:
+		s.answer(m.ID, m)
+	case *relay.NoiseReply:
+		s.answer(m.ID, m)
+	}
+}
+
+func (s *session) clientStream(alias uint32) *stream {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.byClient[alias]
+}
+
+// ask sends m, which carries id, and waits for the client's answer.
+func (s *session) ask(id uint32, m relay.Message) (relay.Message, error) {
+	ch := make(chan relay.Message, 1)
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return nil, ErrSessionEnded
+	}
+	s.waits[id] = ch
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.waits, id)
+		s.mu.Unlock()
+	}()
+	s.send(m)
+	t := time.NewTimer(s.w.cfg.Limits.HandshakeTimeout)
+	defer t.Stop()
+	select {
+	case a := <-ch:
+		return a, nil
+	case <-t.C:
+		return nil, ErrAnswerTimeout
+	case <-s.ctx.Done():
+		return nil, ErrSessionEnded
+	}
+}
+
+// answer hands the client's answer to whoever asked; answers nobody waits
+// for are dropped, as the JS relay drops them.
+func (s *session) answer(id uint32, m relay.Message) {
+	s.mu.Lock()
+	ch := s.waits[id]
+	delete(s.waits, id)
+	s.mu.Unlock()
+	if ch != nil {
+		ch <- m
+	}
+}
+
+// ErrSessionEnded is what waits in an ended session fail with.
+var ErrSessionEnded = errors.New("relay: session ended")
+
+// ErrBadKeyPair means a custodial client sent a secret key that is not its
+// public key's.
+var ErrBadKeyPair = errors.New("relay: secret key does not match public key")
+
+// keyPair checks a custodial client's key pair: an Ed25519 secret key ends
+// with its public key.
+func keyPair(pk [32]byte, sk [64]byte) (*hyperdht.KeyPair, error) {
+	if !bytes.Equal(sk[32:], pk[:]) {
+		return nil, ErrBadKeyPair
+	}
+	return &hyperdht.KeyPair{Public: pk, Secret: sk}, nil
+}
+
+// signer signs for a query: with the key a custodial client sent, else by
+// asking the client, whose signee is the query.
+func (s *session) signer(custodial bool, pk [32]byte, sk [64]byte, signee uint32) (hyperdht.Signer, error) {
+	if !custodial {
+		return &remoteSigner{s: s, signee: signee, pk: pk}, nil
+	}
+	kp, err := keyPair(pk, sk)
+	if err != nil {
+		return nil, err
+	}
+	return hyperdht.LocalSigner(kp), nil
+}
+
+// query runs a lookup, announce or unannounce as query id: each node's
+// answer goes to the client as a result, then finished.
+func (s *session) query(id uint32, run func(context.Context, func(hyperdht.LookupResult)) error) {
+	s.mu.Lock()
+	_, dup := s.queries[id]
+	full := len(s.queries) >= s.w.cfg.Limits.QueriesPerSession
+	if !dup && !full {
+		s.queries[id] = struct{}{}
+	}
+	s.mu.Unlock()
+	if dup {
+		return
+	}
+	if full {
+		s.w.log.Info("query refused: limit", "session", s.id, "limit", s.w.cfg.Limits.QueriesPerSession)
+		s.send(&relay.Finished{ID: id})
+		return
+	}
+	go func() {
+		err := run(s.ctx, func(r hyperdht.LookupResult) {
+			data, _ := announcers(r).AppendBinary(nil)
+			s.send(&relay.Result{ID: id, Data: data})
+		})
+		if err != nil && s.ctx.Err() == nil {
+			s.w.log.Debug("query failed", "session", s.id, "err", err)
+		}
+		s.mu.Lock()
+		delete(s.queries, id)
+		s.mu.Unlock()
+		s.send(&relay.Finished{ID: id})
+	}()
+}
+
+func announcers(r hyperdht.LookupResult) *relay.Announcers {
+	a := &relay.Announcers{From: relay.Node{Address: r.From}, To: relay.Node{Address: r.To}}
+	if r.Token != nil {
+		a.Token = *r.Token
+	}
+	if r.NodeID != nil {
+		a.From.ID = r.NodeID[:]
+	}
+	for _, p := range r.Peers {
+		a.Peers = append(a.Peers, relay.Peer{PublicKey: p.PublicKey, RelayAddresses: p.RelayAddresses})
+	}
+	return a
+}
+
+// end ends the session: pending waits fail, streams are destroyed (with
+// err as the reason the client sees when tell is set), servers close and
+// unannounce, and the edge is told unless it is the one that ended it.
+func (s *session) end(err error, tell bool) {
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return
+	}
+	s.ended = true
+	streams := make([]*stream, 0, len(s.streams))
+	for _, st := range s.streams {
+		streams = append(streams, st)
+	}
+	servers := make([]*server, 0, len(s.servers))
+	for _, srv := range s.servers {
+		servers = append(servers, srv)
+	}
+	s.mu.Unlock()
+	if err != nil && !errors.Is(err, ErrShuttingDown) {
+		s.w.log.Info("session ended", "session", s.id, "err", err)
+	}
+	for _, st := range streams {
+		st.destroy(err, tell)
+	}
+	if tell {
+		reason := ""
+		if err != nil {
+			reason = err.Error()
+		}
+		s.sendFrame(routing.KindBye, []byte(reason))
+	}
+	s.cancel()
+	var wg sync.WaitGroup
+	for _, srv := range servers {
+		wg.Add(1)
+		go func() { defer wg.Done(); srv.close() }()
+	}
+	wg.Wait()
+	s.link.Close()
+	s.w.forget(s)
+}
+
+// errorText is the reason a client sees for err: hyperdht's own errors
+// keep their codes and messages.
+func errorText(err error) string {
+	for _, known := range []error{hyperdht.ErrPeerNotFound, hyperdht.ErrPeerConnectionFailed, hyperdht.ErrHolepunchNeeded} {
+		if errors.Is(err, known) {
+			return known.Error()
+		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return hyperdht.ErrPeerConnectionFailed.Error()
+	}
+	return err.Error()
+}

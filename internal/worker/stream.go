@@ -1,0 +1,312 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+
+	"github.com/dhtrelay/dht-relay/hyperdht"
+	"github.com/dhtrelay/dht-relay/internal/routing"
+	"github.com/dhtrelay/dht-relay/relay"
+)
+
+// pipe is a connection's byte stream: SecretStream for a custodial client,
+// the raw UDX stream when the client holds the keys.
+type pipe interface {
+	io.ReadWriteCloser
+	CloseWrite() error
+}
+
+// stream is one relayed connection: a reader pump sends the peer's bytes to
+// the edge against the edge's credit; a writer pump writes the client's
+// bytes to the peer and grants credit as they go.
+type stream struct {
+	s       *session
+	id      uint32
+	conn    pipe
+	gate    *routing.Gate
+	written chan struct{} // capacity 1: the writer's wake-up
+
+	mu        sync.Mutex
+	client    uint32
+	ledger    routing.Ledger
+	queue     [][]byte
+	ended     bool // the client ended its side
+	destroyed bool
+	pumps     int // pumps still running
+}
+
+func newStream(s *session, id uint32, conn pipe) *stream {
+	return &stream{s: s, id: id, conn: conn, gate: routing.NewGate(), written: make(chan struct{}, 1), pumps: 2}
+}
+
+func (st *stream) start() {
+	go st.readPump()
+	go st.writePump()
+}
+
+func (st *stream) readPump() {
+	buf := make([]byte, routing.MaxChunk)
+	for {
+		n, err := st.gate.Take(st.s.ctx, len(buf))
+		if err != nil {
+			st.pumpDone()
+			return
+		}
+		k, err := st.conn.Read(buf[:n])
+		if k < n {
+			st.gate.Return(n - k)
+		}
+		if k > 0 {
+			st.s.send(&relay.Data{Alias: st.id, Data: [][]byte{buf[:k]}})
+		}
+		if errors.Is(err, io.EOF) {
+			st.s.send(&relay.End{Alias: st.id})
+			st.pumpDone()
+			return
+		}
+		if err != nil {
+			st.destroy(err, true)
+			st.pumpDone()
+			return
+		}
+	}
+}
+
+func (st *stream) writePump() {
+	for {
+		st.mu.Lock()
+		for len(st.queue) == 0 && !st.ended && !st.destroyed {
+			st.mu.Unlock()
+			select {
+			case <-st.written:
+			case <-st.s.ctx.Done():
+				st.pumpDone()
+				return
+			}
+			st.mu.Lock()
+		}
+		if st.destroyed {
+			st.mu.Unlock()
+			st.pumpDone()
+			return
+		}
+		if len(st.queue) == 0 { // ended, all written
+			st.mu.Unlock()
+			st.conn.CloseWrite()
+			st.pumpDone()
+			return
+		}
+		p := st.queue[0]
+		st.queue[0] = nil
+		st.queue = st.queue[1:]
+		st.mu.Unlock()
+		if _, err := st.conn.Write(p); err != nil {
+			st.destroy(err, true)
+			st.pumpDone()
+			return
+		}
+		st.mu.Lock()
+		grant := st.ledger.Consume(len(p))
+		client := st.client
+		st.mu.Unlock()
+		if grant > 0 {
+			st.s.sendFrame(routing.KindCredit, routing.AppendCredit(nil, routing.Credit{Alias: client, Bytes: grant}))
+		}
+	}
+}
+
+func (st *stream) wake() {
+	select {
+	case st.written <- struct{}{}:
+	default:
+	}
+}
+
+// push queues the client's bytes for the peer.
+func (st *stream) push(chunks [][]byte) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.ended || st.destroyed {
+		return nil
+	}
+	for _, c := range chunks {
+		if len(c) == 0 {
+			continue
+		}
+		if err := st.ledger.Receive(len(c)); err != nil {
+			return err
+		}
+		st.queue = append(st.queue, c)
+	}
+	st.wake()
+	return nil
+}
+
+func (st *stream) end() {
+	st.mu.Lock()
+	st.ended = true
+	st.mu.Unlock()
+	st.wake()
+}
+
+// destroy ends the stream at once; with tell set the client learns why.
+func (st *stream) destroy(err error, tell bool) {
+	st.mu.Lock()
+	if st.destroyed {
+		st.mu.Unlock()
+		return
+	}
+	st.destroyed = true
+	st.queue = nil
+	st.mu.Unlock()
+	st.gate.Close(ErrSessionEnded)
+	st.conn.Close()
+	st.wake()
+	if tell {
+		d := &relay.Destroy{Paired: true, Alias: st.id}
+		if err != nil {
+			d.Error = errorText(err)
+		}
+		st.s.send(d)
+	}
+}
+
+// pumpDone retires a pump; the second one to finish frees the stream.
+func (st *stream) pumpDone() {
+	st.mu.Lock()
+	st.pumps--
+	last := st.pumps == 0
+	client := st.client
+	st.mu.Unlock()
+	if !last {
+		return
+	}
+	st.conn.Close()
+	s := st.s
+	s.mu.Lock()
+	delete(s.streams, st.id)
+	if s.byClient[client] == st {
+		delete(s.byClient, client)
+	}
+	s.mu.Unlock()
+	s.sendFrame(routing.KindGone, routing.AppendGone(nil, routing.Gone{Alias: st.id, ClientAlias: client}))
+}
+
+// connect opens a connection for the client: custodial with its key pair,
+// otherwise with the client running the handshake and the stream raw.
+func (s *session) connect(m *relay.Connect) {
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return
+	}
+	_, dup := s.byClient[m.Alias]
+	full := len(s.streams) >= s.w.cfg.Limits.StreamsPerSession
+	var id, hsID uint32
+	if !dup && !full {
+		id = s.newID()
+		hsID = s.newID()
+		s.byClient[m.Alias] = nil // reserved until the connection opens
+	}
+	s.mu.Unlock()
+	fail := func(reason string) {
+		s.send(&relay.Destroy{RemoteAlias: m.Alias, Error: reason})
+	}
+	switch {
+	case dup:
+		fail("relay: stream alias in use")
+		return
+	case full:
+		fail("relay: too many streams")
+		return
+	}
+	go func() {
+		conn, hs, err := s.dial(m, hsID)
+		s.mu.Lock()
+		if err == nil && s.ended {
+			err = ErrSessionEnded
+		}
+		if err != nil {
+			delete(s.byClient, m.Alias)
+			s.mu.Unlock()
+			if conn != nil {
+				conn.Close()
+			}
+			fail(errorText(err))
+			return
+		}
+		st := newStream(s, id, pipeOf(conn))
+		st.client = m.Alias
+		s.streams[id] = st
+		s.byClient[m.Alias] = st
+		s.mu.Unlock()
+		open := &relay.Open{Custodial: m.Custodial, Alias: id, RemoteAlias: m.Alias}
+		if m.Custodial {
+			open.HandshakeHash = conn.Stream.HandshakeHash()
+		} else {
+			open.HandshakeID = hs.id
+		}
+		s.send(open)
+		st.start()
+	}()
+}
+
+func (s *session) dial(m *relay.Connect, hsID uint32) (*hyperdht.Conn, *handshaker, error) {
+	ctx, cancel := context.WithTimeout(s.ctx, connectTimeout)
+	defer cancel()
+	var cfg hyperdht.ClientConfig
+	var hs *handshaker
+	if m.Custodial {
+		kp, err := keyPair(m.PublicKey, m.SecretKey)
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg.KeyPair = kp
+	} else {
+		hs = &handshaker{s: s, id: hsID, initiator: true, streamAlias: m.Alias, remote: m.RemotePublicKey}
+		cfg.Handshake = hs
+	}
+	conn, err := s.w.cfg.Node.Connect(ctx, m.RemotePublicKey, cfg)
+	return conn, hs, err
+}
+
+func pipeOf(c *hyperdht.Conn) pipe {
+	if c.Stream != nil {
+		return c.Stream
+	}
+	return c.Raw
+}
+
+// connected binds the client's alias to an incoming connection.
+func (s *session) connected(m *relay.Connected) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.streams[m.RemoteAlias]
+	if st == nil || s.byClient[m.Alias] != nil {
+		return
+	}
+	if _, reserved := s.byClient[m.Alias]; reserved {
+		return
+	}
+	st.mu.Lock()
+	bound := st.client != 0
+	if !bound {
+		st.client = m.Alias
+	}
+	st.mu.Unlock()
+	if !bound {
+		s.byClient[m.Alias] = st
+	}
+}
+
+func (s *session) data(m *relay.Data) {
+	st := s.clientStream(m.Alias)
+	if st == nil {
+		return // not open, or gone: the JS relay drops these too
+	}
+	if err := st.push(m.Data); err != nil {
+		go s.end(err, true)
+	}
+}

@@ -1,0 +1,211 @@
+// Package worker is a DHT worker: one HyperDHT node serving the relay
+// sessions that edges open on it over NATS. For each session it holds what
+// the JS relay's node proxy holds (streams, servers, queries) and runs the
+// client's requests on the node; for a client that keeps its key it asks
+// the client, through the edge, for each Noise message and signature.
+//
+// A session is opened by request on routing.OpenSubject and then speaks
+// routing frames: relay protocol messages as the client would see them,
+// credit for stream data both ways, and the end of streams and of the
+// session.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/dhtrelay/dht-relay/hyperdht"
+	"github.com/dhtrelay/dht-relay/internal/limits"
+	"github.com/dhtrelay/dht-relay/internal/routing"
+)
+
+// Config configures a Worker.
+type Config struct {
+	// ID names the worker in NATS subjects (routing.ValidID).
+	ID     string
+	NATS   *nats.Conn
+	Node   *hyperdht.Node
+	Limits limits.Limits
+	Logger *slog.Logger
+}
+
+// Worker serves sessions on one HyperDHT node.
+type Worker struct {
+	cfg  Config
+	log  *slog.Logger
+	ep   *routing.Endpoint
+	open *nats.Subscription
+	stop context.CancelFunc
+
+	mu       sync.Mutex
+	closing  bool
+	sessions map[string]*session
+	keys     map[[32]byte]*server // servers by public key: one listener per key on the node
+}
+
+// ErrDuplicateSession means an edge asked to open a session id already open.
+var ErrDuplicateSession = errors.New("worker: session already open")
+
+// New checks cfg and returns a Worker; Start puts it to work.
+func New(cfg Config) (*Worker, error) {
+	if !routing.ValidID(cfg.ID) {
+		return nil, fmt.Errorf("worker: invalid id %q", cfg.ID)
+	}
+	if cfg.NATS == nil || cfg.Node == nil {
+		return nil, errors.New("worker: a NATS connection and a node are required")
+	}
+	if err := cfg.Limits.Validate(); err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Worker{cfg: cfg, log: log.With("worker", cfg.ID), sessions: map[string]*session{}, keys: map[[32]byte]*server{}}, nil
+}
+
+// Start subscribes to the worker's subjects and starts announcing it; it
+// serves until Shutdown.
+func (w *Worker) Start(ctx context.Context) error {
+	ep, err := routing.NewEndpoint(w.cfg.NATS, routing.WorkerSessions(w.cfg.ID))
+	if err != nil {
+		return err
+	}
+	w.ep = ep
+	if w.open, err = w.cfg.NATS.Subscribe(routing.OpenSubject(w.cfg.ID), w.onOpen); err != nil {
+		ep.Close()
+		return fmt.Errorf("worker: subscribe: %w", err)
+	}
+	pctx, stop := context.WithCancel(context.Background())
+	w.stop = stop
+	if _, err := routing.StartPresence(pctx, w.cfg.NATS, routing.WorkersAlive, routing.EdgesAlive, w.cfg.ID, w.onEdgeLost); err != nil {
+		stop()
+		w.open.Unsubscribe()
+		ep.Close()
+		return err
+	}
+	return w.cfg.NATS.FlushTimeout(routing.FlushTimeout)
+}
+
+// Shutdown ends every session: its streams are destroyed with a reason the
+// client sees, its servers unannounced, and the edge told; then the worker
+// stops taking sessions.
+func (w *Worker) Shutdown(ctx context.Context) error {
+	w.mu.Lock()
+	w.closing = true
+	sessions := make([]*session, 0, len(w.sessions))
+	for _, s := range w.sessions {
+		sessions = append(sessions, s)
+	}
+	w.mu.Unlock()
+	if w.open != nil {
+		w.open.Unsubscribe()
+	}
+	var wg sync.WaitGroup
+	for _, s := range sessions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.end(ErrShuttingDown, true)
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	if w.stop != nil {
+		w.stop()
+	}
+	w.cfg.NATS.Flush()
+	if w.ep != nil {
+		w.ep.Close()
+	}
+	return ctx.Err()
+}
+
+// Sessions is the number of open sessions.
+func (w *Worker) Sessions() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.sessions)
+}
+
+func (w *Worker) onOpen(m *nats.Msg) {
+	req, err := routing.DecodeOpenRequest(m.Data)
+	if err != nil {
+		m.Respond([]byte(err.Error()))
+		return
+	}
+	w.mu.Lock()
+	switch {
+	case w.closing:
+		err = ErrShuttingDown
+	case w.sessions[req.Session] != nil:
+		err = ErrDuplicateSession
+	}
+	if err != nil {
+		w.mu.Unlock()
+		m.Respond([]byte(err.Error()))
+		return
+	}
+	s := newSession(w, req)
+	w.sessions[req.Session] = s
+	w.mu.Unlock()
+	s.link = w.ep.Attach(req.Session, routing.EdgeSessions(req.Edge)+"."+req.Session, s.handle, func(err error) { go s.end(err, false) })
+	m.Respond(nil)
+}
+
+func (w *Worker) onEdgeLost(edge string) {
+	w.mu.Lock()
+	var lost []*session
+	for _, s := range w.sessions {
+		if s.edge == edge {
+			lost = append(lost, s)
+		}
+	}
+	w.mu.Unlock()
+	for _, s := range lost {
+		w.log.Info("edge lost; ending its session", "edge", edge, "session", s.id)
+		go s.end(ErrEdgeLost, false)
+	}
+}
+
+func (w *Worker) forget(s *session) {
+	w.mu.Lock()
+	if w.sessions[s.id] == s {
+		delete(w.sessions, s.id)
+	}
+	w.mu.Unlock()
+}
+
+// claimKey reserves pk for srv: a node routes one server per key.
+func (w *Worker) claimKey(pk [32]byte, srv *server) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.keys[pk] != nil {
+		return false
+	}
+	w.keys[pk] = srv
+	return true
+}
+
+func (w *Worker) releaseKey(pk [32]byte, srv *server) {
+	w.mu.Lock()
+	if w.keys[pk] == srv {
+		delete(w.keys, pk)
+	}
+	w.mu.Unlock()
+}
+
+// Errors a session ends with, in words its client may see.
+var (
+	ErrShuttingDown = errors.New("relay: shutting down")
+	ErrEdgeLost     = errors.New("relay: edge lost")
+)
