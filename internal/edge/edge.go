@@ -199,7 +199,6 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e.serve(relay.NewWebSocketFramed(c, int64(e.cfg.Limits.MaxFrame), e.cfg.Limits.WriteTimeout), remote)
 }
 
-
 // ServeTCP accepts TCP clients on ln until it is closed: each runs the
 // SecretStream handshake (as responder) and then the relay channel.
 func (e *Edge) ServeTCP(ln net.Listener) error {

@@ -89,13 +89,13 @@ func StartNode(ctx context.Context, bootstrap []netip.AddrPort, host netip.Addr,
 
 // ClientListeners says where an edge takes clients.
 type ClientListeners struct {
-	Host     string
-	Port     int
-	Cert     string // TLS certificate file; with Key, WebSocket over TLS
-	Key      string
-	TCPPort  int  // the TCP transport's port, when TCP is set
-	TCP      bool // serve the TCP transport
-	Handler  http.Handler
+	Host    string
+	Port    int
+	Cert    string // TLS certificate file; with Key, WebSocket over TLS
+	Key     string
+	TCPPort int  // the TCP transport's port, when TCP is set
+	TCP     bool // serve the TCP transport
+	Handler http.Handler
 }
 
 // Listening is an edge's bound listeners.
