@@ -1,0 +1,216 @@
+package routing
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/dhtrelay/dht-relay/relay"
+)
+
+func TestFrameRoundTrip(t *testing.T) {
+	m := &relay.Data{Alias: 7, Data: [][]byte{[]byte("hello")}}
+	b := AppendFrame(nil, Kind(m.Type()), 300, m.AppendPayload(nil))
+	f, err := DecodeFrame(b)
+	if err != nil || f.Seq != 300 || f.Kind != Kind(relay.TypeData) {
+		t.Fatalf("%+v %v", f, err)
+	}
+	got, err := f.Message()
+	if err != nil || got.(*relay.Data).Alias != 7 || string(got.(*relay.Data).Data[0]) != "hello" {
+		t.Fatalf("%+v %v", got, err)
+	}
+	for _, bad := range [][]byte{nil, {28, 1}, {byte(KindBye) + 1, 1}, {byte(KindCredit)}} {
+		if _, err := DecodeFrame(bad); !errors.Is(err, ErrBadFrame) {
+			t.Errorf("%x: %v", bad, err)
+		}
+	}
+	c, err := DecodeCredit(AppendCredit(nil, Credit{Alias: 9, Bytes: 1 << 40}))
+	if err != nil || c != (Credit{9, 1 << 40}) {
+		t.Fatalf("%+v %v", c, err)
+	}
+	g, err := DecodeGone(AppendGone(nil, Gone{Alias: 1, ClientAlias: 2}))
+	if err != nil || g != (Gone{1, 2}) {
+		t.Fatalf("%+v %v", g, err)
+	}
+	o := OpenRequest{Session: "abc", Edge: "edge-1", Handshake: relay.Handshake{Custodial: true, PublicKey: [32]byte{1}, SecretKey: [64]byte{2}}}
+	o2, err := DecodeOpenRequest(o.Encode())
+	if err != nil || o2 != o {
+		t.Fatalf("%+v %v", o2, err)
+	}
+	o.Session = "a.b"
+	if _, err := DecodeOpenRequest(o.Encode()); err == nil {
+		t.Fatal("a session id that is not a subject token was accepted")
+	}
+}
+
+func FuzzDecodeFrame(f *testing.F) {
+	f.Add(AppendFrame(nil, Kind(relay.TypeData), 1, (&relay.Data{Alias: 1, Data: [][]byte{{1, 2}}}).AppendPayload(nil)))
+	f.Add(AppendFrame(nil, KindCredit, 2, AppendCredit(nil, Credit{1, 65536})))
+	f.Add(AppendFrame(nil, KindGone, 3, AppendGone(nil, Gone{1, 2})))
+	f.Add((&OpenRequest{Session: "s", Edge: "e", Handshake: relay.Handshake{Custodial: true}}).Encode())
+	f.Fuzz(func(t *testing.T, p []byte) {
+		if fr, err := DecodeFrame(p); err == nil {
+			switch fr.Kind {
+			case KindCredit:
+				DecodeCredit(fr.Payload)
+			case KindGone:
+				DecodeGone(fr.Payload)
+			case KindBye:
+			default:
+				fr.Message()
+			}
+		}
+		DecodeOpenRequest(p)
+	})
+}
+
+func TestGate(t *testing.T) {
+	g := NewGate()
+	ctx := context.Background()
+	if n, err := g.Take(ctx, 2*Window); n != Window || err != nil {
+		t.Fatalf("took %d %v", n, err)
+	}
+	got := make(chan int, 1)
+	go func() {
+		n, _ := g.Take(ctx, 10)
+		got <- n
+	}()
+	select {
+	case <-got:
+		t.Fatal("took credit that was not there")
+	case <-time.After(50 * time.Millisecond):
+	}
+	g.Grant(4)
+	if n := <-got; n != 4 {
+		t.Fatalf("took %d of 4", n)
+	}
+	g.Close(errTest)
+	if _, err := g.Take(ctx, 1); !errors.Is(err, errTest) {
+		t.Fatalf("after close: %v", err)
+	}
+}
+
+var errTest = errors.New("test")
+
+func TestLedger(t *testing.T) {
+	var l Ledger
+	if err := l.Receive(Window); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Receive(1); !errors.Is(err, ErrOverrun) {
+		t.Fatalf("overrun: %v", err)
+	}
+	l = Ledger{}
+	l.Receive(Window)
+	granted := uint64(0)
+	for range Window / 1000 {
+		granted += l.Consume(1000)
+	}
+	granted += l.Consume(Window % 1000)
+	// A sender that used its whole window has credit again once the
+	// receiver has passed everything on: grants lag by less than grantAt.
+	if granted == 0 || Window-granted >= grantAt {
+		t.Fatalf("granted %d of %d consumed", granted, Window)
+	}
+}
+
+// TestPlacementSpread: 10,000 keys over 4 workers land within 10% of
+// even, and losing a worker moves only its own keys.
+func TestPlacementSpread(t *testing.T) {
+	workers := []string{"w0", "w1", "w2", "w3"}
+	count := map[string]int{}
+	keys := make([][]byte, 10000)
+	for i := range keys {
+		keys[i] = make([]byte, 32)
+		rand.Read(keys[i])
+		count[Pick(keys[i], workers)]++
+	}
+	for _, w := range workers {
+		if c := count[w]; c < 2250 || c > 2750 {
+			t.Errorf("%s holds %d of 10000 keys", w, c)
+		}
+	}
+	for _, k := range keys {
+		before := Pick(k, workers)
+		after := Pick(k, workers[1:])
+		if before != "w0" && before != after {
+			t.Fatal("a key moved off a live worker")
+		}
+	}
+	if Pick(keys[0], nil) != "" {
+		t.Fatal("picked a worker from none")
+	}
+}
+
+func startNATS(t *testing.T) *nats.Conn {
+	t.Helper()
+	ns, err := natsserver.NewServer(&natsserver.Options{DontListen: true, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats did not start")
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err := nats.Connect("", nats.InProcessServer(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// TestLinkOrderAndLoss: frames arrive in order; a gap in the sequence
+// fails the link loudly instead of passing on what follows.
+func TestLinkOrderAndLoss(t *testing.T) {
+	nc := startNATS(t)
+	a, err := NewEndpoint(nc, "test.a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewEndpoint(nc, "test.b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan Frame, 1000)
+	failed := make(chan error, 1)
+	la := a.Attach("s1", "test.b.s1", func(Frame) {}, func(error) {})
+	b.Attach("s1", "test.a.s1", func(f Frame) { got <- f }, func(err error) { failed <- err })
+	for i := range 500 {
+		if err := la.Send(KindBye, []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 500 {
+		f := <-got
+		if !bytes.Equal(f.Payload, []byte(fmt.Sprint(i))) {
+			t.Fatalf("frame %d carried %q", i, f.Payload)
+		}
+	}
+	// A frame that skips a number, as a frame dropped by NATS would.
+	nc.Publish("test.b.s1", AppendFrame(nil, KindBye, 502, nil))
+	select {
+	case err := <-failed:
+		if !errors.Is(err, ErrFramesLost) {
+			t.Fatalf("failed with %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a gap went unnoticed")
+	}
+	if err := la.Send(KindBye, nil); err != nil {
+		t.Fatal(err) // the sender's side is still open; only b's link failed
+	}
+	select {
+	case f := <-got:
+		t.Fatalf("a frame after the gap was delivered: %+v", f)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
