@@ -11,7 +11,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -75,11 +74,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if (*cert == "") != (*key == "") {
 		return serve.ErrTLSPair
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+	log, err := serve.Logger(stderr, *logLevel)
+	if err != nil {
+		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	boot, err := serve.ParseBootstrap(ctx, *bootstrap)
 	if err != nil {
 		return err

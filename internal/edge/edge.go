@@ -113,6 +113,9 @@ func (e *Edge) Start(ctx context.Context) error {
 // WaitWorkers waits until a worker is live.
 func (e *Edge) WaitWorkers(ctx context.Context) error { return e.presence.WaitLive(ctx) }
 
+// Workers is the number of live workers the edge knows.
+func (e *Edge) Workers() int { return len(e.presence.Live()) }
+
 // Sessions is the number of client sessions.
 func (e *Edge) Sessions() int {
 	e.mu.Lock()
@@ -122,6 +125,11 @@ func (e *Edge) Sessions() int {
 
 // Open places a session on a worker (session.Opener).
 func (e *Edge) Open(ctx context.Context, id string, hs *relay.Handshake, handle func(routing.Frame), fail func(error)) (*routing.Link, string, error) {
+	// Right after a start or a worker's loss there may be none yet: wait
+	// within the handshake's time.
+	if e.presence.WaitLive(ctx) != nil {
+		return nil, "", ErrNoWorkers
+	}
 	w := routing.Pick(hs.PublicKey[:], e.presence.Live())
 	if w == "" {
 		return nil, "", ErrNoWorkers

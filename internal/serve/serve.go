@@ -6,17 +6,23 @@ package serve
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/dhtrelay/dht-relay/dhtrpc"
 	"github.com/dhtrelay/dht-relay/hyperdht"
@@ -178,4 +184,57 @@ func Health(addr string, ready func() error, metrics func() string) (*http.Serve
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	return srv, nil
+}
+
+// FromEnv sets each flag of fs that has an environment variable
+// DHTRELAY_<NAME> (upper case, '-' as '_') from it; flags given on the
+// command line, parsed afterwards, win.
+func FromEnv(fs *flag.FlagSet) error {
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "DHTRELAY_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(name); ok && err == nil {
+			if e := f.Value.Set(v); e != nil {
+				err = fmt.Errorf("%s: %w", name, e)
+			}
+		}
+	})
+	return err
+}
+
+// ConnectNATS connects to an external NATS, reconnecting for ever with a
+// bounded buffer: while NATS is away, at most reconnectBuffer bytes of
+// frames wait, and sessions whose frames do not fit fail instead of
+// growing memory.
+func ConnectNATS(urls, name string, log *slog.Logger) (*nats.Conn, error) {
+	nc, err := nats.Connect(urls, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectBufSize(reconnectBuffer),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("NATS disconnected", "err", err) }),
+		nats.ReconnectHandler(func(*nats.Conn) { log.Info("NATS reconnected") }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { log.Error("NATS", "err", err) }))
+	if err != nil {
+		return nil, fmt.Errorf("nats %s: %w", urls, err)
+	}
+	return nc, nil
+}
+
+// reconnectBuffer bounds what a node buffers while NATS is away.
+const reconnectBuffer = 8 << 20
+
+// Logger returns a text logger at level ("debug", "info", "warn", "error").
+func Logger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level: %w", err)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// NodeID returns id, or a random one when id is empty.
+func NodeID(role, id string) string {
+	if id != "" {
+		return id
+	}
+	var b [6]byte
+	rand.Read(b[:])
+	return role + "-" + hex.EncodeToString(b[:])
 }

@@ -1,0 +1,93 @@
+// Command dhtworker is a DHT worker of a relay cluster: it runs a HyperDHT
+// node and serves the sessions edges place on it over NATS. Every flag can
+// also be set as DHTRELAY_<FLAG> in the environment.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/dhtrelay/dht-relay/internal/limits"
+	"github.com/dhtrelay/dht-relay/internal/serve"
+	"github.com/dhtrelay/dht-relay/internal/worker"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "dhtworker:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("dhtworker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	natsURL := fs.String("nats", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
+	id := fs.String("id", "", "worker id (a-z, 0-9, '-'; default random)")
+	bootstrap := fs.String("bootstrap", serve.PublicBootstrap, "HyperDHT bootstrap nodes, HOST:PORT[,HOST:PORT...]")
+	host := fs.String("dht-host", "0.0.0.0", "address the DHT node binds")
+	dhtPort := fs.Int("dht-port", 0, "UDP port of the DHT node (0 picks a free one)")
+	metrics := fs.String("metrics", "", "address for /metrics, /healthz and /readyz (off unless given)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	lim := limits.Default()
+	serve.LimitFlags(fs, &lim)
+	if err := serve.FromEnv(fs); err != nil {
+		return err
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := serve.Logger(stderr, *logLevel)
+	if err != nil {
+		return err
+	}
+	boot, err := serve.ParseBootstrap(ctx, *bootstrap)
+	if err != nil {
+		return err
+	}
+	bind, err := netip.ParseAddr(*host)
+	if err != nil {
+		return fmt.Errorf("--dht-host: %w", err)
+	}
+	wid := serve.NodeID("worker", *id)
+	nc, err := serve.ConnectNATS(*natsURL, wid, log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	node, err := serve.StartNode(ctx, boot, bind, uint16(*dhtPort), log)
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	w, err := worker.New(worker.Config{ID: wid, NATS: nc, Node: node, Limits: lim, Logger: log})
+	if err != nil {
+		return err
+	}
+	if err := w.Start(ctx); err != nil {
+		return err
+	}
+	if *metrics != "" {
+		h, err := serve.Health(*metrics, func() error { return nil }, func() string {
+			return fmt.Sprintf("# TYPE dhtrelay_sessions gauge\ndhtrelay_sessions{role=\"worker\"} %d\n", w.Sessions())
+		})
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+	}
+	fmt.Fprintf(stdout, "dhtworker %s ready: dht %s\n", wid, node.DHT().ServerSocket().LocalAddr())
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	return w.Shutdown(sctx)
+}

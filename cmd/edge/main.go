@@ -1,0 +1,104 @@
+// Command edge is an edge of a relay cluster: it takes @hyperswarm/dht-relay
+// clients over WebSocket (and TCP) and places their sessions on the DHT
+// workers it hears of over NATS. Every flag can also be set as
+// DHTRELAY_<FLAG> in the environment.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/dhtrelay/dht-relay/internal/edge"
+	"github.com/dhtrelay/dht-relay/internal/limits"
+	"github.com/dhtrelay/dht-relay/internal/serve"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "edge:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("edge", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	natsURL := fs.String("nats", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
+	id := fs.String("id", "", "edge id (a-z, 0-9, '-'; default random)")
+	port := fs.Int("port", 49443, "WebSocket port (0 picks a free one)")
+	host := fs.String("host", "0.0.0.0", "address to listen on")
+	cert := fs.String("cert", "", "TLS certificate file (with --key)")
+	key := fs.String("key", "", "TLS key file (with --cert)")
+	behindProxy := fs.Bool("behind-proxy", false, "take client addresses from X-Forwarded-For")
+	tcpPort := fs.Int("tcp-port", -1, "serve the TCP transport on this port (0 picks a free one; -1 off)")
+	metrics := fs.String("metrics", "", "address for /metrics, /healthz and /readyz (off unless given)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	lim := limits.Default()
+	serve.LimitFlags(fs, &lim)
+	if err := serve.FromEnv(fs); err != nil {
+		return err
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if (*cert == "") != (*key == "") {
+		return serve.ErrTLSPair
+	}
+	log, err := serve.Logger(stderr, *logLevel)
+	if err != nil {
+		return err
+	}
+	eid := serve.NodeID("edge", *id)
+	nc, err := serve.ConnectNATS(*natsURL, eid, log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	e, err := edge.New(edge.Config{ID: eid, NATS: nc, Limits: lim, Logger: log, BehindProxy: *behindProxy})
+	if err != nil {
+		return err
+	}
+	if err := e.Start(ctx); err != nil {
+		return err
+	}
+	cl := serve.ClientListeners{Host: *host, Port: *port, Cert: *cert, Key: *key, Handler: e, TCP: *tcpPort >= 0, TCPPort: *tcpPort}
+	l, err := serve.Listen(cl, e)
+	if err != nil {
+		return err
+	}
+	if *metrics != "" {
+		h, err := serve.Health(*metrics, func() error {
+			if e.Workers() == 0 {
+				return errors.New("no live worker")
+			}
+			return nil
+		}, func() string {
+			return fmt.Sprintf("# TYPE dhtrelay_sessions gauge\ndhtrelay_sessions{role=\"edge\"} %d\n", e.Sessions())
+		})
+		if err != nil {
+			l.Close()
+			return err
+		}
+		defer h.Close()
+	}
+	ready := fmt.Sprintf("edge %s ready: %s", eid, l.WS)
+	if l.TCP != "" {
+		ready += " " + l.TCP
+	}
+	fmt.Fprintln(stdout, ready)
+	<-ctx.Done()
+	l.Close()
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	e.Shutdown(sctx)
+	return nil
+}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bufio"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+
+	"github.com/dhtrelay/dht-relay/internal/interop"
+	"github.com/dhtrelay/dht-relay/noise"
+)
+
+// startProcess runs a built binary and returns its first output line.
+func startProcess(t *testing.T, bin string, args ...string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	lines := make(chan string, 1)
+	go func() {
+		l, _ := bufio.NewReader(out).ReadString('\n')
+		lines <- strings.TrimSpace(l)
+	}()
+	select {
+	case l := <-lines:
+		if l == "" {
+			t.Fatalf("%s exited before it was ready", bin)
+		}
+		return cmd, l
+	case <-time.After(60 * time.Second):
+		t.Fatalf("%s not ready", bin)
+	}
+	return nil, ""
+}
+
+func buildCommands(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, c := range []string{"edge", "dhtworker"} {
+		b, err := exec.Command("go", "build", "-o", filepath.Join(dir, c), "../"+c).CombinedOutput()
+		if err != nil {
+			t.Fatalf("build %s: %v\n%s", c, err, b)
+		}
+	}
+	return dir
+}
+
+// TestSplitProcesses runs an edge and a worker as separate processes over
+// a NATS server: the unchanged JS client connects through the edge to a JS
+// echo server on a JS testnet, custodial and not.
+func TestSplitProcesses(t *testing.T) {
+	interop.Require(t)
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	defer ns.Shutdown()
+	bin := buildCommands(t)
+
+	peer := interop.Start(t, "hyperdht-peer.js", "10")
+	line, err := peer.ReadLineWithin(60 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var boot struct{ Bootstrap string }
+	json.Unmarshal([]byte(line), &boot)
+	seed := strings.Repeat("ab", 32)
+	fmt.Fprintln(peer.Stdin, "listen", seed)
+	if l, err := peer.ReadLineWithin(30 * time.Second); err != nil || !strings.Contains(l, "true") {
+		t.Fatalf("js listen: %s %v", l, err)
+	}
+	var s [32]byte
+	hex.Decode(s[:], []byte(seed))
+	kp := noise.KeyPairFromSeed(s)
+
+	startProcess(t, filepath.Join(bin, "dhtworker"), "--nats", ns.ClientURL(), "--id", "w1", "--bootstrap", boot.Bootstrap, "--dht-host", "127.0.0.1", "--log-level", "warn")
+	_, ready := startProcess(t, filepath.Join(bin, "edge"), "--nats", ns.ClientURL(), "--id", "e1", "--host", "127.0.0.1", "--port", "0", "--log-level", "warn")
+	ws := ready[strings.Index(ready, "ws://"):]
+	for _, mode := range []string{"custodial", "noncustodial"} {
+		u := interop.Start(t, "relay-user.js", "ws", ws, mode, strings.Repeat("cd", 32))
+		if l, err := u.ReadLineWithin(30 * time.Second); err != nil || !strings.Contains(l, "ready") {
+			t.Fatalf("%s: client not ready: %s %v", mode, l, err)
+		}
+		fmt.Fprintf(u.Stdin, `{"cmd":"connect","key":"%s","bytes":1048576}`+"\n", hex.EncodeToString(kp.Public[:]))
+		if l, err := u.ReadLineWithin(60 * time.Second); err != nil || !strings.Contains(l, `"ok":true`) {
+			t.Fatalf("%s: echo through the split relay: %s %v", mode, l, err)
+		}
+	}
+}
