@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/dhtrelay/dht-relay/internal/interop"
+)
+
+// relayBinary is dht-relay started as its own process, for what needs a
+// process: killing it, signalling it, reading its memory.
+type relayBinary struct {
+	cmd     *exec.Cmd
+	ws, tcp string
+}
+
+func startRelayBinary(t *testing.T, boot string) *relayBinary {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "dht-relay")
+	if b, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, b)
+	}
+	cmd := exec.Command(bin, "--host", "127.0.0.1", "--port", "0", "--tcp-port", "0", "--bootstrap", boot, "--log-level", "warn")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := &relayBinary{cmd: cmd}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("relay not ready: %v", err)
+	}
+	for _, f := range strings.Fields(line) {
+		if strings.HasPrefix(f, "ws://") {
+			r.ws = f
+		}
+		if strings.HasPrefix(f, "tcp://") {
+			r.tcp = strings.TrimPrefix(f, "tcp://")
+		}
+	}
+	return r
+}
+
+// rss is the process's resident memory in bytes.
+func rss(t *testing.T, pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			kb, _ := strconv.ParseInt(strings.Fields(l)[1], 10, 64)
+			return kb << 10
+		}
+	}
+	t.Skip("no VmRSS")
+	return 0
+}
+
+// TestGarbageClosesOneSession: random bytes on one WebSocket close that
+// session; another client on the same relay keeps working.
+func TestGarbageClosesOneSession(t *testing.T) {
+	interop.Require(t)
+	peer, boot := startTestnet(t)
+	relay := startRelay(t, "--bootstrap", boot)
+	echoSeed := randomSeed()
+	requireOK(t, "js listen", peer.do("listen", echoSeed))
+	good := startUser(t, "ws", relay.ws, "custodial")
+
+	// Junk that happens to parse as harmless frames leaves the session
+	// waiting for its handshake, which the handshake timeout ends: every
+	// junk session is closed within it.
+	closed := make(chan error, 20)
+	for i := range 20 {
+		go func() {
+			c, _, err := websocket.DefaultDialer.Dial(relay.ws, nil)
+			if err != nil {
+				closed <- err
+				return
+			}
+			defer c.Close()
+			junk := make([]byte, 1+i*97)
+			rand.Read(junk)
+			c.WriteMessage(websocket.BinaryMessage, junk)
+			c.SetReadDeadline(time.Now().Add(20 * time.Second))
+			for {
+				if _, _, err := c.ReadMessage(); err != nil {
+					if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
+						closed <- fmt.Errorf("junk session %d still open after 20 s", i)
+						return
+					}
+					closed <- nil
+					return
+				}
+			}
+		}()
+	}
+	for range 20 {
+		if err := <-closed; err != nil {
+			t.Error(err)
+		}
+	}
+	requireOK(t, "echo after garbage elsewhere", good.do(map[string]any{"cmd": "connect", "key": publicKey(echoSeed), "bytes": 1 << 20}))
+}
+
+// TestRelayKilled: killing the relay surfaces on the client as a closed
+// relay stream within seconds.
+func TestRelayKilled(t *testing.T) {
+	interop.Require(t)
+	_, boot := startTestnet(t)
+	relay := startRelayBinary(t, boot)
+	u := startUser(t, "ws", relay.ws, "custodial")
+	killed := time.Now()
+	relay.cmd.Process.Signal(syscall.SIGKILL)
+	if r := u.read(); r["closed"] != true {
+		t.Fatalf("after kill: %v", r)
+	}
+	if d := time.Since(killed); d > 5*time.Second {
+		t.Fatalf("the client saw the relay gone after %v", d)
+	}
+}
+
+// TestGracefulShutdown: on SIGTERM the relay closes its clients and
+// unannounces their servers before it exits.
+func TestGracefulShutdown(t *testing.T) {
+	interop.Require(t)
+	peer, boot := startTestnet(t)
+	relay := startRelayBinary(t, boot)
+	u := startUser(t, "ws", relay.ws, "custodial")
+	seed := randomSeed()
+	requireOK(t, "listen", u.do(map[string]any{"cmd": "listen", "seed": seed}))
+	if r := peer.do("findPeer", publicKey(seed)); r["found"] != true {
+		t.Fatalf("the relayed server is not announced: %v", r)
+	}
+	relay.cmd.Process.Signal(syscall.SIGTERM)
+	if r := u.read(); r["closed"] != true {
+		t.Fatalf("after SIGTERM: %v", r)
+	}
+	done := make(chan error, 1)
+	go func() { done <- relay.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("relay exit: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("relay did not exit")
+	}
+	if r := peer.do("findPeer", publicKey(seed)); r["found"] == true {
+		t.Fatal("the relayed server is still announced after shutdown")
+	}
+}
+
+// slowReaderBound is the most the relay's memory may grow while a client
+// holds back a stream a peer is filling: one stream's credit on the edge
+// and the worker's UDX receive buffer, with room for the Go runtime.
+const slowReaderBound = 64 << 20
+
+// TestSlowReader: a client that stops reading while a peer sends 1 GB
+// keeps the relay's memory under slowReaderBound; the sender waits, and
+// once the client reads again every byte arrives.
+func TestSlowReader(t *testing.T) {
+	interop.Require(t)
+	if testing.Short() {
+		t.Skip("sends 1 GB")
+	}
+	peer, boot := startTestnet(t)
+	relay := startRelayBinary(t, boot)
+	seed := randomSeed()
+	const total = 1 << 30
+	requireOK(t, "js source", peer.do("listenSource", seed, strconv.Itoa(total)))
+	u := startUser(t, "ws", relay.ws, "custodial")
+	base := rss(t, relay.cmd.Process.Pid)
+	b, _ := json.Marshal(map[string]any{"cmd": "sink", "key": publicKey(seed), "pauseMs": 8000})
+	fmt.Fprintln(u.p.Stdin, string(b))
+	peak := base
+	deadline := time.Now().Add(7 * time.Second)
+	for time.Now().Before(deadline) {
+		peak = max(peak, rss(t, relay.cmd.Process.Pid))
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("relay memory: %d MB before, peak %d MB while the client does not read", base>>20, peak>>20)
+	if peak-base > slowReaderBound {
+		t.Errorf("relay grew by %d MB behind a client that does not read", (peak-base)>>20)
+	}
+	line, err := u.p.ReadLineWithin(5 * time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r map[string]any
+	json.Unmarshal([]byte(line), &r)
+	if r["ok"] != true || r["bytes"] != float64(total) {
+		t.Fatalf("after the pause: %s", line)
+	}
+}
