@@ -157,8 +157,9 @@ func (s *Server) onHandshake(req *dhtrpc.IncomingRequest, hs *Handshake) []byte 
 	key := string(hs.Noise)
 	s.mu.Lock()
 	if prev, ok := s.handshakes[key]; ok {
+		reply := prev.reply // nil while the first copy is still being answered
 		s.mu.Unlock()
-		return prev.reply // nil while the first copy is still being answered
+		return reply
 	}
 	entry := &serverHandshake{}
 	s.handshakes[key] = entry

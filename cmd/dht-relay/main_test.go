@@ -69,11 +69,11 @@ func (l testLog) Write(p []byte) (int, error) {
 
 // jsPeer is hyperdht-peer.js: a JS testnet and a JS node on it.
 type jsPeer struct {
-	t *testing.T
+	t testing.TB
 	p *interop.Process
 }
 
-func startTestnet(t *testing.T) (*jsPeer, string) {
+func startTestnet(t testing.TB) (*jsPeer, string) {
 	p := interop.Start(t, "hyperdht-peer.js", "10")
 	line, err := p.ReadLineWithin(60 * time.Second)
 	if err != nil {
@@ -102,11 +102,11 @@ func (j *jsPeer) do(cmd ...string) map[string]any {
 
 // user is relay-user.js: the unchanged JS relay client.
 type user struct {
-	t *testing.T
+	t testing.TB
 	p *interop.Process
 }
 
-func startUser(t *testing.T, transport, where, mode string) *user {
+func startUser(t testing.TB, transport, where, mode string) *user {
 	t.Helper()
 	u := &user{t: t, p: interop.Start(t, "relay-user.js", transport, where, mode, randomSeed())}
 	if r := u.read(); r["ready"] != true {
@@ -158,7 +158,7 @@ func contains(list any, s string) bool {
 	return false
 }
 
-func requireOK(t *testing.T, what string, r map[string]any) {
+func requireOK(t testing.TB, what string, r map[string]any) {
 	t.Helper()
 	if r["ok"] != true {
 		t.Fatalf("%s: %v", what, r)

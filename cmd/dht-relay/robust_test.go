@@ -26,7 +26,7 @@ type relayBinary struct {
 	ws, tcp string
 }
 
-func startRelayBinary(t *testing.T, boot string) *relayBinary {
+func startRelayBinary(t testing.TB, boot string) *relayBinary {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "dht-relay")
 	if b, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
@@ -62,7 +62,7 @@ func startRelayBinary(t *testing.T, boot string) *relayBinary {
 }
 
 // rss is the process's resident memory in bytes.
-func rss(t *testing.T, pid int) int64 {
+func rss(t testing.TB, pid int) int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		t.Skipf("no /proc: %v", err)

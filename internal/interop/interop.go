@@ -159,3 +159,6 @@ func (p *Process) Wait(timeout time.Duration) error {
 func (p *Process) Stderr() string {
 	return p.cmd.Stderr.(*lockedWriter).String()
 }
+
+// Pid is the program's process id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }

@@ -22,7 +22,6 @@ type server struct {
 	mu      sync.Mutex
 	hs      *hyperdht.Server
 	closing bool
-	once    sync.Once
 	done    chan struct{} // closed when the server has stopped
 }
 
@@ -235,6 +234,8 @@ type handshaker struct {
 
 // ErrHandshakeDenied means the client refused the handshake (its firewall
 // denied it) or sent no Noise message.
+//
+//lint:ignore ST1005 the JS relay's own words for it
 var ErrHandshakeDenied = errors.New("Handshake denied")
 
 // errHandshakeStep means the node asked for a handshake step it already

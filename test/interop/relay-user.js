@@ -14,7 +14,7 @@
 //   {"cmd":"swarm","topic":hex,"text":s}         joins a Hyperswarm over the relayed
 //       node, writes text to every connection and prints {"swarm":text received}
 //   {"cmd":"sink","key":hex,"pauseMs":n}        connects and reads nothing for
-//       pauseMs, then reads to the end: {"ok":true,"bytes":n}
+//       pauseMs, then reads to the end: {"ok":true,"bytes":n,"mbps":MB/s after the pause}
 // When the relay goes away it prints {"closed":true,"reason":error or null}.
 const DHT = require('@hyperswarm/dht-relay')
 const Stream = require('@hyperswarm/dht-relay/ws')
@@ -119,19 +119,22 @@ async function handle (c) {
   if (c.cmd === 'sink') {
     const s = node.connect(buf(c.key))
     let got = 0
+    let t0 = 0n
     await new Promise((resolve, reject) => {
       s.on('error', reject)
       s.once('open', () => {
         s.pause()
         setTimeout(() => {
+          t0 = process.hrtime.bigint()
           s.on('data', (d) => { got += d.byteLength })
           s.resume()
         }, c.pauseMs)
       })
       s.on('end', resolve)
     })
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9
     s.end()
-    return { ok: true, bytes: got }
+    return { ok: true, bytes: got, mbps: got / seconds / 1e6 }
   }
   throw new Error('unknown command ' + c.cmd)
 }
