@@ -786,6 +786,8 @@ func (c *Client) onSign(m *SignAnnounce, ns [32]byte) {
 	found := false
 	if q := c.queries[m.Signee]; q != nil {
 		target, kp, found = q.target, q.kp, true
+	} else if srv := c.opening[m.Signee]; srv != nil {
+		target, kp, found = hyperdht.Hash(srv.kp.Public[:]), srv.kp, true // announcing before listening
 	} else {
 		for _, srv := range c.servers {
 			if srv.alias == m.Signee {

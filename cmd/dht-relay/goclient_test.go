@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dhtrelay/dht-relay/hyperdht"
+	"github.com/dhtrelay/dht-relay/internal/interop"
+	"github.com/dhtrelay/dht-relay/noise"
+	"github.com/dhtrelay/dht-relay/relay"
+)
+
+func keyOf(seedHex string) noise.KeyPair {
+	var seed [32]byte
+	hex.Decode(seed[:], []byte(seedHex))
+	return noise.KeyPairFromSeed(seed)
+}
+
+func echoOver(t *testing.T, c *relay.Client, key [32]byte, size int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	conn, err := c.Connect(ctx, key)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	data := make([]byte, size)
+	rand.Read(data)
+	go conn.Write(data)
+	got := make([]byte, size)
+	if _, err := io.ReadFull(conn, got); err != nil {
+		return err
+	}
+	if !bytes.Equal(got, data) {
+		return errors.New("echo differs")
+	}
+	return nil
+}
+
+// TestGoClient runs the Go client of the relay package through dht-relay
+// the way TestJSClient runs the JS one.
+func TestGoClient(t *testing.T) {
+	interop.Require(t)
+	peer, boot := startTestnet(t)
+	rel := startRelay(t, "--bootstrap", boot)
+	echoSeed := randomSeed()
+	requireOK(t, "js listen", peer.do("listen", echoSeed))
+	echoKey := keyOf(echoSeed).Public
+
+	for _, transport := range []string{"ws", "tcp"} {
+		for _, custodial := range []bool{true, false} {
+			mode := map[bool]string{true: "custodial", false: "noncustodial"}[custodial]
+			t.Run(transport+"/"+mode, func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+				defer cancel()
+				var tr relay.Transport
+				var err error
+				if transport == "ws" {
+					tr, err = relay.DialWebSocket(ctx, rel.ws)
+				} else {
+					tr, err = relay.DialTCP(ctx, rel.tcp)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				c, err := relay.NewClient(tr, relay.ClientConfig{KeyPair: keyOf(randomSeed()), Custodial: custodial})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+
+				if err := echoOver(t, c, echoKey, 8<<20); err != nil {
+					t.Fatalf("8 MB echo: %v", err)
+				}
+				errs := make(chan error, 32)
+				for range 32 {
+					go func() { errs <- echoOver(t, c, echoKey, 64<<10) }()
+				}
+				for range 32 {
+					if err := <-errs; err != nil {
+						t.Fatalf("32 streams: %v", err)
+					}
+				}
+				if _, err := c.Connect(ctx, keyOf(randomSeed()).Public); err == nil || err.Error() != hyperdht.ErrPeerNotFound.Error() {
+					t.Fatalf("missing key: %v", err)
+				}
+
+				allow, deny := randomSeed(), randomSeed()
+				srv, err := c.Listen(ctx, keyOf(allow), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				go func() {
+					for {
+						conn, err := srv.Accept(context.Background())
+						if err != nil {
+							return
+						}
+						go func() { io.Copy(conn, conn); conn.Close() }()
+					}
+				}()
+				asked := make(chan struct{}, 4)
+				srv2, err := c.Listen(ctx, keyOf(deny), func([32]byte, *hyperdht.NoisePayload) bool {
+					asked <- struct{}{}
+					return true
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				requireOK(t, "js echo through a Go-relayed server", peer.do("echo", publicKey(allow), "1048576"))
+				// A denied JS client waits out its handshake timeout; it
+				// runs alongside the rest.
+				denied := interop.Start(t, "hyperdht-client.js", boot, publicKey(deny), "1024")
+				defer func() {
+					line, err := denied.ReadLineWithin(90 * time.Second)
+					if err != nil || !strings.Contains(line, `"error"`) {
+						t.Fatalf("a denying firewall let a connection through: %s %v", line, err)
+					}
+					select {
+					case <-asked:
+					default:
+						t.Fatal("the firewall was never asked")
+					}
+					srv2.Close(ctx)
+				}()
+				if err := srv.Close(ctx); err != nil {
+					t.Fatal(err)
+				}
+
+				topic, jsSeed := randomSeed(), randomSeed()
+				requireOK(t, "js announce", peer.do("announce", topic, jsSeed))
+				var tb [32]byte
+				hex.Decode(tb[:], []byte(topic))
+				found := false
+				if err := c.Lookup(ctx, tb, func(a relay.Announcers) {
+					for _, p := range a.Peers {
+						found = found || p.PublicKey == keyOf(jsSeed).Public
+					}
+				}); err != nil || !found {
+					t.Fatalf("lookup of a JS announcement: found %v, %v", found, err)
+				}
+
+				topic2, seed2 := randomSeed(), randomSeed()
+				hex.Decode(tb[:], []byte(topic2))
+				if err := c.Announce(ctx, tb, keyOf(seed2)); err != nil {
+					t.Fatal(err)
+				}
+				if r := peer.do("lookup", topic2); !contains(r["peers"], publicKey(seed2)) {
+					t.Fatalf("JS lookup misses the Go client's announcement: %v", r)
+				}
+				if err := c.Unannounce(ctx, tb, keyOf(seed2)); err != nil {
+					t.Fatal(err)
+				}
+				if r := peer.do("lookup", topic2); contains(r["peers"], publicKey(seed2)) {
+					t.Fatalf("JS lookup still finds the unannounced key: %v", r)
+				}
+			})
+		}
+	}
+}
