@@ -31,7 +31,7 @@ type Channel struct {
 	mu       sync.Mutex
 	alive    *time.Timer
 	lastSeen time.Time
-	pings    *time.Ticker
+	pings    *time.Timer // re-armed after each ping: no goroutine per channel
 	done     chan struct{}
 	once     sync.Once
 }
@@ -98,8 +98,9 @@ func OpenChannel(m *protomux.Mux, cfg ChannelConfig) (*Channel, error) {
 		return nil, fmt.Errorf("relay: open channel: %w", err)
 	}
 	if cfg.Ping {
-		c.pings = time.NewTicker(cfg.PingInterval)
-		go c.pinger()
+		c.mu.Lock()
+		c.pings = time.AfterFunc(cfg.PingInterval, func() { c.ping(cfg.PingInterval) })
+		c.mu.Unlock()
 	}
 	return c, nil
 }
@@ -144,15 +145,20 @@ func (c *Channel) touch() {
 	}
 }
 
-func (c *Channel) pinger() {
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-c.pings.C:
-			c.Send(&Ping{})
-		}
+func (c *Channel) ping(every time.Duration) {
+	select {
+	case <-c.done:
+		return
+	default:
 	}
+	c.Send(&Ping{})
+	c.mu.Lock()
+	select {
+	case <-c.done:
+	default:
+		c.pings.Reset(every)
+	}
+	c.mu.Unlock()
 }
 
 func (c *Channel) fail(err error) {

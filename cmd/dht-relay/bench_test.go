@@ -1,18 +1,26 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/netip"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
+	"github.com/dhtrelay/dht-relay/dhtrpc"
+	"github.com/dhtrelay/dht-relay/hyperdht"
 	"github.com/dhtrelay/dht-relay/internal/interop"
 	"github.com/dhtrelay/dht-relay/noise"
 	"github.com/dhtrelay/dht-relay/protomux"
@@ -55,33 +63,152 @@ func median(xs []float64) float64 {
 	return xs[len(xs)/2]
 }
 
-// throughput streams size bytes from a JS server to the relayed client and
-// returns MB/s (median of runs) and the relay's peak memory meanwhile.
-func throughput(b *testing.B, r relayUnderTest, mode, sourceKey string, runs int) (float64, int64) {
+// throughput streams a JS server's bytes to the relayed client and returns
+// MB/s (median of runs) and the relay's peak memory meanwhile; an error
+// when the relay cannot do it.
+func throughput(b *testing.B, r relayUnderTest, mode, sourceKey string, runs int) (float64, int64, error) {
 	u := startUser(b, "ws", r.ws, mode)
+	cpu0 := cpuTime(b, r.pid)
+	moved := 0.0
+	defer func() {
+		if moved > 0 {
+			fmt.Fprintf(os.Stderr, "bench: %s %s (JS client): relay CPU %.2f s per GB\n", r.name, mode, (cpuTime(b, r.pid)-cpu0).Seconds()/(moved/1e9))
+		}
+	}()
 	var rates []float64
 	peak := int64(0)
 	for range runs {
 		cmd, _ := json.Marshal(map[string]any{"cmd": "sink", "key": sourceKey, "pauseMs": 0})
 		fmt.Fprintln(u.p.Stdin, string(cmd))
-		done := make(chan map[string]any, 1)
-		go func() { done <- u.read() }()
-		var res map[string]any
+		type answer struct {
+			line string
+			err  error
+		}
+		done := make(chan answer, 1)
+		go func() {
+			line, err := u.p.ReadLineWithin(60 * time.Second)
+			done <- answer{line, err}
+		}()
+		var a answer
 	sample:
 		for {
 			select {
-			case res = <-done:
+			case a = <-done:
 				break sample
 			case <-time.After(50 * time.Millisecond):
 				peak = max(peak, rss(b, r.pid))
 			}
 		}
-		if res["ok"] != true {
-			b.Fatalf("%s %s sink: %v", r.name, mode, res)
+		var res map[string]any
+		if a.err == nil {
+			a.err = json.Unmarshal([]byte(a.line), &res)
+		}
+		if a.err == nil && res["ok"] != true {
+			a.err = fmt.Errorf("%v", res)
+		}
+		if a.err != nil {
+			return 0, peak, a.err
 		}
 		rates = append(rates, res["mbps"].(float64))
+		moved += res["bytes"].(float64)
 	}
-	return median(rates), peak
+	return median(rates), peak, nil
+}
+
+// throughputGoClient streams a JS server's bytes to the Go client through
+// the relay: the relay's own speed, without the JS client's limits.
+func throughputGoClient(b *testing.B, r relayUnderTest, custodial bool, sourceKey [32]byte, runs int) (float64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	tr, err := relay.DialWebSocket(ctx, r.ws)
+	if err != nil {
+		return 0, err
+	}
+	kp, _ := noise.GenerateKeyPair(rand.Reader)
+	c, err := relay.NewClient(tr, relay.ClientConfig{KeyPair: kp, Custodial: custodial})
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	var rates []float64
+	buf := make([]byte, 1<<20)
+	for range runs {
+		conn, err := c.Connect(ctx, sourceKey)
+		if err != nil {
+			return 0, err
+		}
+		start := time.Now()
+		n := 0
+		for {
+			k, err := conn.Read(buf)
+			n += k
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				conn.Close()
+				return 0, err
+			}
+		}
+		rates = append(rates, float64(n)/time.Since(start).Seconds()/1e6)
+		conn.Close()
+	}
+	return median(rates), nil
+}
+
+// cpuTime is the CPU time a process has used.
+func cpuTime(b *testing.B, pid int) time.Duration {
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Skipf("no /proc: %v", err)
+	}
+	f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+2:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond // USER_HZ is 100
+}
+
+// goSource starts a Go HyperDHT node on the testnet serving size bytes to
+// every connection, and returns its key pair.
+func goSource(b *testing.B, boot string, size int) noise.KeyPair { return goSourceT(b, boot, size) }
+
+func goSourceT(b testing.TB, boot string, size int) noise.KeyPair {
+	n, err := hyperdht.New(hyperdht.Config{DHT: dhtrpc.Config{Bootstrap: []netip.AddrPort{netip.MustParseAddrPort(boot)}, Host: netip.MustParseAddr("127.0.0.1")}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { n.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := n.Bootstrap(ctx); err != nil {
+		b.Fatal(err)
+	}
+	kp, _ := noise.GenerateKeyPair(rand.Reader)
+	srv, err := n.Listen(ctx, hyperdht.ServerConfig{KeyPair: &kp})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { srv.Close() })
+	go func() {
+		chunk := make([]byte, 64<<10)
+		for {
+			c, err := srv.Accept(context.Background())
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				for left := size; left > 0; left -= len(chunk) {
+					if _, err := c.Write(chunk); err != nil {
+						return
+					}
+				}
+				c.CloseWrite()
+				io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	return kp
 }
 
 // connectLatency is the median time the relayed client takes to open a
@@ -100,19 +227,27 @@ func connectLatency(b *testing.B, r relayUnderTest, echoKey string) float64 {
 }
 
 // idleSessions opens n relay sessions that only answer pings and returns
-// the relay's memory growth per session.
-func idleSessions(b *testing.B, r relayUnderTest, n int) float64 {
+// the relay's memory growth per session at 1,000 and at n sessions; the
+// sessions are closed again before it returns.
+func idleSessions(b *testing.B, r relayUnderTest, n int) (float64, float64) {
 	before := rss(b, r.pid)
 	var mu sync.Mutex
 	var conns []*websocket.Conn
-	b.Cleanup(func() {
+	defer func() {
 		for _, c := range conns {
 			c.Close()
 		}
-	})
+		time.Sleep(2 * time.Second) // let the relay see them go
+	}()
+	at1k := 0.0
 	sem := make(chan struct{}, 32)
 	var wg sync.WaitGroup
-	for range n {
+	for i := range n {
+		if i == 1000 {
+			wg.Wait()
+			time.Sleep(3 * time.Second)
+			at1k = float64(rss(b, r.pid)-before) / 1000
+		}
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
@@ -139,7 +274,7 @@ func idleSessions(b *testing.B, r relayUnderTest, n int) float64 {
 	wg.Wait()
 	time.Sleep(3 * time.Second) // let the relay settle
 	after := rss(b, r.pid)
-	return float64(after-before) / float64(n)
+	return at1k, float64(after-before) / float64(n)
 }
 
 // BenchmarkRelayVsJS measures dht-relay and the JS relay's own bin side by
@@ -150,27 +285,48 @@ func idleSessions(b *testing.B, r relayUnderTest, n int) float64 {
 func BenchmarkRelayVsJS(b *testing.B) {
 	interop.Require(b)
 	peer, boot := startTestnet(b)
-	const size = 64 << 20
-	sourceSeed, echoSeed := randomSeed(), randomSeed()
-	requireOK(b, "source", peer.do("listenSource", sourceSeed, strconv.Itoa(size)))
+	echoSeed := randomSeed()
 	requireOK(b, "echo", peer.do("listen", echoSeed))
+	// The peer the relayed clients read from is a Go HyperDHT node, so
+	// that the relay, not the peer, is what limits the rate.
+	source := goSource(b, boot, 256<<20)
+	sourceKey := hex.EncodeToString(source.Public[:])
 	ours := startRelayBinary(b, boot)
 	relays := []relayUnderTest{{name: "go", ws: ours.ws, pid: ours.cmd.Process.Pid}, startJSRelay(b, boot)}
 
-	type figures struct{ custodial, noncustodial, connectMs, streamMB, idle1k, idle10k float64 }
+	type figures struct {
+		custodial, noncustodial, goCustodial, goNoncustodial, connectMs, streamMB, idle1k, idle10k float64
+	}
 	got := map[string]*figures{}
+	progress := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...) }
+	// The JS relay's process can fail in non-custodial mode (its client
+	// side crashes, or it does): those runs come last.
 	for _, r := range relays {
 		f := &figures{}
 		got[r.name] = f
 		var peak int64
-		f.custodial, peak = throughput(b, r, "custodial", publicKey(sourceSeed), 3)
+		var err error
+		if f.custodial, peak, err = throughput(b, r, "custodial", sourceKey, 3); err != nil {
+			b.Fatalf("%s custodial: %v", r.name, err)
+		}
 		f.streamMB = float64(peak) / (1 << 20)
-		f.noncustodial, _ = throughput(b, r, "noncustodial", publicKey(sourceSeed), 3)
+		if f.goCustodial, err = throughputGoClient(b, r, true, source.Public, 3); err != nil {
+			b.Fatalf("%s custodial, Go client: %v", r.name, err)
+		}
+		progress("%s custodial: JS client %.0f MB/s, Go client %.0f MB/s", r.name, f.custodial, f.goCustodial)
 		f.connectMs = connectLatency(b, r, publicKey(echoSeed))
-		f.idle1k = idleSessions(b, r, 1000)
-		f.idle10k = idleSessions(b, r, 9000) // on top of the first 1,000
-		b.Logf("%s: custodial %.0f MB/s, non-custodial %.0f MB/s, connect %.1f ms, %.0f MB while streaming, idle session %.0f B (1,000) %.0f B (10,000)",
-			r.name, f.custodial, f.noncustodial, f.connectMs, f.streamMB, f.idle1k, f.idle10k)
+		progress("%s connect %.1f ms", r.name, f.connectMs)
+		f.idle1k, f.idle10k = idleSessions(b, r, 10000)
+		progress("%s idle session %.0f B (1,000), %.0f B (10,000)", r.name, f.idle1k, f.idle10k)
+		if f.noncustodial, _, err = throughput(b, r, "noncustodial", sourceKey, 3); err != nil {
+			progress("%s non-custodial, JS client, fails: %.200v", r.name, err)
+		}
+		if f.goNoncustodial, err = throughputGoClient(b, r, false, source.Public, 3); err != nil {
+			progress("%s non-custodial, Go client, fails: %v", r.name, err)
+		}
+		progress("%s non-custodial: JS client %.0f MB/s, Go client %.0f MB/s", r.name, f.noncustodial, f.goNoncustodial)
+		b.Logf("%s: JS client custodial %.0f MB/s, non-custodial %.0f MB/s; Go client %.0f / %.0f MB/s; connect %.1f ms, %.0f MB while streaming, idle session %.0f B (1,000) %.0f B (10,000)",
+			r.name, f.custodial, f.noncustodial, f.goCustodial, f.goNoncustodial, f.connectMs, f.streamMB, f.idle1k, f.idle10k)
 	}
 	g, j := got["go"], got["js"]
 	b.ReportMetric(g.custodial, "go-custodial-MB/s")
@@ -178,7 +334,10 @@ func BenchmarkRelayVsJS(b *testing.B) {
 	b.ReportMetric(g.custodial/j.custodial, "custodial-x")
 	b.ReportMetric(g.noncustodial, "go-noncustodial-MB/s")
 	b.ReportMetric(j.noncustodial, "js-noncustodial-MB/s")
-	b.ReportMetric(g.noncustodial/j.noncustodial, "noncustodial-x")
+	b.ReportMetric(g.goCustodial, "go-custodial-goclient-MB/s")
+	b.ReportMetric(j.goCustodial, "js-custodial-goclient-MB/s")
+	b.ReportMetric(g.goNoncustodial, "go-noncustodial-goclient-MB/s")
+	b.ReportMetric(j.goNoncustodial, "js-noncustodial-goclient-MB/s")
 	b.ReportMetric(g.connectMs, "go-connect-ms")
 	b.ReportMetric(j.connectMs, "js-connect-ms")
 	b.ReportMetric(g.idle10k, "go-idle-B/session")

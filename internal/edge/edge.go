@@ -41,6 +41,9 @@ type Config struct {
 	BehindProxy bool
 }
 
+// idleReadBuffer is the WebSocket read buffer every session holds.
+const idleReadBuffer = 512
+
 // Edge serves clients.
 type Edge struct {
 	cfg      Config
@@ -84,8 +87,11 @@ func New(cfg Config) (*Edge, error) {
 	}
 	e := &Edge{cfg: cfg, log: log.With("edge", cfg.ID), tcpKey: kp, sessions: map[string]*session.Session{}}
 	e.upgrade = websocket.Upgrader{
-		ReadBufferSize:  4096,
-		WriteBufferPool: &sync.Pool{}, // idle sessions hold no write buffer
+		// A small read buffer: an idle session keeps it, while a large
+		// frame's payload is read past it. A pool lends write buffers
+		// only while a write is under way.
+		ReadBufferSize:  idleReadBuffer,
+		WriteBufferPool: &sync.Pool{},
 		// A public relay serves pages from any origin; the protocol
 		// carries no ambient authority a foreign page could abuse.
 		CheckOrigin: func(*http.Request) bool { return true },

@@ -22,13 +22,16 @@ type outQueue struct {
 	fifo    []outItem
 	control int // non-data items queued
 	closing bool
-	wake    chan struct{} // capacity 1
+	writing bool // a writer goroutine is running
+	start   func()
 }
 
+// signal makes sure a writer runs: an idle session has no writer
+// goroutine, one starts when there is something to write.
 func (q *outQueue) signal() {
-	select {
-	case q.wake <- struct{}{}:
-	default:
+	if !q.writing {
+		q.writing = true
+		go q.start()
 	}
 }
 
@@ -73,25 +76,29 @@ func (q *outQueue) pop() (outItem, bool) {
 }
 
 // writer writes queued messages to the client and grants credit for the
-// stream data written; it is the only writer of stream messages.
+// stream data written, until the queue is empty; it is the only writer of
+// stream messages, and runs only while there is something to write.
 func (s *Session) writer() {
 	for {
 		s.mu.Lock()
 		it, ok := s.out.pop()
 		closing := s.out.closing
+		if !ok {
+			s.out.writing = false
+		}
 		s.mu.Unlock()
 		if !ok {
 			if closing {
 				s.stop()
 				s.cfg.Framed.Close()
-				return
 			}
-			select {
-			case <-s.out.wake:
-				continue
-			case <-s.ctx.Done():
-				return
-			}
+			return
+		}
+		if s.ctx.Err() != nil {
+			s.mu.Lock()
+			s.out.writing = false
+			s.mu.Unlock()
+			return
 		}
 		if err := s.ch.SendPayload(it.typ, it.payload); err != nil {
 			s.Fail(err)

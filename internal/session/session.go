@@ -93,12 +93,13 @@ func New(cfg Config) *Session {
 		log = slog.Default()
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	return &Session{
+	s := &Session{
 		cfg: cfg, log: log.With("session", cfg.ID), ctx: ctx, stop: stop,
 		handshake: make(chan struct{}),
 		byClient:  map[uint32]*stream{}, byWorker: map[uint32]*stream{}, connects: map[uint32]struct{}{},
-		out: outQueue{wake: make(chan struct{}, 1)},
 	}
+	s.out.start = s.writer
+	return s
 }
 
 // Worker is the id of the worker holding the session, once it has one.
@@ -127,7 +128,6 @@ func (s *Session) Run() error {
 		return err
 	}
 	s.ch = ch
-	go s.writer()
 	hsTimer := time.AfterFunc(s.cfg.Limits.HandshakeTimeout, func() {
 		select {
 		case <-s.handshake:
