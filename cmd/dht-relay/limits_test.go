@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dhtrelay/dht-relay/internal/interop"
+	"github.com/dhtrelay/dht-relay/relay"
+)
+
+// TestLimits: a session past its stream or server limit has that
+// operation fail with a clear reason while its other streams, and other
+// sessions, keep working; an edge past its session limit refuses new
+// clients only.
+func TestLimits(t *testing.T) {
+	interop.Require(t)
+	peer, boot := startTestnet(t)
+	rel := startRelay(t, "--bootstrap", boot, "--max-streams", "2", "--max-servers", "1", "--max-sessions", "2")
+	seed := randomSeed()
+	requireOK(t, "js listen", peer.do("listen", seed))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dial := func() *relay.Client {
+		tr, err := relay.DialWebSocket(ctx, rel.ws)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := relay.NewClient(tr, relay.ClientConfig{KeyPair: keyOf(randomSeed()), Custodial: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	a, b := dial(), dial()
+	key := keyOf(seed).Public
+	c1, err := a.Connect(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := a.Connect(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Connect(ctx, key); err == nil || !strings.Contains(err.Error(), "too many streams") {
+		t.Fatalf("third stream: %v", err)
+	}
+	for _, c := range []*relay.ClientConn{c1, c2} {
+		if _, err := c.Write([]byte("still here")); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, 10)
+		if _, err := c.Read(got); err != nil {
+			t.Fatalf("a stream within the limit stopped: %v", err)
+		}
+	}
+	if err := echoOver(t, b, key, 1<<20); err != nil {
+		t.Fatalf("another session: %v", err)
+	}
+	if _, err := a.Listen(ctx, keyOf(randomSeed()), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Listen(ctx, keyOf(randomSeed()), nil); err == nil {
+		t.Fatal("a second server past the limit of one")
+	}
+	// A third session is refused at the edge; the first two live on.
+	tr, err := relay.DialWebSocket(ctx, rel.ws)
+	if err == nil {
+		// The edge closes the connection at once; the client may see it
+		// as soon as it sends its handshake, or just after.
+		if c, err := relay.NewClient(tr, relay.ClientConfig{KeyPair: keyOf(randomSeed()), Custodial: true}); err == nil {
+			select {
+			case <-c.Done():
+			case <-time.After(10 * time.Second):
+				t.Fatal("a session past the edge's limit stayed open")
+			}
+		}
+	}
+	if err := echoOver(t, b, key, 1<<10); err != nil {
+		t.Fatalf("a session within the limit after a refusal: %v", err)
+	}
+}
