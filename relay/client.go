@@ -541,9 +541,8 @@ type Server struct {
 }
 
 type pendingAccept struct {
-	s   *Stream
-	m   *Connection
-	hsK uint32
+	s *Stream
+	m *Connection
 }
 
 // Listen starts a server on kp; firewall (nil: allow all) decides on
