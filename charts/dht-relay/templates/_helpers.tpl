@@ -1,0 +1,40 @@
+{{- define "dht-relay.labels" -}}
+app.kubernetes.io/name: dht-relay
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end }}
+
+{{- define "dht-relay.securityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: ["ALL"]
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{- define "dht-relay.limitsEnv" -}}
+- name: DHTRELAY_NATS
+  value: {{ required "nats.url is required" .Values.nats.url | quote }}
+- name: DHTRELAY_MAX_SESSIONS
+  value: {{ .Values.limits.maxSessions | quote }}
+- name: DHTRELAY_MAX_STREAMS
+  value: {{ .Values.limits.maxStreams | quote }}
+- name: DHTRELAY_MAX_SERVERS
+  value: {{ .Values.limits.maxServers | quote }}
+- name: DHTRELAY_MAX_QUERIES
+  value: {{ .Values.limits.maxQueries | quote }}
+- name: DHTRELAY_METRICS
+  value: {{ printf "0.0.0.0:%v" .Values.metricsPort | quote }}
+{{- end }}
+
+{{- define "dht-relay.probes" -}}
+livenessProbe:
+  httpGet: {path: /healthz, port: metrics}
+  periodSeconds: 10
+readinessProbe:
+  httpGet: {path: /readyz, port: metrics}
+  periodSeconds: 5
+{{- end }}

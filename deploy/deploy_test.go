@@ -1,0 +1,56 @@
+// Package deploy holds the checks of the deployment files at the
+// repository root: docker-compose.yml and the Helm chart in charts/.
+package deploy
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/types"
+)
+
+// TestComposeFile loads docker-compose.yml with the compose-spec loader
+// and checks the cluster's shape: NATS, two workers, two edges, each node
+// locked down.
+func TestComposeFile(t *testing.T) {
+	path, _ := filepath.Abs("../docker-compose.yml")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := loader.LoadWithContext(context.Background(), types.ConfigDetails{
+		WorkingDir:  filepath.Dir(path),
+		ConfigFiles: []types.ConfigFile{{Filename: path, Content: b}},
+		Environment: types.Mapping{},
+	}, func(o *loader.Options) { o.SetProjectName("dht-relay", true) })
+	if err != nil {
+		t.Fatalf("compose-spec: %v", err)
+	}
+	roles := map[string]int{}
+	for name, s := range p.Services {
+		switch {
+		case name == "nats":
+			roles["nats"]++
+			continue
+		case len(s.Entrypoint) == 1 && filepath.Base(s.Entrypoint[0]) == "dhtworker":
+			roles["worker"]++
+		case len(s.Entrypoint) == 1 && filepath.Base(s.Entrypoint[0]) == "edge":
+			roles["edge"]++
+		default:
+			t.Errorf("service %s has no known role", name)
+			continue
+		}
+		if !s.ReadOnly || len(s.CapDrop) == 0 {
+			t.Errorf("service %s is not locked down (read_only, cap_drop)", name)
+		}
+		if s.Environment["DHTRELAY_NATS"] == nil {
+			t.Errorf("service %s has no NATS URL", name)
+		}
+	}
+	if roles["nats"] != 1 || roles["worker"] != 2 || roles["edge"] != 2 {
+		t.Fatalf("cluster shape %v", roles)
+	}
+}
