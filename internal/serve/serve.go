@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"os"
 	"strconv"
@@ -161,8 +162,9 @@ func (l *Listening) Close() {
 	}
 }
 
-// Health serves /healthz (the process runs), /readyz (ready() is nil) and
-// /metrics (Prometheus text from metrics) on addr.
+// Health serves /healthz (the process runs), /readyz (ready() is nil),
+// /metrics (Prometheus text from metrics) and the Go profiler under
+// /debug/pprof/ on addr, which is meant for the operator's network only.
 func Health(addr string, ready func() error, metrics func() string) (*http.Server, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
@@ -173,6 +175,8 @@ func Health(addr string, ready func() error, metrics func() string) (*http.Serve
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		fmt.Fprint(w, metrics())
