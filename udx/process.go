@@ -57,7 +57,7 @@ func (s *Stream) onPacket(sock *Socket, p []byte, from netip.AddrPort) bool {
 	needAck := h.flags&FlagHeartbeat != 0
 	if h.flags&(FlagData|FlagEnd) != 0 {
 		s.onData(h.seq, h.flags, payload)
-		needAck = true
+		needAck = !s.delayAck(h.seq, h.flags)
 	}
 	var msgFn func([]byte)
 	if h.flags&FlagMessage != 0 {
@@ -94,6 +94,35 @@ func (s *Stream) forward(p []byte) {
 	s.wbuf = b[:0]
 	PutStreamID(b, s.remoteID)
 	s.socket.write(b, s.remote)
+}
+
+// ackDelay bounds how long a data packet's ack may wait for the next one.
+const ackDelay = time.Millisecond
+
+// delayAck reports whether the ack for the data packet seq may wait: every
+// other in-order packet with nothing missing before it is acked together
+// with the next (or after ackDelay), as TCP delays acks; a gap, a
+// duplicate or an end is acked at once. Acks are the receiver's largest
+// cost on a fast path, each one a send. mu is held.
+func (s *Stream) delayAck(seq uint32, flags byte) bool {
+	if s.delayed || flags&FlagEnd != 0 || seq+1 != s.ack || seqLess(s.ack, s.oooMax) {
+		return false
+	}
+	s.delayed = true
+	if s.ackTimer == nil {
+		s.ackTimer = time.AfterFunc(ackDelay, s.onAckTimer)
+	} else {
+		s.ackTimer.Reset(ackDelay)
+	}
+	return true
+}
+
+func (s *Stream) onAckTimer() {
+	s.mu.Lock()
+	if s.delayed && s.err == nil && s.socket != nil {
+		s.sendAck()
+	}
+	s.mu.Unlock()
 }
 
 // onData stores a DATA or END packet and delivers what is now in order.

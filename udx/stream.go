@@ -143,6 +143,8 @@ type Stream struct {
 	readCh      chan struct{}
 	finished    bool
 	ackPending  bool
+	delayed     bool        // an in-order packet's ack is being held back
+	ackTimer    *time.Timer // sends a held-back ack after ackDelay
 
 	txb txBatch
 	oob []byte
@@ -409,6 +411,9 @@ func (s *Stream) fail(err error) {
 		s.err = err
 		if s.timer != nil {
 			s.timer.Stop()
+		}
+		if s.ackTimer != nil {
+			s.ackTimer.Stop()
 		}
 	}
 	s.mu.Unlock()
