@@ -13,8 +13,8 @@ import (
 )
 
 // TestComposeFile loads docker-compose.yml with the compose-spec loader
-// and checks the cluster's shape: NATS, two workers, two edges, each node
-// locked down.
+// and checks the cluster's shape: NATS, Redis, two workers, two edges,
+// each node locked down, every edge with a Redis URL.
 func TestComposeFile(t *testing.T) {
 	path, _ := filepath.Abs("../docker-compose.yml")
 	b, err := os.ReadFile(path)
@@ -32,8 +32,8 @@ func TestComposeFile(t *testing.T) {
 	roles := map[string]int{}
 	for name, s := range p.Services {
 		switch {
-		case name == "nats":
-			roles["nats"]++
+		case name == "nats" || name == "redis":
+			roles[name]++
 			continue
 		case len(s.Entrypoint) == 1 && filepath.Base(s.Entrypoint[0]) == "dhtworker":
 			roles["worker"]++
@@ -49,8 +49,11 @@ func TestComposeFile(t *testing.T) {
 		if s.Environment["DHTRELAY_NATS"] == nil {
 			t.Errorf("service %s has no NATS URL", name)
 		}
+		if filepath.Base(s.Entrypoint[0]) == "edge" && s.Environment["DHTRELAY_REDIS"] == nil {
+			t.Errorf("edge %s has no Redis URL", name)
+		}
 	}
-	if roles["nats"] != 1 || roles["worker"] != 2 || roles["edge"] != 2 {
+	if roles["nats"] != 1 || roles["redis"] != 1 || roles["worker"] != 2 || roles["edge"] != 2 {
 		t.Fatalf("cluster shape %v", roles)
 	}
 }

@@ -15,6 +15,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/dhtrelay/dht-relay/internal/affinity"
 	"github.com/dhtrelay/dht-relay/internal/edge"
 	"github.com/dhtrelay/dht-relay/internal/limits"
 	"github.com/dhtrelay/dht-relay/internal/serve"
@@ -33,6 +36,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("edge", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	natsURL := fs.String("nats", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
+	redisURL := fs.String("redis", "", "Redis URL for session affinity (redis://HOST:PORT/DB; off unless given: placement by hashing alone)")
 	id := fs.String("id", "", "edge id (a-z, 0-9, '-'; default random)")
 	port := fs.Int("port", 49443, "WebSocket port (0 picks a free one)")
 	host := fs.String("host", "0.0.0.0", "address to listen on")
@@ -63,7 +67,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer nc.Close()
-	e, err := edge.New(edge.Config{ID: eid, NATS: nc, Limits: lim, Logger: log, BehindProxy: *behindProxy})
+	var place *affinity.Placer
+	if *redisURL != "" {
+		opt, err := redis.ParseURL(*redisURL)
+		if err != nil {
+			return fmt.Errorf("--redis: %w", err)
+		}
+		rdb := redis.NewClient(opt)
+		defer rdb.Close()
+		place = affinity.New(rdb, log)
+	}
+	e, err := edge.New(edge.Config{ID: eid, NATS: nc, Limits: lim, Logger: log, BehindProxy: *behindProxy, Affinity: place})
 	if err != nil {
 		return err
 	}
@@ -82,7 +96,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 			return nil
 		}, func() string {
-			return fmt.Sprintf("# TYPE dhtrelay_sessions gauge\ndhtrelay_sessions{role=\"edge\"} %d\n", e.Sessions())
+			m := fmt.Sprintf("# TYPE dhtrelay_sessions gauge\ndhtrelay_sessions{role=\"edge\"} %d\n", e.Sessions())
+			if place != nil {
+				m += fmt.Sprintf("# TYPE dhtrelay_affinity_fallbacks_total counter\ndhtrelay_affinity_fallbacks_total %d\n", place.Fallbacks())
+			}
+			return m
 		})
 		if err != nil {
 			l.Close()

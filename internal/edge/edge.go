@@ -21,6 +21,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/nats-io/nats.go"
 
+	"github.com/dhtrelay/dht-relay/internal/affinity"
 	"github.com/dhtrelay/dht-relay/internal/limits"
 	"github.com/dhtrelay/dht-relay/internal/routing"
 	"github.com/dhtrelay/dht-relay/internal/session"
@@ -39,6 +40,9 @@ type Config struct {
 	// BehindProxy takes a WebSocket client's address from
 	// X-Forwarded-For, for logs.
 	BehindProxy bool
+	// Affinity, when set, keeps each key on the worker that holds it
+	// across reconnects; nil places by hashing alone.
+	Affinity *affinity.Placer
 }
 
 // idleReadBuffer is the WebSocket read buffer every session holds.
@@ -113,6 +117,9 @@ func (e *Edge) Start(ctx context.Context) error {
 		ep.Close()
 		return err
 	}
+	if e.cfg.Affinity != nil {
+		go e.refreshAffinity(pctx)
+	}
 	return e.cfg.NATS.FlushTimeout(routing.FlushTimeout)
 }
 
@@ -136,7 +143,12 @@ func (e *Edge) Open(ctx context.Context, id string, hs *relay.Handshake, handle 
 	if e.presence.WaitLive(ctx) != nil {
 		return nil, "", ErrNoWorkers
 	}
-	w := routing.Pick(hs.PublicKey[:], e.presence.Live())
+	var w string
+	if e.cfg.Affinity != nil {
+		w = e.cfg.Affinity.Place(ctx, hs.PublicKey[:], e.presence.Live())
+	} else {
+		w = routing.Pick(hs.PublicKey[:], e.presence.Live())
+	}
 	if w == "" {
 		return nil, "", ErrNoWorkers
 	}
@@ -153,11 +165,36 @@ func (e *Edge) Open(ctx context.Context, id string, hs *relay.Handshake, handle 
 	return link, w, nil
 }
 
+// refreshAffinity keeps the placement of every connected client's key
+// alive, every affinity.TTL/3, until ctx ends.
+func (e *Edge) refreshAffinity(ctx context.Context) {
+	t := time.NewTicker(affinity.TTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		e.mu.Lock()
+		sessions := make([]*session.Session, 0, len(e.sessions))
+		for _, s := range e.sessions {
+			sessions = append(sessions, s)
+		}
+		e.mu.Unlock()
+		for _, s := range sessions {
+			if w, key := s.Worker(); w != "" {
+				e.cfg.Affinity.Refresh(ctx, key[:], w)
+			}
+		}
+	}
+}
+
 func (e *Edge) onWorkerLost(worker string) {
 	e.mu.Lock()
 	var lost []*session.Session
 	for _, s := range e.sessions {
-		if s.Worker() == worker {
+		if w, _ := s.Worker(); w == worker {
 			lost = append(lost, s)
 		}
 	}

@@ -68,6 +68,7 @@ type Session struct {
 
 	link      *routing.Link // set once, by the handshake, on the reader goroutine
 	worker    string
+	key       [32]byte      // the client's public key, from its handshake
 	handshake chan struct{} // closed when the handshake arrived
 
 	mu       sync.Mutex
@@ -102,13 +103,14 @@ func New(cfg Config) *Session {
 	return s
 }
 
-// Worker is the id of the worker holding the session, once it has one.
-func (s *Session) Worker() string {
+// Worker is the id of the worker holding the session and the client's
+// public key, once the session has a worker.
+func (s *Session) Worker() (string, [32]byte) {
 	select {
 	case <-s.handshake:
-		return s.worker
+		return s.worker, s.key
 	default:
-		return ""
+		return "", [32]byte{}
 	}
 }
 
@@ -206,7 +208,7 @@ func (s *Session) onClient(m relay.Message) {
 			s.Fail(fmt.Errorf("relay: no worker: %w", err))
 			return
 		}
-		s.link, s.worker = link, worker
+		s.link, s.worker, s.key = link, worker, hs.PublicKey
 		close(s.handshake)
 		return
 	}
