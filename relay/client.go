@@ -575,6 +575,11 @@ func (c *Client) Listen(ctx context.Context, kp noise.KeyPair, firewall Firewall
 	return srv, nil
 }
 
+// Done is closed when the relay has closed the server: after Close, or at
+// once when the relay refused it (the protocol has no refusal, so a refused
+// server is reported listening and then closed).
+func (srv *Server) Done() <-chan struct{} { return srv.closed }
+
 // Accept waits for the next connection.
 func (srv *Server) Accept(ctx context.Context) (*ClientConn, error) {
 	select {
