@@ -6,23 +6,40 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/dhtrelay/dht-relay/hyperdht"
 	"github.com/dhtrelay/dht-relay/relay"
 	"github.com/dhtrelay/dht-relay/secretstream"
 )
 
-// server is a client's server on the node.
+// server is a client's server on the node. When its session ends without
+// closing it, it stays announced for Grace, refusing connections, and a
+// session that proves the key (custodial: the secret key) takes it over.
 type server struct {
-	s      *session
-	id     uint32
-	client uint32
 	pk     [32]byte
+	ctx    context.Context // the server's own: it can outlive its session
+	cancel context.CancelFunc
 
 	mu      sync.Mutex
+	s       *session // the owner; changes on a handover
+	id      uint32   // the owner's alias for it
+	client  uint32   // the owner's client's alias for it
 	hs      *hyperdht.Server
 	closing bool
+	grace   *time.Timer   // set while orphaned
 	done    chan struct{} // closed when the server has stopped
+}
+
+// Grace is how long a server outlives a session that ended without
+// closing it.
+const Grace = 30 * time.Second
+
+// owner returns the server's session and aliases.
+func (srv *server) owner() (*session, uint32, uint32) {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	return srv.s, srv.id, srv.client
 }
 
 // ErrKeyInUse means another session already listens on the key here.
@@ -36,11 +53,6 @@ func (s *session) listen(m *relay.Listen) {
 	}
 	_, dup := s.servers[m.Alias]
 	full := len(s.servers) >= s.w.cfg.Limits.ServersPerSession
-	srv := &server{s: s, client: m.Alias, pk: m.PublicKey, done: make(chan struct{})}
-	if !dup && !full {
-		srv.id = s.newID()
-		s.servers[m.Alias] = srv
-	}
 	s.mu.Unlock()
 	if dup {
 		return
@@ -49,7 +61,83 @@ func (s *session) listen(m *relay.Listen) {
 		s.refuseListen(m.Alias, fmt.Errorf("relay: too many servers (limit %d)", s.w.cfg.Limits.ServersPerSession))
 		return
 	}
+	if s.w.adopt(s, m) {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv := &server{s: s, client: m.Alias, pk: m.PublicKey, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	s.mu.Lock()
+	srv.id = s.newID()
+	s.servers[m.Alias] = srv
+	s.mu.Unlock()
 	go srv.run(m)
+}
+
+// adopt hands a server in its grace period to the session s asking to
+// listen on its key, if s proves the key: a custodial client's secret key
+// must be the key's. A client that cannot prove it is refused while the
+// server waits for its owner.
+func (w *Worker) adopt(s *session, m *relay.Listen) bool {
+	w.mu.Lock()
+	srv := w.keys[m.PublicKey]
+	w.mu.Unlock()
+	if srv == nil {
+		return false
+	}
+	srv.mu.Lock()
+	orphaned := srv.grace != nil && !srv.closing
+	srv.mu.Unlock()
+	if !orphaned {
+		return false // a live server: run refuses the key as in use
+	}
+	if !m.Custodial {
+		s.refuseListen(m.Alias, ErrNoProof)
+		return true
+	}
+	if _, err := keyPair(m.PublicKey, m.SecretKey); err != nil {
+		s.refuseListen(m.Alias, ErrNoProof)
+		return true
+	}
+	s.mu.Lock()
+	id := s.newID()
+	s.servers[m.Alias] = srv
+	s.mu.Unlock()
+	srv.mu.Lock()
+	if srv.closing || srv.grace == nil || !srv.grace.Stop() {
+		srv.mu.Unlock()
+		s.mu.Lock()
+		delete(s.servers, m.Alias)
+		s.mu.Unlock()
+		return false // the grace ran out meanwhile: listen afresh
+	}
+	srv.grace = nil
+	srv.s, srv.id, srv.client = s, id, m.Alias
+	srv.mu.Unlock()
+	s.w.log.Info("server handed over to a reconnected session", "session", s.id)
+	s.send(&relay.Listening{Alias: id, RemoteAlias: m.Alias, Address: s.w.address()})
+	return true
+}
+
+// ErrNoProof means a session asked to listen on a key whose server is
+// waiting for its owner, without proving the key.
+var ErrNoProof = errors.New("relay: the key's server awaits its owner; listening on it needs the secret key")
+
+// orphan keeps srv announced for Grace after its session ended; then it
+// closes unless a session took it over.
+func (srv *server) orphan() {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.closing || srv.grace != nil {
+		return
+	}
+	srv.grace = time.AfterFunc(Grace, func() {
+		srv.mu.Lock()
+		orphaned := srv.grace != nil
+		srv.mu.Unlock()
+		if orphaned {
+			srv.close()
+		}
+	})
 }
 
 // refuseListen tells the client its server stopped as soon as it started:
@@ -65,14 +153,16 @@ func (s *session) refuseListen(client uint32, err error) {
 }
 
 func (srv *server) run(m *relay.Listen) {
-	s := srv.s
+	s := srv.s // the first owner, for setting up
 	defer close(srv.done)
+	defer srv.cancel()
 	defer func() {
-		s.mu.Lock()
-		if s.servers[srv.client] == srv {
-			delete(s.servers, srv.client)
+		owner, _, client := srv.owner()
+		owner.mu.Lock()
+		if owner.servers[client] == srv {
+			delete(owner.servers, client)
 		}
-		s.mu.Unlock()
+		owner.mu.Unlock()
 	}()
 	var cfg hyperdht.ServerConfig
 	if m.Custodial {
@@ -111,14 +201,15 @@ func (srv *server) run(m *relay.Listen) {
 		hs.Close()
 	}
 	for {
-		conn, err := hs.Accept(s.ctx)
+		conn, err := hs.Accept(srv.ctx)
 		if err != nil {
 			break
 		}
 		srv.incoming(conn)
 	}
 	hs.Close()
-	s.send(&relay.Closed{Alias: srv.id})
+	owner, id, _ := srv.owner()
+	owner.send(&relay.Closed{Alias: id})
 }
 
 // close stops the server and waits until it has unannounced.
@@ -130,12 +221,13 @@ func (srv *server) close() {
 	if hs != nil {
 		hs.Close()
 	}
+	srv.cancel()
 	<-srv.done
 }
 
 // incoming hands a new connection to the client.
 func (srv *server) incoming(conn *hyperdht.Conn) {
-	s := srv.s
+	s, srvID, _ := srv.owner()
 	s.mu.Lock()
 	if s.ended || len(s.streams) >= s.w.cfg.Limits.StreamsPerSession {
 		s.mu.Unlock()
@@ -147,7 +239,7 @@ func (srv *server) incoming(conn *hyperdht.Conn) {
 	st := newStream(s, id, pipeOf(conn))
 	s.streams[id] = st
 	s.mu.Unlock()
-	c := &relay.Connection{Custodial: conn.Stream != nil, Alias: id, ServerAlias: srv.id, RemotePublicKey: conn.RemotePublicKey}
+	c := &relay.Connection{Custodial: conn.Stream != nil, Alias: id, ServerAlias: srvID, RemotePublicKey: conn.RemotePublicKey}
 	if c.Custodial {
 		c.HandshakeHash = conn.Stream.HandshakeHash()
 	} else if h, ok := conn.Handshaker.(*handshaker); ok {
@@ -159,11 +251,11 @@ func (srv *server) incoming(conn *hyperdht.Conn) {
 
 // firewall asks a custodial client whether to take a connection.
 func (srv *server) firewall(remotePK [32]byte, payload *hyperdht.NoisePayload, _ netip.AddrPort) bool {
-	s := srv.s
+	s, srvID, _ := srv.owner()
 	s.mu.Lock()
 	id := s.newID()
 	s.mu.Unlock()
-	a, err := s.ask(id, &relay.Incoming{ID: id, ServerAlias: srv.id, RemotePublicKey: remotePK, Payload: payload.Encode(nil)})
+	a, err := s.ask(id, &relay.Incoming{ID: id, ServerAlias: srvID, RemotePublicKey: remotePK, Payload: payload.Encode(nil)})
 	if err != nil {
 		return true
 	}

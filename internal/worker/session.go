@@ -316,12 +316,20 @@ func (s *session) end(err error, tell bool) {
 		s.sendFrame(routing.KindBye, []byte(reason))
 	}
 	s.cancel()
-	var wg sync.WaitGroup
-	for _, srv := range servers {
-		wg.Add(1)
-		go func() { defer wg.Done(); srv.close() }()
+	if errors.Is(err, ErrShuttingDown) {
+		var wg sync.WaitGroup
+		for _, srv := range servers {
+			wg.Add(1)
+			go func() { defer wg.Done(); srv.close() }()
+		}
+		wg.Wait()
+	} else {
+		// The client may be reconnecting: its servers stay announced
+		// for Grace, for it to take over.
+		for _, srv := range servers {
+			srv.orphan()
+		}
 	}
-	wg.Wait()
 	s.link.Close()
 	s.w.forget(s)
 }

@@ -114,6 +114,13 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 			s.end(ErrShuttingDown, true)
 		}()
 	}
+	// Servers in their grace period belong to no session any more.
+	w.mu.Lock()
+	for _, srv := range w.keys {
+		wg.Add(1)
+		go func() { defer wg.Done(); srv.close() }()
+	}
+	w.mu.Unlock()
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	select {
