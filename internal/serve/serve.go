@@ -138,7 +138,9 @@ func Listen(cl ClientListeners, e *edge.Edge) (*Listening, error) {
 		ln = tls.NewListener(ln, tlsConf)
 		scheme = "wss"
 	}
-	l := &Listening{WS: scheme + "://" + ln.Addr().String()}
+	// The URLs name the host as given (0.0.0.0 stays 0.0.0.0, not the
+	// dual-stack [::] Go reports) with the port actually bound.
+	l := &Listening{WS: scheme + "://" + net.JoinHostPort(cl.Host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))}
 	l.srv = &http.Server{Handler: cl.Handler, ReadHeaderTimeout: 10 * time.Second}
 	go l.srv.Serve(ln)
 	if cl.TCP {
@@ -148,7 +150,7 @@ func Listen(cl ClientListeners, e *edge.Edge) (*Listening, error) {
 			return nil, fmt.Errorf("tcp listener: %w", err)
 		}
 		l.tcp = tln
-		l.TCP = "tcp://" + tln.Addr().String()
+		l.TCP = "tcp://" + net.JoinHostPort(cl.Host, strconv.Itoa(tln.Addr().(*net.TCPAddr).Port))
 		go e.ServeTCP(tln)
 	}
 	return l, nil
