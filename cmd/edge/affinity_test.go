@@ -6,15 +6,12 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
-
+	"github.com/dhtrelay/dht-relay/internal/redistest"
 	"github.com/dhtrelay/dht-relay/internal/routing"
 	"github.com/dhtrelay/dht-relay/noise"
 	"github.com/dhtrelay/dht-relay/relay"
@@ -27,33 +24,6 @@ func freePort(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
-}
-
-// redisURL is REDIS_URL, or a redis-server started for the test.
-func redisURL(t *testing.T) string {
-	if u := os.Getenv("REDIS_URL"); u != "" {
-		return u
-	}
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("no REDIS_URL and no redis-server to start")
-	}
-	addr := freePort(t)
-	_, port, _ := net.SplitHostPort(addr)
-	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for range 100 {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return "redis://" + addr + "/9"
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatal("redis-server did not start")
-	return ""
 }
 
 // workerSessions reads a worker's session gauge from its metrics address.
@@ -88,29 +58,21 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // client reconnecting through the other edge lands on its first worker
 // again, because Redis remembers it.
 func TestAffinityAcrossEdges(t *testing.T) {
-	redis := redisURL(t)
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
-	defer ns.Shutdown()
+	redis := redistest.URL(t)
+	natsURL := startNATS(t)
 	bin := buildCommands(t)
 	// The workers join a DHT of their own: placement needs no peers.
 	boot := freePort(t)
 	metrics := map[string]string{}
 	startWorker := func(id string) {
 		metrics[id] = freePort(t)
-		startProcess(t, filepath.Join(bin, "dhtworker"), "--nats", ns.ClientURL(), "--id", id, "--bootstrap", boot, "--dht-host", "127.0.0.1", "--metrics", metrics[id], "--log-level", "error")
+		startProcess(t, filepath.Join(bin, "dhtworker"), "--nats", natsURL, "--id", id, "--bootstrap", boot, "--dht-host", "127.0.0.1", "--metrics", metrics[id], "--log-level", "error")
 	}
 	startWorker("w1")
 	startWorker("w2")
 	var wss []string
 	for _, id := range []string{"e1", "e2"} {
-		_, ready := startProcess(t, filepath.Join(bin, "edge"), "--nats", ns.ClientURL(), "--redis", redis, "--id", id, "--host", "127.0.0.1", "--port", "0", "--log-level", "error")
+		_, ready := startProcess(t, filepath.Join(bin, "edge"), "--nats", natsURL, "--redis", redis, "--id", id, "--host", "127.0.0.1", "--port", "0", "--log-level", "error")
 		wss = append(wss, ready[strings.Index(ready, "ws://"):])
 	}
 

@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
-	"fmt"
 	"io"
 	"os/exec"
 	"path/filepath"
@@ -14,8 +11,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	natsserver "github.com/nats-io/nats-server/v2/server"
 
 	"github.com/dhtrelay/dht-relay/internal/interop"
 	"github.com/dhtrelay/dht-relay/internal/routing"
@@ -28,37 +23,15 @@ import (
 // the same edge is served by the other worker.
 func TestWorkerKilled(t *testing.T) {
 	interop.Require(t)
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
-	defer ns.Shutdown()
+	natsURL := startNATS(t)
 	bin := buildCommands(t)
-	peer := interop.Start(t, "hyperdht-peer.js", "10")
-	line, err := peer.ReadLineWithin(60 * time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var boot struct{ Bootstrap string }
-	json.Unmarshal([]byte(line), &boot)
-	seedHex := strings.Repeat("ef", 32)
-	fmt.Fprintln(peer.Stdin, "listen", seedHex)
-	if l, err := peer.ReadLineWithin(30 * time.Second); err != nil || !strings.Contains(l, "true") {
-		t.Fatalf("js listen: %s %v", l, err)
-	}
-	var seed [32]byte
-	hex.Decode(seed[:], []byte(seedHex))
-	echoKey := noise.KeyPairFromSeed(seed).Public
+	boot, echoKey := startJSEcho(t, strings.Repeat("ef", 32))
 
 	workers := map[string]*exec.Cmd{}
 	for _, id := range []string{"w1", "w2"} {
-		workers[id], _ = startProcess(t, filepath.Join(bin, "dhtworker"), "--nats", ns.ClientURL(), "--id", id, "--bootstrap", boot.Bootstrap, "--dht-host", "127.0.0.1", "--log-level", "error")
+		workers[id], _ = startProcess(t, filepath.Join(bin, "dhtworker"), "--nats", natsURL, "--id", id, "--bootstrap", boot, "--dht-host", "127.0.0.1", "--log-level", "error")
 	}
-	_, ready := startProcess(t, filepath.Join(bin, "edge"), "--nats", ns.ClientURL(), "--id", "e1", "--host", "127.0.0.1", "--port", "0", "--log-level", "error")
+	_, ready := startProcess(t, filepath.Join(bin, "edge"), "--nats", natsURL, "--id", "e1", "--host", "127.0.0.1", "--port", "0", "--log-level", "error")
 	ws := ready[strings.Index(ready, "ws://"):]
 	time.Sleep(routing.LostAfter) // the edge hears of both workers
 

@@ -70,11 +70,10 @@ func buildCommands(t *testing.T) string {
 	return dir
 }
 
-// TestSplitProcesses runs an edge and a worker as separate processes over
-// a NATS server: the unchanged JS client connects through the edge to a JS
-// echo server on a JS testnet, custodial and not.
-func TestSplitProcesses(t *testing.T) {
-	interop.Require(t)
+// startNATS runs a NATS server on loopback for the test and returns its
+// client URL.
+func startNATS(t *testing.T) string {
+	t.Helper()
 	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
 	if err != nil {
 		t.Fatal(err)
@@ -83,34 +82,50 @@ func TestSplitProcesses(t *testing.T) {
 	if !ns.ReadyForConnections(10 * time.Second) {
 		t.Fatal("nats not ready")
 	}
-	defer ns.Shutdown()
-	bin := buildCommands(t)
+	t.Cleanup(ns.Shutdown)
+	return ns.ClientURL()
+}
 
+// startJSEcho starts a JS testnet with a JS echo server on the key of
+// seedHex; it returns the testnet's bootstrap address and the server's key.
+func startJSEcho(t *testing.T, seedHex string) (string, [32]byte) {
+	t.Helper()
 	peer := interop.Start(t, "hyperdht-peer.js", "10")
 	line, err := peer.ReadLineWithin(60 * time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var boot struct{ Bootstrap string }
-	json.Unmarshal([]byte(line), &boot)
-	seed := strings.Repeat("ab", 32)
-	fmt.Fprintln(peer.Stdin, "listen", seed)
+	if err := json.Unmarshal([]byte(line), &boot); err != nil {
+		t.Fatalf("testnet: %v: %s", err, line)
+	}
+	fmt.Fprintln(peer.Stdin, "listen", seedHex)
 	if l, err := peer.ReadLineWithin(30 * time.Second); err != nil || !strings.Contains(l, "true") {
 		t.Fatalf("js listen: %s %v", l, err)
 	}
-	var s [32]byte
-	hex.Decode(s[:], []byte(seed))
-	kp := noise.KeyPairFromSeed(s)
+	var seed [32]byte
+	hex.Decode(seed[:], []byte(seedHex))
+	return boot.Bootstrap, noise.KeyPairFromSeed(seed).Public
+}
 
-	startProcess(t, filepath.Join(bin, "dhtworker"), "--nats", ns.ClientURL(), "--id", "w1", "--bootstrap", boot.Bootstrap, "--dht-host", "127.0.0.1", "--log-level", "warn")
-	_, ready := startProcess(t, filepath.Join(bin, "edge"), "--nats", ns.ClientURL(), "--id", "e1", "--host", "127.0.0.1", "--port", "0", "--log-level", "warn")
+// TestSplitProcesses runs an edge and a worker as separate processes over
+// a NATS server: the unchanged JS client connects through the edge to a JS
+// echo server on a JS testnet, custodial and not.
+func TestSplitProcesses(t *testing.T) {
+	interop.Require(t)
+	natsURL := startNATS(t)
+	bin := buildCommands(t)
+	boot, echoKey := startJSEcho(t, strings.Repeat("ab", 32))
+
+	startProcess(t, filepath.Join(bin, "dhtworker"), "--nats", natsURL, "--id", "w1", "--bootstrap", boot, "--dht-host", "127.0.0.1", "--log-level", "warn")
+	_, ready := startProcess(t, filepath.Join(bin, "edge"), "--nats", natsURL, "--id", "e1", "--host", "127.0.0.1", "--port", "0", "--log-level", "warn")
 	ws := ready[strings.Index(ready, "ws://"):]
 	for _, mode := range []string{"custodial", "noncustodial"} {
 		u := interop.Start(t, "relay-user.js", "ws", ws, mode, strings.Repeat("cd", 32))
 		if l, err := u.ReadLineWithin(30 * time.Second); err != nil || !strings.Contains(l, "ready") {
 			t.Fatalf("%s: client not ready: %s %v", mode, l, err)
 		}
-		fmt.Fprintf(u.Stdin, `{"cmd":"connect","key":"%s","bytes":1048576}`+"\n", hex.EncodeToString(kp.Public[:]))
+		fmt.Fprintf(u.Stdin, `{"cmd":"connect","key":"%s","bytes":1048576}`+"\n", hex.EncodeToString(echoKey[:]))
 		if l, err := u.ReadLineWithin(60 * time.Second); err != nil || !strings.Contains(l, `"ok":true`) {
 			t.Fatalf("%s: echo through the split relay: %s %v", mode, l, err)
 		}

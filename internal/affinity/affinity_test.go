@@ -3,57 +3,26 @@ package affinity
 import (
 	"context"
 	"crypto/rand"
-	"fmt"
 	"net"
-	"os"
-	"os/exec"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/dhtrelay/dht-relay/internal/redistest"
 	"github.com/dhtrelay/dht-relay/internal/routing"
 )
 
-// redisClient connects to REDIS_URL, or to a redis-server started for the
-// test on a free port.
+// redisClient connects to the test's Redis (redistest) and empties its
+// database afterwards.
 func redisClient(t *testing.T) *redis.Client {
 	t.Helper()
-	if u := os.Getenv("REDIS_URL"); u != "" {
-		opt, err := redis.ParseURL(u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		opt.DB = 9 // the tests' own database
-		c := redis.NewClient(opt)
-		t.Cleanup(func() { c.FlushDB(context.Background()); c.Close() })
-		return c
-	}
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("no REDIS_URL and no redis-server to start")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	opt, err := redis.ParseURL(redistest.URL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
-	t.Cleanup(func() { c.Close() })
-	for range 100 {
-		if c.Ping(context.Background()).Err() == nil {
-			return c
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatal("redis-server did not start")
-	return nil
+	c := redis.NewClient(opt)
+	t.Cleanup(func() { c.FlushDB(context.Background()); c.Close() })
+	return c
 }
 
 // keyWhereJoinerWins returns a key that hashing places on w1 among
