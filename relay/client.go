@@ -64,6 +64,7 @@ func DialTCP(ctx context.Context, addr string) (Transport, error) {
 // per-stream flow control).
 const (
 	maxClientFrame   = 32 << 20
+	maxDataChunk     = 64 << 10 // one data message's share of a large write
 	maxStreamBuffer  = 1 << 20
 	clientAcceptSize = 16
 )
@@ -488,8 +489,8 @@ func (s *Stream) Write(p []byte) (int, error) {
 	if err != nil && !errors.Is(err, io.EOF) {
 		return 0, err
 	}
-	for off := 0; off < len(p); off += 64 << 10 {
-		if err := s.c.send(&Data{Alias: s.alias, Data: [][]byte{p[off:min(off+64<<10, len(p))]}}); err != nil {
+	for off := 0; off < len(p); off += maxDataChunk {
+		if err := s.c.send(&Data{Alias: s.alias, Data: [][]byte{p[off:min(off+maxDataChunk, len(p))]}}); err != nil {
 			return off, err
 		}
 	}

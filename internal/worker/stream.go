@@ -284,10 +284,7 @@ func (s *session) connected(m *relay.Connected) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.streams[m.RemoteAlias]
-	if st == nil || s.byClient[m.Alias] != nil {
-		return
-	}
-	if _, reserved := s.byClient[m.Alias]; reserved {
+	if _, taken := s.byClient[m.Alias]; st == nil || taken { // taken: bound, or reserved by a connect
 		return
 	}
 	st.mu.Lock()
