@@ -14,7 +14,8 @@ import (
 
 // TestComposeFile loads docker-compose.yml with the compose-spec loader
 // and checks the cluster's shape: NATS, Redis, two workers, two edges,
-// each node locked down, every edge with a Redis URL.
+// each node locked down and joining the others' gossip, every edge with a
+// Redis URL.
 func TestComposeFile(t *testing.T) {
 	path, _ := filepath.Abs("../docker-compose.yml")
 	b, err := os.ReadFile(path)
@@ -48,6 +49,9 @@ func TestComposeFile(t *testing.T) {
 		}
 		if s.Environment["DHTRELAY_NATS"] == nil {
 			t.Errorf("service %s has no NATS URL", name)
+		}
+		if s.Environment["DHTRELAY_GOSSIP_JOIN"] == nil {
+			t.Errorf("service %s joins no gossip", name)
 		}
 		if filepath.Base(s.Entrypoint[0]) == "edge" && s.Environment["DHTRELAY_REDIS"] == nil {
 			t.Errorf("edge %s has no Redis URL", name)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/dhtrelay/dht-relay/internal/edge"
 	"github.com/dhtrelay/dht-relay/internal/limits"
+	"github.com/dhtrelay/dht-relay/internal/membership"
 	"github.com/dhtrelay/dht-relay/internal/serve"
 	"github.com/dhtrelay/dht-relay/internal/worker"
 )
@@ -115,22 +116,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer node.Close()
-	w, err := worker.New(worker.Config{ID: "local", NATS: wnc, Node: node, Limits: lim, Logger: log})
+	w, err := worker.New(worker.Config{ID: "worker", NATS: wnc, Node: node, Limits: lim, Logger: log})
 	if err != nil {
 		return err
 	}
 	if err := w.Start(ctx); err != nil {
 		return err
 	}
-	e, err := edge.New(edge.Config{ID: "local", NATS: enc, Limits: lim, Logger: log, BehindProxy: *behindProxy})
+	e, err := edge.New(edge.Config{ID: "edge", NATS: enc, Limits: lim, Logger: log, BehindProxy: *behindProxy})
 	if err != nil {
 		return err
 	}
-	if err := e.Start(ctx); err != nil {
+	// Membership as in a cluster, gossiping over loopback only.
+	edgeView, err := membership.Start(membership.Config{ID: "edge", Role: membership.Edge, Watch: membership.Worker, Bind: "127.0.0.1:0", OnLost: e.WorkerLost, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer edgeView.Close(0)
+	workerView, err := membership.Start(membership.Config{ID: "worker", Role: membership.Worker, Watch: membership.Edge, Bind: "127.0.0.1:0", Join: []string{edgeView.Addr()}, OnLost: w.EdgeLost, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer workerView.Close(0)
+	if err := e.Start(ctx, edgeView); err != nil {
 		return err
 	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	err = e.WaitWorkers(wctx)
+	err = edgeView.WaitLive(wctx)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("worker not live: %w", err)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dhtrelay/dht-relay/internal/limits"
+	"github.com/dhtrelay/dht-relay/internal/membership"
 	"github.com/dhtrelay/dht-relay/internal/serve"
 	"github.com/dhtrelay/dht-relay/internal/worker"
 )
@@ -28,6 +29,9 @@ func main() {
 	}
 }
 
+// gossipLeaveTimeout bounds telling the cluster this node leaves.
+const gossipLeaveTimeout = time.Second
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("dhtworker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -38,6 +42,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	dhtPort := fs.Int("dht-port", 0, "UDP port of the DHT node (0 picks a free one)")
 	metrics := fs.String("metrics", "", "address for /metrics, /healthz and /readyz (off unless given)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	gossip := serve.GossipFlags(fs)
 	lim := limits.Default()
 	serve.LimitFlags(fs, &lim)
 	if err := serve.FromEnv(fs); err != nil {
@@ -76,6 +81,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := w.Start(ctx); err != nil {
 		return err
 	}
+	members, err := gossip.Start(wid, membership.Worker, membership.Edge, w.EdgeLost, log)
+	if err != nil {
+		return err
+	}
+	defer members.Close(gossipLeaveTimeout)
 	if *metrics != "" {
 		h, err := serve.Health(*metrics, func() error { return nil }, func() string {
 			return fmt.Sprintf("# TYPE dhtrelay_sessions gauge\ndhtrelay_sessions{role=\"worker\"} %d\n", w.Sessions())

@@ -5,10 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"io"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,17 +20,11 @@ import (
 // the same edge is served by the other worker.
 func TestWorkerKilled(t *testing.T) {
 	interop.Require(t)
-	natsURL := startNATS(t)
-	bin := buildCommands(t)
 	boot, echoKey := startJSEcho(t, strings.Repeat("ef", 32))
-
-	workers := map[string]*exec.Cmd{}
-	for _, id := range []string{"w1", "w2"} {
-		workers[id], _ = startProcess(t, filepath.Join(bin, "dhtworker"), "--nats", natsURL, "--id", id, "--bootstrap", boot, "--dht-host", "127.0.0.1", "--log-level", "error")
-	}
-	_, ready := startProcess(t, filepath.Join(bin, "edge"), "--nats", natsURL, "--id", "e1", "--host", "127.0.0.1", "--port", "0", "--log-level", "error")
-	ws := ready[strings.Index(ready, "ws://"):]
-	time.Sleep(routing.LostAfter) // the edge hears of both workers
+	cl := newCluster(t, boot, "")
+	cl.worker("w1")
+	cl.worker("w2")
+	ws := cl.edge("e1", 2)
 
 	connect := func() (*relay.Client, noise.KeyPair) {
 		kp, _ := noise.GenerateKeyPair(rand.Reader)
@@ -74,7 +65,7 @@ func TestWorkerKilled(t *testing.T) {
 	}()
 	time.Sleep(500 * time.Millisecond)
 	holder := routing.Pick(kp.Public[:], []string{"w1", "w2"})
-	workers[holder].Process.Signal(syscall.SIGKILL)
+	cl.kill(holder)
 	killed := time.Now()
 	select {
 	case err := <-got:

@@ -20,6 +20,7 @@ import (
 	"github.com/dhtrelay/dht-relay/internal/affinity"
 	"github.com/dhtrelay/dht-relay/internal/edge"
 	"github.com/dhtrelay/dht-relay/internal/limits"
+	"github.com/dhtrelay/dht-relay/internal/membership"
 	"github.com/dhtrelay/dht-relay/internal/serve"
 )
 
@@ -31,6 +32,9 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// gossipLeaveTimeout bounds telling the cluster this node leaves.
+const gossipLeaveTimeout = time.Second
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("edge", flag.ContinueOnError)
@@ -46,6 +50,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	tcpPort := fs.Int("tcp-port", -1, "serve the TCP transport on this port (0 picks a free one; -1 off)")
 	metrics := fs.String("metrics", "", "address for /metrics, /healthz and /readyz (off unless given)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	gossip := serve.GossipFlags(fs)
 	lim := limits.Default()
 	serve.LimitFlags(fs, &lim)
 	if err := serve.FromEnv(fs); err != nil {
@@ -81,7 +86,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := e.Start(ctx); err != nil {
+	members, err := gossip.Start(eid, membership.Edge, membership.Worker, e.WorkerLost, log)
+	if err != nil {
+		return err
+	}
+	defer members.Close(gossipLeaveTimeout)
+	if err := e.Start(ctx, members); err != nil {
 		return err
 	}
 	cl := serve.ClientListeners{Host: *host, Port: *port, Cert: *cert, Key: *key, Handler: e, TCP: *tcpPort >= 0, TCPPort: *tcpPort}
@@ -96,7 +106,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 			return nil
 		}, func() string {
-			m := fmt.Sprintf("# TYPE dhtrelay_sessions gauge\ndhtrelay_sessions{role=\"edge\"} %d\n", e.Sessions())
+			m := fmt.Sprintf("# TYPE dhtrelay_sessions gauge\ndhtrelay_sessions{role=\"edge\"} %d\n# TYPE dhtrelay_workers_live gauge\ndhtrelay_workers_live %d\n", e.Sessions(), e.Workers())
 			if place != nil {
 				m += fmt.Sprintf("# TYPE dhtrelay_affinity_fallbacks_total counter\ndhtrelay_affinity_fallbacks_total %d\n", place.Fallbacks())
 			}

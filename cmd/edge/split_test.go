@@ -113,13 +113,10 @@ func startJSEcho(t *testing.T, seedHex string) (string, [32]byte) {
 // echo server on a JS testnet, custodial and not.
 func TestSplitProcesses(t *testing.T) {
 	interop.Require(t)
-	natsURL := startNATS(t)
-	bin := buildCommands(t)
 	boot, echoKey := startJSEcho(t, strings.Repeat("ab", 32))
-
-	startProcess(t, filepath.Join(bin, "dhtworker"), "--nats", natsURL, "--id", "w1", "--bootstrap", boot, "--dht-host", "127.0.0.1", "--log-level", "warn")
-	_, ready := startProcess(t, filepath.Join(bin, "edge"), "--nats", natsURL, "--id", "e1", "--host", "127.0.0.1", "--port", "0", "--log-level", "warn")
-	ws := ready[strings.Index(ready, "ws://"):]
+	c := newCluster(t, boot, "")
+	c.worker("w1")
+	ws := c.edge("e1", 1)
 	for _, mode := range []string{"custodial", "noncustodial"} {
 		u := interop.Start(t, "relay-user.js", "ws", ws, mode, strings.Repeat("cd", 32))
 		if l, err := u.ReadLineWithin(30 * time.Second); err != nil || !strings.Contains(l, "ready") {

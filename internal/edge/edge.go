@@ -1,7 +1,7 @@
 // Package edge terminates relay clients: it accepts WebSocket and TCP
 // connections, runs a session (package session) for each, and places each
 // session on a live worker, chosen by rendezvous hashing of the client's
-// public key, over NATS. An edge keeps no state a client needs after it
+// public key over the workers cluster membership reports alive, over NATS. An edge keeps no state a client needs after it
 // disconnects.
 package edge
 
@@ -50,13 +50,13 @@ const idleReadBuffer = 512
 
 // Edge serves clients.
 type Edge struct {
-	cfg      Config
-	log      *slog.Logger
-	ep       *routing.Endpoint
-	presence *routing.Presence
-	stop     context.CancelFunc
-	tcpKey   noise.KeyPair
-	upgrade  websocket.Upgrader
+	cfg     Config
+	log     *slog.Logger
+	ep      *routing.Endpoint
+	workers Workers
+	stop    context.CancelFunc
+	tcpKey  noise.KeyPair
+	upgrade websocket.Upgrader
 
 	mu       sync.Mutex
 	closing  bool
@@ -103,31 +103,34 @@ func New(cfg Config) (*Edge, error) {
 	return e, nil
 }
 
-// Start subscribes to the edge's subjects and starts watching workers.
-func (e *Edge) Start(ctx context.Context) error {
+// Workers is the edge's view of the live workers (membership.Members).
+// The edge also needs to hear of each worker's loss: see WorkerLost.
+type Workers interface {
+	// Live returns the live workers' ids, sorted.
+	Live() []string
+	// WaitLive waits until a worker is live.
+	WaitLive(ctx context.Context) error
+}
+
+// Start subscribes to the edge's subjects and starts placing sessions on
+// workers.
+func (e *Edge) Start(ctx context.Context, workers Workers) error {
 	ep, err := routing.NewEndpoint(e.cfg.NATS, routing.EdgeSessions(e.cfg.ID))
 	if err != nil {
 		return err
 	}
 	e.ep = ep
+	e.workers = workers
 	pctx, stop := context.WithCancel(context.Background())
 	e.stop = stop
-	if e.presence, err = routing.StartPresence(pctx, e.cfg.NATS, routing.EdgesAlive, routing.WorkersAlive, e.cfg.ID, e.onWorkerLost); err != nil {
-		stop()
-		ep.Close()
-		return err
-	}
 	if e.cfg.Affinity != nil {
 		go e.refreshAffinity(pctx)
 	}
 	return e.cfg.NATS.FlushTimeout(routing.FlushTimeout)
 }
 
-// WaitWorkers waits until a worker is live.
-func (e *Edge) WaitWorkers(ctx context.Context) error { return e.presence.WaitLive(ctx) }
-
 // Workers is the number of live workers the edge knows.
-func (e *Edge) Workers() int { return len(e.presence.Live()) }
+func (e *Edge) Workers() int { return len(e.workers.Live()) }
 
 // Sessions is the number of client sessions.
 func (e *Edge) Sessions() int {
@@ -140,14 +143,14 @@ func (e *Edge) Sessions() int {
 func (e *Edge) Open(ctx context.Context, id string, hs *relay.Handshake, handle func(routing.Frame), fail func(error)) (*routing.Link, string, error) {
 	// Right after a start or a worker's loss there may be none yet: wait
 	// within the handshake's time.
-	if e.presence.WaitLive(ctx) != nil {
+	if e.workers.WaitLive(ctx) != nil {
 		return nil, "", ErrNoWorkers
 	}
 	var w string
 	if e.cfg.Affinity != nil {
-		w = e.cfg.Affinity.Place(ctx, hs.PublicKey[:], e.presence.Live())
+		w = e.cfg.Affinity.Place(ctx, hs.PublicKey[:], e.workers.Live())
 	} else {
-		w = routing.Pick(hs.PublicKey[:], e.presence.Live())
+		w = routing.Pick(hs.PublicKey[:], e.workers.Live())
 	}
 	if w == "" {
 		return nil, "", ErrNoWorkers
@@ -190,7 +193,9 @@ func (e *Edge) refreshAffinity(ctx context.Context) {
 	}
 }
 
-func (e *Edge) onWorkerLost(worker string) {
+// WorkerLost fails the sessions placed on a worker that died or left:
+// their streams end with an error and their clients may reconnect.
+func (e *Edge) WorkerLost(worker string) {
 	e.mu.Lock()
 	var lost []*session.Session
 	for _, s := range e.sessions {

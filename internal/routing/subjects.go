@@ -2,15 +2,8 @@ package routing
 
 import "time"
 
-// NATS subjects. Edge, worker and session ids pass ValidID, so each is
-// one subject token.
-const (
-	// WorkersAlive carries workers' heartbeats; EdgesAlive edges'.
-	WorkersAlive = "dhtrelay.alive.worker"
-	EdgesAlive   = "dhtrelay.alive.edge"
-)
-
-// OpenSubject is where a worker takes requests to open sessions.
+// OpenSubject is where a worker takes requests to open sessions. Edge,
+// worker and session ids pass ValidID, so each is one subject token.
 func OpenSubject(worker string) string { return "dhtrelay.worker." + worker + ".open" }
 
 // WorkerSessions is the prefix of the subjects a worker receives its

@@ -40,7 +40,6 @@ type Worker struct {
 	log  *slog.Logger
 	ep   *routing.Endpoint
 	open *nats.Subscription
-	stop context.CancelFunc
 
 	mu       sync.Mutex
 	closing  bool
@@ -69,8 +68,7 @@ func New(cfg Config) (*Worker, error) {
 	return &Worker{cfg: cfg, log: log.With("worker", cfg.ID), sessions: map[string]*session{}, keys: map[[32]byte]*server{}}, nil
 }
 
-// Start subscribes to the worker's subjects and starts announcing it; it
-// serves until Shutdown.
+// Start subscribes to the worker's subjects; it serves until Shutdown.
 func (w *Worker) Start(ctx context.Context) error {
 	ep, err := routing.NewEndpoint(w.cfg.NATS, routing.WorkerSessions(w.cfg.ID))
 	if err != nil {
@@ -80,14 +78,6 @@ func (w *Worker) Start(ctx context.Context) error {
 	if w.open, err = w.cfg.NATS.Subscribe(routing.OpenSubject(w.cfg.ID), w.onOpen); err != nil {
 		ep.Close()
 		return fmt.Errorf("worker: subscribe: %w", err)
-	}
-	pctx, stop := context.WithCancel(context.Background())
-	w.stop = stop
-	if _, err := routing.StartPresence(pctx, w.cfg.NATS, routing.WorkersAlive, routing.EdgesAlive, w.cfg.ID, w.onEdgeLost); err != nil {
-		stop()
-		w.open.Unsubscribe()
-		ep.Close()
-		return err
 	}
 	return w.cfg.NATS.FlushTimeout(routing.FlushTimeout)
 }
@@ -126,9 +116,6 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 	case <-ctx.Done():
-	}
-	if w.stop != nil {
-		w.stop()
 	}
 	w.cfg.NATS.Flush()
 	if w.ep != nil {
@@ -169,7 +156,9 @@ func (w *Worker) onOpen(m *nats.Msg) {
 	m.Respond(nil)
 }
 
-func (w *Worker) onEdgeLost(edge string) {
+// EdgeLost ends the sessions of an edge that died or left, as if their
+// clients had gone: their servers enter the grace period.
+func (w *Worker) EdgeLost(edge string) {
 	w.mu.Lock()
 	var lost []*session
 	for _, s := range w.sessions {

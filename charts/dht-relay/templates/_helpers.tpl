@@ -15,7 +15,7 @@ seccompProfile:
   type: RuntimeDefault
 {{- end }}
 
-{{- define "dht-relay.limitsEnv" -}}
+{{- define "dht-relay.commonEnv" -}}
 - name: DHTRELAY_NATS
   value: {{ required "nats.url is required" .Values.nats.url | quote }}
 - name: DHTRELAY_MAX_SESSIONS
@@ -28,6 +28,14 @@ seccompProfile:
   value: {{ .Values.limits.maxQueries | quote }}
 - name: DHTRELAY_METRICS
   value: {{ printf "0.0.0.0:%v" .Values.metricsPort | quote }}
+- name: POD_IP
+  valueFrom: {fieldRef: {fieldPath: status.podIP}}
+- name: DHTRELAY_GOSSIP_BIND
+  value: {{ printf "0.0.0.0:%v" .Values.gossipPort | quote }}
+- name: DHTRELAY_GOSSIP_ADVERTISE
+  value: {{ printf "$(POD_IP):%v" .Values.gossipPort | quote }}
+- name: DHTRELAY_GOSSIP_JOIN
+  value: {{ printf "%s-gossip.%s.svc:%v" .Release.Name .Release.Namespace .Values.gossipPort | quote }}
 {{- end }}
 
 {{- define "dht-relay.probes" -}}
@@ -37,4 +45,9 @@ livenessProbe:
 readinessProbe:
   httpGet: {path: /readyz, port: metrics}
   periodSeconds: 5
+{{- end }}
+
+{{- define "dht-relay.gossipPorts" -}}
+- {name: gossip-udp, containerPort: {{ .Values.gossipPort }}, protocol: UDP}
+- {name: gossip-tcp, containerPort: {{ .Values.gossipPort }}, protocol: TCP}
 {{- end }}

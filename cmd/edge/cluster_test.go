@@ -1,0 +1,115 @@
+package main
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// cluster runs edges and workers as separate processes on loopback, over
+// one NATS server, gossiping membership with each other.
+type cluster struct {
+	t     *testing.T
+	bin   string
+	nats  string
+	boot  string // the DHT the workers join
+	redis string // empty: placement by hashing alone
+	seed  string // gossip address of the first node started
+
+	procs   map[string]*exec.Cmd
+	metrics map[string]string // node id → metrics address
+	ws      map[string]string // edge id → ws:// URL
+}
+
+func newCluster(t *testing.T, boot, redis string) *cluster {
+	return &cluster{
+		t: t, bin: buildCommands(t), nats: startNATS(t), boot: boot, redis: redis,
+		procs: map[string]*exec.Cmd{}, metrics: map[string]string{}, ws: map[string]string{},
+	}
+}
+
+// common are the flags every node takes: NATS, gossip, metrics.
+func (c *cluster) common(id string) []string {
+	gossip := freePort(c.t)
+	c.metrics[id] = freePort(c.t)
+	args := []string{"--nats", c.nats, "--id", id, "--gossip-bind", gossip, "--metrics", c.metrics[id], "--log-level", "error"}
+	if c.seed == "" {
+		c.seed = gossip
+	} else {
+		args = append(args, "--gossip-join", c.seed)
+	}
+	return args
+}
+
+func (c *cluster) worker(id string) {
+	args := append(c.common(id), "--bootstrap", c.boot, "--dht-host", "127.0.0.1")
+	c.procs[id], _ = startProcess(c.t, filepath.Join(c.bin, "dhtworker"), args...)
+}
+
+// edge starts an edge and waits until it sees workers live workers.
+func (c *cluster) edge(id string, workers int) string {
+	args := append(c.common(id), "--host", "127.0.0.1", "--port", "0")
+	if c.redis != "" {
+		args = append(args, "--redis", c.redis)
+	}
+	var ready string
+	c.procs[id], ready = startProcess(c.t, filepath.Join(c.bin, "edge"), args...)
+	c.ws[id] = ready[strings.Index(ready, "ws://"):]
+	c.waitWorkers(id, workers)
+	return c.ws[id]
+}
+
+// waitWorkers waits until edge sees n live workers.
+func (c *cluster) waitWorkers(edge string, n int) {
+	c.t.Helper()
+	want := string(rune('0' + n))
+	waitFor(c.t, edge+" to see "+want+" workers", func() bool { return metric(c.metrics[edge], "dhtrelay_workers_live") == want })
+}
+
+// kill ends a node with SIGKILL: no goodbye to anyone.
+func (c *cluster) kill(id string) {
+	c.procs[id].Process.Signal(syscall.SIGKILL)
+}
+
+func freePort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// metric reads the value of the first sample of name from a metrics
+// address.
+func metric(addr, name string) string {
+	res, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return err.Error()
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, name+"{") || strings.HasPrefix(l, name+" ") {
+			return l[strings.LastIndexByte(l, ' ')+1:]
+		}
+	}
+	return "?"
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -1,0 +1,246 @@
+// Package membership tells each node of a relay cluster which other nodes
+// are alive, by memberlist's SWIM gossip: every edge and worker joins with
+// its node id as its name and its role as its metadata. Edges place
+// sessions on the workers it reports alive, and end the sessions of a
+// worker it reports dead; workers end the sessions of a dead edge.
+//
+// Failure detection is tuned for a relay, not for memberlist's LAN
+// defaults: a killed node is declared dead within about three seconds, so
+// its clients' streams fail well within the five seconds the service
+// promises, while a node slowed by load is first suspected and can refute.
+package membership
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Role is what a node does in the cluster.
+type Role string
+
+// Roles.
+const (
+	Edge   Role = "edge"
+	Worker Role = "worker"
+)
+
+// Failure detection: a member is probed every probeInterval and suspected
+// when neither it nor the members asked to probe it on our behalf answer
+// within probeTimeout; a suspect that does not refute is dead after
+// suspicionMult probe intervals, at most suspicionMaxMult times that when
+// no other member confirms the suspicion.
+const (
+	probeInterval    = 400 * time.Millisecond
+	probeTimeout     = 300 * time.Millisecond
+	suspicionMult    = 3
+	suspicionMaxMult = 2
+	gossipInterval   = 100 * time.Millisecond
+)
+
+// rejoinInterval is how often a node that sees no member of the role it
+// watches tries its join addresses again: a node started before its seeds,
+// or cut off from them, finds the cluster once they are reachable.
+const rejoinInterval = 2 * time.Second
+
+// Config configures a node's membership.
+type Config struct {
+	// ID is the node's name in the cluster; it must be unique.
+	ID   string
+	Role Role
+	// Bind is the gossip address, HOST:PORT (UDP and TCP); port 0 picks a
+	// free one.
+	Bind string
+	// Advertise is the address other members reach this node at, when it
+	// differs from Bind (NAT, containers); empty uses Bind's, or a private
+	// address of this host when Bind is unspecified.
+	Advertise string
+	// Join lists members to join, HOST:PORT; host names resolve to every
+	// address they have.
+	Join []string
+	// Watch is the role whose members OnLost reports.
+	Watch Role
+	// OnLost runs, on a goroutine of its own, when a watched member is
+	// declared dead or leaves.
+	OnLost func(id string)
+	Logger *slog.Logger
+}
+
+// Members is a node's view of the cluster.
+type Members struct {
+	cfg    Config
+	ml     *memberlist.Memberlist
+	stop   context.CancelFunc
+	done   chan struct{}
+	closed sync.Once
+}
+
+// ErrNoMembers means no member of the watched role became alive in time.
+var ErrNoMembers = errors.New("membership: no live member")
+
+// Start joins the cluster and keeps rejoining while no watched member is
+// alive, until Close.
+func Start(cfg Config) (*Members, error) {
+	host, portStr, err := net.SplitHostPort(cfg.Bind)
+	if err != nil {
+		return nil, fmt.Errorf("membership: bind %q: %w", cfg.Bind, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("membership: bind %q: bad port", cfg.Bind)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	mc := memberlist.DefaultLANConfig()
+	mc.Name = cfg.ID
+	mc.BindAddr, mc.BindPort = host, port
+	if cfg.Advertise != "" {
+		ahost, aport, err := net.SplitHostPort(cfg.Advertise)
+		if err != nil {
+			return nil, fmt.Errorf("membership: advertise %q: %w", cfg.Advertise, err)
+		}
+		mc.AdvertiseAddr = ahost
+		if mc.AdvertisePort, err = strconv.Atoi(aport); err != nil {
+			return nil, fmt.Errorf("membership: advertise %q: bad port", cfg.Advertise)
+		}
+	}
+	mc.ProbeInterval, mc.ProbeTimeout = probeInterval, probeTimeout
+	mc.SuspicionMult, mc.SuspicionMaxTimeoutMult = suspicionMult, suspicionMaxMult
+	mc.GossipInterval = gossipInterval
+	mc.Delegate = meta(cfg.Role)
+	m := &Members{cfg: cfg, done: make(chan struct{})}
+	mc.Events = &events{m: m}
+	mc.Logger = newLogBridge(log.With("gossip", cfg.ID))
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return nil, fmt.Errorf("membership: %w", err)
+	}
+	m.ml = ml
+	ctx, stop := context.WithCancel(context.Background())
+	m.stop = stop
+	go m.keepJoined(ctx, log)
+	return m, nil
+}
+
+// keepJoined joins at once and again every rejoinInterval while no
+// watched member is alive.
+func (m *Members) keepJoined(ctx context.Context, log *slog.Logger) {
+	defer close(m.done)
+	t := time.NewTicker(rejoinInterval)
+	defer t.Stop()
+	for {
+		if len(m.cfg.Join) > 0 && len(m.Live()) == 0 {
+			if _, err := m.ml.Join(m.cfg.Join); err != nil {
+				log.Debug("gossip join failed; retrying", "join", m.cfg.Join, "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Addr is the address other members reach this node's gossip at.
+func (m *Members) Addr() string {
+	n := m.ml.LocalNode()
+	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+}
+
+// Live returns the ids of the watched role's members that are alive (not
+// suspected), sorted.
+func (m *Members) Live() []string {
+	var ids []string
+	for _, n := range m.ml.Members() {
+		if n.State == memberlist.StateAlive && Role(n.Meta) == m.cfg.Watch && n.Name != m.cfg.ID {
+			ids = append(ids, n.Name)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// WaitLive waits until a watched member is alive.
+func (m *Members) WaitLive(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for len(m.Live()) == 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", ErrNoMembers, ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// Close leaves the cluster, telling the other members within timeout so
+// they need not wait to detect it, and stops gossiping.
+func (m *Members) Close(timeout time.Duration) {
+	m.closed.Do(func() {
+		m.stop()
+		<-m.done
+		m.ml.Leave(timeout)
+		m.ml.Shutdown()
+	})
+}
+
+// meta gives memberlist the node's role as its metadata.
+type meta Role
+
+func (r meta) NodeMeta(limit int) []byte                { return []byte(r) }
+func (meta) NotifyMsg([]byte)                           {}
+func (meta) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (meta) LocalState(join bool) []byte                { return nil }
+func (meta) MergeRemoteState(buf []byte, join bool)     {}
+
+// events reports watched members that die or leave.
+type events struct{ m *Members }
+
+func (e *events) NotifyJoin(*memberlist.Node)   {}
+func (e *events) NotifyUpdate(*memberlist.Node) {}
+func (e *events) NotifyLeave(n *memberlist.Node) {
+	// memberlist calls this with its state locked: never block it.
+	if Role(n.Meta) == e.m.cfg.Watch && e.m.cfg.OnLost != nil {
+		go e.m.cfg.OnLost(n.Name)
+	}
+}
+
+// newLogBridge turns memberlist's "[LEVEL] memberlist: ..." lines into
+// slog records, so gossip logs obey the node's log level.
+func newLogBridge(l *slog.Logger) *log.Logger {
+	return log.New(bridge{l}, "", 0)
+}
+
+type bridge struct{ log *slog.Logger }
+
+func (b bridge) Write(p []byte) (int, error) {
+	line := bytes.TrimSpace(p)
+	level := slog.LevelDebug
+	switch {
+	case bytes.Contains(line, []byte(net.ErrClosed.Error())):
+		// memberlist's goroutines still send for a moment after it
+		// shuts its sockets: expected, not an error.
+	case bytes.HasPrefix(line, []byte("[ERR]")):
+		level = slog.LevelError
+	case bytes.HasPrefix(line, []byte("[WARN]")):
+		level = slog.LevelWarn
+	case bytes.HasPrefix(line, []byte("[INFO]")):
+		level = slog.LevelInfo
+	}
+	b.log.Log(context.Background(), level, string(line))
+	return len(p), nil
+}

@@ -1,0 +1,105 @@
+package membership
+
+import (
+	"context"
+	"net"
+	"slices"
+	"testing"
+	"time"
+)
+
+type lostLog chan string
+
+func start(t *testing.T, id string, role, watch Role, join []string, lost lostLog) *Members {
+	t.Helper()
+	m, err := Start(Config{ID: id, Role: role, Watch: watch, Bind: "127.0.0.1:0", Join: join, OnLost: func(id string) { lost <- id }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close(time.Second) })
+	return m
+}
+
+func waitLive(t *testing.T, m *Members, want ...string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !slices.Equal(m.Live(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s sees %v, want %v", m.cfg.ID, m.Live(), want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func waitLost(t *testing.T, lost lostLog, id string, within time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	timer := time.After(within)
+	for {
+		select {
+		case got := <-lost:
+			if got == id {
+				return time.Since(start)
+			}
+		case <-timer:
+			t.Fatalf("%s not reported lost within %v", id, within)
+		}
+	}
+}
+
+// An edge sees the workers and not the other edge; a crashed worker is
+// reported dead within the service's five seconds, and one that leaves
+// at once.
+func TestLiveAndLost(t *testing.T) {
+	lost := make(lostLog, 16)
+	e1 := start(t, "e1", Edge, Worker, nil, lost)
+	w1 := start(t, "w1", Worker, Edge, []string{e1.Addr()}, make(lostLog, 16))
+	w2 := start(t, "w2", Worker, Edge, []string{e1.Addr()}, make(lostLog, 16))
+	e2 := start(t, "e2", Edge, Worker, []string{w1.Addr()}, make(lostLog, 16))
+	waitLive(t, e1, "w1", "w2")
+	waitLive(t, e2, "w1", "w2")
+	waitLive(t, w1, "e1", "e2")
+
+	// A crash: no leave message, the others must detect it.
+	w2.closed.Do(func() {
+		w2.stop()
+		<-w2.done
+		w2.ml.Shutdown()
+	})
+	took := waitLost(t, lost, "w2", 5*time.Second)
+	t.Logf("crashed worker reported dead after %v", took)
+	waitLive(t, e1, "w1")
+
+	w1.Close(time.Second)
+	took = waitLost(t, lost, "w1", time.Second)
+	t.Logf("leaving worker reported after %v", took)
+	waitLive(t, e1)
+	if err := e1.WaitLive(ctxTimeout(t, 100*time.Millisecond)); err == nil {
+		t.Fatal("WaitLive returned with no worker alive")
+	}
+}
+
+// A node started before its seed keeps trying and joins once the seed is
+// up.
+func TestJoinsSeedStartedLater(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := l.Addr().String()
+	l.Close()
+	e := start(t, "e1", Edge, Worker, []string{seed}, make(lostLog, 1))
+	time.Sleep(rejoinInterval / 2)
+	w, err := Start(Config{ID: "w1", Role: Worker, Watch: Edge, Bind: seed})
+	if err != nil {
+		t.Skipf("the seed's port was taken meanwhile: %v", err)
+	}
+	t.Cleanup(func() { w.Close(time.Second) })
+	waitLive(t, e, "w1")
+}
+
+func ctxTimeout(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}

@@ -1,0 +1,38 @@
+package serve
+
+import (
+	"flag"
+	"log/slog"
+	"strings"
+
+	"github.com/dhtrelay/dht-relay/internal/membership"
+)
+
+// Gossip says where a cluster node gossips membership.
+type Gossip struct {
+	Bind      string
+	Advertise string
+	Join      string
+}
+
+// GossipFlags registers the gossip flags on fs.
+func GossipFlags(fs *flag.FlagSet) *Gossip {
+	g := &Gossip{}
+	fs.StringVar(&g.Bind, "gossip-bind", "0.0.0.0:7946", "memberlist gossip address, HOST:PORT, UDP and TCP (port 0 picks a free one)")
+	fs.StringVar(&g.Advertise, "gossip-advertise", "", "gossip address other nodes reach this one at, when it differs from --gossip-bind")
+	fs.StringVar(&g.Join, "gossip-join", "", "gossip addresses of other nodes to join, HOST:PORT[,HOST:PORT...]; names resolve to all their addresses")
+	return g
+}
+
+// Start joins the cluster as id in role, watching the members of watch.
+func (g *Gossip) Start(id string, role, watch membership.Role, onLost func(string), log *slog.Logger) (*membership.Members, error) {
+	var join []string
+	for _, a := range strings.Split(g.Join, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			join = append(join, a)
+		}
+	}
+	return membership.Start(membership.Config{
+		ID: id, Role: role, Watch: watch, Bind: g.Bind, Advertise: g.Advertise, Join: join, OnLost: onLost, Logger: log,
+	})
+}
