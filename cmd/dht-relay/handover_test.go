@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,13 +14,22 @@ import (
 )
 
 // TestServerHandover: a client that drops its connection leaves its
-// server announced; a session with only the public key cannot take it
-// over; the client reconnecting with its key gets the same server back at
-// once, and a JS peer connects to it.
+// server announced; sessions with only the public key cannot take it over
+// (custodial with another secret key, or non-custodial unable to sign);
+// the client reconnecting with its key gets the same server back at once
+// (custodial: by its secret key; non-custodial: by signing a challenge
+// announce), and a JS peer connects to it.
 func TestServerHandover(t *testing.T) {
 	interop.Require(t)
 	peer, boot := startTestnet(t)
-	rel := startRelay(t, "--bootstrap", boot)
+	rel := startRelay(t, "--bootstrap", boot, "--metrics", "127.0.0.1:0")
+	for _, custodial := range []bool{true, false} {
+		name := map[bool]string{true: "custodial", false: "noncustodial"}[custodial]
+		t.Run(name, func(t *testing.T) { testHandover(t, peer, rel, custodial) })
+	}
+}
+
+func testHandover(t *testing.T, peer *jsPeer, rel *relayProc, custodial bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	dial := func(custodial bool) *relay.Client {
@@ -32,31 +45,46 @@ func TestServerHandover(t *testing.T) {
 		return c
 	}
 	seed := randomSeed()
-	first := dial(true)
-	if _, err := first.Listen(ctx, keyOf(seed), nil); err != nil {
+	owner := keyOf(seed)
+	first := dial(custodial)
+	if _, err := first.Listen(ctx, owner, nil); err != nil {
 		t.Fatal(err)
 	}
 	first.Close() // the connection drops without closing the server
 
-	// Someone with only the public key (non-custodial, no proof) is refused.
-	thief := dial(false)
-	if srv, err := thief.Listen(ctx, keyOf(seed), nil); err == nil {
-		select {
-		case <-srv.Done():
-		case <-time.After(5 * time.Second):
-			t.Fatal("a session without the key took over the server")
+	// A thief knows the public key, not the secret one. Until the relay
+	// has seen the first session end, the key is simply in use; the
+	// thief tries until it is refused for want of proof.
+	stolen := keyOf(randomSeed())
+	stolen.Public = owner.Public
+	for _, thiefCustodial := range []bool{true, false} {
+		thief := dial(thiefCustodial)
+		refusals := takeoversRefused(t, rel)
+		for deadline := time.Now().Add(10 * time.Second); takeoversRefused(t, rel) == refusals; {
+			if time.Now().After(deadline) {
+				t.Fatalf("the thief (custodial %v) was never refused for want of proof", thiefCustodial)
+			}
+			srv, err := thief.Listen(ctx, stolen, nil)
+			if err == nil {
+				select {
+				case <-srv.Done():
+				case <-time.After(5 * time.Second):
+					t.Fatalf("a session without the key (custodial %v) took over the server", thiefCustodial)
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	}
 
-	again := dial(true)
+	again := dial(custodial)
 	start := time.Now()
 	var srv *relay.Server
 	// Until the worker has seen the first session end, the key is in use
 	// and the listen refused (listening, then closed at once).
 	for srv == nil && time.Since(start) < 10*time.Second {
-		s, err := again.Listen(ctx, keyOf(seed), nil)
+		s, err := again.Listen(ctx, owner, nil)
 		if err != nil {
-			t.Fatal(err)
+			continue // refused: the key still in use
 		}
 		select {
 		case <-s.Done():
@@ -93,4 +121,23 @@ func TestServerHandover(t *testing.T) {
 		t.Fatal("the handed-over server closed")
 	default:
 	}
+}
+
+// takeoversRefused reads the relay's count of takeovers refused for want
+// of proof.
+func takeoversRefused(t *testing.T, rel *relayProc) int {
+	t.Helper()
+	res, err := http.Get("http://" + rel.metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "dhtrelay_errors_total{") && strings.Contains(l, `kind="takeover_refused"`) {
+			n, _ := strconv.Atoi(l[strings.LastIndexByte(l, ' ')+1:])
+			return n
+		}
+	}
+	return 0
 }

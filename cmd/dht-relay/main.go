@@ -24,6 +24,7 @@ import (
 	"github.com/dhtrelay/dht-relay/internal/limits"
 	"github.com/dhtrelay/dht-relay/internal/membership"
 	"github.com/dhtrelay/dht-relay/internal/serve"
+	"github.com/dhtrelay/dht-relay/internal/telemetry"
 	"github.com/dhtrelay/dht-relay/internal/worker"
 )
 
@@ -116,14 +117,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer node.Close()
-	w, err := worker.New(worker.Config{ID: "worker", NATS: wnc, Node: node, Limits: lim, Logger: log})
+	tel, err := telemetry.Setup(ctx, "dht-relay", "local")
+	if err != nil {
+		return err
+	}
+	defer serve.FlushTelemetry(tel, log)
+	w, err := worker.New(worker.Config{ID: "worker", NATS: wnc, Node: node, Limits: lim, Logger: log, Telemetry: tel})
 	if err != nil {
 		return err
 	}
 	if err := w.Start(ctx); err != nil {
 		return err
 	}
-	e, err := edge.New(edge.Config{ID: "edge", NATS: enc, Limits: lim, Logger: log, BehindProxy: *behindProxy})
+	e, err := edge.New(edge.Config{ID: "edge", NATS: enc, Limits: lim, Logger: log, BehindProxy: *behindProxy, Telemetry: tel})
 	if err != nil {
 		return err
 	}
@@ -155,19 +161,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	ready := "dht-relay ready: " + l.WS
+	if l.TCP != "" {
+		ready += " " + l.TCP
+	}
 	if *metrics != "" {
-		h, err := serve.Health(*metrics, func() error { return nil }, func() string {
-			return fmt.Sprintf("# TYPE dhtrelay_sessions gauge\ndhtrelay_sessions{role=\"edge\"} %d\ndhtrelay_sessions{role=\"worker\"} %d\n", e.Sessions(), w.Sessions())
-		})
+		h, err := serve.Health(*metrics, func() error { return nil }, tel.Handler())
 		if err != nil {
 			l.Close()
 			return err
 		}
 		defer h.Close()
-	}
-	ready := "dht-relay ready: " + l.WS
-	if l.TCP != "" {
-		ready += " " + l.TCP
+		ready += " metrics " + h.Addr
 	}
 	fmt.Fprintln(stdout, ready)
 

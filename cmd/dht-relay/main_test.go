@@ -19,6 +19,7 @@ import (
 // relayProc is dht-relay running in this process, as its main runs it.
 type relayProc struct {
 	ws, tcp string // ws://… and host:port
+	metrics string // host:port, with --metrics
 	stop    context.CancelFunc
 	done    chan error
 }
@@ -38,8 +39,11 @@ func startRelay(t *testing.T, args ...string) *relayProc {
 		t.Fatalf("relay did not get ready: %v", err)
 	}
 	go io.Copy(io.Discard, pr)
-	for _, f := range strings.Fields(line) {
+	fields := strings.Fields(line)
+	for i, f := range fields {
 		switch {
+		case f == "metrics" && i+1 < len(fields):
+			p.metrics = fields[i+1]
 		case strings.HasPrefix(f, "ws://"):
 			p.ws = f
 		case strings.HasPrefix(f, "tcp://"):

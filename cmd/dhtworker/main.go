@@ -17,6 +17,7 @@ import (
 	"github.com/dhtrelay/dht-relay/internal/limits"
 	"github.com/dhtrelay/dht-relay/internal/membership"
 	"github.com/dhtrelay/dht-relay/internal/serve"
+	"github.com/dhtrelay/dht-relay/internal/telemetry"
 	"github.com/dhtrelay/dht-relay/internal/worker"
 )
 
@@ -74,7 +75,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer node.Close()
-	w, err := worker.New(worker.Config{ID: wid, NATS: nc, Node: node, Limits: lim, Logger: log})
+	tel, err := telemetry.Setup(ctx, "dhtworker", wid)
+	if err != nil {
+		return err
+	}
+	defer serve.FlushTelemetry(tel, log)
+	w, err := worker.New(worker.Config{ID: wid, NATS: nc, Node: node, Limits: lim, Logger: log, Telemetry: tel})
 	if err != nil {
 		return err
 	}
@@ -86,16 +92,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer members.Close(gossipLeaveTimeout)
+	ready := fmt.Sprintf("dhtworker %s ready: dht %s gossip %s", wid, node.DHT().ServerSocket().LocalAddr(), members.Addr())
 	if *metrics != "" {
-		h, err := serve.Health(*metrics, func() error { return nil }, func() string {
-			return fmt.Sprintf("# TYPE dhtrelay_sessions gauge\ndhtrelay_sessions{role=\"worker\"} %d\n", w.Sessions())
-		})
+		h, err := serve.Health(*metrics, func() error { return nil }, tel.Handler())
 		if err != nil {
 			return err
 		}
 		defer h.Close()
+		ready += " metrics " + h.Addr
 	}
-	fmt.Fprintf(stdout, "dhtworker %s ready: dht %s\n", wid, node.DHT().ServerSocket().LocalAddr())
+	fmt.Fprintln(stdout, ready)
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()

@@ -18,9 +18,10 @@ type cluster struct {
 	t     *testing.T
 	bin   string
 	nats  string
-	boot  string // the DHT the workers join
-	redis string // empty: placement by hashing alone
-	seed  string // gossip address of the first node started
+	boot  string   // the DHT the workers join
+	redis string   // empty: placement by hashing alone
+	env   []string // added to every node's environment
+	seed  string   // gossip address of the first node started
 
 	procs   map[string]*exec.Cmd
 	metrics map[string]string // node id → metrics address
@@ -34,22 +35,36 @@ func newCluster(t *testing.T, boot, redis string) *cluster {
 	}
 }
 
-// common are the flags every node takes: NATS, gossip, metrics.
+// common are the flags every node takes: NATS, gossip, metrics, each
+// on a port the node picks and reports in its ready line.
 func (c *cluster) common(id string) []string {
-	gossip := freePort(c.t)
-	c.metrics[id] = freePort(c.t)
-	args := []string{"--nats", c.nats, "--id", id, "--gossip-bind", gossip, "--metrics", c.metrics[id], "--log-level", "error"}
-	if c.seed == "" {
-		c.seed = gossip
-	} else {
+	args := []string{"--nats", c.nats, "--id", id, "--gossip-bind", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--log-level", "error"}
+	if c.seed != "" {
 		args = append(args, "--gossip-join", c.seed)
 	}
 	return args
 }
 
+// started records what a node's ready line reports.
+func (c *cluster) started(id string, cmd *exec.Cmd, ready string) {
+	c.procs[id] = cmd
+	f := strings.Fields(ready)
+	for i, w := range f {
+		switch {
+		case strings.HasPrefix(w, "ws://"):
+			c.ws[id] = w
+		case w == "gossip" && i+1 < len(f) && c.seed == "":
+			c.seed = f[i+1]
+		case w == "metrics" && i+1 < len(f):
+			c.metrics[id] = f[i+1]
+		}
+	}
+}
+
 func (c *cluster) worker(id string) {
 	args := append(c.common(id), "--bootstrap", c.boot, "--dht-host", "127.0.0.1")
-	c.procs[id], _ = startProcess(c.t, filepath.Join(c.bin, "dhtworker"), args...)
+	cmd, ready := startProcess(c.t, c.env, filepath.Join(c.bin, "dhtworker"), args...)
+	c.started(id, cmd, ready)
 }
 
 // edge starts an edge and waits until it sees workers live workers.
@@ -58,9 +73,8 @@ func (c *cluster) edge(id string, workers int) string {
 	if c.redis != "" {
 		args = append(args, "--redis", c.redis)
 	}
-	var ready string
-	c.procs[id], ready = startProcess(c.t, filepath.Join(c.bin, "edge"), args...)
-	c.ws[id] = ready[strings.Index(ready, "ws://"):]
+	cmd, ready := startProcess(c.t, c.env, filepath.Join(c.bin, "edge"), args...)
+	c.started(id, cmd, ready)
 	c.waitWorkers(id, workers)
 	return c.ws[id]
 }

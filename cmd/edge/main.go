@@ -22,6 +22,7 @@ import (
 	"github.com/dhtrelay/dht-relay/internal/limits"
 	"github.com/dhtrelay/dht-relay/internal/membership"
 	"github.com/dhtrelay/dht-relay/internal/serve"
+	"github.com/dhtrelay/dht-relay/internal/telemetry"
 )
 
 func main() {
@@ -82,7 +83,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer rdb.Close()
 		place = affinity.New(rdb, log)
 	}
-	e, err := edge.New(edge.Config{ID: eid, NATS: nc, Limits: lim, Logger: log, BehindProxy: *behindProxy, Affinity: place})
+	tel, err := telemetry.Setup(ctx, "edge", eid)
+	if err != nil {
+		return err
+	}
+	defer serve.FlushTelemetry(tel, log)
+	e, err := edge.New(edge.Config{ID: eid, NATS: nc, Limits: lim, Logger: log, BehindProxy: *behindProxy, Affinity: place, Telemetry: tel})
 	if err != nil {
 		return err
 	}
@@ -99,28 +105,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	ready := fmt.Sprintf("edge %s ready: %s", eid, l.WS)
+	if l.TCP != "" {
+		ready += " " + l.TCP
+	}
+	ready += " gossip " + members.Addr()
 	if *metrics != "" {
 		h, err := serve.Health(*metrics, func() error {
 			if e.Workers() == 0 {
 				return errors.New("no live worker")
 			}
 			return nil
-		}, func() string {
-			m := fmt.Sprintf("# TYPE dhtrelay_sessions gauge\ndhtrelay_sessions{role=\"edge\"} %d\n# TYPE dhtrelay_workers_live gauge\ndhtrelay_workers_live %d\n", e.Sessions(), e.Workers())
-			if place != nil {
-				m += fmt.Sprintf("# TYPE dhtrelay_affinity_fallbacks_total counter\ndhtrelay_affinity_fallbacks_total %d\n", place.Fallbacks())
-			}
-			return m
-		})
+		}, tel.Handler())
 		if err != nil {
 			l.Close()
 			return err
 		}
 		defer h.Close()
-	}
-	ready := fmt.Sprintf("edge %s ready: %s", eid, l.WS)
-	if l.TCP != "" {
-		ready += " " + l.TCP
+		ready += " metrics " + h.Addr
 	}
 	fmt.Fprintln(stdout, ready)
 	<-ctx.Done()

@@ -18,10 +18,14 @@ import (
 	"github.com/dhtrelay/dht-relay/noise"
 )
 
-// startProcess runs a built binary and returns its first output line.
-func startProcess(t *testing.T, bin string, args ...string) (*exec.Cmd, string) {
+// startProcess runs a built binary, with env added to its environment,
+// and returns its first output line.
+func startProcess(t *testing.T, env []string, bin string, args ...string) (*exec.Cmd, string) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

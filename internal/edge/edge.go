@@ -20,11 +20,16 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/dhtrelay/dht-relay/internal/affinity"
 	"github.com/dhtrelay/dht-relay/internal/limits"
 	"github.com/dhtrelay/dht-relay/internal/routing"
 	"github.com/dhtrelay/dht-relay/internal/session"
+	"github.com/dhtrelay/dht-relay/internal/telemetry"
 	"github.com/dhtrelay/dht-relay/noise"
 	"github.com/dhtrelay/dht-relay/relay"
 	"github.com/dhtrelay/dht-relay/secretstream"
@@ -43,6 +48,8 @@ type Config struct {
 	// Affinity, when set, keeps each key on the worker that holds it
 	// across reconnects; nil places by hashing alone.
 	Affinity *affinity.Placer
+	// Telemetry traces and counts sessions (nil: telemetry.Nop).
+	Telemetry *telemetry.Telemetry
 }
 
 // idleReadBuffer is the WebSocket read buffer every session holds.
@@ -85,11 +92,18 @@ func New(cfg Config) (*Edge, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	if cfg.Telemetry == nil {
+		cfg.Telemetry = telemetry.Nop()
+	}
 	kp, err := noise.GenerateKeyPair(rand.Reader)
 	if err != nil {
 		return nil, err
 	}
 	e := &Edge{cfg: cfg, log: log.With("edge", cfg.ID), tcpKey: kp, sessions: map[string]*session.Session{}}
+	if err := e.observe(cfg.Telemetry.Meter); err != nil {
+		return nil, err
+	}
+	cfg.Telemetry.Metrics.Session(telemetry.RoleEdge, 0) // the series exists from the start
 	e.upgrade = websocket.Upgrader{
 		// A small read buffer: an idle session keeps it, while a large
 		// frame's payload is read past it. A pool lends write buffers
@@ -129,6 +143,27 @@ func (e *Edge) Start(ctx context.Context, workers Workers) error {
 	return e.cfg.NATS.FlushTimeout(routing.FlushTimeout)
 }
 
+// observe registers the edge's gauges: live workers (which readiness also
+// follows) and, with Redis, placements that fell back to hashing.
+func (e *Edge) observe(m metric.Meter) error {
+	_, err := m.Int64ObservableGauge("dhtrelay.workers.live", metric.WithDescription("Workers the edge sees alive."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			if e.workers != nil {
+				o.Observe(int64(e.Workers()))
+			}
+			return nil
+		}))
+	if err != nil || e.cfg.Affinity == nil {
+		return err
+	}
+	_, err = m.Int64ObservableCounter("dhtrelay.affinity.fallbacks", metric.WithDescription("Placements made by hashing alone because Redis failed."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(int64(e.cfg.Affinity.Fallbacks()))
+			return nil
+		}))
+	return err
+}
+
 // Workers is the number of live workers the edge knows.
 func (e *Edge) Workers() int { return len(e.workers.Live()) }
 
@@ -140,7 +175,16 @@ func (e *Edge) Sessions() int {
 }
 
 // Open places a session on a worker (session.Opener).
-func (e *Edge) Open(ctx context.Context, id string, hs *relay.Handshake, handle func(routing.Frame), fail func(error)) (*routing.Link, string, error) {
+func (e *Edge) Open(ctx context.Context, id string, hs *relay.Handshake, handle func(routing.Frame), fail func(error)) (_ *routing.Link, worker string, err error) {
+	ctx, span := e.cfg.Telemetry.Tracer.Start(ctx, "edge session.open", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("dhtrelay.session", id), attribute.Bool("dhtrelay.custodial", hs.Custodial)))
+	defer func() {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.SetAttributes(attribute.String("dhtrelay.worker", worker))
+		span.End()
+	}()
 	// Right after a start or a worker's loss there may be none yet: wait
 	// within the handshake's time.
 	if e.workers.WaitLive(ctx) != nil {
@@ -157,7 +201,7 @@ func (e *Edge) Open(ctx context.Context, id string, hs *relay.Handshake, handle 
 	}
 	link := e.ep.Attach(id, routing.WorkerSessions(w)+"."+id, handle, fail)
 	req := routing.OpenRequest{Session: id, Edge: e.cfg.ID, Handshake: *hs}
-	reply, err := e.cfg.NATS.RequestWithContext(ctx, routing.OpenSubject(w), req.Encode())
+	reply, err := e.cfg.NATS.RequestMsgWithContext(ctx, &nats.Msg{Subject: routing.OpenSubject(w), Data: req.Encode(), Header: telemetry.Inject(ctx)})
 	if err == nil && len(reply.Data) > 0 {
 		err = errors.New(string(reply.Data))
 	}
@@ -223,17 +267,26 @@ func (e *Edge) serve(t session.Transport, remote string) {
 		t.Close()
 		return
 	}
+	metrics := e.cfg.Telemetry.Metrics
 	s := session.New(session.Config{
-		ID: id, Framed: t, Opener: e, Limits: e.cfg.Limits, Logger: e.log.With("client", remote),
+		ID: id, Framed: t, Opener: e, Limits: e.cfg.Limits, Logger: e.log.With("client", remote), Tracer: e.cfg.Telemetry.Tracer,
 		OnClose: func() {
 			e.mu.Lock()
 			delete(e.sessions, id)
 			e.mu.Unlock()
+			metrics.Session(telemetry.RoleEdge, -1)
 		},
 	})
 	e.sessions[id] = s
 	e.mu.Unlock()
-	s.Run()
+	metrics.Session(telemetry.RoleEdge, 1)
+	err := s.Run()
+	e.mu.Lock()
+	closing := e.closing
+	e.mu.Unlock()
+	if kind := session.FailureKind(err); kind != "" && !closing {
+		metrics.Error(kind)
+	}
 }
 
 func newSessionID() string {

@@ -16,6 +16,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/dhtrelay/dht-relay/compact"
 	"github.com/dhtrelay/dht-relay/relay"
 )
@@ -44,6 +46,9 @@ type Frame struct {
 	Kind    Kind
 	Seq     uint64
 	Payload []byte
+	// Header is the NATS message's headers: the trace context of an
+	// operation a frame starts, when it is traced; else nil.
+	Header nats.Header
 }
 
 // AppendFrame appends a frame's encoding.

@@ -74,6 +74,7 @@ func (e *Endpoint) dispatch(m *nats.Msg) {
 		return
 	}
 	l.seqIn = f.Seq
+	f.Header = m.Header
 	l.handle(f)
 }
 
@@ -115,7 +116,7 @@ func (l *Link) Send(k Kind, payload []byte) error {
 		return ErrLinkClosed
 	}
 	l.seqOut++
-	return l.publish(AppendFrame(l.e.buffer(), k, l.seqOut, payload))
+	return l.publish(AppendFrame(l.e.buffer(), k, l.seqOut, payload), nil)
 }
 
 func (e *Endpoint) buffer() []byte {
@@ -125,9 +126,15 @@ func (e *Endpoint) buffer() []byte {
 	return make([]byte, 0, 512)
 }
 
-// publish sends an encoded frame (NATS copies it) and recycles its buffer.
-func (l *Link) publish(frame []byte) error {
-	err := l.e.nc.Publish(l.out, frame)
+// publish sends an encoded frame with headers h, if any (NATS copies
+// both), and recycles the frame's buffer.
+func (l *Link) publish(frame []byte, h nats.Header) error {
+	var err error
+	if h == nil {
+		err = l.e.nc.Publish(l.out, frame)
+	} else {
+		err = l.e.nc.PublishMsg(&nats.Msg{Subject: l.out, Data: frame, Header: h})
+	}
 	l.e.bufs.Put(&frame)
 	if err != nil {
 		return fmt.Errorf("routing: publish: %w", err)
@@ -136,14 +143,18 @@ func (l *Link) publish(frame []byte) error {
 }
 
 // SendMessage sends a relay message.
-func (l *Link) SendMessage(m relay.Message) error {
+func (l *Link) SendMessage(m relay.Message) error { return l.SendMessageHeader(m, nil) }
+
+// SendMessageHeader sends a relay message with NATS headers h (nil for
+// none), which the peer's Frame carries.
+func (l *Link) SendMessageHeader(m relay.Message, h nats.Header) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
 		return ErrLinkClosed
 	}
 	l.seqOut++
-	return l.publish(m.AppendPayload(AppendFrame(l.e.buffer(), Kind(m.Type()), l.seqOut, nil)))
+	return l.publish(m.AppendPayload(AppendFrame(l.e.buffer(), Kind(m.Type()), l.seqOut, nil)), h)
 }
 
 // Close detaches the link; later frames for the session are ignored.

@@ -29,6 +29,7 @@ import (
 	"github.com/dhtrelay/dht-relay/hyperdht"
 	"github.com/dhtrelay/dht-relay/internal/edge"
 	"github.com/dhtrelay/dht-relay/internal/limits"
+	"github.com/dhtrelay/dht-relay/internal/telemetry"
 )
 
 // PublicBootstrap are the public HyperDHT bootstrap nodes.
@@ -165,9 +166,10 @@ func (l *Listening) Close() {
 }
 
 // Health serves /healthz (the process runs), /readyz (ready() is nil),
-// /metrics (Prometheus text from metrics) and the Go profiler under
+// /metrics (metrics: Prometheus text) and the Go profiler under
 // /debug/pprof/ on addr, which is meant for the operator's network only.
-func Health(addr string, ready func() error, metrics func() string) (*http.Server, error) {
+// The server's Addr is the address bound (addr may ask for port 0).
+func Health(addr string, ready func() error, metrics http.Handler) (*http.Server, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
@@ -179,15 +181,12 @@ func Health(addr string, ready func() error, metrics func() string) (*http.Serve
 	})
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		fmt.Fprint(w, metrics())
-	})
+	mux.Handle("/metrics", metrics)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics listener: %w", err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Addr: ln.Addr().String(), Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	return srv, nil
 }
@@ -243,4 +242,14 @@ func NodeID(role, id string) string {
 	var b [6]byte
 	rand.Read(b[:])
 	return role + "-" + hex.EncodeToString(b[:])
+}
+
+// FlushTelemetry shuts telemetry down at a process's exit, sending what
+// is pending to the OTLP endpoint within telemetry.ShutdownTimeout.
+func FlushTelemetry(t *telemetry.Telemetry, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), telemetry.ShutdownTimeout)
+	defer cancel()
+	if err := t.Shutdown(ctx); err != nil {
+		log.Warn("telemetry flush", "err", err)
+	}
 }

@@ -20,8 +20,14 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/dhtrelay/dht-relay/internal/limits"
 	"github.com/dhtrelay/dht-relay/internal/routing"
+	"github.com/dhtrelay/dht-relay/internal/telemetry"
 	"github.com/dhtrelay/dht-relay/protomux"
 	"github.com/dhtrelay/dht-relay/relay"
 )
@@ -40,11 +46,13 @@ type Transport interface {
 
 // Config configures a Session.
 type Config struct {
-	ID      string
-	Framed  Transport
-	Opener  Opener
-	Limits  limits.Limits
-	Logger  *slog.Logger
+	ID     string
+	Framed Transport
+	Opener Opener
+	Limits limits.Limits
+	Logger *slog.Logger
+	// Tracer traces the operations the session forwards (nil: none).
+	Tracer  trace.Tracer
 	OnClose func() // runs once the session is over
 }
 
@@ -55,16 +63,46 @@ var (
 	ErrWorkerLost    = errors.New("relay: worker lost")
 	ErrWorkerClosed  = errors.New("relay: worker ended the session")
 	ErrHandshakeTime = errors.New("relay: no handshake in time")
+	ErrNoWorker      = errors.New("relay: no worker")
 )
+
+// FailureKind names why a session ended, for the errors metric: "" when
+// the client went away or was told to, else one of a fixed set.
+func FailureKind(err error) string {
+	for _, k := range []struct {
+		err  error
+		kind string
+	}{
+		{errClientGone, ""},
+		{ErrNoHandshake, "no_handshake"},
+		{ErrHandshakeTime, "handshake_timeout"},
+		{ErrSlowClient, "slow_client"},
+		{ErrWorkerLost, "worker_lost"},
+		{ErrWorkerClosed, "worker_closed"},
+		{ErrNoWorker, "no_worker"},
+		{routing.ErrFramesLost, "frames_lost"},
+		{routing.ErrBadFrame, "bad_frame"},
+		{routing.ErrOverrun, "credit_overrun"},
+	} {
+		if errors.Is(err, k.err) {
+			return k.kind
+		}
+	}
+	if err == nil {
+		return ""
+	}
+	return "client_error"
+}
 
 // Session is one client on an edge.
 type Session struct {
-	cfg  Config
-	log  *slog.Logger
-	mux  *protomux.Mux
-	ch   *relay.Channel
-	ctx  context.Context
-	stop context.CancelFunc
+	cfg    Config
+	log    *slog.Logger
+	tracer trace.Tracer
+	mux    *protomux.Mux
+	ch     *relay.Channel
+	ctx    context.Context
+	stop   context.CancelFunc
 
 	link      *routing.Link // set once, by the handshake, on the reader goroutine
 	worker    string
@@ -93,9 +131,13 @@ func New(cfg Config) *Session {
 	if log == nil {
 		log = slog.Default()
 	}
+	tracer := cfg.Tracer
+	if tracer == nil {
+		tracer = tracenoop.NewTracerProvider().Tracer("")
+	}
 	ctx, stop := context.WithCancel(context.Background())
 	s := &Session{
-		cfg: cfg, log: log.With("session", cfg.ID), ctx: ctx, stop: stop,
+		cfg: cfg, log: log.With("session", cfg.ID), tracer: tracer, ctx: ctx, stop: stop,
 		handshake: make(chan struct{}),
 		byClient:  map[uint32]*stream{}, byWorker: map[uint32]*stream{}, connects: map[uint32]struct{}{},
 	}
@@ -205,7 +247,7 @@ func (s *Session) onClient(m relay.Message) {
 		defer cancel()
 		link, worker, err := s.cfg.Opener.Open(ctx, s.cfg.ID, hs, s.onWorker, s.onLinkFail)
 		if err != nil {
-			s.Fail(fmt.Errorf("relay: no worker: %w", err))
+			s.Fail(fmt.Errorf("%w: %w", ErrNoWorker, err))
 			return
 		}
 		s.link, s.worker, s.key = link, worker, hs.PublicKey
@@ -236,11 +278,44 @@ func (s *Session) onClient(m relay.Message) {
 		}
 		s.mu.Unlock()
 	}
+	if op := tracedOp(m); op != "" {
+		s.toWorkerTraced(op, m)
+		return
+	}
 	s.toWorker(m)
 }
 
 func (s *Session) toWorker(m relay.Message) {
 	if err := s.link.SendMessage(m); err != nil {
+		s.Fail(err)
+	}
+}
+
+// tracedOp names the operations traced from edge to worker.
+func tracedOp(m relay.Message) string {
+	switch m.(type) {
+	case *relay.Connect:
+		return "connect"
+	case *relay.Listen:
+		return "listen"
+	case *relay.Lookup:
+		return "lookup"
+	case *relay.Announce:
+		return "announce"
+	case *relay.Unannounce:
+		return "unannounce"
+	}
+	return ""
+}
+
+// toWorkerTraced sends m in a span of its own, whose context the worker's
+// span for the operation continues.
+func (s *Session) toWorkerTraced(op string, m relay.Message) {
+	ctx, span := s.tracer.Start(s.ctx, "edge "+op, trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(attribute.String("dhtrelay.session", s.cfg.ID), attribute.String("dhtrelay.worker", s.worker)))
+	defer span.End()
+	if err := s.link.SendMessageHeader(m, telemetry.Inject(ctx)); err != nil {
+		span.SetStatus(codes.Error, err.Error())
 		s.Fail(err)
 	}
 }

@@ -2,11 +2,15 @@ package worker
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/dhtrelay/dht-relay/hyperdht"
 	"github.com/dhtrelay/dht-relay/relay"
@@ -45,58 +49,77 @@ func (srv *server) owner() (*session, uint32, uint32) {
 // ErrKeyInUse means another session already listens on the key here.
 var ErrKeyInUse = errors.New("relay: a server with this key is already listening")
 
-func (s *session) listen(m *relay.Listen) {
+func (s *session) listen(m *relay.Listen, span trace.Span) {
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
+		endSpan(span, ErrSessionEnded)
 		return
 	}
 	_, dup := s.servers[m.Alias]
 	full := len(s.servers) >= s.w.cfg.Limits.ServersPerSession
 	s.mu.Unlock()
 	if dup {
+		endSpan(span, errDuplicate)
 		return
 	}
 	if full {
-		s.refuseListen(m.Alias, fmt.Errorf("relay: too many servers (limit %d)", s.w.cfg.Limits.ServersPerSession))
+		err := fmt.Errorf("%w (limit %d)", ErrTooManyServers, s.w.cfg.Limits.ServersPerSession)
+		s.refuseListen(m.Alias, err)
+		s.w.cfg.Telemetry.Metrics.Error("too_many_servers")
+		endSpan(span, err)
 		return
 	}
-	if s.w.adopt(s, m) {
+	if srv := s.w.orphaned(m.PublicKey); srv != nil {
+		// Proving the key may mean asking the client: not on the
+		// endpoint's goroutine.
+		go s.adopt(srv, m, span)
 		return
 	}
+	s.serve(m, span)
+}
+
+// serve starts a new server for the client's listen.
+func (s *session) serve(m *relay.Listen, span trace.Span) {
 	ctx, cancel := context.WithCancel(context.Background())
 	srv := &server{s: s, client: m.Alias, pk: m.PublicKey, ctx: ctx, cancel: cancel, done: make(chan struct{})}
 	s.mu.Lock()
 	srv.id = s.newID()
 	s.servers[m.Alias] = srv
 	s.mu.Unlock()
-	go srv.run(m)
+	go srv.run(m, span)
 }
 
-// adopt hands a server in its grace period to the session s asking to
-// listen on its key, if s proves the key: a custodial client's secret key
-// must be the key's. A client that cannot prove it is refused while the
-// server waits for its owner.
-func (w *Worker) adopt(s *session, m *relay.Listen) bool {
+// ErrTooManyServers means a session reached its servers limit.
+var ErrTooManyServers = errors.New("relay: too many servers")
+
+// orphaned returns the server on pk if it is in its grace period.
+func (w *Worker) orphaned(pk [32]byte) *server {
 	w.mu.Lock()
-	srv := w.keys[m.PublicKey]
+	srv := w.keys[pk]
 	w.mu.Unlock()
 	if srv == nil {
-		return false
+		return nil
 	}
 	srv.mu.Lock()
-	orphaned := srv.grace != nil && !srv.closing
-	srv.mu.Unlock()
-	if !orphaned {
-		return false // a live server: run refuses the key as in use
+	defer srv.mu.Unlock()
+	if srv.grace == nil || srv.closing {
+		return nil // a live server: run refuses the key as in use
 	}
-	if !m.Custodial {
-		s.refuseListen(m.Alias, ErrNoProof)
-		return true
-	}
-	if _, err := keyPair(m.PublicKey, m.SecretKey); err != nil {
-		s.refuseListen(m.Alias, ErrNoProof)
-		return true
+	return srv
+}
+
+// adopt hands srv, in its grace period, to the session s asking to listen
+// on its key, if s proves the key (proveKey). A session that cannot is
+// refused while the server waits for its owner; if the grace runs out
+// meanwhile, s listens afresh.
+func (s *session) adopt(srv *server, m *relay.Listen, span trace.Span) {
+	if err := s.proveKey(m); err != nil {
+		s.refuseListen(m.Alias, err)
+		s.w.cfg.Telemetry.Metrics.Error("takeover_refused")
+		span.SetAttributes(attribute.Bool("dhtrelay.handover", false))
+		endSpan(span, err)
+		return
 	}
 	s.mu.Lock()
 	id := s.newID()
@@ -108,19 +131,49 @@ func (w *Worker) adopt(s *session, m *relay.Listen) bool {
 		s.mu.Lock()
 		delete(s.servers, m.Alias)
 		s.mu.Unlock()
-		return false // the grace ran out meanwhile: listen afresh
+		s.serve(m, span)
+		return
 	}
 	srv.grace = nil
 	srv.s, srv.id, srv.client = s, id, m.Alias
 	srv.mu.Unlock()
 	s.w.log.Info("server handed over to a reconnected session", "session", s.id)
 	s.send(&relay.Listening{Alias: id, RemoteAlias: m.Alias, Address: s.w.address()})
-	return true
+	span.SetAttributes(attribute.Bool("dhtrelay.handover", true))
+	endSpan(span, nil)
+}
+
+// proveKey checks that the client asking to listen holds the key: a
+// custodial client sent the secret key, which must be the public key's; a
+// non-custodial client is asked to sign an announce of its key carrying a
+// token and node id drawn at random here, which only the key's holder can
+// sign and nobody can replay.
+func (s *session) proveKey(m *relay.Listen) error {
+	if m.Custodial {
+		if _, err := keyPair(m.PublicKey, m.SecretKey); err != nil {
+			return ErrNoProof
+		}
+		return nil
+	}
+	var nodeID, token [32]byte
+	rand.Read(nodeID[:])
+	rand.Read(token[:])
+	target := hyperdht.Hash(m.PublicKey[:])
+	peer := &hyperdht.Peer{PublicKey: m.PublicKey}
+	signer := &remoteSigner{s: s, signee: m.Alias, pk: m.PublicKey}
+	sig, err := signer.Sign(s.ctx, hyperdht.NSAnnounce, target, nodeID, token, peer)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrNoProof, err)
+	}
+	if !hyperdht.Verify(m.PublicKey, hyperdht.AnnounceSignable(hyperdht.NSAnnounce, target, nodeID, token, peer, nil), sig) {
+		return fmt.Errorf("%w: bad signature", ErrNoProof)
+	}
+	return nil
 }
 
 // ErrNoProof means a session asked to listen on a key whose server is
 // waiting for its owner, without proving the key.
-var ErrNoProof = errors.New("relay: the key's server awaits its owner; listening on it needs the secret key")
+var ErrNoProof = errors.New("relay: the key's server awaits its owner; listening on it needs proof of the key")
 
 // orphan keeps srv announced for Grace after its session ended; then it
 // closes unless a session took it over.
@@ -152,7 +205,9 @@ func (s *session) refuseListen(client uint32, err error) {
 	s.send(&relay.Closed{Alias: id})
 }
 
-func (srv *server) run(m *relay.Listen) {
+// run sets the server up and serves it until it closes; span ends once it
+// listens or has failed to.
+func (srv *server) run(m *relay.Listen, span trace.Span) {
 	s := srv.s // the first owner, for setting up
 	defer close(srv.done)
 	defer srv.cancel()
@@ -169,27 +224,35 @@ func (srv *server) run(m *relay.Listen) {
 		kp, err := keyPair(m.PublicKey, m.SecretKey)
 		if err != nil {
 			s.refuseListen(srv.client, err)
+			endSpan(span, err)
 			return
 		}
 		cfg.KeyPair = kp
 		cfg.Firewall = srv.firewall
 	} else {
-		cfg.Signer = &remoteSigner{s: s, signee: srv.client, pk: m.PublicKey}
+		// Signing and handshakes go to whichever session owns the
+		// server when they happen: it may have been handed over.
+		cfg.Signer = ownerSigner{srv}
 		cfg.Handshake = func() (hyperdht.Handshaker, error) {
-			s.mu.Lock()
-			id := s.newID()
-			s.mu.Unlock()
-			return &handshaker{s: s, id: id, serverAlias: srv.id}, nil
+			owner, alias, _ := srv.owner()
+			owner.mu.Lock()
+			id := owner.newID()
+			owner.mu.Unlock()
+			return &handshaker{s: owner, id: id, serverAlias: alias}, nil
 		}
 	}
 	if !s.w.claimKey(m.PublicKey, srv) {
 		s.refuseListen(srv.client, ErrKeyInUse)
+		s.w.cfg.Telemetry.Metrics.Error("key_in_use")
+		endSpan(span, ErrKeyInUse)
 		return
 	}
 	defer s.w.releaseKey(m.PublicKey, srv)
 	hs, err := s.w.cfg.Node.Listen(s.ctx, cfg)
 	if err != nil {
 		s.refuseListen(srv.client, err)
+		s.w.cfg.Telemetry.Metrics.Error("listen_failed")
+		endSpan(span, err)
 		return
 	}
 	srv.mu.Lock()
@@ -197,6 +260,7 @@ func (srv *server) run(m *relay.Listen) {
 	closing := srv.closing
 	srv.mu.Unlock()
 	s.send(&relay.Listening{Alias: srv.id, RemoteAlias: srv.client, Address: s.w.address()})
+	endSpan(span, nil)
 	if closing {
 		hs.Close()
 	}
@@ -306,6 +370,17 @@ func (r *remoteSigner) Sign(_ context.Context, ns, _, nodeID, token [32]byte, pe
 		return [64]byte{}, ErrNoSignature
 	}
 	return [64]byte(sig.Signature), nil
+}
+
+// ownerSigner signs a server's announces by asking the client of the
+// session that owns the server at the time.
+type ownerSigner struct{ srv *server }
+
+func (o ownerSigner) PublicKey() [32]byte { return o.srv.pk }
+
+func (o ownerSigner) Sign(ctx context.Context, ns, target, nodeID, token [32]byte, peer *hyperdht.Peer) ([64]byte, error) {
+	owner, _, client := o.srv.owner()
+	return (&remoteSigner{s: owner, signee: client, pk: o.srv.pk}).Sign(ctx, ns, target, nodeID, token, peer)
 }
 
 // handshaker runs a connection's Noise handshake on a non-custodial

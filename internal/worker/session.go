@@ -7,8 +7,12 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/dhtrelay/dht-relay/hyperdht"
 	"github.com/dhtrelay/dht-relay/internal/routing"
+	"github.com/dhtrelay/dht-relay/internal/telemetry"
 	"github.com/dhtrelay/dht-relay/relay"
 )
 
@@ -107,7 +111,7 @@ func (s *session) handle(f routing.Frame) {
 	}
 	switch m := m.(type) {
 	case *relay.Connect:
-		s.connect(m)
+		s.connect(m, s.startOp(f, "connect"))
 	case *relay.Connected:
 		s.connected(m)
 	case *relay.Data:
@@ -121,7 +125,7 @@ func (s *session) handle(f routing.Frame) {
 			st.destroy(nil, false)
 		}
 	case *relay.Listen:
-		s.listen(m)
+		s.listen(m, s.startOp(f, "listen"))
 	case *relay.Close:
 		s.mu.Lock()
 		srv := s.servers[m.Alias]
@@ -130,13 +134,13 @@ func (s *session) handle(f routing.Frame) {
 			go srv.close()
 		}
 	case *relay.Lookup:
-		s.query(m.ID, func(ctx context.Context, on func(hyperdht.LookupResult)) error {
+		s.query(m.ID, s.startOp(f, "lookup"), func(ctx context.Context, on func(hyperdht.LookupResult)) error {
 			_, err := s.w.cfg.Node.Lookup(ctx, m.Topic, on)
 			return err
 		})
 	case *relay.Announce:
 		signer, err := s.signer(m.Custodial, m.PublicKey, m.SecretKey, m.ID)
-		s.query(m.ID, func(ctx context.Context, on func(hyperdht.LookupResult)) error {
+		s.query(m.ID, s.startOp(f, "announce"), func(ctx context.Context, on func(hyperdht.LookupResult)) error {
 			if err != nil {
 				return err
 			}
@@ -144,7 +148,7 @@ func (s *session) handle(f routing.Frame) {
 		})
 	case *relay.Unannounce:
 		signer, err := s.signer(m.Custodial, m.PublicKey, m.SecretKey, m.ID)
-		s.query(m.ID, func(ctx context.Context, on func(hyperdht.LookupResult)) error {
+		s.query(m.ID, s.startOp(f, "unannounce"), func(ctx context.Context, on func(hyperdht.LookupResult)) error {
 			if err != nil {
 				return err
 			}
@@ -207,6 +211,12 @@ func (s *session) answer(id uint32, m relay.Message) {
 	}
 }
 
+// Reasons operations are refused.
+var (
+	ErrTooManyQueries = errors.New("relay: too many queries")
+	errDuplicate      = errors.New("relay: duplicate id")
+)
+
 // ErrSessionEnded is what waits in an ended session fail with.
 var ErrSessionEnded = errors.New("relay: session ended")
 
@@ -236,9 +246,18 @@ func (s *session) signer(custodial bool, pk [32]byte, sk [64]byte, signee uint32
 	return hyperdht.LocalSigner(kp), nil
 }
 
+// startOp starts the worker's span for an operation f asks for,
+// continuing the trace of the edge that forwarded it.
+func (s *session) startOp(f routing.Frame, op string) trace.Span {
+	_, span := s.w.cfg.Telemetry.Tracer.Start(telemetry.Extract(s.ctx, f.Header), "worker "+op,
+		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attribute.String("dhtrelay.session", s.id)))
+	return span
+}
+
 // query runs a lookup, announce or unannounce as query id: each node's
-// answer goes to the client as a result, then finished.
-func (s *session) query(id uint32, run func(context.Context, func(hyperdht.LookupResult)) error) {
+// answer goes to the client as a result, then finished. span ends with
+// it.
+func (s *session) query(id uint32, span trace.Span, run func(context.Context, func(hyperdht.LookupResult)) error) {
 	s.mu.Lock()
 	_, dup := s.queries[id]
 	full := len(s.queries) >= s.w.cfg.Limits.QueriesPerSession
@@ -247,20 +266,28 @@ func (s *session) query(id uint32, run func(context.Context, func(hyperdht.Looku
 	}
 	s.mu.Unlock()
 	if dup {
+		endSpan(span, errDuplicate)
 		return
 	}
 	if full {
 		s.w.log.Info("query refused: limit", "session", s.id, "limit", s.w.cfg.Limits.QueriesPerSession)
+		s.w.cfg.Telemetry.Metrics.Error("too_many_queries")
+		endSpan(span, ErrTooManyQueries)
 		s.send(&relay.Finished{ID: id})
 		return
 	}
 	go func() {
+		results := 0
 		err := run(s.ctx, func(r hyperdht.LookupResult) {
+			results++
 			data, _ := announcers(r).AppendBinary(nil)
 			s.send(&relay.Result{ID: id, Data: data})
 		})
+		span.SetAttributes(attribute.Int("dhtrelay.results", results))
+		endSpan(span, err)
 		if err != nil && s.ctx.Err() == nil {
 			s.w.log.Debug("query failed", "session", s.id, "err", err)
+			s.w.cfg.Telemetry.Metrics.Error("query_failed")
 		}
 		s.mu.Lock()
 		delete(s.queries, id)

@@ -4,7 +4,12 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/dhtrelay/dht-relay/hyperdht"
 	"github.com/dhtrelay/dht-relay/internal/routing"
@@ -38,6 +43,7 @@ type stream struct {
 }
 
 func newStream(s *session, id uint32, conn pipe) *stream {
+	s.w.cfg.Telemetry.Metrics.Stream(1)
 	return &stream{s: s, id: id, conn: conn, gate: routing.NewGate(), written: make(chan struct{}, 1), pumps: 2}
 }
 
@@ -60,6 +66,7 @@ func (st *stream) readPump() {
 		}
 		if k > 0 {
 			st.s.send(&relay.Data{Alias: st.id, Data: [][]byte{buf[:k]}})
+			st.s.w.cfg.Telemetry.Metrics.Relayed(true, k)
 		}
 		if errors.Is(err, io.EOF) {
 			st.s.send(&relay.End{Alias: st.id})
@@ -107,6 +114,7 @@ func (st *stream) writePump() {
 			st.pumpDone()
 			return
 		}
+		st.s.w.cfg.Telemetry.Metrics.Relayed(false, len(p))
 		st.mu.Lock()
 		grant := st.ledger.Consume(len(p))
 		client := st.client
@@ -185,6 +193,7 @@ func (st *stream) pumpDone() {
 	}
 	st.conn.Close()
 	s := st.s
+	s.w.cfg.Telemetry.Metrics.Stream(-1)
 	s.mu.Lock()
 	delete(s.streams, st.id)
 	if s.byClient[client] == st {
@@ -194,12 +203,44 @@ func (st *stream) pumpDone() {
 	s.sendFrame(routing.KindGone, routing.AppendGone(nil, routing.Gone{Alias: st.id, ClientAlias: client}))
 }
 
+// Reasons a connect is refused before it starts.
+var (
+	ErrAliasInUse     = errors.New("relay: stream alias in use")
+	ErrTooManyStreams = errors.New("relay: too many streams")
+)
+
+// errorKind names a failed connect for metrics and traces: hyperdht's
+// error code, or one of the relay's own few reasons.
+func errorKind(err error) string {
+	for _, k := range []struct {
+		err  error
+		kind string
+	}{
+		{ErrAliasInUse, "alias_in_use"},
+		{ErrTooManyStreams, "too_many_streams"},
+		{ErrSessionEnded, "session_ended"},
+		{ErrBadKeyPair, "bad_key_pair"},
+		{ErrAnswerTimeout, "answer_timeout"},
+	} {
+		if errors.Is(err, k.err) {
+			return k.kind
+		}
+	}
+	code, _, ok := strings.Cut(errorText(err), ":")
+	if ok && code == strings.ToUpper(code) && !strings.ContainsAny(code, " ") {
+		return code // PEER_NOT_FOUND, PEER_CONNECTION_FAILED, ...
+	}
+	return "other"
+}
+
 // connect opens a connection for the client: custodial with its key pair,
 // otherwise with the client running the handshake and the stream raw.
-func (s *session) connect(m *relay.Connect) {
+// span ends once the connection is open or has failed.
+func (s *session) connect(m *relay.Connect, span trace.Span) {
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
+		endSpan(span, ErrSessionEnded)
 		return
 	}
 	_, dup := s.byClient[m.Alias]
@@ -211,19 +252,30 @@ func (s *session) connect(m *relay.Connect) {
 		s.byClient[m.Alias] = nil // reserved until the connection opens
 	}
 	s.mu.Unlock()
-	fail := func(reason string) {
-		s.send(&relay.Destroy{RemoteAlias: m.Alias, Error: reason})
+	metrics := s.w.cfg.Telemetry.Metrics
+	fail := func(err error) {
+		kind := errorKind(err)
+		span.SetAttributes(attribute.String("dhtrelay.result", kind))
+		endSpan(span, err)
+		metrics.Error(kind)
+		s.send(&relay.Destroy{RemoteAlias: m.Alias, Error: errorText(err)})
 	}
 	switch {
 	case dup:
-		fail("relay: stream alias in use")
+		fail(ErrAliasInUse)
 		return
 	case full:
-		fail("relay: too many streams")
+		fail(ErrTooManyStreams)
 		return
 	}
 	go func() {
+		start := time.Now()
 		conn, hs, err := s.dial(m, hsID)
+		if err != nil {
+			metrics.Connect(time.Since(start), errorKind(err))
+		} else {
+			metrics.Connect(time.Since(start), "ok")
+		}
 		s.mu.Lock()
 		if err == nil && s.ended {
 			err = ErrSessionEnded
@@ -234,7 +286,7 @@ func (s *session) connect(m *relay.Connect) {
 			if conn != nil {
 				conn.Close()
 			}
-			fail(errorText(err))
+			fail(err)
 			return
 		}
 		st := newStream(s, id, pipeOf(conn))
@@ -250,6 +302,7 @@ func (s *session) connect(m *relay.Connect) {
 		}
 		s.send(open)
 		st.start()
+		endSpan(span, nil)
 	}()
 }
 

@@ -18,10 +18,14 @@ import (
 	"sync"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/dhtrelay/dht-relay/hyperdht"
 	"github.com/dhtrelay/dht-relay/internal/limits"
 	"github.com/dhtrelay/dht-relay/internal/routing"
+	"github.com/dhtrelay/dht-relay/internal/telemetry"
 )
 
 // Config configures a Worker.
@@ -32,6 +36,8 @@ type Config struct {
 	Node   *hyperdht.Node
 	Limits limits.Limits
 	Logger *slog.Logger
+	// Telemetry traces and counts the worker's work (nil: telemetry.Nop).
+	Telemetry *telemetry.Telemetry
 }
 
 // Worker serves sessions on one HyperDHT node.
@@ -65,6 +71,12 @@ func New(cfg Config) (*Worker, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	if cfg.Telemetry == nil {
+		cfg.Telemetry = telemetry.Nop()
+	}
+	// The series exist from the start, zero until something happens.
+	cfg.Telemetry.Metrics.Session(telemetry.RoleWorker, 0)
+	cfg.Telemetry.Metrics.Stream(0)
 	return &Worker{cfg: cfg, log: log.With("worker", cfg.ID), sessions: map[string]*session{}, keys: map[[32]byte]*server{}}, nil
 }
 
@@ -132,11 +144,14 @@ func (w *Worker) Sessions() int {
 }
 
 func (w *Worker) onOpen(m *nats.Msg) {
+	_, span := w.cfg.Telemetry.Tracer.Start(telemetry.Extract(context.Background(), m.Header), "worker session.open", trace.WithSpanKind(trace.SpanKindServer))
 	req, err := routing.DecodeOpenRequest(m.Data)
+	defer func() { endSpan(span, err) }()
 	if err != nil {
 		m.Respond([]byte(err.Error()))
 		return
 	}
+	span.SetAttributes(attribute.String("dhtrelay.session", req.Session), attribute.String("dhtrelay.edge", req.Edge))
 	w.mu.Lock()
 	switch {
 	case w.closing:
@@ -152,6 +167,7 @@ func (w *Worker) onOpen(m *nats.Msg) {
 	s := newSession(w, req)
 	w.sessions[req.Session] = s
 	w.mu.Unlock()
+	w.cfg.Telemetry.Metrics.Session(telemetry.RoleWorker, 1)
 	s.link = w.ep.Attach(req.Session, routing.EdgeSessions(req.Edge)+"."+req.Session, s.handle, func(err error) { go s.end(err, false) })
 	m.Respond(nil)
 }
@@ -175,10 +191,22 @@ func (w *Worker) EdgeLost(edge string) {
 
 func (w *Worker) forget(s *session) {
 	w.mu.Lock()
-	if w.sessions[s.id] == s {
+	mine := w.sessions[s.id] == s
+	if mine {
 		delete(w.sessions, s.id)
 	}
 	w.mu.Unlock()
+	if mine {
+		w.cfg.Telemetry.Metrics.Session(telemetry.RoleWorker, -1)
+	}
+}
+
+// endSpan ends a span, marking it failed when err is set.
+func endSpan(span trace.Span, err error) {
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
 }
 
 // claimKey reserves pk for srv: a node routes one server per key.
