@@ -67,7 +67,7 @@ func median(xs []float64) float64 {
 // MB/s (median of runs) and the relay's peak memory meanwhile; an error
 // when the relay cannot do it.
 func throughput(b *testing.B, r relayUnderTest, mode, sourceKey string, runs int) (float64, int64, error) {
-	u := startUser(b, "ws", r.ws, mode)
+	u := interop.StartUser(b, "ws", r.ws, mode)
 	cpu0 := cpuTime(b, r.pid)
 	moved := 0.0
 	defer func() {
@@ -78,15 +78,14 @@ func throughput(b *testing.B, r relayUnderTest, mode, sourceKey string, runs int
 	var rates []float64
 	peak := int64(0)
 	for range runs {
-		cmd, _ := json.Marshal(map[string]any{"cmd": "sink", "key": sourceKey, "pauseMs": 0})
-		fmt.Fprintln(u.p.Stdin, string(cmd))
+		u.Send(map[string]any{"cmd": "sink", "key": sourceKey, "pauseMs": 0})
 		type answer struct {
 			line string
 			err  error
 		}
 		done := make(chan answer, 1)
 		go func() {
-			line, err := u.p.ReadLineWithin(60 * time.Second)
+			line, err := u.ReadLineWithin(60 * time.Second)
 			done <- answer{line, err}
 		}()
 		var a answer
@@ -214,10 +213,10 @@ func goSourceT(b testing.TB, boot string, size int) noise.KeyPair {
 // connectLatency is the median time the relayed client takes to open a
 // connection to a JS server.
 func connectLatency(b *testing.B, r relayUnderTest, echoKey string) float64 {
-	u := startUser(b, "ws", r.ws, "custodial")
+	u := interop.StartUser(b, "ws", r.ws, "custodial")
 	var ms []float64
 	for range 15 {
-		res := u.do(map[string]any{"cmd": "connect", "key": echoKey, "bytes": 1})
+		res := u.Do(map[string]any{"cmd": "connect", "key": echoKey, "bytes": 1})
 		if res["ok"] != true {
 			b.Fatalf("%s connect: %v", r.name, res)
 		}
@@ -284,9 +283,9 @@ func idleSessions(b *testing.B, r relayUnderTest, n int) (float64, float64) {
 // once: go test -run XXX -bench RelayVsJS -benchtime 1x ./cmd/dht-relay
 func BenchmarkRelayVsJS(b *testing.B) {
 	interop.Require(b)
-	peer, boot := startTestnet(b)
-	echoSeed := randomSeed()
-	requireOK(b, "echo", peer.do("listen", echoSeed))
+	peer, boot := interop.StartTestnet(b)
+	echoSeed := interop.RandomSeed()
+	interop.RequireOK(b, "echo", peer.Do("listen", echoSeed))
 	// The peer the relayed clients read from is a Go HyperDHT node, so
 	// that the relay, not the peer, is what limits the rate.
 	source := goSource(b, boot, 256<<20)
@@ -314,7 +313,7 @@ func BenchmarkRelayVsJS(b *testing.B) {
 			b.Fatalf("%s custodial, Go client: %v", r.name, err)
 		}
 		progress("%s custodial: JS client %.0f MB/s, Go client %.0f MB/s", r.name, f.custodial, f.goCustodial)
-		f.connectMs = connectLatency(b, r, publicKey(echoSeed))
+		f.connectMs = connectLatency(b, r, interop.PublicKey(echoSeed))
 		progress("%s connect %.1f ms", r.name, f.connectMs)
 		f.idle1k, f.idle10k = idleSessions(b, r, 10000)
 		progress("%s idle session %.0f B (1,000), %.0f B (10,000)", r.name, f.idle1k, f.idle10k)

@@ -24,11 +24,11 @@ func TestBrowser(t *testing.T) {
 		t.Skipf("no Chromium at %s (apt-get install chromium, or set CHROMIUM)", chromium)
 	}
 	t.Setenv("CHROMIUM", chromium)
-	peer, boot := startTestnet(t)
+	peer, boot := interop.StartTestnet(t)
 	relay := startRelay(t, "--bootstrap", boot)
-	seed := randomSeed()
-	requireOK(t, "js listen", peer.do("listen", seed))
-	out := interop.Run(t, nil, "browser-run.js", relay.ws, publicKey(seed), "1048576")
+	seed := interop.RandomSeed()
+	interop.RequireOK(t, "js listen", peer.Do("listen", seed))
+	out := interop.Run(t, nil, "browser-run.js", relay.ws, interop.PublicKey(seed), "1048576")
 	var r struct{ Result, Error string }
 	if err := json.Unmarshal(out, &r); err != nil || r.Result != "ok" || r.Error != "" {
 		t.Fatalf("browser: %s", out)

@@ -48,10 +48,10 @@ func echoOver(t *testing.T, c *relay.Client, key [32]byte, size int) error {
 // the way TestJSClient runs the JS one.
 func TestGoClient(t *testing.T) {
 	interop.Require(t)
-	peer, boot := startTestnet(t)
+	peer, boot := interop.StartTestnet(t)
 	rel := startRelay(t, "--bootstrap", boot)
-	echoSeed := randomSeed()
-	requireOK(t, "js listen", peer.do("listen", echoSeed))
+	echoSeed := interop.RandomSeed()
+	interop.RequireOK(t, "js listen", peer.Do("listen", echoSeed))
 	echoKey := keyOf(echoSeed).Public
 
 	for _, transport := range []string{"ws", "tcp"} {
@@ -70,7 +70,7 @@ func TestGoClient(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				c, err := relay.NewClient(tr, relay.ClientConfig{KeyPair: keyOf(randomSeed()), Custodial: custodial})
+				c, err := relay.NewClient(tr, relay.ClientConfig{KeyPair: keyOf(interop.RandomSeed()), Custodial: custodial})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -88,11 +88,11 @@ func TestGoClient(t *testing.T) {
 						t.Fatalf("32 streams: %v", err)
 					}
 				}
-				if _, err := c.Connect(ctx, keyOf(randomSeed()).Public); err == nil || err.Error() != hyperdht.ErrPeerNotFound.Error() {
+				if _, err := c.Connect(ctx, keyOf(interop.RandomSeed()).Public); err == nil || err.Error() != hyperdht.ErrPeerNotFound.Error() {
 					t.Fatalf("missing key: %v", err)
 				}
 
-				allow, deny := randomSeed(), randomSeed()
+				allow, deny := interop.RandomSeed(), interop.RandomSeed()
 				srv, err := c.Listen(ctx, keyOf(allow), nil)
 				if err != nil {
 					t.Fatal(err)
@@ -114,10 +114,10 @@ func TestGoClient(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				requireOK(t, "js echo through a Go-relayed server", peer.do("echo", publicKey(allow), "1048576"))
+				interop.RequireOK(t, "js echo through a Go-relayed server", peer.Do("echo", interop.PublicKey(allow), "1048576"))
 				// A denied JS client waits out its handshake timeout; it
 				// runs alongside the rest.
-				denied := interop.Start(t, "hyperdht-client.js", boot, publicKey(deny), "1024")
+				denied := interop.Start(t, "hyperdht-client.js", boot, interop.PublicKey(deny), "1024")
 				defer func() {
 					line, err := denied.ReadLineWithin(90 * time.Second)
 					if err != nil || !strings.Contains(line, `"error"`) {
@@ -134,8 +134,8 @@ func TestGoClient(t *testing.T) {
 					t.Fatal(err)
 				}
 
-				topic, jsSeed := randomSeed(), randomSeed()
-				requireOK(t, "js announce", peer.do("announce", topic, jsSeed))
+				topic, jsSeed := interop.RandomSeed(), interop.RandomSeed()
+				interop.RequireOK(t, "js announce", peer.Do("announce", topic, jsSeed))
 				var tb [32]byte
 				hex.Decode(tb[:], []byte(topic))
 				found := false
@@ -147,18 +147,18 @@ func TestGoClient(t *testing.T) {
 					t.Fatalf("lookup of a JS announcement: found %v, %v", found, err)
 				}
 
-				topic2, seed2 := randomSeed(), randomSeed()
+				topic2, seed2 := interop.RandomSeed(), interop.RandomSeed()
 				hex.Decode(tb[:], []byte(topic2))
 				if err := c.Announce(ctx, tb, keyOf(seed2)); err != nil {
 					t.Fatal(err)
 				}
-				if r := peer.do("lookup", topic2); !contains(r["peers"], publicKey(seed2)) {
+				if r := peer.Do("lookup", topic2); !interop.Contains(r["peers"], interop.PublicKey(seed2)) {
 					t.Fatalf("JS lookup misses the Go client's announcement: %v", r)
 				}
 				if err := c.Unannounce(ctx, tb, keyOf(seed2)); err != nil {
 					t.Fatal(err)
 				}
-				if r := peer.do("lookup", topic2); contains(r["peers"], publicKey(seed2)) {
+				if r := peer.Do("lookup", topic2); interop.Contains(r["peers"], interop.PublicKey(seed2)) {
 					t.Fatalf("JS lookup still finds the unannounced key: %v", r)
 				}
 			})

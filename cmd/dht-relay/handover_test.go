@@ -21,7 +21,7 @@ import (
 // announce), and a JS peer connects to it.
 func TestServerHandover(t *testing.T) {
 	interop.Require(t)
-	peer, boot := startTestnet(t)
+	peer, boot := interop.StartTestnet(t)
 	rel := startRelay(t, "--bootstrap", boot, "--metrics", "127.0.0.1:0")
 	for _, custodial := range []bool{true, false} {
 		name := map[bool]string{true: "custodial", false: "noncustodial"}[custodial]
@@ -29,7 +29,7 @@ func TestServerHandover(t *testing.T) {
 	}
 }
 
-func testHandover(t *testing.T, peer *jsPeer, rel *relayProc, custodial bool) {
+func testHandover(t *testing.T, peer *interop.Peer, rel *relayProc, custodial bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	dial := func(custodial bool) *relay.Client {
@@ -37,14 +37,14 @@ func testHandover(t *testing.T, peer *jsPeer, rel *relayProc, custodial bool) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := relay.NewClient(tr, relay.ClientConfig{KeyPair: keyOf(randomSeed()), Custodial: custodial})
+		c, err := relay.NewClient(tr, relay.ClientConfig{KeyPair: keyOf(interop.RandomSeed()), Custodial: custodial})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Close() })
 		return c
 	}
-	seed := randomSeed()
+	seed := interop.RandomSeed()
 	owner := keyOf(seed)
 	first := dial(custodial)
 	if _, err := first.Listen(ctx, owner, nil); err != nil {
@@ -55,7 +55,7 @@ func testHandover(t *testing.T, peer *jsPeer, rel *relayProc, custodial bool) {
 	// A thief knows the public key, not the secret one. Until the relay
 	// has seen the first session end, the key is simply in use; the
 	// thief tries until it is refused for want of proof.
-	stolen := keyOf(randomSeed())
+	stolen := keyOf(interop.RandomSeed())
 	stolen.Public = owner.Public
 	for _, thiefCustodial := range []bool{true, false} {
 		thief := dial(thiefCustodial)
@@ -115,7 +115,7 @@ func testHandover(t *testing.T, peer *jsPeer, rel *relayProc, custodial bool) {
 			}()
 		}
 	}()
-	requireOK(t, "JS echo through the handed-over server", peer.do("echo", publicKey(seed), "65536"))
+	interop.RequireOK(t, "JS echo through the handed-over server", peer.Do("echo", interop.PublicKey(seed), "65536"))
 	select {
 	case <-srv.Done():
 		t.Fatal("the handed-over server closed")

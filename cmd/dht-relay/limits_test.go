@@ -16,10 +16,10 @@ import (
 // clients only.
 func TestLimits(t *testing.T) {
 	interop.Require(t)
-	peer, boot := startTestnet(t)
+	peer, boot := interop.StartTestnet(t)
 	rel := startRelay(t, "--bootstrap", boot, "--max-streams", "2", "--max-servers", "1", "--max-sessions", "2")
-	seed := randomSeed()
-	requireOK(t, "js listen", peer.do("listen", seed))
+	seed := interop.RandomSeed()
+	interop.RequireOK(t, "js listen", peer.Do("listen", seed))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	dial := func() *relay.Client {
@@ -27,7 +27,7 @@ func TestLimits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := relay.NewClient(tr, relay.ClientConfig{KeyPair: keyOf(randomSeed()), Custodial: true})
+		c, err := relay.NewClient(tr, relay.ClientConfig{KeyPair: keyOf(interop.RandomSeed()), Custodial: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,10 +59,10 @@ func TestLimits(t *testing.T) {
 	if err := echoOver(t, b, key, 1<<20); err != nil {
 		t.Fatalf("another session: %v", err)
 	}
-	if _, err := a.Listen(ctx, keyOf(randomSeed()), nil); err != nil {
+	if _, err := a.Listen(ctx, keyOf(interop.RandomSeed()), nil); err != nil {
 		t.Fatal(err)
 	}
-	if srv, err := a.Listen(ctx, keyOf(randomSeed()), nil); err == nil {
+	if srv, err := a.Listen(ctx, keyOf(interop.RandomSeed()), nil); err == nil {
 		select {
 		case <-srv.Done():
 		case <-time.After(5 * time.Second):
@@ -74,7 +74,7 @@ func TestLimits(t *testing.T) {
 	if err == nil {
 		// The edge closes the connection at once; the client may see it
 		// as soon as it sends its handshake, or just after.
-		if c, err := relay.NewClient(tr, relay.ClientConfig{KeyPair: keyOf(randomSeed()), Custodial: true}); err == nil {
+		if c, err := relay.NewClient(tr, relay.ClientConfig{KeyPair: keyOf(interop.RandomSeed()), Custodial: true}); err == nil {
 			select {
 			case <-c.Done():
 			case <-time.After(10 * time.Second):

@@ -81,11 +81,11 @@ func rss(t testing.TB, pid int) int64 {
 // session; another client on the same relay keeps working.
 func TestGarbageClosesOneSession(t *testing.T) {
 	interop.Require(t)
-	peer, boot := startTestnet(t)
+	peer, boot := interop.StartTestnet(t)
 	relay := startRelay(t, "--bootstrap", boot)
-	echoSeed := randomSeed()
-	requireOK(t, "js listen", peer.do("listen", echoSeed))
-	good := startUser(t, "ws", relay.ws, "custodial")
+	echoSeed := interop.RandomSeed()
+	interop.RequireOK(t, "js listen", peer.Do("listen", echoSeed))
+	good := interop.StartUser(t, "ws", relay.ws, "custodial")
 
 	// Junk that happens to parse as harmless frames leaves the session
 	// waiting for its handshake, which the handshake timeout ends: every
@@ -120,19 +120,19 @@ func TestGarbageClosesOneSession(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	requireOK(t, "echo after garbage elsewhere", good.do(map[string]any{"cmd": "connect", "key": publicKey(echoSeed), "bytes": 1 << 20}))
+	interop.RequireOK(t, "echo after garbage elsewhere", good.Do(map[string]any{"cmd": "connect", "key": interop.PublicKey(echoSeed), "bytes": 1 << 20}))
 }
 
 // TestRelayKilled: killing the relay surfaces on the client as a closed
 // relay stream within seconds.
 func TestRelayKilled(t *testing.T) {
 	interop.Require(t)
-	_, boot := startTestnet(t)
+	_, boot := interop.StartTestnet(t)
 	relay := startRelayBinary(t, boot)
-	u := startUser(t, "ws", relay.ws, "custodial")
+	u := interop.StartUser(t, "ws", relay.ws, "custodial")
 	killed := time.Now()
 	relay.cmd.Process.Signal(syscall.SIGKILL)
-	if r := u.read(); r["closed"] != true {
+	if r := u.Read(); r["closed"] != true {
 		t.Fatalf("after kill: %v", r)
 	}
 	if d := time.Since(killed); d > 5*time.Second {
@@ -144,16 +144,16 @@ func TestRelayKilled(t *testing.T) {
 // unannounces their servers before it exits.
 func TestGracefulShutdown(t *testing.T) {
 	interop.Require(t)
-	peer, boot := startTestnet(t)
+	peer, boot := interop.StartTestnet(t)
 	relay := startRelayBinary(t, boot)
-	u := startUser(t, "ws", relay.ws, "custodial")
-	seed := randomSeed()
-	requireOK(t, "listen", u.do(map[string]any{"cmd": "listen", "seed": seed}))
-	if r := peer.do("findPeer", publicKey(seed)); r["found"] != true {
+	u := interop.StartUser(t, "ws", relay.ws, "custodial")
+	seed := interop.RandomSeed()
+	interop.RequireOK(t, "listen", u.Do(map[string]any{"cmd": "listen", "seed": seed}))
+	if r := peer.Do("findPeer", interop.PublicKey(seed)); r["found"] != true {
 		t.Fatalf("the relayed server is not announced: %v", r)
 	}
 	relay.cmd.Process.Signal(syscall.SIGTERM)
-	if r := u.read(); r["closed"] != true {
+	if r := u.Read(); r["closed"] != true {
 		t.Fatalf("after SIGTERM: %v", r)
 	}
 	done := make(chan error, 1)
@@ -166,7 +166,7 @@ func TestGracefulShutdown(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("relay did not exit")
 	}
-	if r := peer.do("findPeer", publicKey(seed)); r["found"] == true {
+	if r := peer.Do("findPeer", interop.PublicKey(seed)); r["found"] == true {
 		t.Fatal("the relayed server is still announced after shutdown")
 	}
 }
@@ -184,15 +184,14 @@ func TestSlowReader(t *testing.T) {
 	if testing.Short() {
 		t.Skip("sends 1 GB")
 	}
-	peer, boot := startTestnet(t)
+	peer, boot := interop.StartTestnet(t)
 	relay := startRelayBinary(t, boot)
-	seed := randomSeed()
+	seed := interop.RandomSeed()
 	const total = 1 << 30
-	requireOK(t, "js source", peer.do("listenSource", seed, strconv.Itoa(total)))
-	u := startUser(t, "ws", relay.ws, "custodial")
+	interop.RequireOK(t, "js source", peer.Do("listenSource", seed, strconv.Itoa(total)))
+	u := interop.StartUser(t, "ws", relay.ws, "custodial")
 	base := rss(t, relay.cmd.Process.Pid)
-	b, _ := json.Marshal(map[string]any{"cmd": "sink", "key": publicKey(seed), "pauseMs": 8000})
-	fmt.Fprintln(u.p.Stdin, string(b))
+	u.Send(map[string]any{"cmd": "sink", "key": interop.PublicKey(seed), "pauseMs": 8000})
 	peak := base
 	deadline := time.Now().Add(7 * time.Second)
 	for time.Now().Before(deadline) {
@@ -203,7 +202,7 @@ func TestSlowReader(t *testing.T) {
 	if peak-base > slowReaderBound {
 		t.Errorf("relay grew by %d MB behind a client that does not read", (peak-base)>>20)
 	}
-	line, err := u.p.ReadLineWithin(5 * time.Minute)
+	line, err := u.ReadLineWithin(5 * time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}

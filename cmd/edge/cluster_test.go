@@ -26,12 +26,13 @@ type cluster struct {
 	procs   map[string]*exec.Cmd
 	metrics map[string]string // node id → metrics address
 	ws      map[string]string // edge id → ws:// URL
+	tcp     map[string]string // edge id → host:port of the TCP transport
 }
 
 func newCluster(t *testing.T, boot, redis string) *cluster {
 	return &cluster{
 		t: t, bin: buildCommands(t), nats: startNATS(t), boot: boot, redis: redis,
-		procs: map[string]*exec.Cmd{}, metrics: map[string]string{}, ws: map[string]string{},
+		procs: map[string]*exec.Cmd{}, metrics: map[string]string{}, ws: map[string]string{}, tcp: map[string]string{},
 	}
 }
 
@@ -53,6 +54,8 @@ func (c *cluster) started(id string, cmd *exec.Cmd, ready string) {
 		switch {
 		case strings.HasPrefix(w, "ws://"):
 			c.ws[id] = w
+		case strings.HasPrefix(w, "tcp://"):
+			c.tcp[id] = strings.TrimPrefix(w, "tcp://")
 		case w == "gossip" && i+1 < len(f) && c.seed == "":
 			c.seed = f[i+1]
 		case w == "metrics" && i+1 < len(f):
@@ -69,7 +72,7 @@ func (c *cluster) worker(id string) {
 
 // edge starts an edge and waits until it sees workers live workers.
 func (c *cluster) edge(id string, workers int) string {
-	args := append(c.common(id), "--host", "127.0.0.1", "--port", "0")
+	args := append(c.common(id), "--host", "127.0.0.1", "--port", "0", "--tcp-port", "0")
 	if c.redis != "" {
 		args = append(args, "--redis", c.redis)
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -94,22 +93,19 @@ func startNATS(t *testing.T) string {
 // seedHex; it returns the testnet's bootstrap address and the server's key.
 func startJSEcho(t *testing.T, seedHex string) (string, [32]byte) {
 	t.Helper()
-	peer := interop.Start(t, "hyperdht-peer.js", "10")
-	line, err := peer.ReadLineWithin(60 * time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var boot struct{ Bootstrap string }
-	if err := json.Unmarshal([]byte(line), &boot); err != nil {
-		t.Fatalf("testnet: %v: %s", err, line)
-	}
-	fmt.Fprintln(peer.Stdin, "listen", seedHex)
-	if l, err := peer.ReadLineWithin(30 * time.Second); err != nil || !strings.Contains(l, "true") {
-		t.Fatalf("js listen: %s %v", l, err)
-	}
+	_, boot, key := startJSEchoPeer(t, seedHex)
+	return boot, key
+}
+
+// startJSEchoPeer is startJSEcho that also returns the JS node, for more
+// commands.
+func startJSEchoPeer(t *testing.T, seedHex string) (*interop.Peer, string, [32]byte) {
+	t.Helper()
+	peer, boot := interop.StartTestnet(t)
+	interop.RequireOK(t, "js listen", peer.Do("listen", seedHex))
 	var seed [32]byte
 	hex.Decode(seed[:], []byte(seedHex))
-	return boot.Bootstrap, noise.KeyPairFromSeed(seed).Public
+	return peer, boot, noise.KeyPairFromSeed(seed).Public
 }
 
 // TestSplitProcesses runs an edge and a worker as separate processes over

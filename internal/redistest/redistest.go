@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"sync"
 	"testing"
 	"time"
 )
@@ -27,9 +28,19 @@ func URL(t testing.TB) string {
 		p.Path = "/" + DB
 		return p.String()
 	}
+	url, _ := Start(t)
+	return url
+}
+
+// Start starts a redis-server of the test's own on a free loopback port,
+// whatever REDIS_URL says, and returns its URL and a function that kills
+// it (for tests of Redis going away); it skips the test when there is no
+// redis-server.
+func Start(t testing.TB) (string, func()) {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		t.Skip("no REDIS_URL and no redis-server to start")
+		t.Skip("no redis-server to start")
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -42,14 +53,16 @@ func URL(t testing.TB) string {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	var once sync.Once
+	stop := func() { once.Do(func() { cmd.Process.Kill(); cmd.Wait() }) }
+	t.Cleanup(stop)
 	for range 100 {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
-			return "redis://" + addr + "/" + DB
+			return "redis://" + addr + "/" + DB, stop
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatal("redis-server did not start")
-	return ""
+	return "", nil
 }

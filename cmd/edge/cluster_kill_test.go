@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/dhtrelay/dht-relay/internal/interop"
+	"github.com/dhtrelay/dht-relay/internal/redistest"
+	"github.com/dhtrelay/dht-relay/noise"
+	"github.com/dhtrelay/dht-relay/relay"
+)
+
+// TestCluster: NATS, Redis, two workers and two edges as separate
+// processes on loopback, joined to a JS testnet: the JS client matrix of
+// the relay (interop.ClientMatrix) passes through either edge.
+func TestCluster(t *testing.T) {
+	interop.Require(t)
+	peer, boot := interop.StartTestnet(t)
+	c := newCluster(t, boot, redistest.URL(t))
+	c.worker("w1")
+	c.worker("w2")
+	c.edge("e1", 2)
+	c.edge("e2", 2)
+	for _, e := range []string{"e1", "e2"} {
+		t.Run(e, func(t *testing.T) { interop.ClientMatrix(t, peer, boot, c.ws[e], c.tcp[e]) })
+	}
+}
+
+// dialClient connects a Go relay client to ws with key pair kp.
+func dialClient(t *testing.T, ctx context.Context, ws string, kp noise.KeyPair, custodial bool) *relay.Client {
+	t.Helper()
+	tr, err := relay.DialWebSocket(ctx, ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := relay.NewClient(tr, relay.ClientConfig{KeyPair: kp, Custodial: custodial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// echoServer echoes every connection srv accepts until it closes.
+func echoServer(srv *relay.Server) {
+	for {
+		c, err := srv.Accept(context.Background())
+		if err != nil {
+			return
+		}
+		go func() {
+			io.Copy(c, c)
+			c.Close()
+		}()
+	}
+}
+
+// TestEdgeKilled: clients with relayed servers (custodial and not) on one
+// edge; kill -9 that edge. Each client reconnects through the other edge
+// with its key, takes its server back, and a JS peer reaches the server
+// again within 5 s of the reconnect.
+func TestEdgeKilled(t *testing.T) {
+	interop.Require(t)
+	peer, boot := interop.StartTestnet(t)
+	c := newCluster(t, boot, redistest.URL(t))
+	c.worker("w1")
+	c.worker("w2")
+	c.edge("e1", 2)
+	c.edge("e2", 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	type owner struct {
+		custodial bool
+		seed      string
+		client    *relay.Client
+	}
+	var owners []*owner
+	for _, custodial := range []bool{true, false} {
+		o := &owner{custodial: custodial, seed: interop.RandomSeed()}
+		kp := keyOf(o.seed)
+		o.client = dialClient(t, ctx, c.ws["e1"], kp, custodial)
+		srv, err := o.client.Listen(ctx, kp, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go echoServer(srv)
+		interop.RequireOK(t, "JS echo before the kill", peer.Do("echo", interop.PublicKey(o.seed), "65536"))
+		owners = append(owners, o)
+	}
+
+	c.kill("e1")
+	for _, o := range owners {
+		select {
+		case <-o.client.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatal("the client did not see its edge die")
+		}
+	}
+	for _, o := range owners {
+		kp := keyOf(o.seed)
+		reconnect := time.Now()
+		client := dialClient(t, ctx, c.ws["e2"], kp, o.custodial)
+		var srv *relay.Server
+		// Until the worker learns that e1 is dead, the key's server is
+		// still its old session's: the listen is refused.
+		for srv == nil && time.Since(reconnect) < 5*time.Second {
+			s, err := client.Listen(ctx, kp, nil)
+			if err != nil {
+				time.Sleep(100 * time.Millisecond)
+				continue
+			}
+			select {
+			case <-s.Done():
+				time.Sleep(100 * time.Millisecond)
+			case <-time.After(200 * time.Millisecond):
+				srv = s
+			}
+		}
+		if srv == nil {
+			t.Fatalf("custodial %v: the server was not taken back within 5 s of the reconnect", o.custodial)
+		}
+		go echoServer(srv)
+		interop.RequireOK(t, "JS echo after the reconnect", peer.Do("echo", interop.PublicKey(o.seed), "65536"))
+		took := time.Since(reconnect)
+		t.Logf("custodial %v: server reachable %v after the reconnect", o.custodial, took.Round(time.Millisecond))
+		if took > 5*time.Second {
+			t.Errorf("custodial %v: server reachable only %v after the reconnect", o.custodial, took)
+		}
+	}
+}
+
+// TestRedisStopped: with Redis killed under a running cluster, clients
+// still connect and echo (placement by hashing alone) and the edge counts
+// the fallbacks.
+func TestRedisStopped(t *testing.T) {
+	interop.Require(t)
+	redisURL, stopRedis := redistest.Start(t)
+	boot, echoKey := startJSEcho(t, interop.RandomSeed())
+	c := newCluster(t, boot, redisURL)
+	c.worker("w1")
+	c.worker("w2")
+	c.edge("e1", 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	echo := func(what string) {
+		t.Helper()
+		kp, _ := noise.GenerateKeyPair(rand.Reader)
+		client := dialClient(t, ctx, c.ws["e1"], kp, true)
+		conn, err := client.Connect(ctx, echoKey)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		data := make([]byte, 256<<10)
+		rand.Read(data)
+		go conn.Write(data)
+		back := make([]byte, len(data))
+		if _, err := io.ReadFull(conn, back); err != nil || string(back) != string(data) {
+			t.Fatalf("%s: echo: %v", what, err)
+		}
+		client.Close()
+	}
+	echo("with Redis")
+	if f := metric(c.metrics["e1"], "dhtrelay_affinity_fallbacks_total"); f != "0" {
+		t.Fatalf("fallbacks with Redis up: %s", f)
+	}
+	stopRedis()
+	for i := range 3 {
+		echo(fmt.Sprintf("client %d without Redis", i))
+	}
+	f, _ := strconv.Atoi(metric(c.metrics["e1"], "dhtrelay_affinity_fallbacks_total"))
+	if f < 3 {
+		t.Fatalf("%d fallbacks counted for 3 placements without Redis", f)
+	}
+}
+
+func keyOf(seedHex string) noise.KeyPair {
+	var seed [32]byte
+	hex.Decode(seed[:], []byte(seedHex))
+	return noise.KeyPairFromSeed(seed)
+}
