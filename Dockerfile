@@ -10,5 +10,6 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags=-s -o /out/ ./cmd/dht-relay ./cmd/
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/ /usr/local/bin/
 USER nonroot:nonroot
-EXPOSE 49443/tcp
+# Clients (WebSocket), gossip between edges and workers, metrics.
+EXPOSE 49443/tcp 7946/tcp 7946/udp 9090/tcp
 ENTRYPOINT ["/usr/local/bin/dht-relay"]
