@@ -206,11 +206,14 @@ func (s *Server) onHandshake(req *dhtrpc.IncomingRequest, hs *Handshake) []byte 
 	}
 	pub := d.PublicAddr()
 	serverAddr := netip.AddrPortFrom(pub.Addr(), d.ServerSocket().LocalAddr().Port())
-	ours := NoisePayload{Version: 1, Error: errCode, Firewall: FirewallOpen, SecretStream: &SecretStreamInfo{Version: 1}}
-	if pub.Addr().IsValid() {
+	// Open only when others can reach us unasked, as JS's
+	// dht.remoteAddress() judges it: behind a NAT the address others see
+	// takes no connection we did not start, and a client told it is open
+	// would wait there in vain.
+	ours := NoisePayload{Version: 1, Error: errCode, Firewall: FirewallUnknown, SecretStream: &SecretStreamInfo{Version: 1}}
+	if pub.Addr().IsValid() && !d.Firewalled() {
+		ours.Firewall = FirewallOpen
 		ours.Addresses4 = []netip.AddrPort{serverAddr}
-	} else {
-		ours.Firewall = FirewallUnknown
 	}
 	if stream != nil {
 		ours.UDX = &UDXInfo{Version: 1, ID: uint64(stream.ID())}

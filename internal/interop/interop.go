@@ -86,8 +86,20 @@ type Process struct {
 // Start starts a program from test/interop; it is killed at test cleanup.
 func Start(t testing.TB, script string, args ...string) *Process {
 	t.Helper()
+	return start(t, exec.Command("node", append([]string{script}, args...)...), script)
+}
+
+// StartIn starts a program from test/interop inside the network namespace
+// netns (ip netns exec, which becomes the program).
+func StartIn(t testing.TB, netns, script string, args ...string) *Process {
+	t.Helper()
+	return start(t, exec.Command("ip", append([]string{"netns", "exec", netns, "node", script}, args...)...), script)
+}
+
+func start(t testing.TB, cmd *exec.Cmd, script string) *Process {
+	t.Helper()
 	dir := Require(t)
-	p := &Process{cmd: exec.Command("node", append([]string{script}, args...)...), done: make(chan error, 1)}
+	p := &Process{cmd: cmd, done: make(chan error, 1)}
 	p.cmd.Dir = dir
 	p.cmd.Stderr = &lockedWriter{w: &p.stderr}
 	stdin, err := p.cmd.StdinPipe()

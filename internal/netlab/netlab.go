@@ -66,7 +66,10 @@ func Require(t testing.TB) {
 	}
 }
 
-// New makes an empty lab with an internet namespace at 10.77.0.1/16.
+// New makes an empty lab with an internet namespace at 45.77.0.1/16. The
+// internet is a public range, not a private or reserved one, because
+// peers treat private addresses as a LAN they might share; the lab's
+// namespaces have no route out, so nothing leaves them.
 func New(t testing.TB) (*Lab, *Host) {
 	t.Helper()
 	Require(t)
@@ -74,9 +77,9 @@ func New(t testing.TB) (*Lab, *Host) {
 	t.Cleanup(l.teardown)
 	inet := l.namespace("inet")
 	l.run(inet, "ip", "link", "add", "br0", "type", "bridge")
-	l.run(inet, "ip", "addr", "add", "10.77.0.1/16", "dev", "br0")
+	l.run(inet, "ip", "addr", "add", "45.77.0.1/16", "dev", "br0")
 	l.run(inet, "ip", "link", "set", "br0", "up")
-	return l, &Host{lab: l, NS: inet, Addr: netip.MustParseAddr("10.77.0.1")}
+	return l, &Host{lab: l, NS: inet, Addr: netip.MustParseAddr("45.77.0.1")}
 }
 
 func (l *Lab) namespace(role string) string {
@@ -114,17 +117,17 @@ func (l *Lab) AddHost(kind NAT) *Host {
 	l.hosts++
 	n := l.hosts
 	inet := l.name + "inet"
-	wan := fmt.Sprintf("10.77.%d.1", n)
+	wan := fmt.Sprintf("45.77.%d.1", n)
 	if kind == Open {
 		h := l.namespace(fmt.Sprintf("h%d", n))
 		l.link(inet, h, "br0", wan+"/16")
-		l.run(h, "ip", "route", "add", "default", "via", "10.77.0.1")
+		l.run(h, "ip", "route", "add", "default", "via", "45.77.0.1")
 		return &Host{lab: l, NS: h, Addr: netip.MustParseAddr(wan)}
 	}
 	r := l.namespace(fmt.Sprintf("r%d", n))
 	h := l.namespace(fmt.Sprintf("h%d", n))
 	l.link(inet, r, "br0", wan+"/16")
-	l.run(r, "ip", "route", "add", "default", "via", "10.77.0.1")
+	l.run(r, "ip", "route", "add", "default", "via", "45.77.0.1")
 	lanR, lanH := fmt.Sprintf("192.168.%d.1", n), fmt.Sprintf("192.168.%d.2", n)
 	l.pair(r, h, lanR+"/24", lanH+"/24")
 	l.run(h, "ip", "route", "add", "default", "via", lanR)
@@ -170,7 +173,7 @@ func (l *Lab) pair(r, h, addrR, addrH string) {
 // only while it is created.
 func (h *Host) ListenUDP(port uint16) (*net.UDPConn, error) {
 	var conn *net.UDPConn
-	err := h.inNamespace(func() error {
+	err := h.Do(func() error {
 		c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(h.Addr, port)))
 		conn = c
 		return err
@@ -178,7 +181,9 @@ func (h *Host) ListenUDP(port uint16) (*net.UDPConn, error) {
 	return conn, err
 }
 
-func (h *Host) inNamespace(fn func() error) error {
+// Do runs fn on a thread inside the host's namespace: sockets fn opens stay
+// in it.
+func (h *Host) Do(fn func() error) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	orig, err := os.Open("/proc/thread-self/ns/net")

@@ -1,0 +1,230 @@
+package hyperdht
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dhtrelay/dht-relay/dhtrpc"
+	"github.com/dhtrelay/dht-relay/internal/interop"
+	"github.com/dhtrelay/dht-relay/internal/netlab"
+	"github.com/dhtrelay/dht-relay/noise"
+)
+
+// natEcho is what each cell of the NAT matrix sends and expects back.
+const natEcho = 1 << 20
+
+// natConnectTimeout bounds one cell's connect and echo; JS gives up on a
+// holepunch well within it.
+const natConnectTimeout = 60 * time.Second
+
+// TestNATMatrix builds a lab (package netlab) with a JS testnet on its
+// internet and, for each pair of NATs (open, consistent, random; random on
+// one side at most), a client host and a server host behind them. In each
+// it runs {JS, Go} clients against {JS, Go} servers with a 1 MB echo, and
+// prints the table of outcomes.
+//
+// JS to JS is the reference, and every cell whose Go peers are on open
+// hosts must match it. A Go peer behind a NAT cannot holepunch yet (this
+// package does not implement the PEER_HOLEPUNCH rounds): where JS gets
+// through by punching, such a cell may fail, and the table marks it as a
+// gap, but it must fail cleanly, with a connect error in time, never by
+// hanging or by opening a connection that carries nothing.
+func TestNATMatrix(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the NAT matrix takes minutes; it runs in the full suite, not under -short")
+	}
+	interop.Require(t)
+	lab, inet := netlab.New(t)
+	bp := interop.StartIn(t, inet.NS, "natlab-peer.js", "bootstrap", inet.Addr.String(), "8")
+	line, err := bp.ReadLineWithin(60 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b struct{ Bootstrap string }
+	if err := json.Unmarshal([]byte(line), &b); err != nil {
+		t.Fatalf("bootstrap: %v: %s", err, line)
+	}
+	boot := netip.MustParseAddrPort(b.Bootstrap)
+
+	type pair struct{ client, server netlab.NAT }
+	pairs := []pair{
+		{netlab.Open, netlab.Open}, {netlab.Consistent, netlab.Open}, {netlab.Open, netlab.Consistent},
+		{netlab.Consistent, netlab.Consistent}, {netlab.Random, netlab.Open}, {netlab.Open, netlab.Random},
+		{netlab.Random, netlab.Consistent}, {netlab.Consistent, netlab.Random},
+	}
+	impls := []string{"js", "go"}
+	var mu sync.Mutex
+	outcome := map[string]string{} // "client/server/cnat/snat" → "ok" or the error
+	key := func(c, s string, p pair) string { return fmt.Sprintf("%s/%s/%v/%v", c, s, p.client, p.server) }
+
+	t.Run("cells", func(t *testing.T) {
+		for _, p := range pairs {
+			for _, ci := range impls {
+				for _, si := range impls {
+					// Hosts are made here, in order: the lab is not safe
+					// for concurrent use.
+					ch, sh := lab.AddHost(p.client), lab.AddHost(p.server)
+					t.Run(key(ci, si, p), func(t *testing.T) {
+						t.Parallel()
+						seed := make([]byte, 32)
+						rand.Read(seed)
+						pk := startNATServer(t, sh, si, boot, seed)
+						res := runNATClient(t, ch, ci, boot, pk)
+						mu.Lock()
+						outcome[key(ci, si, p)] = res
+						mu.Unlock()
+					})
+				}
+			}
+		}
+	})
+
+	var table strings.Builder
+	fmt.Fprintf(&table, "%-12s %-12s %-24s %-24s %-24s %-24s\n", "client NAT", "server NAT", "JS → JS", "Go → JS", "JS → Go", "Go → Go")
+	for _, p := range pairs {
+		ref := outcome[key("js", "js", p)]
+		fmt.Fprintf(&table, "%-12v %-12v %-24s", p.client, p.server, short(ref))
+		for _, c := range [][2]string{{"go", "js"}, {"js", "go"}, {"go", "go"}} {
+			got := outcome[key(c[0], c[1], p)]
+			cell := short(got)
+			goBehindNAT := (c[0] == "go" && p.client != netlab.Open) || (c[1] == "go" && p.server != netlab.Open)
+			switch {
+			case got == "ok" || short(got) == short(ref):
+			case goBehindNAT && cleanFailure(got):
+				cell += " (gap)" // the Go peer would have to holepunch
+			default:
+				t.Errorf("%s → %s, %v client, %v server: %q where JS → JS gives %q", c[0], c[1], p.client, p.server, got, ref)
+			}
+			fmt.Fprintf(&table, " %-24s", cell)
+		}
+		table.WriteString("\n")
+	}
+	t.Logf("NAT matrix (1 MB echo):\n%s", table.String())
+}
+
+// cleanFailure says whether a failed cell failed as a user would want: a
+// connect error in time, not a hang and not a connection that opened and
+// then carried nothing.
+func cleanFailure(outcome string) bool {
+	return outcome != "" && !strings.HasPrefix(outcome, "no answer") && !strings.HasPrefix(outcome, "echo")
+}
+
+// short is an outcome's error code, or ok.
+func short(outcome string) string {
+	if outcome == "ok" || outcome == "" {
+		return outcome
+	}
+	code, _, _ := strings.Cut(outcome, ":")
+	return code
+}
+
+// startNATServer starts an echo server (impl "js" or "go") on host, keyed
+// by seed, and returns its public key once it listens.
+func startNATServer(t *testing.T, host *netlab.Host, impl string, boot netip.AddrPort, seed []byte) [32]byte {
+	t.Helper()
+	kp := noise.KeyPairFromSeed([32]byte(seed))
+	if impl == "js" {
+		p := interop.StartIn(t, host.NS, "natlab-peer.js", "server", boot.String(), hex.EncodeToString(seed))
+		line, err := p.ReadLineWithin(natConnectTimeout)
+		if err != nil || !strings.Contains(line, `"listening":true`) {
+			t.Fatalf("js server: %s %v", line, err)
+		}
+		return kp.Public
+	}
+	n := labNode(t, host, boot)
+	ctx, cancel := context.WithTimeout(context.Background(), natConnectTimeout)
+	defer cancel()
+	srv, err := n.Listen(ctx, ServerConfig{KeyPair: &kp})
+	if err != nil {
+		t.Fatalf("go server: %v", err)
+	}
+	go func() {
+		for {
+			c, err := srv.Accept(context.Background())
+			if err != nil {
+				return
+			}
+			go func() {
+				io.Copy(c, c)
+				c.Close()
+			}()
+		}
+	}()
+	return kp.Public
+}
+
+// runNATClient connects from host (impl "js" or "go") to pk, echoes
+// natEcho bytes and returns "ok" or the error.
+func runNATClient(t *testing.T, host *netlab.Host, impl string, boot netip.AddrPort, pk [32]byte) string {
+	t.Helper()
+	if impl == "js" {
+		p := interop.StartIn(t, host.NS, "natlab-peer.js", "client", boot.String(), hex.EncodeToString(pk[:]), fmt.Sprint(natEcho))
+		line, err := p.ReadLineWithin(natConnectTimeout + 30*time.Second)
+		if err != nil {
+			return "no answer: " + err.Error()
+		}
+		var r struct {
+			OK    bool
+			Error string
+		}
+		json.Unmarshal([]byte(line), &r)
+		if r.OK {
+			return "ok"
+		}
+		return r.Error
+	}
+	n := labNode(t, host, boot)
+	ctx, cancel := context.WithTimeout(context.Background(), natConnectTimeout)
+	defer cancel()
+	kp, _ := noise.GenerateKeyPair(rand.Reader)
+	c, err := n.Connect(ctx, pk, ClientConfig{KeyPair: &kp})
+	if err != nil {
+		return err.Error()
+	}
+	defer c.Close()
+	data := make([]byte, natEcho)
+	rand.Read(data)
+	go c.Write(data)
+	back := make([]byte, len(data))
+	stuck := time.AfterFunc(natConnectTimeout, func() { c.Close() })
+	defer stuck.Stop()
+	if _, err := io.ReadFull(c, back); err != nil {
+		return "echo: " + err.Error()
+	}
+	if !bytes.Equal(back, data) {
+		return "echo differs"
+	}
+	return "ok"
+}
+
+// labNode starts a Go node inside host's namespace and joins the lab's
+// testnet.
+func labNode(t *testing.T, host *netlab.Host, boot netip.AddrPort) *Node {
+	t.Helper()
+	var n *Node
+	err := host.Do(func() error {
+		var err error
+		n, err = New(Config{DHT: dhtrpc.Config{Bootstrap: []netip.AddrPort{boot}}})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("go node in %s: %v", host.NS, err)
+	}
+	t.Cleanup(func() { n.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), natConnectTimeout)
+	defer cancel()
+	if err := n.Bootstrap(ctx); err != nil {
+		t.Fatalf("go node bootstrap: %v", err)
+	}
+	return n
+}
