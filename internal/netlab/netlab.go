@@ -139,6 +139,14 @@ func (l *Lab) AddHost(kind NAT) *Host {
 	l.run(r, "nft", "add table ip nat")
 	l.run(r, "nft", "add chain ip nat post { type nat hook postrouting priority 100 ; }")
 	l.run(r, "nft", fmt.Sprintf("add rule ip nat post oifname \"w%d\" %s", n, masq))
+	// Unsolicited packets from the internet are dropped before conntrack
+	// confirms an entry for them, as a home router drops them: otherwise
+	// the first punch from a peer leaves an entry that makes masquerade
+	// pick another port for our own punch back, and no holepunch through
+	// two NATs could work.
+	l.run(r, "nft", "add table ip filter")
+	l.run(r, "nft", "add chain ip filter input { type filter hook input priority 0 ; }")
+	l.run(r, "nft", fmt.Sprintf("add rule ip filter input iifname \"w%d\" ct state new drop", n))
 	return &Host{lab: l, NS: h, Addr: netip.MustParseAddr(lanH)}
 }
 
