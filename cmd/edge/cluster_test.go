@@ -22,6 +22,8 @@ type cluster struct {
 	redis string   // empty: placement by hashing alone
 	env   []string // added to every node's environment
 	seed  string   // gossip address of the first node started
+	// restartNATS stops NATS and starts it again after down.
+	restartNATS func(down time.Duration)
 
 	procs   map[string]*exec.Cmd
 	metrics map[string]string // node id → metrics address
@@ -30,8 +32,9 @@ type cluster struct {
 }
 
 func newCluster(t *testing.T, boot, redis string) *cluster {
+	url, restart := startNATS(t)
 	return &cluster{
-		t: t, bin: buildCommands(t), nats: startNATS(t), boot: boot, redis: redis,
+		t: t, bin: buildCommands(t), nats: url, restartNATS: restart, boot: boot, redis: redis,
 		procs: map[string]*exec.Cmd{}, metrics: map[string]string{}, ws: map[string]string{}, tcp: map[string]string{},
 	}
 }

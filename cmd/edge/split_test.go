@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -74,19 +76,39 @@ func buildCommands(t *testing.T) string {
 }
 
 // startNATS runs a NATS server on loopback for the test and returns its
-// client URL.
-func startNATS(t *testing.T) string {
+// client URL, and a function that stops it and starts a fresh one on the
+// same port after down (a NATS restart: its subscriptions and queued
+// messages are gone).
+func startNATS(t *testing.T) (string, func(down time.Duration)) {
 	t.Helper()
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
+	var mu sync.Mutex
+	run := func(port int) *natsserver.Server {
+		ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go ns.Start()
+		if !ns.ReadyForConnections(10 * time.Second) {
+			t.Fatal("nats not ready")
+		}
+		return ns
 	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
+	ns := run(-1)
+	port := ns.Addr().(*net.TCPAddr).Port
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		ns.Shutdown()
+	})
+	restart := func(down time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		time.Sleep(down)
+		ns = run(port)
 	}
-	t.Cleanup(ns.Shutdown)
-	return ns.ClientURL()
+	return ns.ClientURL(), restart
 }
 
 // startJSEcho starts a JS testnet with a JS echo server on the key of

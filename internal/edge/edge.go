@@ -135,6 +135,7 @@ func (e *Edge) Start(ctx context.Context, workers Workers) error {
 	}
 	e.ep = ep
 	e.workers = workers
+	e.cfg.NATS.SetDisconnectErrHandler(e.natsLost)
 	pctx, stop := context.WithCancel(context.Background())
 	e.stop = stop
 	if e.cfg.Affinity != nil {
@@ -250,7 +251,27 @@ func (e *Edge) WorkerLost(worker string) {
 	e.mu.Unlock()
 	e.log.Warn("worker lost", "worker", worker, "sessions", len(lost))
 	for _, s := range lost {
-		s.WorkerLost()
+		s.LinkLost(session.ErrWorkerLost)
+	}
+}
+
+// natsLost ends every session when NATS goes away: frames in flight may
+// be lost then, and a session that lost one whose gap no later frame
+// shows (a credit, the last data) would stall without a word. Clients
+// reconnect once NATS is back; their servers wait on the workers.
+func (e *Edge) natsLost(nc *nats.Conn, err error) {
+	if nc.IsClosed() {
+		return // our own shutdown
+	}
+	e.mu.Lock()
+	sessions := make([]*session.Session, 0, len(e.sessions))
+	for _, s := range e.sessions {
+		sessions = append(sessions, s)
+	}
+	e.mu.Unlock()
+	e.log.Warn("NATS disconnected; ending every session", "err", err, "sessions", len(sessions))
+	for _, s := range sessions {
+		s.LinkLost(routing.ErrNATSLost)
 	}
 }
 

@@ -11,6 +11,11 @@ import (
 	"github.com/dhtrelay/dht-relay/relay"
 )
 
+// ErrNATSLost means a node lost its NATS connection: frames sent
+// meanwhile may be lost without a later frame to show the gap, so the
+// sessions it carried end.
+var ErrNATSLost = errors.New("relay: connection between edge and worker lost")
+
 // ErrFramesLost means a session's frames arrived with a gap: NATS dropped
 // some.
 var ErrFramesLost = errors.New("routing: frames lost between edge and worker")

@@ -209,11 +209,12 @@ func FromEnv(fs *flag.FlagSet) error {
 
 // ConnectNATS connects to an external NATS, reconnecting for ever with a
 // bounded buffer: while NATS is away, at most reconnectBuffer bytes of
-// frames wait, and sessions whose frames do not fit fail instead of
-// growing memory.
+// frames (the goodbyes of the sessions that ended) wait, and what does not
+// fit fails instead of growing memory.
 func ConnectNATS(urls, name string, log *slog.Logger) (*nats.Conn, error) {
+	// Edges and workers set the disconnect handler: they end their
+	// sessions then.
 	nc, err := nats.Connect(urls, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectBufSize(reconnectBuffer),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("NATS disconnected", "err", err) }),
 		nats.ReconnectHandler(func(*nats.Conn) { log.Info("NATS reconnected") }),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { log.Error("NATS", "err", err) }))
 	if err != nil {

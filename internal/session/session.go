@@ -78,6 +78,7 @@ func FailureKind(err error) string {
 		{ErrHandshakeTime, "handshake_timeout"},
 		{ErrSlowClient, "slow_client"},
 		{ErrWorkerLost, "worker_lost"},
+		{routing.ErrNATSLost, "nats_lost"},
 		{ErrWorkerClosed, "worker_closed"},
 		{ErrNoWorker, "no_worker"},
 		{routing.ErrFramesLost, "frames_lost"},
@@ -221,17 +222,18 @@ func (s *Session) Fail(err error) {
 
 var errClientGone = errors.New("relay: client went away")
 
-// WorkerLost ends the session because its worker died: every stream is
-// destroyed with the reason, then the client is disconnected.
-func (s *Session) WorkerLost() {
+// LinkLost ends the session because the way to its worker is gone (the
+// worker died: ErrWorkerLost; NATS went away: routing.ErrNATSLost): every
+// stream is destroyed with the reason, then the client is disconnected.
+func (s *Session) LinkLost(reason error) {
 	s.mu.Lock()
 	for alias := range s.connects {
-		s.enqueueLocked(&relay.Destroy{RemoteAlias: alias, Error: ErrWorkerLost.Error()})
+		s.enqueueLocked(&relay.Destroy{RemoteAlias: alias, Error: reason.Error()})
 	}
 	for _, st := range s.byWorker {
-		s.enqueueLocked(&relay.Destroy{Paired: true, Alias: st.worker, Error: ErrWorkerLost.Error()})
+		s.enqueueLocked(&relay.Destroy{Paired: true, Alias: st.worker, Error: reason.Error()})
 	}
-	s.closeAfterQueueLocked(ErrWorkerLost)
+	s.closeAfterQueueLocked(reason)
 	s.mu.Unlock()
 }
 

@@ -91,6 +91,7 @@ func (w *Worker) Start(ctx context.Context) error {
 		ep.Close()
 		return fmt.Errorf("worker: subscribe: %w", err)
 	}
+	w.cfg.NATS.SetDisconnectErrHandler(w.natsLost)
 	return w.cfg.NATS.FlushTimeout(routing.FlushTimeout)
 }
 
@@ -186,6 +187,25 @@ func (w *Worker) EdgeLost(edge string) {
 	for _, s := range lost {
 		w.log.Info("edge lost; ending its session", "edge", edge, "session", s.id)
 		go s.end(ErrEdgeLost, false)
+	}
+}
+
+// natsLost ends every session when NATS goes away, as the edges end
+// theirs (edge.natsLost); servers wait out their grace for their clients
+// to come back.
+func (w *Worker) natsLost(nc *nats.Conn, err error) {
+	if nc.IsClosed() {
+		return // our own shutdown
+	}
+	w.mu.Lock()
+	sessions := make([]*session, 0, len(w.sessions))
+	for _, s := range w.sessions {
+		sessions = append(sessions, s)
+	}
+	w.mu.Unlock()
+	w.log.Warn("NATS disconnected; ending every session", "err", err, "sessions", len(sessions))
+	for _, s := range sessions {
+		go s.end(routing.ErrNATSLost, false)
 	}
 }
 
