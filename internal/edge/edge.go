@@ -100,9 +100,6 @@ func New(cfg Config) (*Edge, error) {
 		return nil, err
 	}
 	e := &Edge{cfg: cfg, log: log.With("edge", cfg.ID), tcpKey: kp, sessions: map[string]*session.Session{}}
-	if err := e.observe(cfg.Telemetry.Meter); err != nil {
-		return nil, err
-	}
 	cfg.Telemetry.Metrics.Session(telemetry.RoleEdge, 0) // the series exists from the start
 	e.upgrade = websocket.Upgrader{
 		// A small read buffer: an idle session keeps it, while a large
@@ -135,6 +132,10 @@ func (e *Edge) Start(ctx context.Context, workers Workers) error {
 	}
 	e.ep = ep
 	e.workers = workers
+	if err := e.observe(e.cfg.Telemetry.Meter); err != nil {
+		ep.Close()
+		return err
+	}
 	e.cfg.NATS.SetDisconnectErrHandler(e.natsLost)
 	pctx, stop := context.WithCancel(context.Background())
 	e.stop = stop
@@ -149,9 +150,7 @@ func (e *Edge) Start(ctx context.Context, workers Workers) error {
 func (e *Edge) observe(m metric.Meter) error {
 	_, err := m.Int64ObservableGauge("dhtrelay.workers.live", metric.WithDescription("Workers the edge sees alive."),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			if e.workers != nil {
-				o.Observe(int64(e.Workers()))
-			}
+			o.Observe(int64(e.Workers()))
 			return nil
 		}))
 	if err != nil || e.cfg.Affinity == nil {
