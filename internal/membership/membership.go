@@ -99,9 +99,9 @@ func Start(cfg Config) (*Members, error) {
 	if err != nil {
 		return nil, fmt.Errorf("membership: bind %q: bad port", cfg.Bind)
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
 	}
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = cfg.ID
@@ -122,7 +122,7 @@ func Start(cfg Config) (*Members, error) {
 	mc.Delegate = meta(cfg.Role)
 	m := &Members{cfg: cfg, done: make(chan struct{})}
 	mc.Events = &events{m: m}
-	mc.Logger = newLogBridge(log.With("gossip", cfg.ID))
+	mc.Logger = newLogBridge(logger.With("gossip", cfg.ID))
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return nil, fmt.Errorf("membership: %w", err)
@@ -130,20 +130,20 @@ func Start(cfg Config) (*Members, error) {
 	m.ml = ml
 	ctx, stop := context.WithCancel(context.Background())
 	m.stop = stop
-	go m.keepJoined(ctx, log)
+	go m.keepJoined(ctx, logger)
 	return m, nil
 }
 
 // keepJoined joins at once and again every rejoinInterval while no
 // watched member is alive.
-func (m *Members) keepJoined(ctx context.Context, log *slog.Logger) {
+func (m *Members) keepJoined(ctx context.Context, logger *slog.Logger) {
 	defer close(m.done)
 	t := time.NewTicker(rejoinInterval)
 	defer t.Stop()
 	for {
 		if len(m.cfg.Join) > 0 && len(m.Live()) == 0 {
 			if _, err := m.ml.Join(m.cfg.Join); err != nil {
-				log.Debug("gossip join failed; retrying", "join", m.cfg.Join, "err", err)
+				logger.Debug("gossip join failed; retrying", "join", m.cfg.Join, "err", err)
 			}
 		}
 		select {
