@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"io"
 	"net"
 	"net/http"
@@ -15,13 +17,14 @@ import (
 // cluster runs edges and workers as separate processes on loopback, over
 // one NATS server, gossiping membership with each other.
 type cluster struct {
-	t     *testing.T
-	bin   string
-	nats  string
-	boot  string   // the DHT the workers join
-	redis string   // empty: placement by hashing alone
-	env   []string // added to every node's environment
-	seed  string   // gossip address of the first node started
+	t         *testing.T
+	bin       string
+	nats      string
+	boot      string   // the DHT the workers join
+	redis     string   // empty: placement by hashing alone
+	env       []string // added to every node's environment
+	seed      string   // gossip address of the first node started
+	gossipKey string   // base64, shared by the cluster's nodes
 	// restartNATS stops NATS and starts it again after down.
 	restartNATS func(down time.Duration)
 
@@ -33,16 +36,19 @@ type cluster struct {
 
 func newCluster(t *testing.T, boot, redis string) *cluster {
 	url, restart := startNATS(t)
+	key := make([]byte, 32)
+	rand.Read(key)
 	return &cluster{
 		t: t, bin: buildCommands(t), nats: url, restartNATS: restart, boot: boot, redis: redis,
-		procs: map[string]*exec.Cmd{}, metrics: map[string]string{}, ws: map[string]string{}, tcp: map[string]string{},
+		gossipKey: base64.StdEncoding.EncodeToString(key),
+		procs:     map[string]*exec.Cmd{}, metrics: map[string]string{}, ws: map[string]string{}, tcp: map[string]string{},
 	}
 }
 
 // common are the flags every node takes: NATS, gossip, metrics, each
 // on a port the node picks and reports in its ready line.
 func (c *cluster) common(id string) []string {
-	args := []string{"--nats", c.nats, "--id", id, "--gossip-bind", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--log-level", "error"}
+	args := []string{"--nats", c.nats, "--id", id, "--gossip-bind", "127.0.0.1:0", "--gossip-key", c.gossipKey, "--metrics", "127.0.0.1:0", "--log-level", "error"}
 	if c.seed != "" {
 		args = append(args, "--gossip-join", c.seed)
 	}

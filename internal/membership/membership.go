@@ -4,6 +4,10 @@
 // sessions on the workers it reports alive, and end the sessions of a
 // worker it reports dead; workers end the sessions of a dead edge.
 //
+// A cluster whose gossip port is reachable from outside (workers on the
+// host network) must set a key: without one, anyone who reaches the port
+// can join as a worker and draw sessions to nowhere.
+//
 // Failure detection is tuned for a relay, not for memberlist's LAN
 // defaults: a killed node is declared dead within about three seconds, so
 // its clients' streams fail well within the five seconds the service
@@ -68,6 +72,9 @@ type Config struct {
 	// Join lists members to join, HOST:PORT; host names resolve to every
 	// address they have.
 	Join []string
+	// Key, when set (16, 24 or 32 bytes), encrypts and authenticates all
+	// gossip with AES-GCM: only nodes that hold it can join or speak.
+	Key []byte
 	// Watch is the role whose members OnLost reports.
 	Watch Role
 	// OnLost runs, on a goroutine of its own, when a watched member is
@@ -119,6 +126,7 @@ func Start(cfg Config) (*Members, error) {
 	mc.ProbeInterval, mc.ProbeTimeout = probeInterval, probeTimeout
 	mc.SuspicionMult, mc.SuspicionMaxTimeoutMult = suspicionMult, suspicionMaxMult
 	mc.GossipInterval = gossipInterval
+	mc.SecretKey = cfg.Key
 	mc.Delegate = meta(cfg.Role)
 	m := &Members{cfg: cfg, done: make(chan struct{})}
 	mc.Events = &events{m: m}

@@ -2,6 +2,7 @@ package membership
 
 import (
 	"context"
+	"crypto/rand"
 	"net"
 	"slices"
 	"testing"
@@ -102,4 +103,38 @@ func ctxTimeout(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// With a key, a node that does not hold it cannot join, and one that
+// does can.
+func TestKey(t *testing.T) {
+	key := make([]byte, 32)
+	rand.Read(key)
+	e, err := Start(Config{ID: "e1", Role: Edge, Watch: Worker, Bind: "127.0.0.1:0", Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(time.Second) })
+	other := make([]byte, 32)
+	rand.Read(other)
+	for _, k := range []struct {
+		id  string
+		key []byte
+	}{{"stranger", nil}, {"forger", other}} {
+		w, err := Start(Config{ID: k.id, Role: Worker, Watch: Edge, Bind: "127.0.0.1:0", Key: k.key, Join: []string{e.Addr()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { w.Close(0) })
+	}
+	w, err := Start(Config{ID: "w1", Role: Worker, Watch: Edge, Bind: "127.0.0.1:0", Key: key, Join: []string{e.Addr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close(time.Second) })
+	waitLive(t, e, "w1")
+	time.Sleep(rejoinInterval) // the others keep trying meanwhile
+	if live := e.Live(); !slices.Equal(live, []string{"w1"}) {
+		t.Fatalf("the edge sees %v; nodes without the key joined", live)
+	}
 }

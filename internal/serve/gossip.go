@@ -1,6 +1,8 @@
 package serve
 
 import (
+	"encoding/base64"
+	"errors"
 	"flag"
 	"log/slog"
 	"strings"
@@ -13,6 +15,7 @@ type Gossip struct {
 	Bind      string
 	Advertise string
 	Join      string
+	Key       string // base64
 }
 
 // GossipFlags registers the gossip flags on fs.
@@ -21,6 +24,7 @@ func GossipFlags(fs *flag.FlagSet) *Gossip {
 	fs.StringVar(&g.Bind, "gossip-bind", "0.0.0.0:7946", "memberlist gossip address, HOST:PORT, UDP and TCP (port 0 picks a free one)")
 	fs.StringVar(&g.Advertise, "gossip-advertise", "", "gossip address other nodes reach this one at, when it differs from --gossip-bind")
 	fs.StringVar(&g.Join, "gossip-join", "", "gossip addresses of other nodes to join, HOST:PORT[,HOST:PORT...]; names resolve to all their addresses")
+	fs.StringVar(&g.Key, "gossip-key", "", "base64 of a 16, 24 or 32-byte key that encrypts and authenticates gossip; set it whenever the gossip port is reachable from outside the cluster")
 	return g
 }
 
@@ -32,7 +36,18 @@ func (g *Gossip) Start(id string, role, watch membership.Role, onLost func(strin
 			join = append(join, a)
 		}
 	}
+	var key []byte
+	if g.Key != "" {
+		k, err := base64.StdEncoding.DecodeString(g.Key)
+		if err != nil || (len(k) != 16 && len(k) != 24 && len(k) != 32) {
+			return nil, errors.New("--gossip-key: want base64 of 16, 24 or 32 bytes")
+		}
+		key = k
+	}
+	if key == nil {
+		log.Warn("gossip is not encrypted (no --gossip-key): keep its port inside the cluster's network")
+	}
 	return membership.Start(membership.Config{
-		ID: id, Role: role, Watch: watch, Bind: g.Bind, Advertise: g.Advertise, Join: join, OnLost: onLost, Logger: log,
+		ID: id, Role: role, Watch: watch, Bind: g.Bind, Advertise: g.Advertise, Join: join, Key: key, OnLost: onLost, Logger: log,
 	})
 }

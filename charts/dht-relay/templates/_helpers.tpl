@@ -36,6 +36,12 @@ seccompProfile:
   value: {{ printf "$(POD_IP):%v" .Values.gossipPort | quote }}
 - name: DHTRELAY_GOSSIP_JOIN
   value: {{ printf "%s-gossip.%s.svc:%v" .Release.Name .Release.Namespace .Values.gossipPort | quote }}
+{{- if .Values.gossipKey }}
+- name: DHTRELAY_GOSSIP_KEY
+  valueFrom: {secretKeyRef: {name: {{ printf "%s-gossip" .Release.Name }}, key: key}}
+{{- else if .Values.worker.hostNetwork }}
+{{- fail "gossipKey is required when workers use the host network: their gossip port is then on the node's own addresses" }}
+{{- end }}
 {{- end }}
 
 {{- define "dht-relay.probes" -}}
