@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -94,7 +95,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer members.Close(gossipLeaveTimeout)
 	ready := fmt.Sprintf("dhtworker %s ready: dht %s gossip %s", wid, node.DHT().ServerSocket().LocalAddr(), members.Addr())
 	if *metrics != "" {
-		h, err := serve.Health(*metrics, func() error { return nil }, tel.Handler())
+		h, err := serve.Health(*metrics, func() error {
+			if !nc.IsConnected() {
+				return errors.New("NATS not connected")
+			}
+			return nil
+		}, tel.Handler())
 		if err != nil {
 			return err
 		}

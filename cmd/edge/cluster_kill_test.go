@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net/http"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -231,8 +232,17 @@ func TestNATSRestart(t *testing.T) {
 		got <- err
 	}()
 	time.Sleep(300 * time.Millisecond)
+	// Readiness follows NATS: not ready while it is away.
+	notReady := make(chan bool, 1)
+	go func() {
+		time.Sleep(time.Second)
+		notReady <- readyz(c.metrics["e1"]) == http.StatusServiceUnavailable && readyz(c.metrics["w1"]) == http.StatusServiceUnavailable
+	}()
 	c.restartNATS(2 * time.Second)
 	restarted := time.Now()
+	if !<-notReady {
+		t.Error("edge or worker ready while NATS was away")
+	}
 	err = <-got
 	watchdog.Stop()
 	switch {
@@ -271,4 +281,17 @@ func TestNATSRestart(t *testing.T) {
 			t.Errorf("%s exited", id)
 		}
 	}
+	waitFor(t, "edge and worker ready again", func() bool {
+		return readyz(c.metrics["e1"]) == http.StatusOK && readyz(c.metrics["w1"]) == http.StatusOK
+	})
+}
+
+// readyz returns the status of a node's /readyz.
+func readyz(addr string) int {
+	res, err := http.Get("http://" + addr + "/readyz")
+	if err != nil {
+		return 0
+	}
+	res.Body.Close()
+	return res.StatusCode
 }

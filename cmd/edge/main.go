@@ -112,6 +112,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	ready += " gossip " + members.Addr()
 	if *metrics != "" {
 		h, err := serve.Health(*metrics, func() error {
+			if !nc.IsConnected() {
+				return errors.New("NATS not connected")
+			}
 			if e.Workers() == 0 {
 				return errors.New("no live worker")
 			}
