@@ -289,7 +289,7 @@ func (e *Edge) serve(t session.Transport, remote string) {
 	}
 	metrics := e.cfg.Telemetry.Metrics
 	s := session.New(session.Config{
-		ID: id, Framed: t, Opener: e, Limits: e.cfg.Limits, Logger: e.log.With("client", remote), Tracer: e.cfg.Telemetry.Tracer,
+		ID: id, Framed: t, Opener: e, Limits: e.cfg.Limits, Logger: e.log.With("session", id, "client", remote), Tracer: e.cfg.Telemetry.Tracer,
 		OnClose: func() {
 			e.mu.Lock()
 			delete(e.sessions, id)
@@ -325,7 +325,11 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if fwd := r.Header.Get("X-Forwarded-For"); e.cfg.BehindProxy && fwd != "" {
 		remote = strings.TrimSpace(strings.Split(fwd, ",")[0])
 	}
-	e.serve(relay.NewWebSocketFramed(c, int64(e.cfg.Limits.MaxFrame), e.cfg.Limits.WriteTimeout), remote)
+	// The session runs on a goroutine of its own so that this handler
+	// returns: while it runs, net/http keeps the connection's request,
+	// response and buffers (some 10 KB) that a hijacked connection no
+	// longer uses.
+	go e.serve(relay.NewWebSocketFramed(c, int64(e.cfg.Limits.MaxFrame), e.cfg.Limits.WriteTimeout), remote)
 }
 
 // ServeTCP accepts TCP clients on ln until it is closed: each runs the

@@ -50,6 +50,8 @@ type Config struct {
 	Framed Transport
 	Opener Opener
 	Limits limits.Limits
+	// Logger logs for the session; it should name the session (the
+	// edge adds its id and the client's address in one With).
 	Logger *slog.Logger
 	// Tracer traces the operations the session forwards (nil: none).
 	Tracer  trace.Tracer
@@ -138,7 +140,7 @@ func New(cfg Config) *Session {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	s := &Session{
-		cfg: cfg, log: log.With("session", cfg.ID), tracer: tracer, ctx: ctx, stop: stop,
+		cfg: cfg, log: log, tracer: tracer, ctx: ctx, stop: stop,
 		handshake: make(chan struct{}),
 		byClient:  map[uint32]*stream{}, byWorker: map[uint32]*stream{}, connects: map[uint32]struct{}{},
 	}
