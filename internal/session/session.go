@@ -50,8 +50,11 @@ type Config struct {
 	Framed Transport
 	Opener Opener
 	Limits limits.Limits
-	// Logger logs for the session; it should name the session (the
-	// edge adds its id and the client's address in one With).
+	// Remote is the client's address, for logs.
+	Remote string
+	// Logger is shared by the edge's sessions: each names itself in the
+	// records it logs, which costs nothing while it is idle, where a
+	// logger of its own would keep its attributes preformatted.
 	Logger *slog.Logger
 	// Tracer traces the operations the session forwards (nil: none).
 	Tracer  trace.Tracer
@@ -214,9 +217,9 @@ func (s *Session) Fail(err error) {
 	s.err = err
 	s.mu.Unlock()
 	if errors.Is(err, errClientGone) {
-		s.log.Debug("session closing", "reason", err)
+		s.log.Debug("session closing", "session", s.cfg.ID, "client", s.cfg.Remote, "reason", err)
 	} else {
-		s.log.Info("session closing", "reason", err)
+		s.log.Info("session closing", "session", s.cfg.ID, "client", s.cfg.Remote, "reason", err)
 	}
 	s.stop()
 	s.cfg.Framed.Close()
