@@ -252,7 +252,18 @@ func (s *Session) onClient(m relay.Message) {
 		}
 		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.Limits.HandshakeTimeout)
 		defer cancel()
-		link, worker, err := s.cfg.Opener.Open(ctx, s.cfg.ID, hs, s.onWorker, s.onLinkFail)
+		// Opening runs deep (placement, a NATS request): on a goroutine
+		// of its own, so that the reader's stack, which every idle
+		// session keeps, stays as small as its reads need.
+		var link *routing.Link
+		var worker string
+		var err error
+		opened := make(chan struct{})
+		go func() {
+			defer close(opened)
+			link, worker, err = s.cfg.Opener.Open(ctx, s.cfg.ID, hs, s.onWorker, s.onLinkFail)
+		}()
+		<-opened
 		if err != nil {
 			s.Fail(fmt.Errorf("%w: %w", ErrNoWorker, err))
 			return
