@@ -114,19 +114,32 @@ func freePort(t *testing.T) string {
 
 // metric reads the value of the first sample of name from a metrics
 // address.
-func metric(addr, name string) string {
-	res, err := http.Get("http://" + addr + "/metrics")
+func metric(addr, name string) string { return metricLabeled(addr, name, "") }
+
+// metricLabeled reads the first sample of name whose labels include
+// label (any sample, labelled or not, when label is empty).
+func metricLabeled(addr, name, label string) string {
+	page, err := metricsPage(addr)
 	if err != nil {
 		return err.Error()
 	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, name+"{") || strings.HasPrefix(l, name+" ") {
+	for _, l := range strings.Split(page, "\n") {
+		if strings.HasPrefix(l, name+"{") && strings.Contains(l, label) || label == "" && strings.HasPrefix(l, name+" ") {
 			return l[strings.LastIndexByte(l, ' ')+1:]
 		}
 	}
 	return "?"
+}
+
+// metricsPage fetches a node's metrics in Prometheus text.
+func metricsPage(addr string) (string, error) {
+	res, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return "", err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	return string(b), err
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

@@ -175,7 +175,8 @@ func TestTelemetry(t *testing.T) {
 	for _, dir := range []string{"to_peer", "to_client"} {
 		n, _ := strconv.ParseFloat(metricLabeled(w, "dhtrelay_relayed_bytes_total", `direction="`+dir+`"`), 64)
 		if n < size {
-			t.Errorf("relayed %s: %v bytes, want at least %d\n%s", dir, n, size, metricsPage(w))
+			page, _ := metricsPage(w)
+			t.Errorf("relayed %s: %v bytes, want at least %d\n%s", dir, n, size, page)
 		}
 	}
 	if got := metricLabeled(w, "dhtrelay_connect_duration_seconds_count", `result="ok"`); got != "1" {
@@ -184,30 +185,4 @@ func TestTelemetry(t *testing.T) {
 	if got := metricLabeled(w, "dhtrelay_errors_total", `kind="PEER_NOT_FOUND"`); got != "1" {
 		t.Errorf("PEER_NOT_FOUND errors: %s, want 1", got)
 	}
-}
-
-// metricLabeled reads the sample of name whose labels include label.
-func metricLabeled(addr, name, label string) string {
-	res, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return err.Error()
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, name+"{") && strings.Contains(l, label) {
-			return l[strings.LastIndexByte(l, ' ')+1:]
-		}
-	}
-	return "?"
-}
-
-func metricsPage(addr string) string {
-	res, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return err.Error()
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return string(b)
 }

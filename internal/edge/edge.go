@@ -12,8 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -21,7 +23,6 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
@@ -167,6 +168,13 @@ func (e *Edge) observe(m metric.Meter) error {
 // Workers is the number of live workers the edge knows.
 func (e *Edge) Workers() int { return len(e.workers.Live()) }
 
+// sessionList returns the client sessions at this moment.
+func (e *Edge) sessionList() []*session.Session {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Collect(maps.Values(e.sessions))
+}
+
 // Sessions is the number of client sessions.
 func (e *Edge) Sessions() int {
 	e.mu.Lock()
@@ -179,11 +187,8 @@ func (e *Edge) Open(ctx context.Context, id string, hs *relay.Handshake, handle 
 	ctx, span := e.cfg.Telemetry.Tracer.Start(ctx, "edge session.open", trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attribute.String("dhtrelay.session", id), attribute.Bool("dhtrelay.custodial", hs.Custodial)))
 	defer func() {
-		if err != nil {
-			span.SetStatus(codes.Error, err.Error())
-		}
 		span.SetAttributes(attribute.String("dhtrelay.worker", worker))
-		span.End()
+		telemetry.End(span, err)
 	}()
 	// Right after a start or a worker's loss there may be none yet: wait
 	// within the handshake's time.
@@ -223,13 +228,7 @@ func (e *Edge) refreshAffinity(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		e.mu.Lock()
-		sessions := make([]*session.Session, 0, len(e.sessions))
-		for _, s := range e.sessions {
-			sessions = append(sessions, s)
-		}
-		e.mu.Unlock()
-		for _, s := range sessions {
+		for _, s := range e.sessionList() {
 			if w, key := s.Worker(); w != "" {
 				e.cfg.Affinity.Refresh(ctx, key[:], w)
 			}
@@ -240,14 +239,10 @@ func (e *Edge) refreshAffinity(ctx context.Context) {
 // WorkerLost fails the sessions placed on a worker that died or left:
 // their streams end with an error and their clients may reconnect.
 func (e *Edge) WorkerLost(worker string) {
-	e.mu.Lock()
-	var lost []*session.Session
-	for _, s := range e.sessions {
-		if w, _ := s.Worker(); w == worker {
-			lost = append(lost, s)
-		}
-	}
-	e.mu.Unlock()
+	lost := slices.DeleteFunc(e.sessionList(), func(s *session.Session) bool {
+		w, _ := s.Worker()
+		return w != worker
+	})
 	e.log.Warn("worker lost", "worker", worker, "sessions", len(lost))
 	for _, s := range lost {
 		s.LinkLost(session.ErrWorkerLost)
@@ -262,12 +257,7 @@ func (e *Edge) natsLost(nc *nats.Conn, err error) {
 	if nc.IsClosed() {
 		return // our own shutdown
 	}
-	e.mu.Lock()
-	sessions := make([]*session.Session, 0, len(e.sessions))
-	for _, s := range e.sessions {
-		sessions = append(sessions, s)
-	}
-	e.mu.Unlock()
+	sessions := e.sessionList()
 	e.log.Warn("NATS disconnected; ending every session", "err", err, "sessions", len(sessions))
 	for _, s := range sessions {
 		s.LinkLost(routing.ErrNATSLost)
@@ -373,13 +363,9 @@ func (t *tcpTransport) WriteMessage(p []byte) error {
 // Shutdown stops taking clients and closes every session.
 func (e *Edge) Shutdown(ctx context.Context) {
 	e.mu.Lock()
-	e.closing = true
-	sessions := make([]*session.Session, 0, len(e.sessions))
-	for _, s := range e.sessions {
-		sessions = append(sessions, s)
-	}
+	e.closing = true // no session is added from now on
 	e.mu.Unlock()
-	for _, s := range sessions {
+	for _, s := range e.sessionList() {
 		s.Fail(ErrShuttingDown)
 	}
 	t := time.NewTicker(10 * time.Millisecond)

@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
@@ -331,9 +330,9 @@ func tracedOp(m relay.Message) string {
 func (s *Session) toWorkerTraced(op string, m relay.Message) {
 	ctx, span := s.tracer.Start(s.ctx, "edge "+op, trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithAttributes(attribute.String("dhtrelay.session", s.cfg.ID), attribute.String("dhtrelay.worker", s.worker)))
-	defer span.End()
-	if err := s.link.SendMessageHeader(m, telemetry.Inject(ctx)); err != nil {
-		span.SetStatus(codes.Error, err.Error())
+	err := s.link.SendMessageHeader(m, telemetry.Inject(ctx))
+	telemetry.End(span, err)
+	if err != nil {
 		s.Fail(err)
 	}
 }

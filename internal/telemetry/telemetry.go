@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
@@ -118,6 +119,14 @@ func (t *Telemetry) Shutdown(ctx context.Context) error {
 
 // ShutdownTimeout bounds the final flush of a process's telemetry.
 const ShutdownTimeout = 5 * time.Second
+
+// End ends span, marking it failed with err when err is set.
+func End(span trace.Span, err error) {
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
 
 // propagator carries W3C trace context.
 var propagator = propagation.TraceContext{}

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/dhtrelay/dht-relay/hyperdht"
+	"github.com/dhtrelay/dht-relay/internal/telemetry"
 	"github.com/dhtrelay/dht-relay/relay"
 	"github.com/dhtrelay/dht-relay/secretstream"
 )
@@ -53,21 +54,21 @@ func (s *session) listen(m *relay.Listen, span trace.Span) {
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
-		endSpan(span, ErrSessionEnded)
+		telemetry.End(span, ErrSessionEnded)
 		return
 	}
 	_, dup := s.servers[m.Alias]
 	full := len(s.servers) >= s.w.cfg.Limits.ServersPerSession
 	s.mu.Unlock()
 	if dup {
-		endSpan(span, errDuplicate)
+		telemetry.End(span, errDuplicate)
 		return
 	}
 	if full {
 		err := fmt.Errorf("%w (limit %d)", ErrTooManyServers, s.w.cfg.Limits.ServersPerSession)
 		s.refuseListen(m.Alias, err)
 		s.w.cfg.Telemetry.Metrics.Error("too_many_servers")
-		endSpan(span, err)
+		telemetry.End(span, err)
 		return
 	}
 	if srv := s.w.orphaned(m.PublicKey); srv != nil {
@@ -118,7 +119,7 @@ func (s *session) adopt(srv *server, m *relay.Listen, span trace.Span) {
 		s.refuseListen(m.Alias, err)
 		s.w.cfg.Telemetry.Metrics.Error("takeover_refused")
 		span.SetAttributes(attribute.Bool("dhtrelay.handover", false))
-		endSpan(span, err)
+		telemetry.End(span, err)
 		return
 	}
 	s.mu.Lock()
@@ -140,7 +141,7 @@ func (s *session) adopt(srv *server, m *relay.Listen, span trace.Span) {
 	s.w.log.Info("server handed over to a reconnected session", "session", s.id)
 	s.send(&relay.Listening{Alias: id, RemoteAlias: m.Alias, Address: s.w.address()})
 	span.SetAttributes(attribute.Bool("dhtrelay.handover", true))
-	endSpan(span, nil)
+	telemetry.End(span, nil)
 }
 
 // proveKey checks that the client asking to listen holds the key: a
@@ -224,7 +225,7 @@ func (srv *server) run(m *relay.Listen, span trace.Span) {
 		kp, err := keyPair(m.PublicKey, m.SecretKey)
 		if err != nil {
 			s.refuseListen(srv.client, err)
-			endSpan(span, err)
+			telemetry.End(span, err)
 			return
 		}
 		cfg.KeyPair = kp
@@ -244,7 +245,7 @@ func (srv *server) run(m *relay.Listen, span trace.Span) {
 	if !s.w.claimKey(m.PublicKey, srv) {
 		s.refuseListen(srv.client, ErrKeyInUse)
 		s.w.cfg.Telemetry.Metrics.Error("key_in_use")
-		endSpan(span, ErrKeyInUse)
+		telemetry.End(span, ErrKeyInUse)
 		return
 	}
 	defer s.w.releaseKey(m.PublicKey, srv)
@@ -252,7 +253,7 @@ func (srv *server) run(m *relay.Listen, span trace.Span) {
 	if err != nil {
 		s.refuseListen(srv.client, err)
 		s.w.cfg.Telemetry.Metrics.Error("listen_failed")
-		endSpan(span, err)
+		telemetry.End(span, err)
 		return
 	}
 	srv.mu.Lock()
@@ -260,7 +261,7 @@ func (srv *server) run(m *relay.Listen, span trace.Span) {
 	closing := srv.closing
 	srv.mu.Unlock()
 	s.send(&relay.Listening{Alias: srv.id, RemoteAlias: srv.client, Address: s.w.address()})
-	endSpan(span, nil)
+	telemetry.End(span, nil)
 	if closing {
 		hs.Close()
 	}

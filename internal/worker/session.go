@@ -266,13 +266,13 @@ func (s *session) query(id uint32, span trace.Span, run func(context.Context, fu
 	}
 	s.mu.Unlock()
 	if dup {
-		endSpan(span, errDuplicate)
+		telemetry.End(span, errDuplicate)
 		return
 	}
 	if full {
 		s.w.log.Info("query refused: limit", "session", s.id, "limit", s.w.cfg.Limits.QueriesPerSession)
 		s.w.cfg.Telemetry.Metrics.Error("too_many_queries")
-		endSpan(span, ErrTooManyQueries)
+		telemetry.End(span, ErrTooManyQueries)
 		s.send(&relay.Finished{ID: id})
 		return
 	}
@@ -284,7 +284,7 @@ func (s *session) query(id uint32, span trace.Span, run func(context.Context, fu
 			s.send(&relay.Result{ID: id, Data: data})
 		})
 		span.SetAttributes(attribute.Int("dhtrelay.results", results))
-		endSpan(span, err)
+		telemetry.End(span, err)
 		if err != nil && s.ctx.Err() == nil {
 			s.w.log.Debug("query failed", "session", s.id, "err", err)
 			s.w.cfg.Telemetry.Metrics.Error("query_failed")

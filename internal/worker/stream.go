@@ -13,6 +13,7 @@ import (
 
 	"github.com/dhtrelay/dht-relay/hyperdht"
 	"github.com/dhtrelay/dht-relay/internal/routing"
+	"github.com/dhtrelay/dht-relay/internal/telemetry"
 	"github.com/dhtrelay/dht-relay/relay"
 )
 
@@ -240,7 +241,7 @@ func (s *session) connect(m *relay.Connect, span trace.Span) {
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
-		endSpan(span, ErrSessionEnded)
+		telemetry.End(span, ErrSessionEnded)
 		return
 	}
 	_, dup := s.byClient[m.Alias]
@@ -256,7 +257,7 @@ func (s *session) connect(m *relay.Connect, span trace.Span) {
 	fail := func(err error) {
 		kind := errorKind(err)
 		span.SetAttributes(attribute.String("dhtrelay.result", kind))
-		endSpan(span, err)
+		telemetry.End(span, err)
 		metrics.Error(kind)
 		s.send(&relay.Destroy{RemoteAlias: m.Alias, Error: errorText(err)})
 	}
@@ -302,7 +303,7 @@ func (s *session) connect(m *relay.Connect, span trace.Span) {
 		}
 		s.send(open)
 		st.start()
-		endSpan(span, nil)
+		telemetry.End(span, nil)
 	}()
 }
 

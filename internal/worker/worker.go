@@ -15,11 +15,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/dhtrelay/dht-relay/hyperdht"
@@ -100,12 +101,9 @@ func (w *Worker) Start(ctx context.Context) error {
 // stops taking sessions.
 func (w *Worker) Shutdown(ctx context.Context) error {
 	w.mu.Lock()
-	w.closing = true
-	sessions := make([]*session, 0, len(w.sessions))
-	for _, s := range w.sessions {
-		sessions = append(sessions, s)
-	}
+	w.closing = true // no session opens from now on
 	w.mu.Unlock()
+	sessions := w.sessionList()
 	if w.open != nil {
 		w.open.Unsubscribe()
 	}
@@ -137,6 +135,13 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// sessionList returns the open sessions at this moment.
+func (w *Worker) sessionList() []*session {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Collect(maps.Values(w.sessions))
+}
+
 // Sessions is the number of open sessions.
 func (w *Worker) Sessions() int {
 	w.mu.Lock()
@@ -147,7 +152,7 @@ func (w *Worker) Sessions() int {
 func (w *Worker) onOpen(m *nats.Msg) {
 	_, span := w.cfg.Telemetry.Tracer.Start(telemetry.Extract(context.Background(), m.Header), "worker session.open", trace.WithSpanKind(trace.SpanKindServer))
 	req, err := routing.DecodeOpenRequest(m.Data)
-	defer func() { endSpan(span, err) }()
+	defer func() { telemetry.End(span, err) }()
 	if err != nil {
 		m.Respond([]byte(err.Error()))
 		return
@@ -176,14 +181,7 @@ func (w *Worker) onOpen(m *nats.Msg) {
 // EdgeLost ends the sessions of an edge that died or left, as if their
 // clients had gone: their servers enter the grace period.
 func (w *Worker) EdgeLost(edge string) {
-	w.mu.Lock()
-	var lost []*session
-	for _, s := range w.sessions {
-		if s.edge == edge {
-			lost = append(lost, s)
-		}
-	}
-	w.mu.Unlock()
+	lost := slices.DeleteFunc(w.sessionList(), func(s *session) bool { return s.edge != edge })
 	for _, s := range lost {
 		w.log.Info("edge lost; ending its session", "edge", edge, "session", s.id)
 		go s.end(ErrEdgeLost, false)
@@ -197,12 +195,7 @@ func (w *Worker) natsLost(nc *nats.Conn, err error) {
 	if nc.IsClosed() {
 		return // our own shutdown
 	}
-	w.mu.Lock()
-	sessions := make([]*session, 0, len(w.sessions))
-	for _, s := range w.sessions {
-		sessions = append(sessions, s)
-	}
-	w.mu.Unlock()
+	sessions := w.sessionList()
 	w.log.Warn("NATS disconnected; ending every session", "err", err, "sessions", len(sessions))
 	for _, s := range sessions {
 		go s.end(routing.ErrNATSLost, false)
@@ -219,14 +212,6 @@ func (w *Worker) forget(s *session) {
 	if mine {
 		w.cfg.Telemetry.Metrics.Session(telemetry.RoleWorker, -1)
 	}
-}
-
-// endSpan ends a span, marking it failed when err is set.
-func endSpan(span trace.Span, err error) {
-	if err != nil {
-		span.SetStatus(codes.Error, err.Error())
-	}
-	span.End()
 }
 
 // claimKey reserves pk for srv: a node routes one server per key.
