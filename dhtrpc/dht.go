@@ -107,6 +107,13 @@ func (r *IncomingRequest) ReplyTo(value []byte, to netip.AddrPort, token, closer
 // transaction id, command, target and internal flag, no token, so that the
 // answer can come back under the original id.
 func (r *IncomingRequest) Relay(value []byte, to netip.AddrPort) {
+	r.RelayVia(value, to, r.socket)
+}
+
+// RelayVia is Relay from another of the node's sockets: a holepunching
+// server answers from the socket it punches with, so that the relay tells
+// the client that socket's address.
+func (r *IncomingRequest) RelayVia(value []byte, to netip.AddrPort, socket *udx.Socket) {
 	d := r.d
 	d.mu.Lock()
 	if d.closed {
@@ -114,13 +121,16 @@ func (r *IncomingRequest) Relay(value []byte, to netip.AddrPort) {
 		return
 	}
 	fwd := Request{TID: r.TID, To: to, Internal: r.Internal, Command: r.Command, Target: r.Target, Value: value}
-	if !d.ephemeral && r.socket == d.server {
+	if !d.ephemeral && socket == d.server {
 		id := d.table.id
 		fwd.ID = &id
 	}
 	d.mu.Unlock()
-	r.socket.Send(fwd.AppendBinary(nil), to)
+	socket.Send(fwd.AppendBinary(nil), to)
 }
+
+// Socket is the socket the request came in on.
+func (r *IncomingRequest) Socket() *udx.Socket { return r.socket }
 
 // Error answers with an error code.
 func (r *IncomingRequest) Error(code uint64) {

@@ -11,12 +11,6 @@ import (
 	"github.com/dhtrelay/dht-relay/udx"
 )
 
-// Connection errors, with JS hyperdht's codes and messages.
-var (
-	ErrPeerConnectionFailed = errors.New("PEER_CONNECTION_FAILED: Could not connect to peer")
-	ErrHolepunchNeeded      = errors.New("HOLEPUNCH_ABORTED: Holepunch aborted") // neither side is reachable directly; punching is not implemented yet
-)
-
 // ClientConfig says how a client is keyed: KeyPair, or a Handshaker run
 // elsewhere (the connection is then raw unless it hands out keys).
 type ClientConfig struct {
@@ -90,16 +84,16 @@ func (n *Node) Connect(ctx context.Context, remotePublicKey [32]byte, cfg Client
 	}
 	req := (&Handshake{Mode: ModeFromClient, Noise: msg1}).Encode(nil)
 	var reply Handshake
-	var serverAddr netip.AddrPort
+	var hs handshakeRoute
 	got := false
 	for _, relay := range relays {
 		res, from, _, err := d.Request(ctx, relay, false, CmdPeerHandshake, &target, req, nil)
 		if err != nil || from != relay || res.Value == nil || reply.Decode(res.Value) != nil || reply.Mode != ModeReply || len(reply.Noise) == 0 {
 			continue
 		}
-		serverAddr = relay
-		if reply.PeerAddress != nil {
-			serverAddr = *reply.PeerAddress
+		hs = handshakeRoute{relay: relay, server: relay, client: res.To, relayed: reply.PeerAddress != nil}
+		if hs.relayed {
+			hs.server = *reply.PeerAddress
 		}
 		got = true
 		break
@@ -114,24 +108,18 @@ func (n *Node) Connect(ctx context.Context, remotePublicKey [32]byte, cfg Client
 		stream.Close()
 		return nil, fmt.Errorf("%w: bad handshake reply", ErrPeerConnectionFailed)
 	}
-	if remote.Version != 1 || remote.Error != ErrorNone || remote.UDX == nil {
+	switch {
+	case remote.Version != 1:
 		stream.Close()
-		return nil, fmt.Errorf("%w: server answered version %d, error %d", ErrPeerConnectionFailed, remote.Version, remote.Error)
+		return nil, ErrServerIncompatible
+	case remote.Error != ErrorNone:
+		stream.Close()
+		return nil, ErrServerError
+	case remote.UDX == nil:
+		stream.Close()
+		return nil, &Error{ErrServerError.Code, "Server did not send UDX data"}
 	}
 	keys, encrypt := h.Keys()
-
-	addr := serverAddr
-	for _, a := range remote.Addresses4 {
-		if !isBogon(a.Addr()) {
-			addr = a
-			break
-		}
-	}
-	if remote.Firewall != FirewallOpen && ours.Firewall != FirewallOpen {
-		stream.Close()
-		return nil, ErrHolepunchNeeded
-	}
-	sock := d.Socket()
 	remoteID := uint32(remote.UDX.ID)
 	// From now on the server's first packet binds the stream (it may come
 	// from another address than announced); if one came already, connect
@@ -141,11 +129,38 @@ func (n *Node) Connect(ctx context.Context, remotePublicKey [32]byte, cfg Client
 		return true
 	})
 	early.Lock()
-	if early.sock != nil {
-		sock, addr = early.sock, early.from
-	}
+	sock, addr := early.sock, early.from
 	early.Unlock()
-	if remote.Firewall == FirewallOpen || early.sock != nil {
+	holepunchable := remote.Holepunch != nil && len(remote.Holepunch.Relays) > 0
+	switch {
+	case sock != nil:
+	case !hs.relayed:
+		// The server itself answered: it is reachable where we asked.
+		sock, addr = d.Socket(), hs.server
+	case remote.Firewall == FirewallOpen || !holepunchable:
+		sock, addr = d.Socket(), hs.server
+		for _, a := range remote.Addresses4 {
+			if !isBogon(a.Addr()) {
+				addr = a
+				break
+			}
+		}
+	case ours.Firewall == FirewallOpen:
+		// The server connects to us; the stream's firewall takes it.
+	default:
+		secret, ok := h.HolepunchSecret()
+		if !ok {
+			stream.Close()
+			return nil, fmt.Errorf("%w: no holepunch secret", ErrHolepunchAborted)
+		}
+		c := &clientPunch{n: n, target: target, route: hs, remote: &remote, payload: newSecurePayload(secret)}
+		if sock, addr, err = c.run(ctx); err != nil {
+			stream.Close()
+			return nil, err
+		}
+		n.closeWith(sock, stream)
+	}
+	if sock != nil {
 		stream.Connect(sock, remoteID, addr)
 	}
 	c, err := newConn(stream, true, remotePublicKey, h, keys, encrypt)
@@ -153,6 +168,14 @@ func (n *Node) Connect(ctx context.Context, remotePublicKey [32]byte, cfg Client
 		return nil, fmt.Errorf("%w: %v", ErrPeerConnectionFailed, err)
 	}
 	return c, nil
+}
+
+// handshakeRoute is how a handshake went: the node it was sent to, where
+// the server's reply came from (the relay itself if the server answered
+// directly), and where that node saw us.
+type handshakeRoute struct {
+	relay, server, client netip.AddrPort
+	relayed               bool
 }
 
 // isBogon reports addresses that are not globally routable, which a

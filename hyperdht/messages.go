@@ -1,8 +1,13 @@
-// Package hyperdht will hold the HyperDHT node; so far it has the wire
-// messages of hyperdht 6.x (lib/messages.js), byte-exact with the npm
-// package: the PEER_HANDSHAKE and PEER_HOLEPUNCH envelopes, the Noise and
-// holepunch payloads, announce records, lookup replies and the mutable,
-// immutable and plugin values.
+// Package hyperdht is the HyperDHT node, interoperable with JS hyperdht
+// 6.x: it stores announcements and values for others, looks up, announces
+// and unannounces topics, finds peers, puts and gets mutable and immutable
+// values, relays handshakes for the servers it knows, and connects peers
+// by public key with the Noise IK handshake, holepunching through NATs
+// (PEER_HOLEPUNCH rounds, consistent and random NATs) and SecretStream
+// over UDX. Its wire messages are byte-exact with the npm package's
+// lib/messages.js: the PEER_HANDSHAKE and PEER_HOLEPUNCH envelopes, the
+// Noise and holepunch payloads, announce records, lookup replies and the
+// mutable, immutable and plugin values.
 //
 // Integers are compact uints, addresses compact-encoding-net's ipv4 and
 // ipv6 forms; optional fields follow a flags uint and are present when their

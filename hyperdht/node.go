@@ -2,7 +2,6 @@ package hyperdht
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -11,12 +10,7 @@ import (
 
 	"github.com/dhtrelay/dht-relay/compact"
 	"github.com/dhtrelay/dht-relay/dhtrpc"
-)
-
-// Errors with the codes and messages of JS hyperdht, which relayed clients
-// show to users.
-var (
-	ErrPeerNotFound = errors.New("PEER_NOT_FOUND: Peer not found")
+	"github.com/dhtrelay/dht-relay/udx"
 )
 
 // Config configures a Node.
@@ -41,6 +35,12 @@ type Node struct {
 	refreshes  *ttlCache[[32]byte, refreshState]
 	servers    map[[32]byte]*Server // this node's own servers, by target
 	stats      Stats
+	// sockets are the holepunch sockets open, closed with the node.
+	sockets map[*udx.Socket]struct{}
+	// randomPunches is how many punches against a random NAT run, and
+	// lastRandomPunch when the last ended (see randomPunchThrottled).
+	randomPunches   int
+	lastRandomPunch time.Time
 }
 
 // routerEntry is a server's own announcement: where to forward handshakes
@@ -56,6 +56,7 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{
 		router:     map[[32]byte]routerEntry{},
 		servers:    map[[32]byte]*Server{},
+		sockets:    map[*udx.Socket]struct{}{},
 		refreshes:  newTTLCache[[32]byte, refreshState](maxRecords, recordTTL),
 		bumps:      newTTLCache[[32]byte, uint64](maxRecords, recordTTL),
 		mutables:   newTTLCache[[32]byte, []byte](maxValues, valueTTL),
@@ -80,7 +81,20 @@ func (n *Node) DHT() *dhtrpc.DHT { return n.d() }
 func (n *Node) Bootstrap(ctx context.Context) error { return n.d().Bootstrap(ctx) }
 
 // Close stops the node.
-func (n *Node) Close() error { return n.d().Close() }
+func (n *Node) Close() error {
+	err := n.d().Close()
+	n.mu.Lock()
+	var open []*udx.Socket
+	for s := range n.sockets {
+		open = append(open, s)
+	}
+	clear(n.sockets)
+	n.mu.Unlock()
+	for _, s := range open {
+		s.Close()
+	}
+	return err
+}
 
 // Stats counts what a node did for others.
 type Stats struct {
@@ -351,9 +365,16 @@ func (n *Node) Lookup(ctx context.Context, topic [32]byte, onResult func(LookupR
 // an announce signed for its id and token. onResult (nil to ignore) sees
 // the lookup's answers as they arrive.
 func (n *Node) Announce(ctx context.Context, topic [32]byte, signer Signer, relayAddresses []netip.AddrPort, onResult func(LookupResult)) error {
+	_, err := n.announce(ctx, topic, signer, relayAddresses, onResult)
+	return err
+}
+
+// announce announces and returns the nodes that stored the record, each
+// with where it saw us: the relays a holepunching server names.
+func (n *Node) announce(ctx context.Context, topic [32]byte, signer Signer, relayAddresses []netip.AddrPort, onResult func(LookupResult)) ([]RelayInfo, error) {
 	replies, err := n.Lookup(ctx, topic, onResult)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	peer := &Peer{PublicKey: signer.PublicKey(), RelayAddresses: relayAddresses}
 	if peer.RelayAddresses == nil {
@@ -393,14 +414,19 @@ func (n *Node) Unannounce(ctx context.Context, topic [32]byte, signer Signer, on
 	if err != nil {
 		return err
 	}
-	return n.commitSigned(ctx, holders, topic, CmdUnannounce, NSUnannounce, signer, &Peer{PublicKey: pk, RelayAddresses: []netip.AddrPort{}})
+	_, err = n.commitSigned(ctx, holders, topic, CmdUnannounce, NSUnannounce, signer, &Peer{PublicKey: pk, RelayAddresses: []netip.AddrPort{}})
+	return err
 }
 
 // commitSigned sends command to each reply with an announce the signer
 // signed for that node's id and token; a signature that does not verify is
-// not sent.
-func (n *Node) commitSigned(ctx context.Context, replies []dhtrpc.Reply, topic [32]byte, command uint64, ns [32]byte, signer Signer, peer *Peer) error {
-	errs := make(chan error, len(replies))
+// not sent. It returns the nodes that accepted, each with where it saw us.
+func (n *Node) commitSigned(ctx context.Context, replies []dhtrpc.Reply, topic [32]byte, command uint64, ns [32]byte, signer Signer, peer *Peer) ([]RelayInfo, error) {
+	type result struct {
+		stored RelayInfo
+		err    error
+	}
+	errs := make(chan result, len(replies))
 	sent := 0
 	for _, r := range replies {
 		if r.ID == nil || r.Response.Token == nil {
@@ -413,27 +439,31 @@ func (n *Node) commitSigned(ctx context.Context, replies []dhtrpc.Reply, topic [
 				err = ErrBadSignature
 			}
 			if err != nil {
-				errs <- err
+				errs <- result{err: err}
 				return
 			}
 			value := (&Announce{Peer: peer, Signature: &sig}).Encode(nil)
-			_, _, _, err = n.d().Request(ctx, r.From, false, command, &topic, value, r.Response.Token)
-			errs <- err
+			res, _, _, err := n.d().Request(ctx, r.From, false, command, &topic, value, r.Response.Token)
+			if err != nil {
+				errs <- result{err: err}
+				return
+			}
+			errs <- result{stored: RelayInfo{RelayAddress: r.From, PeerAddress: res.To}}
 		}()
 	}
-	ok := 0
+	var stored []RelayInfo
 	var first error
 	for range sent {
-		if err := <-errs; err == nil {
-			ok++
+		if r := <-errs; r.err == nil {
+			stored = append(stored, r.stored)
 		} else if first == nil {
-			first = err
+			first = r.err
 		}
 	}
-	if sent > 0 && ok == 0 {
-		return fmt.Errorf("hyperdht: no node accepted: %w", first)
+	if sent > 0 && len(stored) == 0 {
+		return nil, fmt.Errorf("hyperdht: no node accepted: %w", first)
 	}
-	return nil
+	return stored, nil
 }
 
 // FindPeer finds the record of the server with publicKey at the nodes that

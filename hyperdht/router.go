@@ -98,6 +98,16 @@ func (n *Node) onPeerHolepunch(req *dhtrpc.IncomingRequest) {
 		}
 		from := req.From
 		req.Relay((&Holepunch{Mode: ModeFromRelay, ID: hp.ID, Payload: hp.Payload, PeerAddress: &from}).Encode(nil), to)
+	case ModeFromRelay:
+		if hp.PeerAddress == nil || req.Target == nil {
+			return
+		}
+		n.mu.Lock()
+		srv := n.servers[*req.Target]
+		n.mu.Unlock()
+		if srv != nil {
+			n.answerHolepunch(srv, req, &hp)
+		}
 	case ModeFromServer:
 		if hp.PeerAddress == nil {
 			return
@@ -125,18 +135,41 @@ func (n *Node) answerHandshake(srv *Server, req *dhtrpc.IncomingRequest, hs *Han
 }
 
 func (n *Node) finishHandshake(srv *Server, req *dhtrpc.IncomingRequest, hs *Handshake) {
-	reply := srv.onHandshake(req, hs)
+	reply, sock := srv.onHandshake(req, hs)
 	if reply == nil {
 		return
+	}
+	// A holepunching server answers from its punch socket, so that the
+	// relay tells the client where that socket is.
+	if sock == nil {
+		sock = req.Socket()
 	}
 	switch hs.Mode {
 	case ModeFromClient:
 		req.ReplyWith((&Handshake{Mode: ModeReply, Noise: reply}).Encode(nil), false, false)
 	case ModeFromRelay:
-		req.Relay((&Handshake{Mode: ModeFromServer, Noise: reply, PeerAddress: hs.PeerAddress}).Encode(nil), req.From)
+		req.RelayVia((&Handshake{Mode: ModeFromServer, Noise: reply, PeerAddress: hs.PeerAddress}).Encode(nil), req.From, sock)
 	case ModeFromSecondRelay:
 		if hs.RelayAddress != nil {
-			req.Relay((&Handshake{Mode: ModeFromServer, Noise: reply, PeerAddress: hs.PeerAddress}).Encode(nil), *hs.RelayAddress)
+			req.RelayVia((&Handshake{Mode: ModeFromServer, Noise: reply, PeerAddress: hs.PeerAddress}).Encode(nil), *hs.RelayAddress, sock)
 		}
 	}
+}
+
+// answerHolepunch lets one of this node's servers answer a holepunch
+// round; the answer may wait on the NAT analysis, so it is made off the
+// socket's goroutine.
+func (n *Node) answerHolepunch(srv *Server, req *dhtrpc.IncomingRequest, hp *Holepunch) {
+	held := *req
+	inner := *req.Request
+	inner.Value = nil
+	held.Request = &inner
+	id, peer, payload := hp.ID, *hp.PeerAddress, bytes.Clone(hp.Payload)
+	go func() {
+		answer, sock := srv.onHolepunch(&held, id, peer, payload)
+		if answer == nil {
+			return
+		}
+		held.RelayVia((&Holepunch{Mode: ModeFromServer, Payload: answer, PeerAddress: &peer}).Encode(nil), held.From, sock)
+	}()
 }

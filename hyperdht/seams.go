@@ -50,6 +50,9 @@ type Handshaker interface {
 	// means they stay with whoever ran it, and the connection is handed
 	// over raw.
 	Keys() (secretstream.Keys, bool)
+	// HolepunchSecret returns the key of the holepunch payloads once the
+	// handshake is complete: HolepunchSecretOf its handshake hash.
+	HolepunchSecret() ([32]byte, bool)
 }
 
 // LocalHandshaker runs the handshake with a key pair held here; remote is
@@ -88,4 +91,12 @@ func (l *localHandshaker) Keys() (secretstream.Keys, bool) {
 		return secretstream.Keys{}, false
 	}
 	return secretstream.Keys{Tx: r.Tx, Rx: r.Rx, Hash: r.Hash, PublicKey: l.pk, RemotePublicKey: r.RemoteStatic}, true
+}
+
+func (l *localHandshaker) HolepunchSecret() ([32]byte, bool) {
+	r, ok := l.h.Result()
+	if !ok {
+		return [32]byte{}, false
+	}
+	return HolepunchSecretOf(r.Hash), true
 }

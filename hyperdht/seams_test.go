@@ -95,6 +95,10 @@ func (o *outsideHandshake) Recv(m []byte) ([]byte, [32]byte, error) {
 	return p, rs, err
 }
 func (o *outsideHandshake) Keys() (secretstream.Keys, bool) { return secretstream.Keys{}, false }
+func (o *outsideHandshake) HolepunchSecret() ([32]byte, bool) {
+	r, ok := o.h.Result()
+	return HolepunchSecretOf(r.Hash), ok
+}
 
 func (o *outsideHandshake) keys() *secretstream.Keys {
 	r, _ := o.h.Result()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -65,13 +66,26 @@ type Server struct {
 
 	mu         sync.Mutex
 	handshakes map[string]*serverHandshake // by the client's first Noise message
+	punches    []*serverPunch              // by holepunch id; nil slots are free
+	relays     []RelayInfo                 // the nodes holding our announcement
+}
+
+// serverPunch is the server's side of one client's holepunch.
+type serverPunch struct {
+	mu      sync.Mutex
+	round   uint64
+	payload *securePayload
+	puncher *puncher
+	// prepunch gives up on a client that has not started punching in time.
+	prepunch *time.Timer
 }
 
 // serverHandshake is one client's handshake: retries of its first message
 // are answered with the same reply, or dropped while it is being made, so
 // that a Handshaker or firewall elsewhere sees each handshake once.
 type serverHandshake struct {
-	reply []byte // our Noise reply, resent when the client retries
+	reply  []byte      // our Noise reply, resent when the client retries
+	socket *udx.Socket // the socket the reply goes out from
 }
 
 // Listen announces the server's public key and accepts connections to it.
@@ -96,7 +110,7 @@ func (n *Node) Listen(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	n.mu.Lock()
 	n.servers[s.target] = s
 	n.mu.Unlock()
-	if err := n.Announce(ctx, s.target, cfg.Signer, nil, nil); err != nil {
+	if err := s.announce(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -144,22 +158,73 @@ func (s *Server) reannounce() {
 			return
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			s.n.Announce(ctx, s.target, s.cfg.Signer, nil, nil)
+			s.announce(ctx)
 			cancel()
 		}
 	}
 }
 
+func (s *Server) announce(ctx context.Context) error {
+	relays, err := s.n.announce(ctx, s.target, s.cfg.Signer, nil, nil)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.relays = relays
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Server) isRelay(addr netip.AddrPort) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.relays {
+		if r.RelayAddress == addr {
+			return true
+		}
+	}
+	return false
+}
+
+// addPunch takes a free holepunch id.
+func (s *Server) addPunch(p *serverPunch) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, o := range s.punches {
+		if o == nil {
+			s.punches[i] = p
+			return uint64(i)
+		}
+	}
+	s.punches = append(s.punches, p)
+	return uint64(len(s.punches) - 1)
+}
+
+// clearPunch frees id once late rounds of its exchange can no longer come.
+func (s *Server) clearPunch(id uint64, p *serverPunch) {
+	time.AfterFunc(handshakeTimeout, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if id < uint64(len(s.punches)) && s.punches[id] == p {
+			s.punches[id] = nil
+			for len(s.punches) > 0 && s.punches[len(s.punches)-1] == nil {
+				s.punches = s.punches[:len(s.punches)-1]
+			}
+		}
+	})
+}
+
 // onHandshake answers a client's first Noise message, reaching this server
-// directly (FROM_CLIENT) or through relays; it returns the reply message or
-// nil when there is none (bad message, firewall denied).
-func (s *Server) onHandshake(req *dhtrpc.IncomingRequest, hs *Handshake) []byte {
+// directly (FROM_CLIENT) or through relays; it returns the reply message,
+// or nil when there is none (bad message, firewall denied), and the socket
+// to send it from (nil: the one it came in on).
+func (s *Server) onHandshake(req *dhtrpc.IncomingRequest, hs *Handshake) ([]byte, *udx.Socket) {
 	key := string(hs.Noise)
 	s.mu.Lock()
 	if prev, ok := s.handshakes[key]; ok {
-		reply := prev.reply // nil while the first copy is still being answered
+		reply, sock := prev.reply, prev.socket // nil while the first copy is still being answered
 		s.mu.Unlock()
-		return reply
+		return reply, sock
 	}
 	entry := &serverHandshake{}
 	s.handshakes[key] = entry
@@ -177,18 +242,18 @@ func (s *Server) onHandshake(req *dhtrpc.IncomingRequest, hs *Handshake) []byte 
 	}
 	h, err := s.cfg.Handshake()
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	msg, remotePK, err := h.Recv(hs.Noise)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	var remote NoisePayload
 	if remote.Decode(msg) != nil {
-		return nil
+		return nil, nil
 	}
 	if s.cfg.Firewall != nil && s.cfg.Firewall(remotePK, &remote, client) {
-		return nil
+		return nil, nil
 	}
 	errCode := uint64(ErrorNone)
 	switch {
@@ -201,35 +266,50 @@ func (s *Server) onHandshake(req *dhtrpc.IncomingRequest, hs *Handshake) []byte 
 	var stream *udx.Stream
 	if errCode == ErrorNone {
 		if stream, err = d.UDX().NewStream(d.UDX().RandomID()); err != nil {
-			return nil
+			return nil, nil
 		}
 	}
 	pub := d.PublicAddr()
-	serverAddr := netip.AddrPortFrom(pub.Addr(), d.ServerSocket().LocalAddr().Port())
 	// Open only when others can reach us unasked, as JS's
 	// dht.remoteAddress() judges it: behind a NAT the address others see
 	// takes no connection we did not start, and a client told it is open
 	// would wait there in vain.
+	open := pub.Addr().IsValid() && !d.Firewalled()
 	ours := NoisePayload{Version: 1, Error: errCode, Firewall: FirewallUnknown, SecretStream: &SecretStreamInfo{Version: 1}}
-	if pub.Addr().IsValid() && !d.Firewalled() {
+	var punch *serverPunch
+	var punchID uint64
+	if open {
 		ours.Firewall = FirewallOpen
-		ours.Addresses4 = []netip.AddrPort{serverAddr}
+		ours.Addresses4 = []netip.AddrPort{netip.AddrPortFrom(pub.Addr(), d.ServerSocket().LocalAddr().Port())}
+	} else {
+		punch = &serverPunch{}
+		punchID = s.addPunch(punch)
+		s.mu.Lock()
+		ours.Holepunch = &HolepunchInfo{ID: punchID, Relays: append([]RelayInfo{}, s.relays...)}
+		s.mu.Unlock()
 	}
 	if stream != nil {
 		ours.UDX = &UDXInfo{Version: 1, ID: uint64(stream.ID())}
 	}
-	reply, err := h.Send(ours.Encode(nil))
-	if err != nil {
+	fail := func() ([]byte, *udx.Socket) {
 		if stream != nil {
 			stream.Close()
 		}
-		return nil
+		if punch != nil {
+			s.clearPunch(punchID, punch)
+		}
+		return nil, nil
 	}
-	s.mu.Lock()
-	entry.reply = reply
-	s.mu.Unlock()
+	reply, err := h.Send(ours.Encode(nil))
+	if err != nil {
+		return fail()
+	}
 	if stream == nil {
-		return reply
+		fail()
+		s.mu.Lock()
+		entry.reply = reply
+		s.mu.Unlock()
+		return reply, nil
 	}
 	keys, encrypt := h.Keys()
 	remoteID := uint32(remote.UDX.ID)
@@ -237,6 +317,13 @@ func (s *Server) onHandshake(req *dhtrpc.IncomingRequest, hs *Handshake) []byte 
 	start := func(sock *udx.Socket, addr netip.AddrPort) {
 		once.Do(func() {
 			stream.Connect(sock, remoteID, addr)
+			if punch != nil {
+				punch.stop()
+				if p := punch.getPuncher(); p != nil && p.keep(sock) {
+					s.n.closeWith(sock, stream)
+				}
+				s.clearPunch(punchID, punch)
+			}
 			go s.deliver(stream, remotePK, h, keys, encrypt)
 		})
 	}
@@ -247,15 +334,175 @@ func (s *Server) onHandshake(req *dhtrpc.IncomingRequest, hs *Handshake) []byte 
 		start(sock, from)
 		return true
 	})
-	if remote.Firewall == FirewallOpen || direct {
-		start(d.ServerSocket(), client)
-	}
-	time.AfterFunc(handshakeTimeout, func() {
-		if stream.RemoteID() == 0 {
-			stream.Close()
+	var from *udx.Socket
+	switch {
+	case remote.Firewall == FirewallOpen || direct:
+		sock := d.Socket()
+		if direct {
+			sock = req.Socket()
 		}
-	})
-	return reply
+		start(sock, client)
+	case open:
+		time.AfterFunc(handshakeTimeout, func() {
+			if stream.RemoteID() == 0 {
+				stream.Close()
+			}
+		})
+	default:
+		secret, ok := h.HolepunchSecret()
+		if !ok {
+			return fail()
+		}
+		abort := func() {
+			if stream.RemoteID() == 0 {
+				stream.Close()
+			}
+			s.clearPunch(punchID, punch)
+		}
+		p, err := s.n.newPuncher(false, remote.Firewall, nil, abort)
+		if err != nil {
+			return fail()
+		}
+		punch.mu.Lock()
+		punch.payload, punch.puncher = newSecurePayload(secret), p
+		punch.prepunch = time.AfterFunc(handshakeTimeout, func() { p.destroy(true) })
+		punch.mu.Unlock()
+		from = p.socket()
+	}
+	s.mu.Lock()
+	entry.reply, entry.socket = reply, from
+	s.mu.Unlock()
+	return reply, from
+}
+
+func (p *serverPunch) getPuncher() *puncher {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.puncher
+}
+
+// stop ends the wait for the client to start punching.
+func (p *serverPunch) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.prepunch != nil {
+		p.prepunch.Stop()
+		p.prepunch = nil
+	}
+}
+
+// onHolepunch answers one round of a client's holepunch exchange, as
+// hyperdht's server: it takes in what the client says, waits for its own
+// NAT analysis, starts punching once the client punches, and answers with
+// its own state from its punch socket. It returns nil for no answer.
+func (s *Server) onHolepunch(req *dhtrpc.IncomingRequest, id uint64, peerAddress netip.AddrPort, payload []byte) ([]byte, *udx.Socket) {
+	s.mu.Lock()
+	var h *serverPunch
+	if id < uint64(len(s.punches)) {
+		h = s.punches[id]
+	}
+	s.mu.Unlock()
+	if h == nil {
+		return nil, nil
+	}
+	select {
+	case <-s.done:
+		return nil, nil
+	default:
+	}
+	h.mu.Lock()
+	sp, p := h.payload, h.puncher
+	h.mu.Unlock()
+	if sp == nil || p == nil {
+		return nil, nil // not a punching handshake: nothing to abort with
+	}
+	remote := sp.decrypt(payload)
+	if remote == nil {
+		return nil, nil
+	}
+	if remote.Error != ErrorNone {
+		h.mu.Lock()
+		h.round = max(h.round, remote.Round)
+		h.mu.Unlock()
+		return s.abortPunch(h, ErrorAborted)
+	}
+	fromRelay := s.isRelay(req.From)
+	token := sp.token(peerAddress)
+	echoed := fromRelay && remote.RemoteToken != nil && *remote.RemoteToken == token
+	if req.Socket() == p.socket() {
+		p.analysis().add(req.To, req.From)
+	}
+	h.mu.Lock()
+	if remote.Round >= h.round {
+		h.round = remote.Round
+		var verified netip.Addr
+		if echoed {
+			verified = peerAddress.Addr()
+		}
+		p.updateRemote(remote.Punching, remote.Firewall, remote.Addresses, verified)
+	}
+	h.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
+	defer cancel()
+	stable := p.analyze(ctx, false)
+	if p.done() {
+		return nil, nil
+	}
+	rfw, remotePunching := p.remote()
+	if !remotePunching && !stable {
+		stable = p.analyze(ctx, true)
+		if p.done() {
+			return nil, nil
+		}
+		if !stable {
+			return s.abortPunch(h, ErrorAborted)
+		}
+	}
+	// Fast mode: the client opened its NAT towards the address we gave,
+	// so a ping back may get through at once.
+	fw, addrs := p.analysis().state()
+	if (fw == FirewallOpen || fw == FirewallConsistent) && remote.RemoteAddress != nil && slices.Contains(addrs, *remote.RemoteAddress) {
+		p.ping(peerAddress)
+	}
+	if remotePunching {
+		h.stop()
+		if (rfw >= FirewallRandom || fw >= FirewallRandom) && s.n.randomPunchThrottled() {
+			// No blind relay to wait on: the client is told to try later.
+			return s.abortPunch(h, ErrorTryLater)
+		}
+		if !p.punch() {
+			if p.done() {
+				return nil, nil
+			}
+			return s.abortPunch(h, ErrorAborted)
+		}
+	}
+	if fw != FirewallUnknown {
+		p.analysis().freeze()
+	}
+	fw, addrs = p.analysis().state()
+	h.mu.Lock()
+	round := h.round
+	h.mu.Unlock()
+	p.mu.Lock()
+	connected, punching := p.connected, p.punching
+	p.mu.Unlock()
+	answer := &HolepunchPayload{Firewall: fw, Round: round, Connected: connected, Punching: punching, Addresses: addrs, RemoteToken: remote.Token}
+	if fromRelay {
+		answer.Token = &token
+	}
+	return sp.encrypt(answer), p.socket()
+}
+
+// abortPunch ends a holepunch and tells the client why.
+func (s *Server) abortPunch(h *serverPunch, code uint64) ([]byte, *udx.Socket) {
+	h.mu.Lock()
+	sp, p, round := h.payload, h.puncher, h.round
+	h.mu.Unlock()
+	msg := sp.encrypt(&HolepunchPayload{Error: code, Firewall: FirewallUnknown, Round: round})
+	p.destroy(true)
+	return msg, s.n.d().Socket()
 }
 
 func (s *Server) deliver(stream *udx.Stream, remotePK [32]byte, h Handshaker, keys secretstream.Keys, encrypt bool) {

@@ -62,3 +62,14 @@ func gsoControl(b []byte, seg int) []byte {
 
 // oobSize is room for the GRO control message.
 var oobSize = unix.CmsgSpace(4)
+
+// ttlControl is the control message that sets one datagram's IP TTL.
+func ttlControl(ttl int) []byte {
+	b := make([]byte, unix.CmsgSpace(4))
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+	h.Level = unix.IPPROTO_IP
+	h.Type = unix.IP_TTL
+	h.SetLen(unix.CmsgLen(4))
+	binary.NativeEndian.PutUint32(b[unix.CmsgLen(0):], uint32(ttl))
+	return b
+}

@@ -9,3 +9,7 @@ func groSegmentSize([]byte) int                  { return 0 }
 func gsoControl(b []byte, _ int) []byte          { return b }
 
 var oobSize = 0
+
+// ttlControl is empty where the TTL cannot be set per datagram: the
+// datagram leaves with the default TTL.
+func ttlControl(int) []byte { return nil }

@@ -30,10 +30,26 @@ import (
 type UDX struct {
 	mu      sync.Mutex
 	streams map[uint32]*Stream
+	bind    BindFunc
 }
 
+// BindFunc binds a UDP socket, as net.ListenUDP("udp", addr) does.
+type BindFunc func(addr *net.UDPAddr) (*net.UDPConn, error)
+
 // New returns an empty UDX instance.
-func New() *UDX { return &UDX{streams: map[uint32]*Stream{}} }
+func New() *UDX { return NewWithBind(nil) }
+
+// NewWithBind returns a UDX instance whose sockets bind through bind (nil:
+// net.ListenUDP). A socket binds in the network namespace of the thread
+// that creates it, and sockets are made on the fly (holepunching makes
+// hundreds): a node inside a namespace binds through a function that
+// enters it.
+func NewWithBind(bind BindFunc) *UDX {
+	if bind == nil {
+		bind = func(addr *net.UDPAddr) (*net.UDPConn, error) { return net.ListenUDP("udp", addr) }
+	}
+	return &UDX{streams: map[uint32]*Stream{}, bind: bind}
+}
 
 // ErrIDInUse means a stream id is already live in this instance.
 var ErrIDInUse = errors.New("udx: stream id in use")
@@ -93,7 +109,7 @@ const readBufferSize = 64 << 10
 // raw receives every datagram that is not a packet of a live stream and may
 // be nil.
 func (u *UDX) Listen(addr netip.AddrPort, raw RawHandler) (*Socket, error) {
-	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
+	conn, err := u.bind(net.UDPAddrFromAddrPort(addr))
 	if err != nil {
 		return nil, fmt.Errorf("udx: listen %s: %w", addr, err)
 	}
@@ -115,6 +131,17 @@ func (s *Socket) LocalAddr() netip.AddrPort { return s.local }
 func (s *Socket) Send(p []byte, to netip.AddrPort) error {
 	_, err := s.conn.WriteToUDPAddrPort(p, to)
 	if err != nil {
+		return fmt.Errorf("udx: send to %s: %w", to, err)
+	}
+	return nil
+}
+
+// SendTTL sends one raw datagram with the given IP time to live. A
+// holepunch sends with a short one to open its own NAT's mapping without
+// reaching the peer's NAT, which might take an unexpected packet as cause
+// to change its own mapping.
+func (s *Socket) SendTTL(p []byte, to netip.AddrPort, ttl int) error {
+	if _, _, err := s.conn.WriteMsgUDPAddrPort(p, ttlControl(ttl), to); err != nil {
 		return fmt.Errorf("udx: send to %s: %w", to, err)
 	}
 	return nil

@@ -195,6 +195,9 @@ func (u *UDX) NewStream(id uint32) (*Stream, error) {
 	return s, nil
 }
 
+// Done is closed once the stream has failed or closed.
+func (s *Stream) Done() <-chan struct{} { return s.done }
+
 // ID is the local stream id.
 func (s *Stream) ID() uint32 { return s.id }
 

@@ -398,6 +398,7 @@ type handshaker struct {
 	mu       sync.Mutex
 	sent     int
 	received int
+	secret   *[32]byte // the holepunch secret, once the client says complete
 }
 
 // ErrHandshakeDenied means the client refused the handshake (its firewall
@@ -432,6 +433,7 @@ func (h *handshaker) Send(payload []byte) ([]byte, error) {
 	if !ok || len(r.Payload) == 0 {
 		return nil, ErrHandshakeDenied
 	}
+	h.complete(r)
 	return r.Payload, nil
 }
 
@@ -450,7 +452,28 @@ func (h *handshaker) Recv(msg []byte) ([]byte, [32]byte, error) {
 	if !h.initiator {
 		h.remote = r.RemotePublicKey
 	}
+	h.complete(r)
 	return r.Payload, h.remote, nil
+}
+
+func (h *handshaker) complete(r *relay.NoiseReply) {
+	if !r.Complete {
+		return
+	}
+	h.mu.Lock()
+	secret := r.HolepunchSecret
+	h.secret = &secret
+	h.mu.Unlock()
+}
+
+// HolepunchSecret is the one the client derived from its handshake.
+func (h *handshaker) HolepunchSecret() ([32]byte, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.secret == nil {
+		return [32]byte{}, false
+	}
+	return *h.secret, true
 }
 
 // Keys stay with the client: the connection is handed over raw.

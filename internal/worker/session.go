@@ -364,10 +364,8 @@ func (s *session) end(err error, tell bool) {
 // errorText is the reason a client sees for err: hyperdht's own errors
 // keep their codes and messages.
 func errorText(err error) string {
-	for _, known := range []error{hyperdht.ErrPeerNotFound, hyperdht.ErrPeerConnectionFailed, hyperdht.ErrHolepunchNeeded} {
-		if errors.Is(err, known) {
-			return known.Error()
-		}
+	if e, ok := errors.AsType[*hyperdht.Error](err); ok {
+		return e.Error()
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return hyperdht.ErrPeerConnectionFailed.Error()

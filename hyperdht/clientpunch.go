@@ -1,0 +1,218 @@
+package hyperdht
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/dhtrelay/dht-relay/udx"
+)
+
+// clientPunch is the client's side of the holepunch exchange, as
+// hyperdht's connect.js: a probe round through the server's relay tells
+// each side the other's NAT, then a punch round starts both punching.
+// Payloads are sealed with the handshake's holepunch secret, so relays
+// learn nothing and cannot forge a round.
+type clientPunch struct {
+	n       *Node
+	target  [32]byte
+	route   handshakeRoute
+	remote  *NoisePayload
+	payload *securePayload
+	puncher *puncher
+	round   uint64
+}
+
+// punchTimeout bounds a whole punch: the probe rounds, and the longest
+// punch (random probes, about 35 s).
+const punchTimeout = 50 * time.Second
+
+// holepunchReply is a peer's answer to one round.
+type holepunchReply struct {
+	payload     *HolepunchPayload
+	to          netip.AddrPort // where the relay saw our punch socket
+	from        netip.AddrPort
+	peerAddress netip.AddrPort // where the relay saw the peer's punch socket
+}
+
+// run punches and returns the socket and address of the connection.
+func (c *clientPunch) run(ctx context.Context) (*udx.Socket, netip.AddrPort, error) {
+	ctx, cancel := context.WithTimeout(ctx, punchTimeout)
+	defer cancel()
+	type hit struct {
+		sock *udx.Socket
+		from netip.AddrPort
+	}
+	connected := make(chan hit, 1)
+	aborted := make(chan struct{})
+	p, err := c.n.newPuncher(true, c.remote.Firewall,
+		func(s *udx.Socket, from netip.AddrPort) { connected <- hit{s, from} },
+		func() { close(aborted) })
+	if err != nil {
+		return nil, netip.AddrPort{}, err
+	}
+	c.puncher = p
+
+	errc := make(chan error, 1)
+	go func() { errc <- c.exchange(ctx) }()
+	for {
+		select {
+		case h := <-connected:
+			return h.sock, h.from, nil
+		case err := <-errc:
+			if err != nil {
+				p.destroy(false)
+				return nil, netip.AddrPort{}, err
+			}
+			errc = nil // punching: wait for a ping or the end
+		case <-aborted:
+			return nil, netip.AddrPort{}, ErrHolepunchAborted
+		case <-ctx.Done():
+			p.destroy(false)
+			return nil, netip.AddrPort{}, ErrHolepunchAborted
+		}
+	}
+}
+
+// exchange runs the rounds and starts the punch.
+func (c *clientPunch) exchange(ctx context.Context) error {
+	serverRelay := c.remote.Holepunch.Relays[0]
+	for _, r := range c.remote.Holepunch.Relays {
+		if r.RelayAddress == c.route.relay {
+			serverRelay = r
+			break
+		}
+	}
+	serverAddress := c.route.server
+	token, peerAddress, err := c.probeRound(ctx, serverAddress, serverRelay, true)
+	if err != nil {
+		return err
+	}
+	// Through the same relay, the server's punch socket is where the relay
+	// saw it last; open our side to it.
+	if serverRelay.RelayAddress == c.route.relay && peerAddress != serverAddress {
+		serverAddress = peerAddress
+		c.puncher.openSession(serverAddress)
+	}
+	return c.roundPunch(ctx, serverAddress, token, serverRelay)
+}
+
+func (c *clientPunch) probeRound(ctx context.Context, serverAddress netip.AddrPort, serverRelay RelayInfo, retry bool) (*[32]byte, netip.AddrPort, error) {
+	p := c.puncher
+	p.openSession(serverAddress)
+	fw, addrs := p.analysis().state()
+	reply, err := c.update(ctx, serverRelay.PeerAddress, serverRelay.RelayAddress, &HolepunchPayload{
+		Firewall: fw, Round: c.next(), Addresses: addrs, RemoteAddress: &serverAddress,
+	})
+	if err != nil {
+		return nil, netip.AddrPort{}, err
+	}
+	p.analysis().add(reply.to, reply.from)
+	if rfw, _ := p.remote(); rfw == FirewallUnknown {
+		// The server may still be analysing: give it a moment.
+		if err := sleepCtx(ctx, time.Second); err != nil {
+			return nil, netip.AddrPort{}, ErrHolepunchAborted
+		}
+	}
+	if !p.analyze(ctx, false) {
+		if p.analyze(ctx, true) {
+			return c.probeRound(ctx, serverAddress, serverRelay, false)
+		}
+	}
+	rfw, _ := p.remote()
+	if (rfw == FirewallUnknown || reply.payload.Token == nil) && retry {
+		return c.probeRound(ctx, serverAddress, serverRelay, false)
+	}
+	fw, _ = p.analysis().state()
+	if rfw == FirewallUnknown || fw == FirewallUnknown {
+		c.abort(ctx, serverRelay)
+		return nil, netip.AddrPort{}, ErrHolepunchProbeTimeout
+	}
+	if rfw >= FirewallRandom && fw >= FirewallRandom {
+		c.abort(ctx, serverRelay)
+		return nil, netip.AddrPort{}, ErrDoubleRandomizedNATs
+	}
+	return reply.payload.Token, reply.peerAddress, nil
+}
+
+func (c *clientPunch) roundPunch(ctx context.Context, serverAddress netip.AddrPort, remoteToken *[32]byte, serverRelay RelayInfo) error {
+	p := c.puncher
+	// What we tell the server now is final: keep it.
+	p.analysis().freeze()
+	fw, addrs := p.analysis().state()
+	rfw, _ := p.remote()
+	// Without a blind relay to wait on, a throttled random punch ends here.
+	if (rfw >= FirewallRandom || fw >= FirewallRandom) && c.n.randomPunchThrottled() {
+		return ErrHolepunchAborted
+	}
+	token := c.payload.token(serverAddress)
+	if _, err := c.update(ctx, serverAddress, c.route.relay, &HolepunchPayload{
+		Firewall: fw, Round: c.next(), Punching: true, Addresses: addrs, Token: &token, RemoteToken: remoteToken,
+	}); err != nil {
+		return err
+	}
+	if _, punching := p.remote(); !punching {
+		return ErrRemoteNotHolepunching
+	}
+	if !p.punch() {
+		return ErrRemoteNotHolepunchable
+	}
+	return nil
+}
+
+func (c *clientPunch) next() uint64 {
+	r := c.round
+	c.round++
+	return r
+}
+
+// update sends one round to relay, for the server's punch socket at
+// peerAddress, and takes in the server's answer.
+func (c *clientPunch) update(ctx context.Context, peerAddress, relay netip.AddrPort, m *HolepunchPayload) (*holepunchReply, error) {
+	msg := (&Holepunch{Mode: ModeFromClient, ID: c.remote.Holepunch.ID, Payload: c.payload.encrypt(m), PeerAddress: &peerAddress}).Encode(nil)
+	res, err := c.n.d().RequestVia(ctx, c.puncher.socket(), relay, CmdPeerHolepunch, &c.target, msg)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ErrHolepunchAborted
+		}
+		return nil, err
+	}
+	var hp Holepunch
+	if res.Value == nil || hp.Decode(res.Value) != nil || hp.Mode != ModeReply {
+		return nil, ErrBadHolepunchReply
+	}
+	remote := c.payload.decrypt(hp.Payload)
+	if remote == nil {
+		return nil, ErrHolepunchInvalid
+	}
+	if remote.Error != ErrorNone {
+		return nil, remoteAborted(remote.Error)
+	}
+	var verified netip.Addr
+	if remote.RemoteToken != nil && m.Token != nil && *remote.RemoteToken == *m.Token {
+		verified = peerAddress.Addr()
+	}
+	c.puncher.updateRemote(remote.Punching, remote.Firewall, remote.Addresses, verified)
+	r := &holepunchReply{payload: remote, to: res.To, from: relay, peerAddress: relay}
+	if hp.PeerAddress != nil {
+		r.peerAddress = *hp.PeerAddress
+	}
+	return r, nil
+}
+
+// abort tells the server we give up, best effort.
+func (c *clientPunch) abort(ctx context.Context, serverRelay RelayInfo) {
+	c.update(ctx, serverRelay.PeerAddress, serverRelay.RelayAddress, &HolepunchPayload{Error: ErrorAborted, Round: c.next()})
+	c.puncher.destroy(false)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
