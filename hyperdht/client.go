@@ -61,6 +61,7 @@ func (n *Node) Connect(ctx context.Context, remotePublicKey [32]byte, cfg Client
 		ours.Firewall = FirewallOpen
 		ours.Addresses4 = []netip.AddrPort{netip.AddrPortFrom(pub.Addr(), d.ServerSocket().LocalAddr().Port())}
 	}
+	ours.Addresses4 = append(ours.Addresses4, n.localAddresses()...)
 	msg1, err := h.Send(ours.Encode(nil))
 	if err != nil {
 		stream.Close()
@@ -148,17 +149,21 @@ func (n *Node) Connect(ctx context.Context, remotePublicKey [32]byte, cfg Client
 	case ours.Firewall == FirewallOpen:
 		// The server connects to us; the stream's firewall takes it.
 	default:
+		lan := n.pingLAN(ctx, hs, remote.Addresses4)
 		secret, ok := h.HolepunchSecret()
 		if !ok {
 			stream.Close()
 			return nil, fmt.Errorf("%w: no holepunch secret", ErrHolepunchAborted)
 		}
 		c := &clientPunch{n: n, target: target, route: hs, remote: &remote, payload: newSecurePayload(secret)}
-		if sock, addr, err = c.run(ctx); err != nil {
+		var punched bool
+		if sock, addr, punched, err = c.run(ctx, lan); err != nil {
 			stream.Close()
 			return nil, err
 		}
-		n.closeWith(sock, stream)
+		if punched {
+			n.closeWith(sock, stream)
+		}
 	}
 	if sock != nil {
 		stream.Connect(sock, remoteID, addr)
@@ -180,6 +185,42 @@ type handshakeRoute struct {
 
 // isBogon reports addresses that are not globally routable, which a
 // client does not dial when the server also gave its public address.
-func isBogon(a netip.Addr) bool {
-	return a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsUnspecified() || a.IsMulticast()
+func isBogon(a netip.Addr) bool { return isPrivate4(a) || isReserved4(a) }
+
+// sameNetwork says whether client and server are behind one NAT: the relay
+// saw both at one public address.
+func sameNetwork(hs handshakeRoute) bool {
+	return hs.relayed && hs.client.Addr() == hs.server.Addr()
+}
+
+// lanResult is the outcome of trying a server on our own network.
+type lanResult struct {
+	addr netip.AddrPort
+	ok   bool
+}
+
+// pingLAN pings, when client and server are behind one NAT, the server's
+// address nearest ours on the network; the channel yields once, not ok
+// when there is nothing to try or no answer came.
+func (n *Node) pingLAN(ctx context.Context, hs handshakeRoute, theirs []netip.AddrPort) <-chan lanResult {
+	out := make(chan lanResult, 1)
+	var candidates []netip.AddrPort
+	for _, a := range theirs {
+		if !isReserved4(a.Addr()) {
+			candidates = append(candidates, a)
+		}
+	}
+	if !sameNetwork(hs) || len(candidates) == 0 {
+		out <- lanResult{}
+		return out
+	}
+	addr := candidates[0]
+	if m := matchAddress(n.localAddresses(), candidates); m != nil {
+		addr = *m
+	}
+	go func() {
+		_, err := n.d().PingVia(ctx, n.d().ServerSocket(), addr)
+		out <- lanResult{addr: addr, ok: err == nil}
+	}()
+	return out
 }

@@ -35,8 +35,10 @@ type holepunchReply struct {
 	peerAddress netip.AddrPort // where the relay saw the peer's punch socket
 }
 
-// run punches and returns the socket and address of the connection.
-func (c *clientPunch) run(ctx context.Context) (*udx.Socket, netip.AddrPort, error) {
+// run punches and returns the socket and address of the connection, and
+// whether the socket is a punch socket, which the connection then owns. A
+// server that answers on our own network (lan) wins over the punch.
+func (c *clientPunch) run(ctx context.Context, lan <-chan lanResult) (*udx.Socket, netip.AddrPort, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, punchTimeout)
 	defer cancel()
 	type hit struct {
@@ -49,27 +51,44 @@ func (c *clientPunch) run(ctx context.Context) (*udx.Socket, netip.AddrPort, err
 		func(s *udx.Socket, from netip.AddrPort) { connected <- hit{s, from} },
 		func() { close(aborted) })
 	if err != nil {
-		return nil, netip.AddrPort{}, err
+		return nil, netip.AddrPort{}, false, err
 	}
 	c.puncher = p
 
 	errc := make(chan error, 1)
 	go func() { errc <- c.exchange(ctx) }()
+	var failed error
 	for {
 		select {
 		case h := <-connected:
-			return h.sock, h.from, nil
+			return h.sock, h.from, true, nil
+		case r := <-lan:
+			lan = nil
+			if r.ok {
+				p.destroy(false)
+				return c.n.d().ServerSocket(), r.addr, false, nil
+			}
+			if failed != nil {
+				return nil, netip.AddrPort{}, false, failed
+			}
 		case err := <-errc:
+			errc = nil // on success, punching: wait for a ping or the end
 			if err != nil {
 				p.destroy(false)
-				return nil, netip.AddrPort{}, err
+				if lan == nil {
+					return nil, netip.AddrPort{}, false, err
+				}
+				failed = err // unless the network way answers
 			}
-			errc = nil // punching: wait for a ping or the end
 		case <-aborted:
-			return nil, netip.AddrPort{}, ErrHolepunchAborted
+			aborted = nil
+			failed = ErrHolepunchAborted
+			if lan == nil {
+				return nil, netip.AddrPort{}, false, failed
+			}
 		case <-ctx.Done():
 			p.destroy(false)
-			return nil, netip.AddrPort{}, ErrHolepunchAborted
+			return nil, netip.AddrPort{}, false, ErrHolepunchAborted
 		}
 	}
 }

@@ -281,7 +281,9 @@ func (s *Server) onHandshake(req *dhtrpc.IncomingRequest, hs *Handshake) ([]byte
 	if open {
 		ours.Firewall = FirewallOpen
 		ours.Addresses4 = []netip.AddrPort{netip.AddrPortFrom(pub.Addr(), d.ServerSocket().LocalAddr().Port())}
-	} else {
+	}
+	ours.Addresses4 = append(ours.Addresses4, s.n.localAddresses()...)
+	if !open {
 		punch = &serverPunch{}
 		punchID = s.addPunch(punch)
 		s.mu.Lock()
@@ -367,7 +369,12 @@ func (s *Server) onHandshake(req *dhtrpc.IncomingRequest, hs *Handshake) ([]byte
 		punch.payload, punch.puncher = newSecurePayload(secret), p
 		punch.prepunch = time.AfterFunc(handshakeTimeout, func() { p.destroy(true) })
 		punch.mu.Unlock()
-		from = p.socket()
+		// A client behind our own NAT will try us on our network: keep
+		// answering from the socket it knows. Others learn the punch
+		// socket's address from where the answer comes from.
+		if !(client.Addr() == req.To.Addr() && sharesNetwork(s.n.localAddresses(), remote.Addresses4)) {
+			from = p.socket()
+		}
 	}
 	s.mu.Lock()
 	entry.reply, entry.socket = reply, from

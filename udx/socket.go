@@ -30,25 +30,41 @@ import (
 type UDX struct {
 	mu      sync.Mutex
 	streams map[uint32]*Stream
-	bind    BindFunc
+	enter   func(func() error) error
 }
 
-// BindFunc binds a UDP socket, as net.ListenUDP("udp", addr) does.
-type BindFunc func(addr *net.UDPAddr) (*net.UDPConn, error)
-
 // New returns an empty UDX instance.
-func New() *UDX { return NewWithBind(nil) }
+func New() *UDX { return NewIn(nil) }
 
-// NewWithBind returns a UDX instance whose sockets bind through bind (nil:
-// net.ListenUDP). A socket binds in the network namespace of the thread
-// that creates it, and sockets are made on the fly (holepunching makes
-// hundreds): a node inside a namespace binds through a function that
-// enters it.
-func NewWithBind(bind BindFunc) *UDX {
-	if bind == nil {
-		bind = func(addr *net.UDPAddr) (*net.UDPConn, error) { return net.ListenUDP("udp", addr) }
+// NewIn returns a UDX instance whose sockets are bound, and interfaces
+// listed, inside fn given to enter (nil: where the caller is). A socket
+// binds in the network namespace of the thread that creates it, and
+// sockets are made on the fly (holepunching makes hundreds): a node in
+// another namespace than its process enters that namespace here.
+func NewIn(enter func(fn func() error) error) *UDX {
+	if enter == nil {
+		enter = func(fn func() error) error { return fn() }
 	}
-	return &UDX{streams: map[uint32]*Stream{}, bind: bind}
+	return &UDX{streams: map[uint32]*Stream{}, enter: enter}
+}
+
+// InterfaceAddrs returns the host's IPv4 addresses other than loopback,
+// where a peer on the same network may reach it.
+func (u *UDX) InterfaceAddrs() ([]netip.Addr, error) {
+	var out []netip.Addr
+	err := u.enter(func() error {
+		addrs, err := net.InterfaceAddrs()
+		if err != nil {
+			return err
+		}
+		for _, a := range addrs {
+			if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Is4() && !p.Addr().IsLoopback() {
+				out = append(out, p.Addr())
+			}
+		}
+		return nil
+	})
+	return out, err
 }
 
 // ErrIDInUse means a stream id is already live in this instance.
@@ -109,7 +125,11 @@ const readBufferSize = 64 << 10
 // raw receives every datagram that is not a packet of a live stream and may
 // be nil.
 func (u *UDX) Listen(addr netip.AddrPort, raw RawHandler) (*Socket, error) {
-	conn, err := u.bind(net.UDPAddrFromAddrPort(addr))
+	var conn *net.UDPConn
+	err := u.enter(func() (err error) {
+		conn, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("udx: listen %s: %w", addr, err)
 	}

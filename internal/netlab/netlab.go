@@ -49,6 +49,9 @@ type Host struct {
 	lab  *Lab
 	NS   string
 	Addr netip.Addr // the host's own address
+
+	router string // the NAT's namespace, "" for an open host
+	lan    int    // the LAN's number, 192.168.lan.0/24
 }
 
 var labSeq atomic.Int32
@@ -128,9 +131,11 @@ func (l *Lab) AddHost(kind NAT) *Host {
 	h := l.namespace(fmt.Sprintf("h%d", n))
 	l.link(inet, r, "br0", wan+"/16")
 	l.run(r, "ip", "route", "add", "default", "via", "45.77.0.1")
-	lanR, lanH := fmt.Sprintf("192.168.%d.1", n), fmt.Sprintf("192.168.%d.2", n)
-	l.pair(r, h, lanR+"/24", lanH+"/24")
-	l.run(h, "ip", "route", "add", "default", "via", lanR)
+	// The LAN is a bridge in the router, so that neighbours can join it.
+	lanR := fmt.Sprintf("192.168.%d.1", n)
+	l.run(r, "ip", "link", "add", "lan", "type", "bridge")
+	l.run(r, "ip", "addr", "add", lanR+"/24", "dev", "lan")
+	l.run(r, "ip", "link", "set", "lan", "up")
 	l.run(r, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	masq := "masquerade"
 	if kind == Random {
@@ -147,7 +152,33 @@ func (l *Lab) AddHost(kind NAT) *Host {
 	l.run(r, "nft", "add table ip filter")
 	l.run(r, "nft", "add chain ip filter input { type filter hook input priority 0 ; }")
 	l.run(r, "nft", fmt.Sprintf("add rule ip filter input iifname \"w%d\" ct state new drop", n))
-	return &Host{lab: l, NS: h, Addr: netip.MustParseAddr(lanH)}
+	return l.joinLAN(r, n, h)
+}
+
+// AddNeighbour adds a host on the LAN of h, behind the same NAT.
+func (l *Lab) AddNeighbour(h *Host) *Host {
+	l.t.Helper()
+	if h.router == "" {
+		l.t.Fatalf("netlab: %s is on no LAN", h.NS)
+	}
+	l.hosts++
+	return l.joinLAN(h.router, h.lan, l.namespace(fmt.Sprintf("h%d", l.hosts)))
+}
+
+// joinLAN links host namespace ns to the LAN bridge of router r, whose
+// LAN is number lan; the host's address is 192.168.lan.(1 + its number).
+func (l *Lab) joinLAN(r string, lan int, ns string) *Host {
+	a, b := fmt.Sprintf("%sl%d", l.name, l.hosts), fmt.Sprintf("%sm%d", l.name, l.hosts)
+	addr := fmt.Sprintf("192.168.%d.%d", lan, 1+l.hosts)
+	l.run("", "ip", "link", "add", a, "type", "veth", "peer", "name", b)
+	l.run("", "ip", "link", "set", a, "netns", r)
+	l.run("", "ip", "link", "set", b, "netns", ns)
+	l.run(r, "ip", "link", "set", a, "master", "lan")
+	l.run(r, "ip", "link", "set", a, "up")
+	l.run(ns, "ip", "addr", "add", addr+"/24", "dev", b)
+	l.run(ns, "ip", "link", "set", b, "up")
+	l.run(ns, "ip", "route", "add", "default", "via", fmt.Sprintf("192.168.%d.1", lan))
+	return &Host{lab: l, NS: ns, Addr: netip.MustParseAddr(addr), router: r, lan: lan}
 }
 
 // link connects ns to the internet bridge with address addr.
@@ -161,19 +192,6 @@ func (l *Lab) link(inet, ns, bridge, addr string) {
 	l.run(inet, "ip", "link", "set", a, "up")
 	l.run(ns, "ip", "addr", "add", addr, "dev", b)
 	l.run(ns, "ip", "link", "set", b, "up")
-}
-
-// pair connects two namespaces directly (a router and its LAN host).
-func (l *Lab) pair(r, h, addrR, addrH string) {
-	n := l.hosts
-	a, b := fmt.Sprintf("%sl%d", l.name, n), fmt.Sprintf("%sm%d", l.name, n)
-	l.run("", "ip", "link", "add", a, "type", "veth", "peer", "name", b)
-	l.run("", "ip", "link", "set", a, "netns", r)
-	l.run("", "ip", "link", "set", b, "netns", h)
-	l.run(r, "ip", "addr", "add", addrR, "dev", a)
-	l.run(r, "ip", "link", "set", a, "up")
-	l.run(h, "ip", "addr", "add", addrH, "dev", b)
-	l.run(h, "ip", "link", "set", b, "up")
 }
 
 // ListenUDP opens a UDP socket inside the host's namespace. The socket
