@@ -16,6 +16,9 @@ import (
 type ClientConfig struct {
 	KeyPair   *KeyPair
 	Handshake Handshaker
+	// RelayThrough is the public key of a blind relay to fall back on
+	// when holepunching fails (hyperdht's relayThrough).
+	RelayThrough *[32]byte
 }
 
 // Connect opens a connection to the server with remotePublicKey: it finds
@@ -54,7 +57,7 @@ func (n *Node) Connect(ctx context.Context, remotePublicKey [32]byte, cfg Client
 		early.Unlock()
 		return true
 	})
-	ours := NoisePayload{Version: 1, Firewall: FirewallUnknown, UDX: &UDXInfo{Version: 1, ID: uint64(stream.ID())}, SecretStream: &SecretStreamInfo{Version: 1}}
+	ours := NoisePayload{Version: 1, Firewall: FirewallUnknown, UDX: &UDXInfo{Version: 1, ID: uint64(stream.ID())}, SecretStream: &SecretStreamInfo{Version: 1}, RelayThrough: newRelayThrough(cfg.RelayThrough)}
 	// Reachable unasked, as JS's dht.remoteAddress() judges it: the server
 	// can connect to us, whether or not we serve as a persistent node.
 	if pub := d.PublicAddr(); pub.Addr().IsValid() && !d.Firewalled() {
@@ -121,52 +124,48 @@ func (n *Node) Connect(ctx context.Context, remotePublicKey [32]byte, cfg Client
 		return nil, &Error{ErrServerError.Code, "Server did not send UDX data"}
 	}
 	keys, encrypt := h.Keys()
-	remoteID := uint32(remote.UDX.ID)
 	// From now on the server's first packet binds the stream (it may come
 	// from another address than announced); if one came already, connect
 	// there.
-	stream.SetFirewall(func(s *udx.Socket, from netip.AddrPort) bool {
-		stream.Connect(s, remoteID, from)
-		return true
-	})
+	paths := newStreamPaths(stream, uint32(remote.UDX.ID))
+	stream.SetFirewall(paths.firewall)
 	early.Lock()
 	sock, addr := early.sock, early.from
 	early.Unlock()
 	holepunchable := remote.Holepunch != nil && len(remote.Holepunch.Relays) > 0
 	switch {
 	case sock != nil:
+		paths.direct(sock, addr)
 	case !hs.relayed:
 		// The server itself answered: it is reachable where we asked.
-		sock, addr = d.Socket(), hs.server
+		paths.direct(d.Socket(), hs.server)
 	case remote.Firewall == FirewallOpen || !holepunchable:
-		sock, addr = d.Socket(), hs.server
+		addr = hs.server
 		for _, a := range remote.Addresses4 {
 			if !isBogon(a.Addr()) {
 				addr = a
 				break
 			}
 		}
+		paths.direct(d.Socket(), addr)
 	case ours.Firewall == FirewallOpen:
 		// The server connects to us; the stream's firewall takes it.
 	default:
 		lan := n.pingLAN(ctx, hs, remote.Addresses4)
+		var relay <-chan *relayLink
+		if plan, initiator := relayPlan(ours.RelayThrough, remote.RelayThrough); plan != nil {
+			relay = n.pairAtRelay(context.WithoutCancel(ctx), plan, initiator, stream)
+		}
 		secret, ok := h.HolepunchSecret()
 		if !ok {
 			stream.Close()
 			return nil, fmt.Errorf("%w: no holepunch secret", ErrHolepunchAborted)
 		}
 		c := &clientPunch{n: n, target: target, route: hs, remote: &remote, payload: newSecurePayload(secret)}
-		var punched bool
-		if sock, addr, punched, err = c.run(ctx, lan); err != nil {
+		if err := c.run(ctx, lan, relay, paths); err != nil {
 			stream.Close()
 			return nil, err
 		}
-		if punched {
-			n.closeWith(sock, stream)
-		}
-	}
-	if sock != nil {
-		stream.Connect(sock, remoteID, addr)
 	}
 	c, err := newConn(stream, true, remotePublicKey, h, keys, encrypt)
 	if err != nil {

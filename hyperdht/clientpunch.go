@@ -2,6 +2,7 @@ package hyperdht
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -35,60 +36,98 @@ type holepunchReply struct {
 	peerAddress netip.AddrPort // where the relay saw the peer's punch socket
 }
 
-// run punches and returns the socket and address of the connection, and
-// whether the socket is a punch socket, which the connection then owns. A
-// server that answers on our own network (lan) wins over the punch.
-func (c *clientPunch) run(ctx context.Context, lan <-chan lanResult) (*udx.Socket, netip.AddrPort, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, punchTimeout)
-	defer cancel()
-	type hit struct {
-		sock *udx.Socket
-		from netip.AddrPort
-	}
-	connected := make(chan hit, 1)
+// run starts the connection's stream on the first path that works: the
+// punch, the server's address on our own network (lan) or the blind relay
+// (relay; nil without one). A stream that starts relayed keeps punching in
+// the background and moves to the direct path if the punch gets through.
+func (c *clientPunch) run(ctx context.Context, lan <-chan lanResult, relay <-chan *relayLink, paths *streamPaths) error {
+	// The punch may outlive Connect, so it has a context of its own.
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), punchTimeout)
 	aborted := make(chan struct{})
 	p, err := c.n.newPuncher(true, c.remote.Firewall,
-		func(s *udx.Socket, from netip.AddrPort) { connected <- hit{s, from} },
-		func() { close(aborted) })
+		func(s *udx.Socket, from netip.AddrPort) {
+			if paths.direct(s, from) {
+				c.n.closeWith(s, paths.stream)
+			} else {
+				c.n.closeSocket(s)
+			}
+			cancel()
+		},
+		func() {
+			close(aborted)
+			cancel()
+		})
 	if err != nil {
-		return nil, netip.AddrPort{}, false, err
+		cancel()
+		return err
 	}
 	c.puncher = p
-
+	go func() {
+		select {
+		case <-paths.stream.Done():
+		case <-pctx.Done():
+		}
+		p.destroy(false)
+	}()
 	errc := make(chan error, 1)
-	go func() { errc <- c.exchange(ctx) }()
+	go func() { errc <- c.exchange(pctx) }()
+	// A relay that pairs after the stream started elsewhere is let go.
+	defer func() {
+		if relay != nil {
+			go func() {
+				if l := <-relay; l != nil {
+					paths.relayed(l)
+				}
+			}()
+		}
+	}()
 	var failed error
 	for {
 		select {
-		case h := <-connected:
-			return h.sock, h.from, true, nil
+		case <-paths.started:
+			return nil
 		case r := <-lan:
 			lan = nil
 			if r.ok {
 				p.destroy(false)
-				return c.n.d().ServerSocket(), r.addr, false, nil
+				paths.direct(c.n.d().ServerSocket(), r.addr)
 			}
-			if failed != nil {
-				return nil, netip.AddrPort{}, false, failed
+		case l := <-relay:
+			relay = nil
+			if l != nil {
+				paths.relayed(l)
+			} else if failed == nil {
+				failed = ErrRelayAborted
 			}
 		case err := <-errc:
-			errc = nil // on success, punching: wait for a ping or the end
+			errc = nil
 			if err != nil {
+				// JS ends every failed punch as aborted, whatever the
+				// round's error; relayed clients show that code, and
+				// the round's error stays in the text.
 				p.destroy(false)
-				if lan == nil {
-					return nil, netip.AddrPort{}, false, err
-				}
-				failed = err // unless the network way answers
+				failed = fmt.Errorf("%w (%v)", ErrHolepunchAborted, err)
 			}
 		case <-aborted:
 			aborted = nil
-			failed = ErrHolepunchAborted
-			if lan == nil {
-				return nil, netip.AddrPort{}, false, failed
+			if failed == nil {
+				failed = ErrHolepunchAborted
 			}
 		case <-ctx.Done():
 			p.destroy(false)
-			return nil, netip.AddrPort{}, false, ErrHolepunchAborted
+			return ErrHolepunchAborted
+		}
+		punchOver := aborted == nil || (errc == nil && p.done())
+		if punchOver && lan == nil && relay == nil {
+			select {
+			case <-paths.started:
+				return nil
+			default:
+			}
+			if failed == nil {
+				failed = ErrHolepunchAborted
+			}
+			return failed
 		}
 	}
 }

@@ -55,22 +55,31 @@ func TestNATMatrix(t *testing.T) {
 
 	// shared: both hosts on one LAN behind one NAT of the client's kind,
 	// which hairpins nothing: they must find each other on the LAN.
+	// relay: the client names a blind relay ("js" or "go", on an open
+	// host) to fall back on; two random NATs cannot punch, and get
+	// through only that way.
 	type pair struct {
 		client, server netlab.NAT
 		shared         bool
+		relay          string
 	}
+	o, c, r := netlab.Open, netlab.Consistent, netlab.Random
 	pairs := []pair{
-		{netlab.Open, netlab.Open, false}, {netlab.Consistent, netlab.Open, false}, {netlab.Open, netlab.Consistent, false},
-		{netlab.Consistent, netlab.Consistent, false}, {netlab.Random, netlab.Open, false}, {netlab.Open, netlab.Random, false},
-		{netlab.Random, netlab.Consistent, false}, {netlab.Consistent, netlab.Random, false},
-		{netlab.Consistent, netlab.Consistent, true}, {netlab.Random, netlab.Random, true},
+		{o, o, false, ""}, {c, o, false, ""}, {o, c, false, ""}, {c, c, false, ""},
+		{r, o, false, ""}, {o, r, false, ""}, {r, c, false, ""}, {c, r, false, ""},
+		{c, c, true, ""}, {r, r, true, ""},
+		{r, r, false, ""}, {r, r, false, "js"}, {r, r, false, "go"},
 	}
 	name := func(p pair) (string, string) {
-		if p.shared {
+		switch {
+		case p.shared:
 			return "same " + p.client.String(), "same " + p.server.String()
+		case p.relay != "":
+			return p.client.String() + " (" + p.relay + " relay)", p.server.String()
 		}
 		return p.client.String(), p.server.String()
 	}
+	relays := map[string]*[32]byte{"js": startNATRelay(t, lab.AddHost(o), "js", boot), "go": startNATRelay(t, lab.AddHost(o), "go", boot)}
 	impls := []string{"js", "go"}
 	var mu sync.Mutex
 	outcome := map[string]string{} // "client/server/cnat/snat" → "ok" or the error
@@ -97,7 +106,7 @@ func TestNATMatrix(t *testing.T) {
 						seed := make([]byte, 32)
 						rand.Read(seed)
 						pk := startNATServer(t, sh, si, boot, seed)
-						res := runNATClient(t, ch, ci, boot, pk)
+						res := runNATClient(t, ch, ci, boot, pk, relays[p.relay])
 						mu.Lock()
 						outcome[key(ci, si, p)] = res
 						mu.Unlock()
@@ -108,11 +117,11 @@ func TestNATMatrix(t *testing.T) {
 	})
 
 	var table strings.Builder
-	fmt.Fprintf(&table, "%-16s %-16s %-24s %-24s %-24s %-24s\n", "client NAT", "server NAT", "JS → JS", "Go → JS", "JS → Go", "Go → Go")
+	fmt.Fprintf(&table, "%-22s %-16s %-24s %-24s %-24s %-24s\n", "client NAT", "server NAT", "JS → JS", "Go → JS", "JS → Go", "Go → Go")
 	for _, p := range pairs {
 		ref := outcome[key("js", "js", p)]
 		cn, sn := name(p)
-		fmt.Fprintf(&table, "%-16s %-16s %-24s", cn, sn, short(ref))
+		fmt.Fprintf(&table, "%-22s %-16s %-24s", cn, sn, short(ref))
 		for _, c := range [][2]string{{"go", "js"}, {"js", "go"}, {"go", "go"}} {
 			got := outcome[key(c[0], c[1], p)]
 			if short(got) != short(ref) {
@@ -170,12 +179,43 @@ func startNATServer(t *testing.T, host *netlab.Host, impl string, boot netip.Add
 	return kp.Public
 }
 
-// runNATClient connects from host (impl "js" or "go") to pk, echoes
+// startNATRelay starts a blind relay (impl "js" or "go") on host and
+// returns its public key once it listens.
+func startNATRelay(t *testing.T, host *netlab.Host, impl string, boot netip.AddrPort) *[32]byte {
+	t.Helper()
+	seed := make([]byte, 32)
+	rand.Read(seed)
+	kp := noise.KeyPairFromSeed([32]byte(seed))
+	if impl == "js" {
+		p := interop.StartIn(t, host.NS, "natlab-peer.js", "relay", boot.String(), hex.EncodeToString(seed))
+		line, err := p.ReadLineWithin(natConnectTimeout)
+		if err != nil || !strings.Contains(line, `"listening":true`) {
+			t.Fatalf("js relay: %s %v", line, err)
+		}
+		return &kp.Public
+	}
+	n := labNode(t, host, boot)
+	ctx, cancel := context.WithTimeout(context.Background(), natConnectTimeout)
+	defer cancel()
+	srv, err := n.Listen(ctx, ServerConfig{KeyPair: &kp})
+	if err != nil {
+		t.Fatalf("go relay: %v", err)
+	}
+	go ServeBlindRelay(context.Background(), srv)
+	return &kp.Public
+}
+
+// runNATClient connects from host (impl "js" or "go") to pk, through the
+// blind relay relay if punching fails and relay is not nil, echoes
 // natEcho bytes and returns "ok" or the error.
-func runNATClient(t *testing.T, host *netlab.Host, impl string, boot netip.AddrPort, pk [32]byte) string {
+func runNATClient(t *testing.T, host *netlab.Host, impl string, boot netip.AddrPort, pk [32]byte, relay *[32]byte) string {
 	t.Helper()
 	if impl == "js" {
-		p := interop.StartIn(t, host.NS, "natlab-peer.js", "client", boot.String(), hex.EncodeToString(pk[:]), fmt.Sprint(natEcho))
+		args := []string{"client", boot.String(), hex.EncodeToString(pk[:]), fmt.Sprint(natEcho)}
+		if relay != nil {
+			args = append(args, hex.EncodeToString(relay[:]))
+		}
+		p := interop.StartIn(t, host.NS, "natlab-peer.js", args...)
 		line, err := p.ReadLineWithin(natConnectTimeout + 30*time.Second)
 		if err != nil {
 			return "no answer: " + err.Error()
@@ -194,7 +234,7 @@ func runNATClient(t *testing.T, host *netlab.Host, impl string, boot netip.AddrP
 	ctx, cancel := context.WithTimeout(context.Background(), natConnectTimeout)
 	defer cancel()
 	kp, _ := noise.GenerateKeyPair(rand.Reader)
-	c, err := n.Connect(ctx, pk, ClientConfig{KeyPair: &kp})
+	c, err := n.Connect(ctx, pk, ClientConfig{KeyPair: &kp, RelayThrough: relay})
 	if err != nil {
 		return err.Error()
 	}

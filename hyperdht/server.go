@@ -53,6 +53,9 @@ type ServerConfig struct {
 	Signer    Signer
 	Handshake func() (Handshaker, error)
 	Firewall  Firewall
+	// RelayThrough is the public key of a blind relay to fall back on
+	// when holepunching fails (hyperdht's relayThrough).
+	RelayThrough *[32]byte
 }
 
 // Server accepts connections to a public key.
@@ -275,7 +278,7 @@ func (s *Server) onHandshake(req *dhtrpc.IncomingRequest, hs *Handshake) ([]byte
 	// takes no connection we did not start, and a client told it is open
 	// would wait there in vain.
 	open := pub.Addr().IsValid() && !d.Firewalled()
-	ours := NoisePayload{Version: 1, Error: errCode, Firewall: FirewallUnknown, SecretStream: &SecretStreamInfo{Version: 1}}
+	ours := NoisePayload{Version: 1, Error: errCode, Firewall: FirewallUnknown, SecretStream: &SecretStreamInfo{Version: 1}, RelayThrough: newRelayThrough(s.cfg.RelayThrough)}
 	var punch *serverPunch
 	var punchID uint64
 	if open {
@@ -314,28 +317,64 @@ func (s *Server) onHandshake(req *dhtrpc.IncomingRequest, hs *Handshake) ([]byte
 		return reply, nil
 	}
 	keys, encrypt := h.Keys()
-	remoteID := uint32(remote.UDX.ID)
-	var once sync.Once
-	start := func(sock *udx.Socket, addr netip.AddrPort) {
-		once.Do(func() {
-			stream.Connect(sock, remoteID, addr)
-			if punch != nil {
-				punch.stop()
-				if p := punch.getPuncher(); p != nil && p.keep(sock) {
-					s.n.closeWith(sock, stream)
-				}
-				s.clearPunch(punchID, punch)
-			}
-			go s.deliver(stream, remotePK, h, keys, encrypt)
-		})
+	paths := newStreamPaths(stream, uint32(remote.UDX.ID))
+	go func() {
+		select {
+		case <-paths.started:
+			s.deliver(stream, remotePK, h, keys, encrypt)
+		case <-stream.Done():
+		}
+	}()
+	// A direct path ends the punch; a punch socket it runs on is the
+	// connection's from then on.
+	paths.onDirect = func(sock *udx.Socket) {
+		if punch == nil {
+			return
+		}
+		punch.stop()
+		if p := punch.getPuncher(); p != nil && p.keep(sock) {
+			s.n.closeWith(sock, stream)
+		}
+		s.clearPunch(punchID, punch)
 	}
 	// The client's first packet tells where it really is (it may have
 	// punched through from another address); an open or direct client is
 	// connected to at once.
-	stream.SetFirewall(func(sock *udx.Socket, from netip.AddrPort) bool {
-		start(sock, from)
-		return true
-	})
+	stream.SetFirewall(paths.firewall)
+	// Until the stream starts, it waits on the punch (or on the client
+	// connecting to us) and on the blind relay, if any; it closes when
+	// both have given up.
+	var waitMu sync.Mutex
+	waiting := 1
+	giveUp := func() {
+		waitMu.Lock()
+		waiting--
+		over := waiting == 0
+		waitMu.Unlock()
+		if !over {
+			return
+		}
+		select {
+		case <-paths.started:
+		default:
+			stream.Close()
+		}
+	}
+	relay := func() {
+		plan, initiator := relayPlan(ours.RelayThrough, remote.RelayThrough)
+		if plan == nil {
+			return
+		}
+		waitMu.Lock()
+		waiting++
+		waitMu.Unlock()
+		go func() {
+			if l := <-s.n.pairAtRelay(context.Background(), plan, initiator, stream); l != nil {
+				paths.relayed(l)
+			}
+			giveUp()
+		}()
+	}
 	var from *udx.Socket
 	switch {
 	case remote.Firewall == FirewallOpen || direct:
@@ -343,23 +382,18 @@ func (s *Server) onHandshake(req *dhtrpc.IncomingRequest, hs *Handshake) ([]byte
 		if direct {
 			sock = req.Socket()
 		}
-		start(sock, client)
+		paths.direct(sock, client)
 	case open:
-		time.AfterFunc(handshakeTimeout, func() {
-			if stream.RemoteID() == 0 {
-				stream.Close()
-			}
-		})
+		relay()
+		time.AfterFunc(handshakeTimeout, giveUp)
 	default:
 		secret, ok := h.HolepunchSecret()
 		if !ok {
 			return fail()
 		}
 		abort := func() {
-			if stream.RemoteID() == 0 {
-				stream.Close()
-			}
 			s.clearPunch(punchID, punch)
+			giveUp()
 		}
 		p, err := s.n.newPuncher(false, remote.Firewall, nil, abort)
 		if err != nil {
@@ -369,6 +403,7 @@ func (s *Server) onHandshake(req *dhtrpc.IncomingRequest, hs *Handshake) ([]byte
 		punch.payload, punch.puncher = newSecurePayload(secret), p
 		punch.prepunch = time.AfterFunc(handshakeTimeout, func() { p.destroy(true) })
 		punch.mu.Unlock()
+		relay()
 		// A client behind our own NAT will try us on our network: keep
 		// answering from the socket it knows. Others learn the punch
 		// socket's address from where the answer comes from.

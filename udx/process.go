@@ -10,15 +10,12 @@ import (
 // socket's raw handler).
 func (s *Stream) onPacket(sock *Socket, p []byte, from netip.AddrPort) bool {
 	s.mu.Lock()
-	if dst := s.relay; dst != nil {
-		s.mu.Unlock()
-		dst.forward(p)
-		return true
-	}
 	if s.err != nil {
 		s.mu.Unlock()
 		return false
 	}
+	// The firewall runs first, relaying or not: a relay's stream learns
+	// where its peer is from the peer's first packet, as in libudx.
 	if s.socket != sock {
 		fw := s.firewall
 		if fw == nil {
@@ -37,6 +34,11 @@ func (s *Stream) onPacket(sock *Socket, p []byte, from netip.AddrPort) bool {
 			s.mu.Unlock()
 			return true
 		}
+	}
+	if dst := s.relay; dst != nil {
+		s.mu.Unlock()
+		dst.forward(p)
+		return true
 	}
 	h, _ := decodeHeader(p)
 	body := p[HeaderSize:]

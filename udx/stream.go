@@ -215,6 +215,13 @@ func (s *Stream) RemoteAddr() netip.AddrPort {
 	return s.remote
 }
 
+// Socket is the socket the stream is connected on, nil before.
+func (s *Stream) Socket() *Socket {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.socket
+}
+
 // Connect binds the stream to socket and the remote stream remoteID at
 // addr. Data written before Connect is sent once connected.
 func (s *Stream) Connect(socket *Socket, remoteID uint32, addr netip.AddrPort) error {

@@ -5,13 +5,19 @@
 //   natlab-peer.js server BOOT SEEDHEX   joins through BOOT, listens on the
 //                                        seed's key and echoes; prints
 //                                        {"listening": true, "firewalled": b}
-//   natlab-peer.js client BOOT KEYHEX N  connects, echoes N random bytes;
-//                                        prints {"ok": true} or {"error": "..."}
+//   natlab-peer.js client BOOT KEYHEX N [RELAYHEX]
+//                                        connects (through the blind relay
+//                                        RELAYHEX if punching fails), echoes
+//                                        N random bytes; prints {"ok": true}
+//                                        or {"error": "..."}
+//   natlab-peer.js relay BOOT SEEDHEX    a blind relay on the seed's key;
+//                                        prints {"listening": true}
 // The long-running roles stop when stdin closes.
 const DHT = require('hyperdht')
 const createTestnet = require('hyperdht/testnet')
 const crypto = require('crypto')
 const b4a = require('b4a')
+const BlindRelay = require('blind-relay')
 
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n')
 const untilStdinCloses = () => new Promise((resolve) => {
@@ -20,7 +26,7 @@ const untilStdinCloses = () => new Promise((resolve) => {
 const bootOf = (s) => { const [host, port] = s.split(':'); return [{ host, port: Number(port) }] }
 
 async function main () {
-  const [role, a, b, c] = process.argv.slice(2)
+  const [role, a, b, c, d] = process.argv.slice(2)
   if (role === 'bootstrap') {
     const testnet = await createTestnet(Number(b), { host: a })
     out({ bootstrap: `${a}:${testnet.bootstrap[0].port}` })
@@ -30,6 +36,20 @@ async function main () {
   }
   const node = new DHT({ bootstrap: bootOf(a) })
   await node.fullyBootstrapped()
+  if (role === 'relay') {
+    const relay = new BlindRelay.Server({
+      createStream: (opts) => node.createRawStream({ ...opts, framed: true })
+    })
+    const server = node.createServer((socket) => {
+      socket.on('error', () => {})
+      relay.accept(socket, { id: socket.remotePublicKey }).on('error', () => {})
+    })
+    await server.listen(DHT.keyPair(b4a.from(b, 'hex')))
+    out({ listening: true })
+    await untilStdinCloses()
+    await node.destroy()
+    return
+  }
   if (role === 'server') {
     const server = node.createServer((socket) => {
       socket.on('error', () => {})
@@ -42,7 +62,7 @@ async function main () {
     return
   }
   const total = Number(c)
-  const socket = node.connect(b4a.from(b, 'hex'))
+  const socket = node.connect(b4a.from(b, 'hex'), d ? { relayThrough: b4a.from(d, 'hex') } : {})
   const data = crypto.randomBytes(total)
   const chunks = []
   let got = 0
