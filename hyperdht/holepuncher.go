@@ -72,7 +72,6 @@ type puncher struct {
 	randomized     bool
 	punchStarted   bool
 	punchResult    bool
-	reopening      bool
 	stop           chan struct{} // closed by destroy
 }
 

@@ -20,8 +20,13 @@ import (
 // while the holepunch goes on, and moves to the direct path if the punch
 // gets through.
 
-// relayPairTimeout bounds connecting to the relay and pairing there.
-const relayPairTimeout = 15 * time.Second
+// relayPairTimeout bounds connecting to the relay and pairing there;
+// relayLinger is how long a relay stays after the connection moved to a
+// direct path.
+const (
+	relayPairTimeout = 15 * time.Second
+	relayLinger      = 10 * time.Second
+)
 
 // ErrRelayAborted means pairing through the blind relay failed.
 var ErrRelayAborted = &Error{"RELAY_ABORTED", "Relay connection aborted"}
@@ -138,7 +143,10 @@ func (p *streamPaths) direct(sock *udx.Socket, addr netip.AddrPort) bool {
 		close(p.started)
 	}
 	if l != nil {
-		l.Close()
+		// The peer may still send over the relay what it sent before it
+		// moved too (JS moves once its packets in flight are acked): the
+		// relay stays a while.
+		time.AfterFunc(relayLinger, l.Close)
 	}
 	if p.onDirect != nil {
 		p.onDirect(sock)

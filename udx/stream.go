@@ -407,7 +407,9 @@ func (s *Stream) Close() error {
 // DESTROY (it sees ErrReset). Blocked and later reads and writes return err.
 func (s *Stream) Destroy(err error) {
 	s.mu.Lock()
-	if s.err == nil && !s.finished && s.socket != nil {
+	// A relaying stream is no endpoint: the stream its remote names is the
+	// far peer's, which a reset from here would end.
+	if s.err == nil && !s.finished && s.socket != nil && s.relay == nil {
 		s.writePacket(FlagDestroy, s.seq, nil)
 	}
 	s.mu.Unlock()

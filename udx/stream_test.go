@@ -126,6 +126,18 @@ func TestRelayTo(t *testing.T) {
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("relayed %d bytes, %v", len(got), err)
 	}
+	// The relay is no endpoint: closing its streams must not reset the
+	// peers' streams, whose ids its remotes name.
+	r1.Close()
+	r2.Close()
+	time.Sleep(100 * time.Millisecond)
+	select {
+	case <-a.Done():
+		t.Fatal("closing the relay's stream reset the peer's")
+	case <-c.Done():
+		t.Fatal("closing the relay's stream reset the peer's")
+	default:
+	}
 }
 
 func TestCloseWakesBlockedReader(t *testing.T) {
