@@ -69,6 +69,7 @@ func TestNATMatrix(t *testing.T) {
 		{r, o, false, ""}, {o, r, false, ""}, {r, c, false, ""}, {c, r, false, ""},
 		{c, c, true, ""}, {r, r, true, ""},
 		{r, r, false, ""}, {r, r, false, "js"}, {r, r, false, "go"},
+		{c, c, false, "js"}, {c, c, false, "go"},
 	}
 	name := func(p pair) (string, string) {
 		switch {
@@ -195,6 +196,13 @@ func startNATRelay(t *testing.T, host *netlab.Host, impl string, boot netip.Addr
 		return &kp.Public
 	}
 	n := labNode(t, host, boot)
+	// A blind relay is a public node: peers must reach it without
+	// punching, so it serves once it has proved it is reachable.
+	for deadline := time.Now().Add(natConnectTimeout); n.DHT().Firewalled(); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("go relay: still firewalled on an open host")
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), natConnectTimeout)
 	defer cancel()
 	srv, err := n.Listen(ctx, ServerConfig{KeyPair: &kp})

@@ -155,12 +155,23 @@ func (p *streamPaths) direct(sock *udx.Socket, addr netip.AddrPort) bool {
 }
 
 // relayed puts the stream on the relay's pair unless it runs already; it
-// reports whether the stream took the path (the link is closed if not).
+// reports whether the stream took the path. A pairing that comes after the
+// stream went direct is bound for a while and then closed: the peer may
+// have started over it and still sends there what it sent before moving.
 func (p *streamPaths) relayed(l *relayLink) bool {
 	p.mu.Lock()
 	if p.live {
+		late := p.relaySock == nil
+		if late {
+			p.relaySock, p.relayAddr = l.socket, l.addr
+		}
 		p.mu.Unlock()
-		l.Close()
+		if late {
+			p.stream.AckVia(l.socket, l.remoteID, l.addr)
+			time.AfterFunc(relayLinger, l.Close)
+		} else {
+			l.Close()
+		}
 		return false
 	}
 	p.live, p.relay, p.relaySock, p.relayAddr = true, l, l.socket, l.addr

@@ -215,6 +215,20 @@ func (s *Stream) RemoteAddr() netip.AddrPort {
 	return s.remote
 }
 
+// AckVia sends a bare ack of the stream's state from socket to addr, for
+// the remote stream remoteID, without moving the stream there. A stream
+// that moved to a direct path binds a relay's stream this way (a relay
+// learns where its peer is from the peer's first packet), so that what
+// the far peer sent over the relay before moving still arrives.
+func (s *Stream) AckVia(socket *Socket, remoteID uint32, addr netip.AddrPort) error {
+	s.mu.Lock()
+	h := header{id: remoteID, rwnd: uint32(s.window()), seq: s.seq, ack: s.ack}
+	s.mu.Unlock()
+	var b [HeaderSize]byte
+	h.put(b[:])
+	return socket.write(b[:], addr)
+}
+
 // Socket is the socket the stream is connected on, nil before.
 func (s *Stream) Socket() *Socket {
 	s.mu.Lock()

@@ -34,7 +34,9 @@ async function main () {
     await testnet.destroy()
     return
   }
-  const node = new DHT({ bootstrap: bootOf(a) })
+  // A blind relay is a public node: it says so from the start instead of
+  // waiting to prove it, so that peers reach it without punching.
+  const node = new DHT({ bootstrap: bootOf(a), firewalled: role !== 'relay' })
   await node.fullyBootstrapped()
   if (role === 'relay') {
     const relay = new BlindRelay.Server({
