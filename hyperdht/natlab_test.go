@@ -57,19 +57,25 @@ func TestNATMatrix(t *testing.T) {
 	// which hairpins nothing: they must find each other on the LAN.
 	// relay: the client names a blind relay ("js" or "go", on an open
 	// host) to fall back on; two random NATs cannot punch, and get
-	// through only that way.
+	// through only that way. Two consistent NATs with a relay race the
+	// punch against the pairing: JS clients drop a pairing that comes
+	// after the punch won, while the server may have started over the
+	// relay, and then stall (JS → JS too, with JS's own relay), so there
+	// JS clients are no reference; Go clients bind such a pairing until
+	// the server has moved, and must always get through.
 	type pair struct {
 		client, server netlab.NAT
 		shared         bool
 		relay          string
+		goClientsOnly  bool
 	}
 	o, c, r := netlab.Open, netlab.Consistent, netlab.Random
 	pairs := []pair{
-		{o, o, false, ""}, {c, o, false, ""}, {o, c, false, ""}, {c, c, false, ""},
-		{r, o, false, ""}, {o, r, false, ""}, {r, c, false, ""}, {c, r, false, ""},
-		{c, c, true, ""}, {r, r, true, ""},
-		{r, r, false, ""}, {r, r, false, "js"}, {r, r, false, "go"},
-		{c, c, false, "js"}, {c, c, false, "go"},
+		{o, o, false, "", false}, {c, o, false, "", false}, {o, c, false, "", false}, {c, c, false, "", false},
+		{r, o, false, "", false}, {o, r, false, "", false}, {r, c, false, "", false}, {c, r, false, "", false},
+		{c, c, true, "", false}, {r, r, true, "", false},
+		{r, r, false, "", false}, {r, r, false, "js", false}, {r, r, false, "go", false},
+		{c, c, false, "js", true}, {c, c, false, "go", true},
 	}
 	name := func(p pair) (string, string) {
 		switch {
@@ -125,8 +131,11 @@ func TestNATMatrix(t *testing.T) {
 		fmt.Fprintf(&table, "%-22s %-16s %-24s", cn, sn, short(ref))
 		for _, c := range [][2]string{{"go", "js"}, {"js", "go"}, {"go", "go"}} {
 			got := outcome[key(c[0], c[1], p)]
-			if short(got) != short(ref) {
-				cn, sn := name(p)
+			cn, sn := name(p)
+			switch {
+			case p.goClientsOnly && c[0] == "go" && got != "ok":
+				t.Errorf("%s → %s, %s client, %s server: %q", c[0], c[1], cn, sn, got)
+			case !p.goClientsOnly && short(got) != short(ref):
 				t.Errorf("%s → %s, %s client, %s server: %q where JS → JS gives %q", c[0], c[1], cn, sn, got, ref)
 			}
 			fmt.Fprintf(&table, " %-24s", short(got))
