@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/dhtrelay/dht-relay/udx"
@@ -202,29 +201,17 @@ func New(cfg Config) (*DHT, error) {
 	var tid [2]byte
 	rand.Read(tid[:])
 	d.tid = binary.LittleEndian.Uint16(tid[:])
-	host := cfg.Host
-	if !host.IsValid() {
-		host = netip.IPv4Unspecified()
-	}
-	// Handlers wait on mu until the node is set up; each learns its socket
-	// once Listen returns.
+	// Handlers wait on mu until the node is set up.
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	var serverRef, clientRef atomic.Pointer[udx.Socket]
 	var err error
-	if d.server, err = d.u.Listen(netip.AddrPortFrom(host, cfg.Port), func(p []byte, from netip.AddrPort) {
-		d.handle(p, from, serverRef.Load())
-	}); err != nil {
+	if d.server, err = d.bind(cfg.Port, nil); err != nil {
 		return nil, fmt.Errorf("dhtrpc: server socket: %w", err)
 	}
-	serverRef.Store(d.server)
-	if d.client, err = d.u.Listen(netip.AddrPortFrom(host, 0), func(p []byte, from netip.AddrPort) {
-		d.handle(p, from, clientRef.Load())
-	}); err != nil {
+	if d.client, err = d.bind(0, nil); err != nil {
 		d.server.Close()
 		return nil, fmt.Errorf("dhtrpc: client socket: %w", err)
 	}
-	clientRef.Store(d.client)
 	if cfg.Bootstrapper {
 		if !cfg.Host.Is4() || cfg.Host.IsUnspecified() {
 			d.server.Close()

@@ -12,17 +12,25 @@ import (
 // NewSocket binds one more socket for the node, as hyperdht's socket pool
 // does for holepunching: RPC messages on it are the node's like those on
 // its own sockets, and datagrams of at most one byte (holepunch pings) go
-// to onPunch. The caller closes the socket.
-func (d *DHT) NewSocket(onPunch func(from netip.AddrPort)) (*udx.Socket, error) {
+// to onPunch with the socket they came in on. The caller closes the
+// socket.
+func (d *DHT) NewSocket(onPunch func(s *udx.Socket, from netip.AddrPort)) (*udx.Socket, error) {
+	return d.bind(0, onPunch)
+}
+
+// bind binds a socket of the node on its host and port (0 picks one);
+// onPunch, if not nil, takes the datagrams too short to be messages.
+// Handlers learn their socket once Listen returns.
+func (d *DHT) bind(port uint16, onPunch func(*udx.Socket, netip.AddrPort)) (*udx.Socket, error) {
 	host := d.cfg.Host
 	if !host.IsValid() {
 		host = netip.IPv4Unspecified()
 	}
 	var ref atomic.Pointer[udx.Socket]
-	s, err := d.u.Listen(netip.AddrPortFrom(host, 0), func(p []byte, from netip.AddrPort) {
-		if len(p) <= 1 {
-			if onPunch != nil {
-				onPunch(from)
+	s, err := d.u.Listen(netip.AddrPortFrom(host, port), func(p []byte, from netip.AddrPort) {
+		if len(p) <= 1 && onPunch != nil {
+			if s := ref.Load(); s != nil {
+				onPunch(s, from)
 			}
 			return
 		}

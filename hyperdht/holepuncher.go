@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/dhtrelay/dht-relay/udx"
@@ -88,16 +87,10 @@ func (n *Node) newPuncher(initiator bool, remoteFirewall uint64, onConnect func(
 
 // addSocket binds one more socket whose pings reach the puncher.
 func (p *puncher) addSocket() (*udx.Socket, error) {
-	var ref atomic.Pointer[udx.Socket]
-	s, err := p.n.newSocket(func(from netip.AddrPort) {
-		if s := ref.Load(); s != nil {
-			p.onPing(s, from)
-		}
-	})
+	s, err := p.n.newSocket(p.onPing)
 	if err != nil {
 		return nil, err
 	}
-	ref.Store(s)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.destroyed || p.connected {
@@ -142,17 +135,22 @@ func (p *puncher) onPing(s *udx.Socket, from netip.AddrPort) {
 	onConnect(s, from)
 }
 
-// releaseExcept closes every socket but keep (nil: all); mu is held.
-func (p *puncher) releaseExcept(keep *udx.Socket) {
+// releaseExcept closes every socket but keep (nil: all), which stays
+// alone in sockets if it was one of them, as it reports; mu is held.
+func (p *puncher) releaseExcept(keep *udx.Socket) bool {
+	kept := false
 	for _, s := range p.sockets {
-		if s != keep {
+		if s == keep {
+			kept = true
+		} else {
 			p.n.closeSocket(s)
 		}
 	}
 	p.sockets = p.sockets[:0]
-	if keep != nil {
+	if kept {
 		p.sockets = append(p.sockets, keep)
 	}
+	return kept
 }
 
 // keep stops punching and closes the sockets except s, on which the
@@ -165,15 +163,8 @@ func (p *puncher) keep(s *udx.Socket) bool {
 		return false
 	}
 	p.destroyed, p.punching = true, false
-	kept := false
-	for _, o := range p.sockets {
-		if o == s {
-			kept = true
-		} else {
-			p.n.closeSocket(o)
-		}
-	}
-	p.sockets = nil
+	kept := p.releaseExcept(s)
+	p.sockets = nil // s is the connection's now
 	p.endRandomized()
 	close(p.stop)
 	nat := p.nat
@@ -497,7 +488,7 @@ func coerceFirewall(fw uint64) uint64 {
 
 // newSocket binds a holepunch socket that the node closes on Close if its
 // user has not.
-func (n *Node) newSocket(onPing func(netip.AddrPort)) (*udx.Socket, error) {
+func (n *Node) newSocket(onPing func(*udx.Socket, netip.AddrPort)) (*udx.Socket, error) {
 	s, err := n.d().NewSocket(onPing)
 	if err != nil {
 		return nil, err

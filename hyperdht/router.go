@@ -127,11 +127,17 @@ func (n *Node) answerHandshake(srv *Server, req *dhtrpc.IncomingRequest, hs *Han
 	// relayed client), so it is made off the socket's goroutine, from copies
 	// of what still points into the socket's buffer.
 	hs = &Handshake{Mode: hs.Mode, Noise: bytes.Clone(hs.Noise), PeerAddress: hs.PeerAddress, RelayAddress: hs.RelayAddress}
+	go n.finishHandshake(srv, detach(req), hs)
+}
+
+// detach copies a request for answering off the socket's goroutine,
+// without its value, which points into the socket's buffer.
+func detach(req *dhtrpc.IncomingRequest) *dhtrpc.IncomingRequest {
 	held := *req
 	inner := *req.Request
 	inner.Value = nil
 	held.Request = &inner
-	go n.finishHandshake(srv, &held, hs)
+	return &held
 }
 
 func (n *Node) finishHandshake(srv *Server, req *dhtrpc.IncomingRequest, hs *Handshake) {
@@ -160,13 +166,10 @@ func (n *Node) finishHandshake(srv *Server, req *dhtrpc.IncomingRequest, hs *Han
 // round; the answer may wait on the NAT analysis, so it is made off the
 // socket's goroutine.
 func (n *Node) answerHolepunch(srv *Server, req *dhtrpc.IncomingRequest, hp *Holepunch) {
-	held := *req
-	inner := *req.Request
-	inner.Value = nil
-	held.Request = &inner
+	held := detach(req)
 	id, peer, payload := hp.ID, *hp.PeerAddress, bytes.Clone(hp.Payload)
 	go func() {
-		answer, sock := srv.onHolepunch(&held, id, peer, payload)
+		answer, sock := srv.onHolepunch(held, id, peer, payload)
 		if answer == nil {
 			return
 		}
