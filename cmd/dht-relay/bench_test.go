@@ -65,20 +65,24 @@ func median(xs []float64) float64 {
 
 // throughput streams a JS server's bytes to the relayed client and returns
 // MB/s (median of runs) and the relay's peak memory meanwhile; an error
-// when the relay cannot do it.
+// when the relay cannot do it. It reports the relay's CPU time per GB and
+// the share of one core the client kept busy, which shows when the client,
+// not the relay, sets the rate.
 func throughput(b *testing.B, r relayUnderTest, mode, sourceKey string, runs int) (float64, int64, error) {
 	u := interop.StartUser(b, "ws", r.ws, mode)
-	cpu0 := cpuTime(b, r.pid)
-	moved := 0.0
+	cpu0, client0 := cpuTime(b, r.pid), cpuTime(b, u.Pid())
+	moved, busy := 0.0, time.Duration(0)
 	defer func() {
 		if moved > 0 {
-			fmt.Fprintf(os.Stderr, "bench: %s %s (JS client): relay CPU %.2f s per GB\n", r.name, mode, (cpuTime(b, r.pid)-cpu0).Seconds()/(moved/1e9))
+			fmt.Fprintf(os.Stderr, "bench: %s %s (JS client): relay CPU %.2f s per GB; the client busy %.0f%% of a core while streaming\n",
+				r.name, mode, (cpuTime(b, r.pid)-cpu0).Seconds()/(moved/1e9), 100*(cpuTime(b, u.Pid())-client0).Seconds()/busy.Seconds())
 		}
 	}()
 	var rates []float64
 	peak := int64(0)
 	for range runs {
 		u.Send(map[string]any{"cmd": "sink", "key": sourceKey, "pauseMs": 0})
+		t0 := time.Now()
 		type answer struct {
 			line string
 			err  error
@@ -98,6 +102,7 @@ func throughput(b *testing.B, r relayUnderTest, mode, sourceKey string, runs int
 				peak = max(peak, rss(b, r.pid))
 			}
 		}
+		busy += time.Since(t0)
 		var res map[string]any
 		if a.err == nil {
 			a.err = json.Unmarshal([]byte(a.line), &res)
@@ -131,6 +136,12 @@ func throughputGoClient(b *testing.B, r relayUnderTest, custodial bool, sourceKe
 	defer c.Close()
 	var rates []float64
 	buf := make([]byte, 1<<20)
+	cpu0, moved := cpuTime(b, r.pid), 0
+	defer func() {
+		if moved > 0 {
+			fmt.Fprintf(os.Stderr, "bench: %s custodial=%v (Go client): relay CPU %.2f s per GB\n", r.name, custodial, (cpuTime(b, r.pid)-cpu0).Seconds()/(float64(moved)/1e9))
+		}
+	}()
 	for range runs {
 		conn, err := c.Connect(ctx, sourceKey)
 		if err != nil {
@@ -150,9 +161,42 @@ func throughputGoClient(b *testing.B, r relayUnderTest, custodial bool, sourceKe
 			}
 		}
 		rates = append(rates, float64(n)/time.Since(start).Seconds()/1e6)
+		moved += n
 		conn.Close()
 	}
 	return median(rates), nil
+}
+
+// directThroughput streams the source's bytes to a Go HyperDHT node with
+// no relay between: the ceiling the peer and the machine set for the
+// relayed runs, which share its cores.
+func directThroughput(b *testing.B, boot string, sourceKey [32]byte, runs int) float64 {
+	n, err := hyperdht.New(hyperdht.Config{DHT: dhtrpc.Config{Bootstrap: []netip.AddrPort{netip.MustParseAddrPort(boot)}, Host: netip.MustParseAddr("127.0.0.1")}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer n.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := n.Bootstrap(ctx); err != nil {
+		b.Fatal(err)
+	}
+	kp, _ := noise.GenerateKeyPair(rand.Reader)
+	var rates []float64
+	for range runs {
+		c, err := n.Connect(ctx, sourceKey, hyperdht.ClientConfig{KeyPair: &kp})
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		k, err := io.Copy(io.Discard, c)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rates = append(rates, float64(k)/time.Since(start).Seconds()/1e6)
+		c.Close()
+	}
+	return median(rates)
 }
 
 // cpuTime is the CPU time a process has used.
@@ -292,6 +336,8 @@ func BenchmarkRelayVsJS(b *testing.B) {
 	sourceKey := hex.EncodeToString(source.Public[:])
 	ours := startRelayBinary(b, boot)
 	relays := []relayUnderTest{{name: "go", ws: ours.ws, pid: ours.cmd.Process.Pid}, startJSRelay(b, boot)}
+	direct := directThroughput(b, boot, source.Public, 3)
+	fmt.Fprintf(os.Stderr, "bench: no relay (Go node to the source directly): %.0f MB/s\n", direct)
 
 	type figures struct {
 		custodial, noncustodial, goCustodial, goNoncustodial, connectMs, streamMB, idle1k, idle10k float64
@@ -328,6 +374,7 @@ func BenchmarkRelayVsJS(b *testing.B) {
 			r.name, f.custodial, f.noncustodial, f.goCustodial, f.goNoncustodial, f.connectMs, f.streamMB, f.idle1k, f.idle10k)
 	}
 	g, j := got["go"], got["js"]
+	b.ReportMetric(direct, "direct-MB/s")
 	b.ReportMetric(g.custodial, "go-custodial-MB/s")
 	b.ReportMetric(j.custodial, "js-custodial-MB/s")
 	b.ReportMetric(g.custodial/j.custodial, "custodial-x")

@@ -92,6 +92,9 @@ func (u *User) Send(cmd map[string]any) {
 	fmt.Fprintln(u.p.Stdin, string(b))
 }
 
+// Pid is the client's process id.
+func (u *User) Pid() int { return u.p.Pid() }
+
 // ReadLineWithin returns the client's next line, waiting at most d.
 func (u *User) ReadLineWithin(d time.Duration) (string, error) { return u.p.ReadLineWithin(d) }
 
