@@ -86,9 +86,13 @@ func (n *Node) pair(ctx context.Context, plan *RelayThroughInfo, initiator bool,
 	if err != nil {
 		return nil, err
 	}
+	// The channel exists before the mux reads: the relay opens its side
+	// as soon as it accepts, and protomux rejects an open that no channel
+	// claims when it arrives.
 	mux := protomux.New(conn.Stream)
+	client := blindrelay.NewClient(mux, kp.Public[:])
 	go mux.Run()
-	remoteID, err := blindrelay.NewClient(mux, kp.Public[:]).Pair(ctx, initiator, plan.Token, stream.ID())
+	remoteID, err := client.Pair(ctx, initiator, plan.Token, stream.ID())
 	if err != nil {
 		conn.Close()
 		return nil, err
