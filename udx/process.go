@@ -138,6 +138,19 @@ func (s *Stream) onData(seq uint32, flags byte, payload []byte) {
 		s.stats.Dropped++
 		return // beyond the window: dropped, the sender retransmits
 	}
+	if seq == s.ack && s.oooMax == s.ack {
+		// In order with nothing held out of order, the common case: the
+		// bytes go straight to the read queue, no packet is kept.
+		s.ack++
+		s.oooMax = s.ack
+		s.buffered += len(payload)
+		s.readable.push(&s.u.blocks, payload)
+		if flags&FlagEnd != 0 {
+			s.remoteEnded = true
+		}
+		notify(s.readCh)
+		return
+	}
 	if s.ring == nil {
 		s.ring = make([]*inPacket, recvRing)
 	}
@@ -158,9 +171,7 @@ func (s *Stream) onData(seq uint32, flags byte, payload []byte) {
 		}
 		s.ring[s.ack%recvRing] = nil
 		s.ack++
-		if len(in.data) > 0 {
-			s.readq = append(s.readq, in.data)
-		}
+		s.readable.push(&s.u.blocks, in.data)
 		delivered = true
 		if in.flags&FlagEnd != 0 {
 			s.remoteEnded = true

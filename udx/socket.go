@@ -31,6 +31,7 @@ type UDX struct {
 	mu      sync.Mutex
 	streams map[uint32]*Stream
 	enter   func(func() error) error
+	blocks  blockPool
 }
 
 // New returns an empty UDX instance.

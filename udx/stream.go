@@ -136,8 +136,8 @@ type Stream struct {
 	ack         uint32
 	ring        []*inPacket
 	oooMax      uint32 // one past the highest seq held out of order
-	buffered    int    // bytes held: readq plus out of order
-	readq       [][]byte
+	buffered    int    // bytes held: readable plus out of order
+	readable    recvQueue
 	remoteEnded bool
 	advertised  int
 	readCh      chan struct{}
@@ -361,18 +361,8 @@ func (s *Stream) enqueue(flags byte, data []byte) {
 func (s *Stream) Read(p []byte) (int, error) {
 	for {
 		s.mu.Lock()
-		if len(s.readq) > 0 {
-			n := 0
-			for n < len(p) && len(s.readq) > 0 {
-				c := copy(p[n:], s.readq[0])
-				n += c
-				if c == len(s.readq[0]) {
-					s.readq[0] = nil
-					s.readq = s.readq[1:]
-				} else {
-					s.readq[0] = s.readq[0][c:]
-				}
-			}
+		if !s.readable.empty() {
+			n := s.readable.read(&s.u.blocks, p)
 			s.buffered -= n
 			// Tell a sender we stalled that the window opened again.
 			if s.advertised < RecvBufferSize/4 && s.window() >= RecvBufferSize/2 {
