@@ -16,8 +16,12 @@ import (
 const (
 	// Window is the credit a stream starts with, each way.
 	Window = 256 << 10
-	// MaxChunk is the most stream data one frame carries.
-	MaxChunk = 64 << 10
+	// MaxChunk is the most stream data one frame carries. A frame and its
+	// NATS headers fit in the 32 KiB the NATS client reads at a time, and
+	// several in the server's read buffer; larger frames straddle reads,
+	// which both sides copy into a buffer of their own (measured: about a
+	// sixth less relay CPU per GB than with 64 KiB frames).
+	MaxChunk = 30 << 10
 	// grantAt is how much a receiver passes on before it grants credit:
 	// fewer credit frames, at the price of a quarter window of latency.
 	grantAt = Window / 4
