@@ -9,7 +9,32 @@ import (
 // Run reads frames and dispatches them until the stream fails or a frame
 // breaks the protocol; then every channel closes and Run returns the error.
 func (m *Mux) Run() error {
-	err := m.read()
+	for {
+		frame, err := m.f.ReadMessage()
+		if err == nil {
+			err = m.Receive(frame)
+		}
+		if err != nil {
+			return m.End(err)
+		}
+	}
+}
+
+// Receive handles one frame read from the transport, for a caller that
+// reads the transport itself instead of calling Run. An error means the
+// stream is broken: the caller passes it to End.
+func (m *Mux) Receive(frame []byte) error {
+	if len(frame) == 0 {
+		return nil
+	}
+	r := compact.NewReader(frame)
+	ch := r.Uint()
+	return m.dispatch(ch, r)
+}
+
+// End closes the channels still open, as the end of the stream, and
+// returns err; Run calls it when reading fails.
+func (m *Mux) End(err error) error {
 	m.mu.Lock()
 	m.done = true
 	var open []*Channel
@@ -33,23 +58,6 @@ func (m *Mux) Run() error {
 		}
 	}
 	return err
-}
-
-func (m *Mux) read() error {
-	for {
-		frame, err := m.f.ReadMessage()
-		if err != nil {
-			return err
-		}
-		if len(frame) == 0 {
-			continue
-		}
-		r := compact.NewReader(frame)
-		ch := r.Uint()
-		if err := m.dispatch(ch, r); err != nil {
-			return err
-		}
-	}
 }
 
 // dispatch handles one "type, payload" for the remote channel id ch.
