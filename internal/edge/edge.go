@@ -28,6 +28,7 @@ import (
 
 	"github.com/dhtrelay/dht-relay/internal/affinity"
 	"github.com/dhtrelay/dht-relay/internal/limits"
+	"github.com/dhtrelay/dht-relay/internal/readwait"
 	"github.com/dhtrelay/dht-relay/internal/routing"
 	"github.com/dhtrelay/dht-relay/internal/session"
 	"github.com/dhtrelay/dht-relay/internal/telemetry"
@@ -65,6 +66,9 @@ type Edge struct {
 	stop    context.CancelFunc
 	tcpKey  noise.KeyPair
 	upgrade websocket.Upgrader
+	// idle watches parked WebSocket sessions for input; nil where the
+	// platform has no poller, and then each session keeps a reader.
+	idle *readwait.Poller
 
 	mu       sync.Mutex
 	closing  bool
@@ -101,12 +105,18 @@ func New(cfg Config) (*Edge, error) {
 		return nil, err
 	}
 	e := &Edge{cfg: cfg, log: log.With("edge", cfg.ID), tcpKey: kp, sessions: map[string]*session.Session{}}
+	if e.idle, err = readwait.New(); err != nil {
+		if !errors.Is(err, readwait.ErrUnsupported) {
+			return nil, fmt.Errorf("edge: %w", err)
+		}
+		e.idle = nil
+	}
 	cfg.Telemetry.Metrics.Session(telemetry.RoleEdge, 0) // the series exists from the start
 	e.upgrade = websocket.Upgrader{
-		// A small read buffer: an idle session keeps it, while a large
-		// frame's payload is read past it. A pool lends write buffers
-		// only while a write is under way.
-		ReadBufferSize:  idleReadBuffer,
+		// No read buffer size: the library then reads through the one
+		// readBufferHijacker lends it (idleReadBuffer bytes, which an idle
+		// session keeps, while a large frame's payload is read past it).
+		// A pool lends write buffers only while a write is under way.
 		WriteBufferPool: &sync.Pool{},
 		// A public relay serves pages from any origin; the protocol
 		// carries no ambient authority a foreign page could abuse.
@@ -264,7 +274,7 @@ func (e *Edge) natsLost(nc *nats.Conn, err error) {
 	}
 }
 
-// serve runs a client's session on t until it ends.
+// serve starts a client's session on t.
 func (e *Edge) serve(t session.Transport, remote string) {
 	id := newSessionID()
 	e.mu.Lock()
@@ -290,13 +300,14 @@ func (e *Edge) serve(t session.Transport, remote string) {
 	e.sessions[id] = s
 	e.mu.Unlock()
 	metrics.Session(telemetry.RoleEdge, 1)
-	err := s.Run()
-	e.mu.Lock()
-	closing := e.closing
-	e.mu.Unlock()
-	if kind := session.FailureKind(err); kind != "" && !closing {
-		metrics.Error(kind)
-	}
+	s.Start(func(err error) {
+		e.mu.Lock()
+		closing := e.closing
+		e.mu.Unlock()
+		if kind := session.FailureKind(err); kind != "" && !closing {
+			metrics.Error(kind)
+		}
+	})
 }
 
 func newSessionID() string {
@@ -307,7 +318,8 @@ func newSessionID() string {
 
 // ServeHTTP upgrades a request to the WebSocket transport and serves it.
 func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	c, err := e.upgrade.Upgrade(w, r, nil)
+	h := &readBufferHijacker{ResponseWriter: w}
+	c, err := e.upgrade.Upgrade(h, r, nil)
 	if err != nil {
 		return // the upgrader has answered
 	}
@@ -315,11 +327,15 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if fwd := r.Header.Get("X-Forwarded-For"); e.cfg.BehindProxy && fwd != "" {
 		remote = strings.TrimSpace(strings.Split(fwd, ",")[0])
 	}
-	// The session runs on a goroutine of its own so that this handler
-	// returns: while it runs, net/http keeps the connection's request,
-	// response and buffers (some 10 KB) that a hijacked connection no
-	// longer uses.
-	go e.serve(relay.NewWebSocketFramed(c, int64(e.cfg.Limits.MaxFrame), e.cfg.Limits.WriteTimeout), remote)
+	f := relay.NewWebSocketFramed(c, int64(e.cfg.Limits.MaxFrame), e.cfg.Limits.WriteTimeout)
+	var t session.Transport = f
+	if p := newParkingWS(c, h.br, f, e.idle); p != nil {
+		t = p
+	}
+	// The session reads on goroutines of its own, so this handler
+	// returns, and net/http lets go of the request, response and buffers
+	// (some 10 KB) that a hijacked connection no longer uses.
+	e.serve(t, remote)
 }
 
 // ServeTCP accepts TCP clients on ln until it is closed: each runs the
@@ -381,5 +397,8 @@ func (e *Edge) Shutdown(ctx context.Context) {
 	}
 	if e.ep != nil {
 		e.ep.Close()
+	}
+	if e.idle != nil {
+		e.idle.Close()
 	}
 }

@@ -9,7 +9,9 @@
 // handshake up and carry no stream data, go ahead of queued stream data.
 // Stream data in either direction moves only against credit (package
 // routing), so a session holds at most routing.Window bytes per stream and
-// direction, and a slow client slows its peers.
+// direction, and a slow client slows its peers. On a transport that can
+// park its reader (Parker), a session holds no goroutine between client
+// messages, which is most of an idle client's life.
 package session
 
 import (
@@ -109,10 +111,12 @@ type Session struct {
 	ctx    context.Context
 	stop   context.CancelFunc
 
-	link      *routing.Link // set once, by the handshake, on the reader goroutine
+	link      *routing.Link // set once, by the handshake, while reading
 	worker    string
 	key       [32]byte      // the client's public key, from its handshake
 	handshake chan struct{} // closed when the handshake arrived
+	hsTimer   *time.Timer   // fails a session whose handshake is late
+	done      func(error)   // learns why the session ended
 
 	mu       sync.Mutex
 	byClient map[uint32]*stream  // the client's aliases
@@ -130,7 +134,7 @@ type stream struct {
 	ledger routing.Ledger
 }
 
-// New returns a session on cfg.Framed; Run serves it.
+// New returns a session on cfg.Framed; Start serves it.
 func New(cfg Config) *Session {
 	log := cfg.Logger
 	if log == nil {
@@ -161,10 +165,20 @@ func (s *Session) Worker() (string, [32]byte) {
 	}
 }
 
-// Run serves the client until its transport closes or the session fails;
-// it returns why the session ended.
-func (s *Session) Run() error {
-	defer s.cfg.OnClose()
+// Parker is a transport that can give up its reader goroutine while no
+// input waits, which is most of an idle client's life.
+type Parker interface {
+	// Park arranges for resume to run on a goroutine of its own once
+	// input may wait or the transport closes, and reports true; false
+	// means input already waits, or cannot be watched, and the caller
+	// reads on.
+	Park(resume func()) bool
+}
+
+// Start serves the client until its transport closes or the session
+// fails; then done learns why. Between client messages on a Parker
+// transport the session holds no goroutine.
+func (s *Session) Start(done func(error)) {
 	s.mux = protomux.New(s.cfg.Framed)
 	ch, err := relay.OpenChannel(s.mux, relay.ChannelConfig{
 		OnMessage: s.onClient,
@@ -174,21 +188,47 @@ func (s *Session) Run() error {
 	})
 	if err != nil {
 		s.cfg.Framed.Close()
-		return err
+		s.cfg.OnClose()
+		done(err)
+		return
 	}
 	s.ch = ch
-	hsTimer := time.AfterFunc(s.cfg.Limits.HandshakeTimeout, func() {
+	s.hsTimer = time.AfterFunc(s.cfg.Limits.HandshakeTimeout, func() {
 		select {
 		case <-s.handshake:
 		default:
 			s.Fail(ErrHandshakeTime)
 		}
 	})
-	runErr := s.mux.Run()
-	hsTimer.Stop()
+	s.done = done
+	go s.read()
+}
+
+// read takes the client's messages until none waits, then parks; the
+// goroutines that run it follow one another, never two at once.
+func (s *Session) read() {
+	parker, _ := s.cfg.Framed.(Parker)
+	for {
+		frame, err := s.cfg.Framed.ReadMessage()
+		if err == nil {
+			err = s.mux.Receive(frame)
+		}
+		if err != nil {
+			s.finish(s.mux.End(err))
+			return
+		}
+		if parker != nil && parker.Park(s.read) {
+			return
+		}
+	}
+}
+
+// finish tears the session down once its transport failed with runErr.
+func (s *Session) finish(runErr error) {
+	s.hsTimer.Stop()
 	s.Fail(runErr)
 	s.cfg.Framed.Close()
-	ch.Close()
+	s.ch.Close()
 	if s.link != nil {
 		s.link.Send(routing.KindBye, nil)
 		s.link.Close()
@@ -197,9 +237,10 @@ func (s *Session) Run() error {
 	for _, st := range s.byWorker {
 		st.gate.Close(context.Canceled)
 	}
-	err = s.err
+	err := s.err
 	s.mu.Unlock()
-	return err
+	s.cfg.OnClose()
+	s.done(err)
 }
 
 // Fail ends the session with err (nil: the client went away). The
@@ -251,18 +292,7 @@ func (s *Session) onClient(m relay.Message) {
 		}
 		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.Limits.HandshakeTimeout)
 		defer cancel()
-		// Opening runs deep (placement, a NATS request): on a goroutine
-		// of its own, so that the reader's stack, which every idle
-		// session keeps, stays as small as its reads need.
-		var link *routing.Link
-		var worker string
-		var err error
-		opened := make(chan struct{})
-		go func() {
-			defer close(opened)
-			link, worker, err = s.cfg.Opener.Open(ctx, s.cfg.ID, hs, s.onWorker, s.onLinkFail)
-		}()
-		<-opened
+		link, worker, err := s.cfg.Opener.Open(ctx, s.cfg.ID, hs, s.onWorker, s.onLinkFail)
 		if err != nil {
 			s.Fail(fmt.Errorf("%w: %w", ErrNoWorker, err))
 			return

@@ -1,0 +1,106 @@
+package edge
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+	"sync"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/dhtrelay/dht-relay/internal/readwait"
+	"github.com/dhtrelay/dht-relay/relay"
+)
+
+// readBufferHijacker hands the WebSocket library a read buffer of ours
+// when it takes over the connection, so that the edge can tell when no
+// input is buffered and a session may park (the library keeps its own
+// buffer private).
+type readBufferHijacker struct {
+	http.ResponseWriter
+	br *bufio.Reader
+}
+
+func (h *readBufferHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, rw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil || rw.Reader.Buffered() > 0 {
+		// Bytes before the upgrade completes: the library refuses them.
+		return c, rw, err
+	}
+	h.br = bufio.NewReaderSize(c, idleReadBuffer)
+	return c, bufio.NewReadWriter(h.br, rw.Writer), nil
+}
+
+// parkingWS is a WebSocket transport whose session gives up its reader
+// goroutine while no input waits (session.Parker).
+type parkingWS struct {
+	*relay.WebSocketFramed
+	br *bufio.Reader // what the WebSocket library reads through
+	fd int
+	p  *readwait.Poller
+
+	mu     sync.Mutex
+	closed bool
+	resume func() // while parked
+}
+
+// newParkingWS wraps c for parking if its connection is a plain socket
+// read through br; else it returns nil and the session keeps a reader.
+func newParkingWS(c *websocket.Conn, br *bufio.Reader, f *relay.WebSocketFramed, p *readwait.Poller) *parkingWS {
+	if p == nil || br == nil {
+		return nil
+	}
+	// A TLS connection may hold decrypted input where the socket shows
+	// none, so only plain TCP is watched.
+	tcp, ok := c.NetConn().(*net.TCPConn)
+	if !ok {
+		return nil
+	}
+	fd, err := readwait.FD(tcp)
+	if err != nil {
+		return nil
+	}
+	return &parkingWS{WebSocketFramed: f, br: br, fd: fd, p: p}
+}
+
+func (t *parkingWS) Park(resume func()) bool {
+	if t.br.Buffered() > 0 || readwait.Pending(t.fd) {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed || t.p.Wait(t.fd, t.wake) != nil {
+		return false
+	}
+	t.resume = resume
+	return true
+}
+
+func (t *parkingWS) wake() {
+	t.mu.Lock()
+	r := t.resume
+	t.resume = nil
+	t.mu.Unlock()
+	if r != nil {
+		r()
+	}
+}
+
+// Close closes the connection; a parked session resumes to find it closed.
+func (t *parkingWS) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	r := t.resume
+	t.resume = nil
+	t.p.Cancel(t.fd) // before the descriptor closes, and may be reused
+	t.mu.Unlock()
+	err := t.WebSocketFramed.Close()
+	if r != nil {
+		go r()
+	}
+	return err
+}
