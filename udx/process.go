@@ -141,13 +141,9 @@ func (s *Stream) onData(seq uint32, flags byte, payload []byte) {
 	if seq == s.ack && s.oooMax == s.ack {
 		// In order with nothing held out of order, the common case: the
 		// bytes go straight to the read queue, no packet is kept.
-		s.ack++
-		s.oooMax = s.ack
 		s.buffered += len(payload)
-		s.readable.push(&s.u.blocks, payload)
-		if flags&FlagEnd != 0 {
-			s.remoteEnded = true
-		}
+		s.deliver(payload, flags)
+		s.oooMax = s.ack
 		notify(s.readCh)
 		return
 	}
@@ -170,11 +166,8 @@ func (s *Stream) onData(seq uint32, flags byte, payload []byte) {
 			break
 		}
 		s.ring[s.ack%recvRing] = nil
-		s.ack++
-		s.readable.push(&s.u.blocks, in.data)
 		delivered = true
-		if in.flags&FlagEnd != 0 {
-			s.remoteEnded = true
+		if s.deliver(in.data, in.flags) {
 			break
 		}
 	}
@@ -184,6 +177,17 @@ func (s *Stream) onData(seq uint32, flags byte, payload []byte) {
 	if delivered {
 		notify(s.readCh)
 	}
+}
+
+// deliver queues the next in-order packet's bytes for Read and reports
+// whether it was the remote's END. mu is held.
+func (s *Stream) deliver(data []byte, flags byte) bool {
+	s.ack++
+	s.readable.push(&s.u.blocks, data)
+	if flags&FlagEnd != 0 {
+		s.remoteEnded = true
+	}
+	return s.remoteEnded
 }
 
 // onAck processes a cumulative ack and selective-ack ranges.
