@@ -65,10 +65,9 @@ func median(xs []float64) float64 {
 
 // throughput streams a JS server's bytes to the relayed client and returns
 // MB/s (median of runs) and how far the relay's memory rose meanwhile
-// above what it held before; an error
-// when the relay cannot do it. It reports the relay's CPU time per GB and
-// the share of one core the client kept busy, which shows when the client,
-// not the relay, sets the rate.
+// above what it held before; an error when the relay cannot do it. It
+// reports the relay's CPU time per GB and the share of one core the client
+// kept busy, which shows when the client, not the relay, sets the rate.
 func throughput(b *testing.B, r relayUnderTest, mode, sourceKey string, runs int) (float64, int64, error) {
 	u := interop.StartUser(b, "ws", r.ws, mode)
 	cpu0, client0 := cpuTime(b, r.pid), cpuTime(b, u.Pid())
@@ -173,16 +172,10 @@ func throughputGoClient(b *testing.B, r relayUnderTest, custodial bool, sourceKe
 // no relay between: the ceiling the peer and the machine set for the
 // relayed runs, which share its cores.
 func directThroughput(b *testing.B, boot string, sourceKey [32]byte, runs int) float64 {
-	n, err := hyperdht.New(hyperdht.Config{DHT: dhtrpc.Config{Bootstrap: []netip.AddrPort{netip.MustParseAddrPort(boot)}, Host: netip.MustParseAddr("127.0.0.1")}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer n.Close()
+	n := testnetNode(b, boot)
+	defer n.Close() // not idle beside the relays' runs
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := n.Bootstrap(ctx); err != nil {
-		b.Fatal(err)
-	}
 	kp, _ := noise.GenerateKeyPair(rand.Reader)
 	var rates []float64
 	for range runs {
@@ -217,7 +210,9 @@ func cpuTime(b *testing.B, pid int) time.Duration {
 // every connection, and returns its key pair.
 func goSource(b *testing.B, boot string, size int) noise.KeyPair { return goSourceT(b, boot, size) }
 
-func goSourceT(b testing.TB, boot string, size int) noise.KeyPair {
+// testnetNode is a Go HyperDHT node on the testnet, bootstrapped, closed
+// when the test ends.
+func testnetNode(b testing.TB, boot string) *hyperdht.Node {
 	n, err := hyperdht.New(hyperdht.Config{DHT: dhtrpc.Config{Bootstrap: []netip.AddrPort{netip.MustParseAddrPort(boot)}, Host: netip.MustParseAddr("127.0.0.1")}})
 	if err != nil {
 		b.Fatal(err)
@@ -228,6 +223,13 @@ func goSourceT(b testing.TB, boot string, size int) noise.KeyPair {
 	if err := n.Bootstrap(ctx); err != nil {
 		b.Fatal(err)
 	}
+	return n
+}
+
+func goSourceT(b testing.TB, boot string, size int) noise.KeyPair {
+	n := testnetNode(b, boot)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	kp, _ := noise.GenerateKeyPair(rand.Reader)
 	srv, err := n.Listen(ctx, hyperdht.ServerConfig{KeyPair: &kp})
 	if err != nil {
@@ -325,8 +327,9 @@ func idleSessions(b *testing.B, r relayUnderTest, n int) (float64, float64) {
 // BenchmarkRelayVsJS measures dht-relay and the JS relay's own bin side by
 // side, on one JS testnet, with the same unchanged JS client: relayed
 // throughput custodial and not, connect latency, memory per idle session
-// at 1,000 and 10,000 sessions, and how far relay memory rises while streaming. Run it
-// once: go test -run XXX -bench RelayVsJS -benchtime 1x ./cmd/dht-relay
+// at 1,000 and 10,000 sessions, and how far relay memory rises while
+// streaming. Run it once:
+// go test -run XXX -bench RelayVsJS -benchtime 1x ./cmd/dht-relay
 func BenchmarkRelayVsJS(b *testing.B) {
 	interop.Require(b)
 	peer, boot := interop.StartTestnet(b)
