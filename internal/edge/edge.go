@@ -105,11 +105,9 @@ func New(cfg Config) (*Edge, error) {
 		return nil, err
 	}
 	e := &Edge{cfg: cfg, log: log.With("edge", cfg.ID), tcpKey: kp, sessions: map[string]*session.Session{}}
-	if e.idle, err = readwait.New(); err != nil {
-		if !errors.Is(err, readwait.ErrUnsupported) {
-			return nil, fmt.Errorf("edge: %w", err)
-		}
-		e.idle = nil
+	// Without a poller (ErrUnsupported: not Linux) idle stays nil.
+	if e.idle, err = readwait.New(); err != nil && !errors.Is(err, readwait.ErrUnsupported) {
+		return nil, fmt.Errorf("edge: %w", err)
 	}
 	cfg.Telemetry.Metrics.Session(telemetry.RoleEdge, 0) // the series exists from the start
 	e.upgrade = websocket.Upgrader{
