@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dhtrelay/dht-relay/protomux"
@@ -24,16 +25,19 @@ var ErrNotAlive = errors.New("relay: peer not alive")
 // messages out, decoded messages to a handler. Ping and pong are handled
 // here: pings are answered, and both keep the peer alive.
 type Channel struct {
-	ch       *protomux.Channel
-	onError  func(error)
-	aliveFor time.Duration
+	ch        *protomux.Channel
+	onMessage func(Message)
+	onError   func(error)
+	onClose   func()
+	aliveFor  time.Duration
+	pingEvery time.Duration // 0: this side does not ping
+	born      time.Time     // what seen and nextPing count from
+	seen      atomic.Int64  // when the peer was last heard from, since born
 
 	mu       sync.Mutex
-	alive    *time.Timer
-	lastSeen time.Time
-	pings    *time.Timer // re-armed after each ping: no goroutine per channel
-	done     chan struct{}
-	once     sync.Once
+	timer    *time.Timer   // one per channel: the next ping or the alive check, whichever comes first
+	nextPing time.Duration // since born
+	stopped  bool
 }
 
 // ChannelConfig configures a Channel.
@@ -61,48 +65,52 @@ func OpenChannel(m *protomux.Mux, cfg ChannelConfig) (*Channel, error) {
 	if cfg.AliveTimeout <= 0 {
 		cfg.AliveTimeout = AliveTimeout
 	}
-	c := &Channel{onError: cfg.OnError, aliveFor: cfg.AliveTimeout, done: make(chan struct{})}
-	c.ch = m.CreateChannel(Protocol, nil, protomux.Handlers{
-		OnMessage: func(typ uint64, payload []byte) {
-			msg, err := Decode(MessageType(typ), payload)
-			if errors.Is(err, ErrUnknownMessage) {
-				return // a newer peer's message: ignored, as Protomux does
-			}
-			if err != nil {
-				c.fail(err)
-				return
-			}
-			c.touch()
-			switch msg.(type) {
-			case *Ping:
-				c.Send(&Pong{})
-			case *Pong:
-			default:
-				if cfg.OnMessage != nil {
-					cfg.OnMessage(msg)
-				}
-			}
-		},
-		OnClose: func(bool) {
-			c.stop()
-			if cfg.OnClose != nil {
-				cfg.OnClose()
-			}
-		},
-	})
+	c := &Channel{
+		onMessage: cfg.OnMessage, onError: cfg.OnError, onClose: cfg.OnClose,
+		aliveFor: cfg.AliveTimeout, born: time.Now(),
+	}
+	first := c.aliveFor
+	if cfg.Ping {
+		c.pingEvery, c.nextPing = cfg.PingInterval, cfg.PingInterval
+		first = min(first, c.nextPing)
+	}
+	c.ch = m.CreateChannel(Protocol, nil, protomux.Handlers{OnMessage: c.receive, OnClose: c.closed})
 	c.mu.Lock()
-	c.alive = time.AfterFunc(c.aliveFor, func() { c.fail(ErrNotAlive) })
+	c.timer = time.AfterFunc(first, c.tick)
 	c.mu.Unlock()
 	if err := c.ch.Open(nil); err != nil {
 		c.stop()
 		return nil, fmt.Errorf("relay: open channel: %w", err)
 	}
-	if cfg.Ping {
-		c.mu.Lock()
-		c.pings = time.AfterFunc(cfg.PingInterval, func() { c.ping(cfg.PingInterval) })
-		c.mu.Unlock()
-	}
 	return c, nil
+}
+
+func (c *Channel) receive(typ uint64, payload []byte) {
+	msg, err := Decode(MessageType(typ), payload)
+	if errors.Is(err, ErrUnknownMessage) {
+		return // a newer peer's message: ignored, as Protomux does
+	}
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	c.touch()
+	switch msg.(type) {
+	case *Ping:
+		c.Send(&Pong{})
+	case *Pong:
+	default:
+		if c.onMessage != nil {
+			c.onMessage(msg)
+		}
+	}
+}
+
+func (c *Channel) closed(bool) {
+	c.stop()
+	if c.onClose != nil {
+		c.onClose()
+	}
 }
 
 // Send sends one message.
@@ -129,36 +137,39 @@ func (c *Channel) Close() error {
 
 // LastSeen is when the last message from the peer arrived.
 func (c *Channel) LastSeen() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.lastSeen
+	return c.born.Add(time.Duration(c.seen.Load()))
 }
 
-func (c *Channel) touch() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.lastSeen = time.Now()
-	select {
-	case <-c.done:
-	default:
-		c.alive.Reset(c.aliveFor)
-	}
-}
+// touch costs a clock read and a store: it runs for every message, and
+// the timer looks at it only when it fires.
+func (c *Channel) touch() { c.seen.Store(int64(time.Since(c.born))) }
 
-func (c *Channel) ping(every time.Duration) {
-	select {
-	case <-c.done:
+// tick fails the channel when the peer has been silent for aliveFor,
+// pings when a ping is due, and arms the timer for whichever is next.
+func (c *Channel) tick() {
+	now := time.Since(c.born)
+	due := time.Duration(c.seen.Load()) + c.aliveFor
+	if now >= due {
+		c.fail(ErrNotAlive)
 		return
-	default:
 	}
-	c.Send(&Ping{})
 	c.mu.Lock()
-	select {
-	case <-c.done:
-	default:
-		c.pings.Reset(every)
+	if c.stopped {
+		c.mu.Unlock()
+		return
 	}
+	ping := c.pingEvery > 0 && now >= c.nextPing
+	if ping {
+		c.nextPing = now + c.pingEvery
+	}
+	if c.pingEvery > 0 {
+		due = min(due, c.nextPing)
+	}
+	c.timer.Reset(due - now)
 	c.mu.Unlock()
+	if ping {
+		c.Send(&Ping{})
+	}
 }
 
 func (c *Channel) fail(err error) {
@@ -169,13 +180,10 @@ func (c *Channel) fail(err error) {
 }
 
 func (c *Channel) stop() {
-	c.once.Do(func() {
-		close(c.done)
-		c.mu.Lock()
-		c.alive.Stop()
-		if c.pings != nil {
-			c.pings.Stop()
-		}
-		c.mu.Unlock()
-	})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stopped = true
+	if c.timer != nil { // nil when the channel closed as it was made
+		c.timer.Stop()
+	}
 }
