@@ -81,15 +81,15 @@ type Mux struct {
 	mu     sync.Mutex
 	local  []*Channel // by local id - 1
 	free   []uint64
-	remote []*remoteSlot // by remote id - 1
-	infos  map[string]*info
+	remote []*remoteSlot    // by remote id - 1
+	infos  map[string]*info // only while opens wait: nil for most of a mux's life
 	pairs  map[string]func(id []byte)
 	done   bool
 }
 
 // New returns a Mux over f; call Run to start reading.
 func New(f Framed) *Mux {
-	return &Mux{f: f, infos: map[string]*info{}, pairs: map[string]func([]byte){}}
+	return &Mux{f: f}
 }
 
 func key(protocol string, id []byte) string { return protocol + "##" + hex.EncodeToString(id) }
@@ -98,9 +98,24 @@ func (m *Mux) info(k string) *info {
 	i := m.infos[k]
 	if i == nil {
 		i = &info{}
+		if m.infos == nil {
+			m.infos = make(map[string]*info)
+		}
 		m.infos[k] = i
 	}
 	return i
+}
+
+// tidy forgets k's info once no open waits on it, and the table once it
+// is empty. m.mu is held.
+func (m *Mux) tidy(k string, in *info) {
+	if len(in.outgoing) > 0 || len(in.incoming) > 0 {
+		return
+	}
+	delete(m.infos, k)
+	if len(m.infos) == 0 {
+		m.infos = nil
+	}
 }
 
 // Pair registers fn for remote opens of protocol and id that no local
@@ -108,6 +123,9 @@ func (m *Mux) info(k string) *info {
 // nobody claims is rejected.
 func (m *Mux) Pair(protocol string, id []byte, fn func(id []byte)) {
 	m.mu.Lock()
+	if m.pairs == nil {
+		m.pairs = make(map[string]func([]byte))
+	}
 	m.pairs[key(protocol, id)] = fn
 	m.mu.Unlock()
 }
@@ -136,13 +154,14 @@ func (m *Mux) CreateChannel(protocol string, id []byte, h Handlers) *Channel {
 		c.closed = true
 		return c
 	}
-	in := m.info(key(protocol, id))
-	if len(in.incoming) > 0 {
+	k := key(protocol, id)
+	if in := m.infos[k]; in != nil && len(in.incoming) > 0 {
 		rid := in.incoming[0]
 		in.incoming = in.incoming[1:]
 		c.remoteID = rid
 		c.remoteHandshake = m.remote[rid-1].pendingHandshake
 		m.remote[rid-1].ch = c
+		m.tidy(k, in)
 	}
 	return c
 }

@@ -87,6 +87,17 @@ func muxPair(t *testing.T) (*Mux, *Mux, *pipe) {
 	return ma, mb, a
 }
 
+// noOpensWait checks that m keeps no table of waiting opens once none
+// waits: an idle session's mux holds none.
+func noOpensWait(t *testing.T, m *Mux) {
+	t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.infos != nil {
+		t.Fatalf("no open waits, yet the mux keeps %d entries for them", len(m.infos))
+	}
+}
+
 func TestOpenPairSendBatchClose(t *testing.T) {
 	ma, mb, _ := muxPair(t)
 	ra, rb := newRecorder(), newRecorder()
@@ -104,6 +115,8 @@ func TestOpenPairSendBatchClose(t *testing.T) {
 	if h := recv(t, rb.opened); string(h) != "hs-a" {
 		t.Fatalf("b got handshake %q", h)
 	}
+	noOpensWait(t, ma)
+	noOpensWait(t, mb)
 	ca.Send(3, []byte("x"))
 	ma.Cork()
 	ca.Send(1, []byte("one"))
@@ -146,6 +159,8 @@ func TestUnpairedOpenIsRejectedOrClaimed(t *testing.T) {
 	if h := recv(t, rb.opened); string(h) != "h" {
 		t.Fatalf("claimed handshake %q", h)
 	}
+	noOpensWait(t, ma) // one open rejected, one answered
+	noOpensWait(t, mb) // one open rejected, one claimed
 	// The id freed by the rejection is reused.
 	if c2.localID != 1 {
 		t.Fatalf("local id %d, want 1 reused", c2.localID)

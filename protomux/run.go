@@ -141,6 +141,7 @@ func (m *Mux) onOpen(r *compact.Reader) error {
 	if len(in.outgoing) > 0 {
 		lid := in.outgoing[0]
 		in.outgoing = in.outgoing[1:]
+		m.tidy(k, in)
 		c := m.local[lid-1]
 		if c == nil {
 			// Closed before the answer came: the id is free now.
@@ -172,6 +173,7 @@ func (m *Mux) onOpen(r *compact.Reader) error {
 	for i, x := range in.incoming {
 		if x == rid {
 			in.incoming = append(in.incoming[:i], in.incoming[i+1:]...)
+			m.tidy(k, in)
 			m.remote[rid-1] = nil
 			claimed = false
 			break
@@ -190,12 +192,13 @@ func (m *Mux) onReject(r *compact.Reader) error {
 		return fmt.Errorf("protomux: reject: %w", err)
 	}
 	m.mu.Lock()
-	for _, in := range m.infos {
+	for k, in := range m.infos {
 		for i, x := range in.outgoing {
 			if x != lid {
 				continue
 			}
 			in.outgoing = append(in.outgoing[:i], in.outgoing[i+1:]...)
+			m.tidy(k, in)
 			c := m.local[lid-1]
 			m.free = append(m.free, lid-1)
 			if c != nil {
