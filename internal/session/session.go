@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -50,7 +51,7 @@ type Config struct {
 	ID     string
 	Framed Transport
 	Opener Opener
-	Limits limits.Limits
+	Limits *limits.Limits // shared by the edge's sessions
 	// Remote is the client's address, for logs.
 	Remote string
 	// Logger is shared by the edge's sessions: each names itself in the
@@ -103,25 +104,25 @@ func FailureKind(err error) string {
 
 // Session is one client on an edge.
 type Session struct {
-	cfg    Config
-	log    *slog.Logger
-	tracer trace.Tracer
-	mux    *protomux.Mux
-	ch     *relay.Channel
-	ctx    context.Context
-	stop   context.CancelFunc
+	cfg  Config
+	mux  *protomux.Mux
+	ch   *relay.Channel
+	ctx  context.Context
+	stop context.CancelFunc
 
-	link      *routing.Link // set once, by the handshake, while reading
-	worker    string
-	key       [32]byte      // the client's public key, from its handshake
-	handshake chan struct{} // closed when the handshake arrived
-	hsTimer   *time.Timer   // fails a session whose handshake is late
-	done      func(error)   // learns why the session ended
+	link    *routing.Link // set once, by the handshake, while reading
+	worker  string
+	key     [32]byte    // the client's public key, from its handshake
+	shaken  atomic.Bool // set once link, worker and key are
+	hsTimer *time.Timer // fails a session whose handshake is late; nil after it
+	done    func(error) // learns why the session ended
 
+	// The tables are made on first use: most sessions hold no stream.
 	mu       sync.Mutex
 	byClient map[uint32]*stream  // the client's aliases
 	byWorker map[uint32]*stream  // the worker's aliases
 	connects map[uint32]struct{} // connects not yet opened, by the client's alias
+	hsCancel context.CancelFunc  // ends the handshake's wait for a worker
 	out      outQueue
 	err      error // why the session ends, once it does
 }
@@ -136,20 +137,14 @@ type stream struct {
 
 // New returns a session on cfg.Framed; Start serves it.
 func New(cfg Config) *Session {
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
 	}
-	tracer := cfg.Tracer
-	if tracer == nil {
-		tracer = tracenoop.NewTracerProvider().Tracer("")
+	if cfg.Tracer == nil {
+		cfg.Tracer = tracenoop.NewTracerProvider().Tracer("")
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	s := &Session{
-		cfg: cfg, log: log, tracer: tracer, ctx: ctx, stop: stop,
-		handshake: make(chan struct{}),
-		byClient:  map[uint32]*stream{}, byWorker: map[uint32]*stream{}, connects: map[uint32]struct{}{},
-	}
+	s := &Session{cfg: cfg, ctx: ctx, stop: stop}
 	s.out.start = s.writer
 	return s
 }
@@ -157,12 +152,10 @@ func New(cfg Config) *Session {
 // Worker is the id of the worker holding the session and the client's
 // public key, once the session has a worker.
 func (s *Session) Worker() (string, [32]byte) {
-	select {
-	case <-s.handshake:
-		return s.worker, s.key
-	default:
+	if !s.shaken.Load() {
 		return "", [32]byte{}
 	}
+	return s.worker, s.key
 }
 
 // Parker is a transport that can give up its reader goroutine while no
@@ -194,9 +187,7 @@ func (s *Session) Start(done func(error)) {
 	}
 	s.ch = ch
 	s.hsTimer = time.AfterFunc(s.cfg.Limits.HandshakeTimeout, func() {
-		select {
-		case <-s.handshake:
-		default:
+		if !s.shaken.Load() {
 			s.Fail(ErrHandshakeTime)
 		}
 	})
@@ -225,7 +216,9 @@ func (s *Session) read() {
 
 // finish tears the session down once its transport failed with runErr.
 func (s *Session) finish(runErr error) {
-	s.hsTimer.Stop()
+	if s.hsTimer != nil {
+		s.hsTimer.Stop()
+	}
 	s.Fail(runErr)
 	s.cfg.Framed.Close()
 	s.ch.Close()
@@ -255,11 +248,14 @@ func (s *Session) Fail(err error) {
 		err = errClientGone
 	}
 	s.err = err
+	if s.hsCancel != nil {
+		s.hsCancel()
+	}
 	s.mu.Unlock()
 	if errors.Is(err, errClientGone) {
-		s.log.Debug("session closing", "session", s.cfg.ID, "client", s.cfg.Remote, "reason", err)
+		s.cfg.Logger.Debug("session closing", "session", s.cfg.ID, "client", s.cfg.Remote, "reason", err)
 	} else {
-		s.log.Info("session closing", "session", s.cfg.ID, "client", s.cfg.Remote, "reason", err)
+		s.cfg.Logger.Info("session closing", "session", s.cfg.ID, "client", s.cfg.Remote, "reason", err)
 	}
 	s.stop()
 	s.cfg.Framed.Close()
@@ -282,6 +278,41 @@ func (s *Session) LinkLost(reason error) {
 	s.mu.Unlock()
 }
 
+// handshakeWith opens the session at a worker for the client's handshake.
+// The wait is not tied to s.ctx: a context derived from it would leave
+// its parent a table of children for the session's life.
+func (s *Session) handshakeWith(hs *relay.Handshake) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Limits.HandshakeTimeout)
+	defer cancel()
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return
+	}
+	s.hsCancel = cancel
+	s.mu.Unlock()
+	link, worker, err := s.cfg.Opener.Open(ctx, s.cfg.ID, hs, s.onWorker, s.onLinkFail)
+	s.mu.Lock()
+	s.hsCancel = nil
+	s.mu.Unlock()
+	if err != nil {
+		s.Fail(fmt.Errorf("%w: %w", ErrNoWorker, err))
+		return
+	}
+	s.link, s.worker, s.key = link, worker, hs.PublicKey
+	s.shaken.Store(true)
+	s.hsTimer.Stop()
+	s.hsTimer = nil
+}
+
+// put sets m[k] = v, making m on first use.
+func put[K comparable, V any](m *map[K]V, k K, v V) {
+	if *m == nil {
+		*m = make(map[K]V)
+	}
+	(*m)[k] = v
+}
+
 // onClient handles one client message, on the transport's reader.
 func (s *Session) onClient(m relay.Message) {
 	if s.link == nil {
@@ -290,15 +321,7 @@ func (s *Session) onClient(m relay.Message) {
 			s.Fail(ErrNoHandshake)
 			return
 		}
-		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.Limits.HandshakeTimeout)
-		defer cancel()
-		link, worker, err := s.cfg.Opener.Open(ctx, s.cfg.ID, hs, s.onWorker, s.onLinkFail)
-		if err != nil {
-			s.Fail(fmt.Errorf("%w: %w", ErrNoWorker, err))
-			return
-		}
-		s.link, s.worker, s.key = link, worker, hs.PublicKey
-		close(s.handshake)
+		s.handshakeWith(hs)
 		return
 	}
 	switch m := m.(type) {
@@ -306,13 +329,13 @@ func (s *Session) onClient(m relay.Message) {
 		return // one per session
 	case *relay.Connect:
 		s.mu.Lock()
-		s.connects[m.Alias] = struct{}{}
+		put(&s.connects, m.Alias, struct{}{})
 		s.mu.Unlock()
 	case *relay.Connected:
 		s.mu.Lock()
 		if st := s.byWorker[m.RemoteAlias]; st != nil && st.client == 0 && s.byClient[m.Alias] == nil {
 			st.client = m.Alias
-			s.byClient[m.Alias] = st
+			put(&s.byClient, m.Alias, st)
 		}
 		s.mu.Unlock()
 	case *relay.Data:
@@ -358,7 +381,7 @@ func tracedOp(m relay.Message) string {
 // toWorkerTraced sends m in a span of its own, whose context the worker's
 // span for the operation continues.
 func (s *Session) toWorkerTraced(op string, m relay.Message) {
-	ctx, span := s.tracer.Start(s.ctx, "edge "+op, trace.WithSpanKind(trace.SpanKindProducer),
+	ctx, span := s.cfg.Tracer.Start(s.ctx, "edge "+op, trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithAttributes(attribute.String("dhtrelay.session", s.cfg.ID), attribute.String("dhtrelay.worker", s.worker)))
 	err := s.link.SendMessageHeader(m, telemetry.Inject(ctx))
 	telemetry.End(span, err)
@@ -468,9 +491,10 @@ func (s *Session) onWorker(f routing.Frame) {
 		case *relay.Open:
 			delete(s.connects, m.RemoteAlias)
 			st := &stream{worker: m.Alias, client: m.RemoteAlias, gate: routing.NewGate()}
-			s.byWorker[m.Alias], s.byClient[m.RemoteAlias] = st, st
+			put(&s.byWorker, m.Alias, st)
+			put(&s.byClient, m.RemoteAlias, st)
 		case *relay.Connection:
-			s.byWorker[m.Alias] = &stream{worker: m.Alias, gate: routing.NewGate()}
+			put(&s.byWorker, m.Alias, &stream{worker: m.Alias, gate: routing.NewGate()})
 		case *relay.Destroy:
 			if !m.Paired {
 				delete(s.connects, m.RemoteAlias)

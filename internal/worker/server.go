@@ -86,7 +86,7 @@ func (s *session) serve(m *relay.Listen, span trace.Span) {
 	srv := &server{s: s, client: m.Alias, pk: m.PublicKey, ctx: ctx, cancel: cancel, done: make(chan struct{})}
 	s.mu.Lock()
 	srv.id = s.newID()
-	s.servers[m.Alias] = srv
+	put(&s.servers, m.Alias, srv)
 	s.mu.Unlock()
 	go srv.run(m, span)
 }
@@ -124,7 +124,7 @@ func (s *session) adopt(srv *server, m *relay.Listen, span trace.Span) {
 	}
 	s.mu.Lock()
 	id := s.newID()
-	s.servers[m.Alias] = srv
+	put(&s.servers, m.Alias, srv)
 	s.mu.Unlock()
 	srv.mu.Lock()
 	if srv.closing || srv.grace == nil || !srv.grace.Stop() {
@@ -302,7 +302,7 @@ func (srv *server) incoming(conn *hyperdht.Conn) {
 	}
 	id := s.newID()
 	st := newStream(s, id, pipeOf(conn))
-	s.streams[id] = st
+	put(&s.streams, id, st)
 	s.mu.Unlock()
 	c := &relay.Connection{Custodial: conn.Stream != nil, Alias: id, ServerAlias: srvID, RemotePublicKey: conn.RemotePublicKey}
 	if c.Custodial {

@@ -36,6 +36,7 @@ type session struct {
 	ctx       context.Context
 	cancel    context.CancelFunc
 
+	// The tables are made on first use: most sessions are idle.
 	mu       sync.Mutex
 	ended    bool
 	nextID   uint32
@@ -51,8 +52,6 @@ func newSession(w *Worker, req routing.OpenRequest) *session {
 	s := &session{
 		w: w, id: req.Session, edge: req.Edge, custodial: req.Handshake.Custodial,
 		ctx: ctx, cancel: cancel,
-		streams: map[uint32]*stream{}, byClient: map[uint32]*stream{}, servers: map[uint32]*server{},
-		queries: map[uint32]struct{}{}, waits: map[uint32]chan relay.Message{},
 	}
 	if s.custodial {
 		s.keyPair = hyperdht.KeyPair{Public: req.Handshake.PublicKey, Secret: req.Handshake.SecretKey}
@@ -179,7 +178,7 @@ func (s *session) ask(id uint32, m relay.Message) (relay.Message, error) {
 		s.mu.Unlock()
 		return nil, ErrSessionEnded
 	}
-	s.waits[id] = ch
+	put(&s.waits, id, ch)
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -262,7 +261,7 @@ func (s *session) query(id uint32, span trace.Span, run func(context.Context, fu
 	_, dup := s.queries[id]
 	full := len(s.queries) >= s.w.cfg.Limits.QueriesPerSession
 	if !dup && !full {
-		s.queries[id] = struct{}{}
+		put(&s.queries, id, struct{}{})
 	}
 	s.mu.Unlock()
 	if dup {
@@ -371,4 +370,12 @@ func errorText(err error) string {
 		return hyperdht.ErrPeerConnectionFailed.Error()
 	}
 	return err.Error()
+}
+
+// put sets m[k] = v, making m on first use.
+func put[K comparable, V any](m *map[K]V, k K, v V) {
+	if *m == nil {
+		*m = make(map[K]V)
+	}
+	(*m)[k] = v
 }

@@ -250,7 +250,7 @@ func (s *session) connect(m *relay.Connect, span trace.Span) {
 	if !dup && !full {
 		id = s.newID()
 		hsID = s.newID()
-		s.byClient[m.Alias] = nil // reserved until the connection opens
+		put(&s.byClient, m.Alias, nil) // reserved until the connection opens
 	}
 	s.mu.Unlock()
 	metrics := s.w.cfg.Telemetry.Metrics
@@ -292,8 +292,8 @@ func (s *session) connect(m *relay.Connect, span trace.Span) {
 		}
 		st := newStream(s, id, pipeOf(conn))
 		st.client = m.Alias
-		s.streams[id] = st
-		s.byClient[m.Alias] = st
+		put(&s.streams, id, st)
+		put(&s.byClient, m.Alias, st)
 		s.mu.Unlock()
 		open := &relay.Open{Custodial: m.Custodial, Alias: id, RemoteAlias: m.Alias}
 		if m.Custodial {
@@ -348,7 +348,7 @@ func (s *session) connected(m *relay.Connected) {
 	}
 	st.mu.Unlock()
 	if !bound {
-		s.byClient[m.Alias] = st
+		put(&s.byClient, m.Alias, st)
 	}
 }
 
