@@ -32,12 +32,14 @@ func (h *readBufferHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 // parkingWS is a WebSocket transport whose session gives up its reader
-// goroutine while no input waits (session.Parker).
+// goroutine while no input waits (session.Parker), and its read buffer:
+// a parked session's is empty, and one is made again on waking.
 type parkingWS struct {
 	*relay.WebSocketFramed
-	br *bufio.Reader // what the WebSocket library reads through
-	fd int
-	p  *readwait.Poller
+	br   *bufio.Reader // what the WebSocket library reads through
+	conn net.Conn      // what br reads
+	fd   int
+	p    *readwait.Poller
 
 	mu     sync.Mutex
 	closed bool
@@ -60,7 +62,7 @@ func newParkingWS(c *websocket.Conn, br *bufio.Reader, f *relay.WebSocketFramed,
 	if err != nil {
 		return nil
 	}
-	return &parkingWS{WebSocketFramed: f, br: br, fd: fd, p: p}
+	return &parkingWS{WebSocketFramed: f, br: br, conn: tcp, fd: fd, p: p}
 }
 
 func (t *parkingWS) Park(resume func()) bool {
@@ -73,13 +75,26 @@ func (t *parkingWS) Park(resume func()) bool {
 		return false
 	}
 	t.resume = resume
+	// The library holds br by pointer, so the reader is emptied and
+	// refilled in place; nothing reads it until resume runs.
+	*t.br = bufio.Reader{}
 	return true
+}
+
+// unpark takes the session's resume and gives br a buffer again; t.mu is
+// held.
+func (t *parkingWS) unpark() func() {
+	r := t.resume
+	t.resume = nil
+	if r != nil {
+		*t.br = *bufio.NewReaderSize(t.conn, idleReadBuffer)
+	}
+	return r
 }
 
 func (t *parkingWS) wake() {
 	t.mu.Lock()
-	r := t.resume
-	t.resume = nil
+	r := t.unpark()
 	t.mu.Unlock()
 	if r != nil {
 		r()
@@ -94,8 +109,7 @@ func (t *parkingWS) Close() error {
 		return nil
 	}
 	t.closed = true
-	r := t.resume
-	t.resume = nil
+	r := t.unpark()
 	t.p.Cancel(t.fd) // before the descriptor closes, and may be reused
 	t.mu.Unlock()
 	err := t.WebSocketFramed.Close()
