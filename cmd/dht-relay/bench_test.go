@@ -73,9 +73,12 @@ func throughput(b *testing.B, r relayUnderTest, mode, sourceKey string, runs int
 	cpu0, client0 := cpuTime(b, r.pid), cpuTime(b, u.Pid())
 	moved, busy := 0.0, time.Duration(0)
 	defer func() {
-		if moved > 0 {
+		// Either process may have died, as the JS relay's sometimes does.
+		relayCPU, ok1 := procCPU(r.pid)
+		clientCPU, ok2 := procCPU(u.Pid())
+		if moved > 0 && ok1 && ok2 {
 			fmt.Fprintf(os.Stderr, "bench: %s %s (JS client): relay CPU %.2f s per GB; the client busy %.0f%% of a core while streaming\n",
-				r.name, mode, (cpuTime(b, r.pid)-cpu0).Seconds()/(moved/1e9), 100*(cpuTime(b, u.Pid())-client0).Seconds()/busy.Seconds())
+				r.name, mode, (relayCPU-cpu0).Seconds()/(moved/1e9), 100*(clientCPU-client0).Seconds()/busy.Seconds())
 		}
 	}()
 	var rates []float64
@@ -100,7 +103,11 @@ func throughput(b *testing.B, r relayUnderTest, mode, sourceKey string, runs int
 			case a = <-done:
 				break sample
 			case <-time.After(50 * time.Millisecond):
-				peak = max(peak, rss(b, r.pid))
+				now, ok := procRSS(r.pid)
+				if !ok {
+					return 0, peak - base, fmt.Errorf("%s relay exited", r.name)
+				}
+				peak = max(peak, now)
 			}
 		}
 		busy += time.Since(t0)
@@ -139,8 +146,8 @@ func throughputGoClient(b *testing.B, r relayUnderTest, custodial bool, sourceKe
 	buf := make([]byte, 1<<20)
 	cpu0, moved := cpuTime(b, r.pid), 0
 	defer func() {
-		if moved > 0 {
-			fmt.Fprintf(os.Stderr, "bench: %s custodial=%v (Go client): relay CPU %.2f s per GB\n", r.name, custodial, (cpuTime(b, r.pid)-cpu0).Seconds()/(float64(moved)/1e9))
+		if cpu, ok := procCPU(r.pid); moved > 0 && ok {
+			fmt.Fprintf(os.Stderr, "bench: %s custodial=%v (Go client): relay CPU %.2f s per GB\n", r.name, custodial, (cpu-cpu0).Seconds()/(float64(moved)/1e9))
 		}
 	}()
 	for range runs {
@@ -196,14 +203,23 @@ func directThroughput(b *testing.B, boot string, sourceKey [32]byte, runs int) f
 
 // cpuTime is the CPU time a process has used.
 func cpuTime(b *testing.B, pid int) time.Duration {
+	d, ok := procCPU(pid)
+	if !ok {
+		procGone(b, pid)
+	}
+	return d
+}
+
+// procCPU is the CPU time pid has used; false once it has exited.
+func procCPU(pid int) (time.Duration, bool) {
 	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		b.Skipf("no /proc: %v", err)
+		return 0, false
 	}
 	f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+2:]))
 	utime, _ := strconv.ParseInt(f[11], 10, 64)
 	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond // USER_HZ is 100
+	return time.Duration(utime+stime) * 10 * time.Millisecond, true // USER_HZ is 100
 }
 
 // goSource starts a Go HyperDHT node on the testnet serving size bytes to

@@ -61,20 +61,38 @@ func startRelayBinary(t testing.TB, boot string) *relayBinary {
 	return r
 }
 
-// rss is the process's resident memory in bytes.
+// rss is the process's resident memory in bytes; the test fails if the
+// process has exited, and is skipped where there is no /proc.
 func rss(t testing.TB, pid int) int64 {
+	n, ok := procRSS(pid)
+	if !ok {
+		procGone(t, pid)
+	}
+	return n
+}
+
+// procRSS is pid's resident memory in bytes; false once it has exited.
+func procRSS(pid int) (int64, bool) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		t.Skipf("no /proc: %v", err)
+		return 0, false
 	}
 	for _, l := range strings.Split(string(b), "\n") {
 		if strings.HasPrefix(l, "VmRSS:") {
 			kb, _ := strconv.ParseInt(strings.Fields(l)[1], 10, 64)
-			return kb << 10
+			return kb << 10, true
 		}
 	}
-	t.Skip("no VmRSS")
-	return 0
+	return 0, false // a zombie has no VmRSS
+}
+
+// procGone skips where there is no /proc to read, else fails: pid exited.
+func procGone(t testing.TB, pid int) {
+	t.Helper()
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	t.Fatalf("process %d has exited", pid)
 }
 
 // TestGarbageClosesOneSession: random bytes on one WebSocket close that
