@@ -167,15 +167,16 @@ func ClientMatrix(t *testing.T, peer *Peer, boot, ws, tcp string) {
 				RequireOK(t, "js echo through a relayed server", peer.Do("echo", PublicKey(allowSeed), "1048576"))
 				// A denied JS client waits out its handshake timeout; it
 				// runs alongside the rest.
-				denied := Start(t, "hyperdht-client.js", boot, PublicKey(denySeed), "1024")
+				denied, deniedAt := Start(t, "hyperdht-client.js", boot, PublicKey(denySeed), "1024"), time.Now()
 				defer func() {
 					line, err := denied.ReadLineWithin(90 * time.Second)
 					if err != nil {
-						t.Fatal(err)
+						t.Fatalf("denied JS client, %v after it started: %v", time.Since(deniedAt).Round(time.Second), err)
 					}
 					if !strings.Contains(line, `"error"`) {
 						t.Fatalf("a denying firewall let a connection through: %s", line)
 					}
+					t.Logf("denied JS client: %s after %v", line, time.Since(deniedAt).Round(time.Second))
 				}()
 
 				topic, jsSeed := RandomSeed(), RandomSeed()
