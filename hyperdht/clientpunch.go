@@ -36,19 +36,17 @@ type holepunchReply struct {
 	peerAddress netip.AddrPort // where the relay saw the peer's punch socket
 }
 
-// run starts the connection's stream on the first path that works: the
-// punch, the server's address on our own network (lan) or the blind relay
-// (relay; nil without one). A stream that starts relayed keeps punching in
-// the background and moves to the direct path if the punch gets through.
-func (c *clientPunch) run(ctx context.Context, lan <-chan lanResult, relay <-chan *relayLink, paths *streamPaths) error {
-	// The punch may outlive Connect, so it has a context of its own.
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), punchTimeout)
-	aborted := make(chan struct{})
+// newPuncher makes the connection's puncher; cancel ends the punch and
+// aborted closes if it gives up. However the stream goes direct, through a
+// ping on a punch socket or the peer's packets arriving on one while the
+// stream runs relayed, the punch ends, and a punch socket the stream is on
+// becomes the connection's.
+func (c *clientPunch) newPuncher(paths *streamPaths, cancel context.CancelFunc, aborted chan struct{}) (*puncher, error) {
 	p, err := c.n.newPuncher(true, c.remote.Firewall,
 		func(s *udx.Socket, from netip.AddrPort) {
-			if paths.direct(s, from) {
-				c.n.closeWith(s, paths.stream)
-			} else {
+			// Taking the path, the stream owns s (below); else s is
+			// closed unless the stream already runs on it.
+			if !paths.direct(s, from) && !paths.runsOn(s) {
 				c.n.closeSocket(s)
 			}
 			cancel()
@@ -57,6 +55,27 @@ func (c *clientPunch) run(ctx context.Context, lan <-chan lanResult, relay <-cha
 			close(aborted)
 			cancel()
 		})
+	if err != nil {
+		return nil, err
+	}
+	paths.setOnDirect(func(s *udx.Socket) {
+		if p.keep(s) {
+			c.n.closeWith(s, paths.stream)
+		}
+		cancel()
+	})
+	return p, nil
+}
+
+// run starts the connection's stream on the first path that works: the
+// punch, the server's address on our own network (lan) or the blind relay
+// (relay; nil without one). A stream that starts relayed keeps punching in
+// the background and moves to the direct path if the punch gets through.
+func (c *clientPunch) run(ctx context.Context, lan <-chan lanResult, relay <-chan *relayLink, paths *streamPaths) error {
+	// The punch may outlive Connect, so it has a context of its own.
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), punchTimeout)
+	aborted := make(chan struct{})
+	p, err := c.newPuncher(paths, cancel, aborted)
 	if err != nil {
 		cancel()
 		return err

@@ -162,9 +162,15 @@ func (p *puncher) keep(s *udx.Socket) bool {
 		p.mu.Unlock()
 		return false
 	}
+	// A ping that connected the punch (onPing) has stopped it already.
+	stopped := p.connected
 	p.destroyed, p.punching = true, false
 	kept := p.releaseExcept(s)
 	p.sockets = nil // s is the connection's now
+	if stopped {
+		p.mu.Unlock()
+		return kept
+	}
 	p.endRandomized()
 	close(p.stop)
 	nat := p.nat

@@ -106,14 +106,14 @@ type streamPaths struct {
 	stream   *udx.Stream
 	remoteID uint32 // the peer's own stream
 	started  chan struct{}
-	// onDirect, if set, learns of each direct path the stream takes.
-	onDirect func(*udx.Socket)
 
-	mu        sync.Mutex
-	live      bool
-	relay     *relayLink // while the stream runs over it
-	relaySock *udx.Socket
-	relayAddr netip.AddrPort // where the relay's packets come from, even after
+	mu         sync.Mutex
+	onDirect   func(*udx.Socket) // if set, learns of each direct path the stream takes
+	live       bool
+	directSock *udx.Socket // the socket of the direct path the stream is on
+	relay      *relayLink  // while the stream runs over it
+	relaySock  *udx.Socket
+	relayAddr  netip.AddrPort // where the relay's packets come from, even after
 }
 
 func newStreamPaths(stream *udx.Stream, remoteID uint32) *streamPaths {
@@ -140,7 +140,8 @@ func (p *streamPaths) direct(sock *udx.Socket, addr netip.AddrPort) bool {
 		p.mu.Unlock()
 		return false // already direct
 	}
-	p.live, p.relay = true, nil
+	p.live, p.relay, p.directSock = true, nil, sock
+	onDirect := p.onDirect
 	p.mu.Unlock()
 	p.stream.Connect(sock, p.remoteID, addr)
 	if first {
@@ -152,10 +153,25 @@ func (p *streamPaths) direct(sock *udx.Socket, addr netip.AddrPort) bool {
 		// relay stays a while.
 		time.AfterFunc(relayLinger, l.Close)
 	}
-	if p.onDirect != nil {
-		p.onDirect(sock)
+	if onDirect != nil {
+		onDirect(sock)
 	}
 	return true
+}
+
+// setOnDirect makes fn learn of each direct path the stream takes from now
+// on.
+func (p *streamPaths) setOnDirect(fn func(*udx.Socket)) {
+	p.mu.Lock()
+	p.onDirect = fn
+	p.mu.Unlock()
+}
+
+// runsOn reports whether the stream is on a direct path through sock.
+func (p *streamPaths) runsOn(sock *udx.Socket) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.directSock == sock
 }
 
 // relayed puts the stream on the relay's pair unless it runs already; it

@@ -327,7 +327,7 @@ func (s *Server) onHandshake(req *dhtrpc.IncomingRequest, hs *Handshake) ([]byte
 	}()
 	// A direct path ends the punch; a punch socket it runs on is the
 	// connection's from then on.
-	paths.onDirect = func(sock *udx.Socket) {
+	paths.setOnDirect(func(sock *udx.Socket) {
 		if punch == nil {
 			return
 		}
@@ -336,7 +336,7 @@ func (s *Server) onHandshake(req *dhtrpc.IncomingRequest, hs *Handshake) ([]byte
 			s.n.closeWith(sock, stream)
 		}
 		s.clearPunch(punchID, punch)
-	}
+	})
 	// The client's first packet tells where it really is (it may have
 	// punched through from another address); an open or direct client is
 	// connected to at once.
