@@ -7,6 +7,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -90,7 +92,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		bindHost = netip.IPv4Unspecified()
 	}
 
-	ns, err := natsserver.NewServer(&natsserver.Options{DontListen: true, NoLog: true, NoSigs: true})
+	// Edge and worker reach the embedded server over loopback TCP, as
+	// they reach an external one: the kernel's socket buffers let each
+	// side write without waiting for the other to read, which an
+	// in-process pipe does not (relayed throughput about a quarter
+	// higher, measured side by side). A random token keeps other local
+	// processes off it.
+	var secret [16]byte
+	rand.Read(secret[:])
+	token := hex.EncodeToString(secret[:])
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: natsserver.RANDOM_PORT, Authorization: token, NoLog: true, NoSigs: true})
 	if err != nil {
 		return fmt.Errorf("embedded NATS: %w", err)
 	}
@@ -100,7 +111,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errors.New("embedded NATS did not start")
 	}
 	connect := func(name string) (*nats.Conn, error) {
-		return nats.Connect("", nats.InProcessServer(ns), nats.Name(name))
+		return nats.Connect(ns.ClientURL(), nats.Token(token), nats.Name(name))
 	}
 	wnc, err := connect("worker")
 	if err != nil {
