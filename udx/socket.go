@@ -115,8 +115,12 @@ type Socket struct {
 	gso   atomic.Bool
 	gro   bool
 
-	// acks owed after the current read; touched only by the reader.
+	// Touched only by the reader: acks owed, and what tells whether
+	// another datagram is queued (nil where that cannot be told).
 	pendingAcks []*Stream
+	rc          syscall.RawConn
+	peek        func(fd uintptr)
+	queuedBytes int
 }
 
 // readBufferSize is the largest datagram a socket reads.
@@ -141,6 +145,9 @@ func (u *UDX) Listen(addr netip.AddrPort, raw RawHandler) (*Socket, error) {
 	gso, gro := enableOffload(conn)
 	s.gso.Store(gso)
 	s.gro = gro
+	if s.peek = queuedInput(&s.queuedBytes); s.peek != nil {
+		s.rc, _ = conn.SyscallConn()
+	}
 	go s.readLoop()
 	return s, nil
 }
@@ -189,12 +196,19 @@ func (s *Socket) Close() error {
 	return err
 }
 
-// readLoop reads datagrams, or runs of coalesced ones, and dispatches them;
-// acks the streams owe are sent once per read, not once per packet.
+// maxAckHold bounds how many reads in a row may leave their acks to the
+// next one.
+const maxAckHold = 8
+
+// readLoop reads datagrams, or runs of coalesced ones, and dispatches them.
+// The acks the streams owe are sent once per read, not once per packet,
+// and held while more datagrams are already queued: one ack then covers
+// those too, and each ack is a send, the receiver's largest cost.
 func (s *Socket) readLoop() {
 	defer close(s.done)
 	buf := make([]byte, readBufferSize)
 	oob := make([]byte, oobSize)
+	held := 0
 	for {
 		n, oobn, _, from, err := s.conn.ReadMsgUDPAddrPort(buf, oob)
 		if err != nil {
@@ -213,8 +227,21 @@ func (s *Socket) readLoop() {
 		for off := 0; off < n; off += seg {
 			s.dispatch(buf[off:min(off+seg, n)], from)
 		}
+		if held < maxAckHold && len(s.pendingAcks) > 0 && s.queued() {
+			held++
+			continue
+		}
+		held = 0
 		s.flushAcks()
 	}
+}
+
+// queued tells whether another datagram waits to be read.
+func (s *Socket) queued() bool {
+	if s.rc == nil || s.rc.Control(s.peek) != nil {
+		return false
+	}
+	return s.queuedBytes > 0
 }
 
 // queueAck notes that st owes an ack at the end of this read.
