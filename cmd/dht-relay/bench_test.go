@@ -411,6 +411,10 @@ func BenchmarkRelayVsJS(b *testing.B) {
 	b.ReportMetric(j.connectMs, "js-connect-ms")
 	b.ReportMetric(g.idle10k, "go-idle-B/session")
 	b.ReportMetric(j.idle10k, "js-idle-B/session")
+	b.ReportMetric(g.idle10k/j.idle10k, "idle-x")
+	b.ReportMetric(g.idle1k, "go-idle1k-B/session")
+	b.ReportMetric(j.idle1k, "js-idle1k-B/session")
+	b.ReportMetric(g.idle1k/j.idle1k, "idle1k-x")
 	b.ReportMetric(g.streamMB, "go-streaming-growth-MB")
 	b.ReportMetric(j.streamMB, "js-streaming-growth-MB")
 }
