@@ -2,6 +2,7 @@ package blindrelay
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/dhtrelay/dht-relay/protomux"
@@ -82,6 +83,10 @@ func (c *Client) Pair(ctx context.Context, isInitiator bool, token [32]byte, str
 	c.mu.Unlock()
 	if err := c.ch.Send(typePair, (&Pair{IsInitiator: isInitiator, Token: token, ID: uint64(streamID)}).Encode(nil)); err != nil {
 		c.cancel(token)
+		if errors.Is(err, protomux.ErrChannelClosed) {
+			// The relay closed the channel before the request left.
+			return 0, ErrClosed
+		}
 		return 0, err
 	}
 	select {
