@@ -116,8 +116,9 @@ func New(cfg Config) (*Edge, error) {
 	cfg.Telemetry.Metrics.Session(telemetry.RoleEdge, 0) // the series exists from the start
 	e.upgrade = websocket.Upgrader{
 		// No read buffer size: the library then reads through the one
-		// readBufferHijacker lends it (idleReadBuffer bytes, which an idle
-		// session keeps, while a large frame's payload is read past it).
+		// readBufferHijacker lends it (idleReadBuffer bytes, given back
+		// while the session is parked; a large frame's payload is read
+		// past it).
 		// A pool lends write buffers only while a write is under way.
 		WriteBufferPool: &sync.Pool{},
 		// A public relay serves pages from any origin; the protocol
