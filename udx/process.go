@@ -134,7 +134,9 @@ func (s *Stream) onData(seq uint32, flags byte, payload []byte) {
 	}
 	off := seq - s.ack
 	s.stats.PacketsReceived++
-	if off >= recvRing || s.buffered+len(payload) > RecvBufferSize {
+	// A packet is taken while any room is left, so a sender that sends a
+	// full packet into a nearly shut window loses nothing.
+	if off >= recvRing || s.buffered >= RecvBufferSize {
 		s.stats.Dropped++
 		return // beyond the window: dropped, the sender retransmits
 	}
@@ -405,8 +407,8 @@ func (s *Stream) flush() {
 		if s.inflight > 0 && s.inflight+p.size() > limit {
 			break
 		}
-		if s.sendRwnd < p.size() && s.inflight > 0 {
-			break
+		if s.sendRwnd < p.size() {
+			break // see windowShut
 		}
 		s.sndNxt++
 		pad := 0
@@ -509,10 +511,21 @@ func (s *Stream) sampleRTT(r time.Duration) {
 	s.rto = min(max(s.srtt+4*s.rttvar, minRTO), maxRTO)
 }
 
+// windowShut reports whether the next new packet waits for room in the
+// receiver's window, even with nothing in flight. A receiver drops what
+// does not fit, and a dropped packet holds every later one out of order and
+// costs a retransmission and the congestion window; so the sender waits for
+// the ack the receiver sends when its reader frees room, and probes on its
+// timer in case that ack is lost.
+func (s *Stream) windowShut() bool {
+	p := s.outAt(s.sndNxt)
+	return p != nil && s.sendRwnd < p.size()
+}
+
 // armTimer runs the retransmission timer while packets are outstanding (or
 // data waits on a zero window); restart re-arms it from now after progress.
 func (s *Stream) armTimer(restart bool) {
-	outstanding := seqLess(s.sndUna(), s.sndNxt) || (s.sendRwnd < MaxPayload && seqLess(s.sndNxt, s.seq))
+	outstanding := seqLess(s.sndUna(), s.sndNxt) || s.windowShut()
 	switch {
 	case !outstanding:
 		if s.timerArmed {
@@ -536,7 +549,7 @@ func (s *Stream) onTimeout() {
 		return
 	}
 	if !seqLess(s.sndUna(), s.sndNxt) {
-		if s.sendRwnd < MaxPayload && seqLess(s.sndNxt, s.seq) {
+		if s.windowShut() {
 			// Zero-window probe: a heartbeat asks for a fresh window.
 			s.writePacket(FlagHeartbeat, s.seq, nil)
 			s.armTimer(true)

@@ -11,7 +11,8 @@ import (
 )
 
 // Sizes and timers. Memory per stream is bounded by SendBufferSize of
-// written-but-unacked data plus RecvBufferSize of received-but-unread data.
+// written-but-unacked data plus RecvBufferSize (and one packet) of
+// received-but-unread data.
 const (
 	// BaseMTU is the path MTU every stream starts with, as in libudx.
 	BaseMTU = 1200
@@ -30,8 +31,9 @@ const (
 	// SendBufferSize bounds bytes written and not yet acked; Write blocks
 	// beyond it.
 	SendBufferSize = 4 << 20
-	// RecvBufferSize bounds bytes received and not yet read; it is the
-	// largest window a stream advertises, as libudx's 4 MiB.
+	// RecvBufferSize bounds bytes received and not yet read, give or take
+	// the last packet taken; it is the largest window a stream advertises,
+	// as libudx's 4 MiB.
 	RecvBufferSize = 4 << 20
 	// recvRing is the most packets a receiver holds, in or out of order.
 	recvRing      = 1 << 13

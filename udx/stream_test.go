@@ -190,6 +190,69 @@ func TestStalledReaderBoundsBuffer(t *testing.T) {
 	b.Close()
 }
 
+// TestFullWindowDropsNothing: a reader that stalls until the receive
+// buffer is full, over and over, loses no packet. The sender waits for the
+// window to open instead of sending what the receiver has no room for:
+// each such packet would be dropped, held the packets behind it out of
+// order, and cost the sender a retransmission and its window.
+func TestFullWindowDropsNothing(t *testing.T) {
+	ua, ub := New(), New()
+	sa, sb := listen(t, ua, nil), listen(t, ub, nil)
+	a, _ := ua.NewStream(1)
+	b, _ := ub.NewStream(2)
+	a.Connect(sa, 2, sb.LocalAddr())
+	b.Connect(sb, 1, sa.LocalAddr())
+	const size = 64 << 20
+	go func() {
+		a.Write(make([]byte, size))
+		a.CloseWrite()
+	}()
+	buf := make([]byte, 64<<10)
+	got := 0
+	read := func() error {
+		n, err := b.Read(buf)
+		got += n
+		return err
+	}
+	deadline := time.Now().Add(time.Minute)
+	for got < size-2*RecvBufferSize {
+		b.mu.Lock()
+		full := b.window() < maxPayloadCap
+		held := b.buffered
+		b.mu.Unlock()
+		if held > RecvBufferSize+maxPayloadCap {
+			t.Fatalf("receiver holds %d bytes", held)
+		}
+		if !full {
+			if time.Now().After(deadline) {
+				t.Fatalf("the receive buffer did not fill; %d bytes read", got)
+			}
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		// Drain half the buffer, so that the window opens while it is
+		// still nearly full.
+		for drained := got; got-drained < RecvBufferSize/2; {
+			if err := read(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for read() == nil {
+	}
+	if got != size {
+		t.Fatalf("read %d of %d bytes", got, size)
+	}
+	if st := b.Stats(); st.Dropped != 0 {
+		t.Errorf("receiver dropped %d packets", st.Dropped)
+	}
+	if st := a.Stats(); st.Retransmits != 0 {
+		t.Errorf("sender retransmitted %d packets", st.Retransmits)
+	}
+	a.Close()
+	b.Close()
+}
+
 // TestChangeRemote moves one end to another socket mid-stream; unacked
 // data follows it and the transfer completes.
 func TestChangeRemote(t *testing.T) {
