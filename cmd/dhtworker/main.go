@@ -97,7 +97,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	ready := fmt.Sprintf("dhtworker %s ready: dht %s gossip %s", wid, node.DHT().ServerSocket().LocalAddr(), members.Addr())
 	if *metrics != "" {
 		h, err := serve.Health(*metrics, func() error {
-			if !nc.IsConnected() {
+			if !w.NATSUp() {
 				return errors.New("NATS not connected")
 			}
 			return nil

@@ -113,7 +113,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	ready += " gossip " + members.Addr()
 	if *metrics != "" {
 		h, err := serve.Health(*metrics, func() error {
-			if !nc.IsConnected() {
+			if !e.NATSUp() {
 				return errors.New("NATS not connected")
 			}
 			if e.Workers() == 0 {

@@ -140,7 +140,7 @@ type Workers interface {
 // Start subscribes to the edge's subjects and starts placing sessions on
 // workers.
 func (e *Edge) Start(ctx context.Context, workers Workers) error {
-	ep, err := routing.NewEndpoint(e.cfg.NATS, routing.EdgeSessions(e.cfg.ID))
+	ep, err := routing.NewEndpoint(e.cfg.NATS, routing.EdgeSessions(e.cfg.ID), func(err error) { e.natsLost(e.cfg.NATS, err) })
 	if err != nil {
 		return err
 	}
@@ -217,6 +217,9 @@ func (e *Edge) Open(ctx context.Context, id string, hs *relay.Handshake, handle 
 	if w == "" {
 		return nil, "", ErrNoWorkers
 	}
+	if !e.ep.Up() {
+		return nil, "", routing.ErrNATSLost
+	}
 	link := e.ep.Attach(id, routing.WorkerSessions(w)+"."+id, handle, fail)
 	req := routing.OpenRequest{Session: id, Edge: e.cfg.ID, Handshake: *hs}
 	reply, err := e.cfg.NATS.RequestMsgWithContext(ctx, &nats.Msg{Subject: routing.OpenSubject(w), Data: req.Encode(), Header: telemetry.Inject(ctx)})
@@ -261,6 +264,9 @@ func (e *Edge) WorkerLost(worker string) {
 		s.LinkLost(session.ErrWorkerLost)
 	}
 }
+
+// NATSUp reports whether the edge can both send and receive over NATS.
+func (e *Edge) NATSUp() bool { return e.cfg.NATS.IsConnected() && e.ep.Up() }
 
 // natsLost ends every session when NATS goes away: frames in flight may
 // be lost then, and a session that lost one whose gap no later frame

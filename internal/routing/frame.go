@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/dhtrelay/dht-relay/compact"
+	"github.com/dhtrelay/dht-relay/internal/natsfeed"
 	"github.com/dhtrelay/dht-relay/relay"
 )
 
@@ -49,6 +50,10 @@ type Frame struct {
 	// Header is the NATS message's headers: the trace context of an
 	// operation a frame starts, when it is traced; else nil.
 	Header nats.Header
+	// Lease holds Payload's buffer when it was lent from a pool; whoever
+	// is done with the payload last releases it. A lease never released
+	// costs nothing but the reuse.
+	Lease natsfeed.Lease
 }
 
 // AppendFrame appends a frame's encoding.

@@ -1,13 +1,14 @@
 package routing
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/dhtrelay/dht-relay/internal/natsfeed"
 	"github.com/dhtrelay/dht-relay/relay"
 )
 
@@ -20,22 +21,13 @@ var ErrNATSLost = errors.New("relay: connection between edge and worker lost")
 // some.
 var ErrFramesLost = errors.New("routing: frames lost between edge and worker")
 
-// pendingLimit bounds what NATS may queue for an endpoint's subscription.
-// Credit keeps stream data far below it; control frames are small and
-// limited per session. Past it NATS drops frames, and the sequence check
-// fails the sessions concerned.
-const (
-	pendingMsgs  = 1 << 20
-	pendingBytes = 1 << 30
-)
-
 // Endpoint is an edge's or a worker's end of all its sessions: one NATS
-// subscription on prefix.* whose messages it hands to each session's Link,
-// in order, on the subscription's goroutine. Handlers must not block.
+// subscription on prefix.*, through a feed of its own (natsfeed), whose
+// messages it hands to each session's Link, in order, on the feed's
+// goroutine. Handlers must not block.
 type Endpoint struct {
-	nc     *nats.Conn
-	prefix string
-	sub    *nats.Subscription
+	nc   *nats.Conn
+	feed *natsfeed.Feed
 
 	bufs sync.Pool // *[]byte: frames being encoded, so idle links hold no buffer
 
@@ -43,30 +35,33 @@ type Endpoint struct {
 	links map[string]*Link
 }
 
-// NewEndpoint subscribes to prefix.*.
-func NewEndpoint(nc *nats.Conn, prefix string) (*Endpoint, error) {
-	e := &Endpoint{nc: nc, prefix: prefix, links: map[string]*Link{}}
-	sub, err := nc.Subscribe(prefix+".*", e.dispatch)
+// NewEndpoint subscribes to prefix.* on the server nc is connected to.
+// lost learns when that subscription's connection failed: frames may have
+// been lost, and the sessions they belonged to cannot go on.
+func NewEndpoint(nc *nats.Conn, prefix string, lost func(error)) (*Endpoint, error) {
+	e := &Endpoint{nc: nc, links: map[string]*Link{}}
+	feed, err := natsfeed.Start(natsfeed.Config{NATS: nc, Subject: prefix + ".*", Handle: e.dispatch, Lost: lost})
 	if err != nil {
 		return nil, fmt.Errorf("routing: subscribe %s: %w", prefix, err)
 	}
-	if err := sub.SetPendingLimits(pendingMsgs, pendingBytes); err != nil {
-		sub.Unsubscribe()
-		return nil, fmt.Errorf("routing: pending limits: %w", err)
-	}
-	e.sub = sub
+	e.feed = feed
 	return e, nil
 }
 
-// Close unsubscribes; links stop receiving.
-func (e *Endpoint) Close() error { return e.sub.Unsubscribe() }
+// Up reports whether the endpoint receives: a session that starts while
+// it does not would lose its first frames.
+func (e *Endpoint) Up() bool { return e.feed.Up() }
 
-func (e *Endpoint) dispatch(m *nats.Msg) {
-	id := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
+// Close unsubscribes; links stop receiving.
+func (e *Endpoint) Close() error { return e.feed.Close() }
+
+func (e *Endpoint) dispatch(m natsfeed.Msg) {
+	id := m.Subject[bytes.LastIndexByte(m.Subject, '.')+1:]
 	e.mu.Lock()
-	l := e.links[id]
+	l := e.links[string(id)]
 	e.mu.Unlock()
 	if l == nil {
+		m.Lease.Release()
 		return // a session that has ended here
 	}
 	f, err := DecodeFrame(m.Data)
@@ -74,12 +69,14 @@ func (e *Endpoint) dispatch(m *nats.Msg) {
 		err = fmt.Errorf("%w: expected frame %d, got %d", ErrFramesLost, l.seqIn+1, f.Seq)
 	}
 	if err != nil {
+		m.Lease.Release()
 		l.Close()
 		l.onFail(err)
 		return
 	}
 	l.seqIn = f.Seq
 	f.Header = m.Header
+	f.Lease = m.Lease
 	l.handle(f)
 }
 

@@ -151,7 +151,7 @@ func TestPlacementSpread(t *testing.T) {
 
 func startNATS(t *testing.T) *nats.Conn {
 	t.Helper()
-	ns, err := natsserver.NewServer(&natsserver.Options{DontListen: true, NoLog: true, NoSigs: true})
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func startNATS(t *testing.T) *nats.Conn {
 		t.Fatal("nats did not start")
 	}
 	t.Cleanup(ns.Shutdown)
-	nc, err := nats.Connect("", nats.InProcessServer(ns))
+	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,11 +172,11 @@ func startNATS(t *testing.T) *nats.Conn {
 // fails the link loudly instead of passing on what follows.
 func TestLinkOrderAndLoss(t *testing.T) {
 	nc := startNATS(t)
-	a, err := NewEndpoint(nc, "test.a")
+	a, err := NewEndpoint(nc, "test.a", func(error) {})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := NewEndpoint(nc, "test.b")
+	b, err := NewEndpoint(nc, "test.b", func(error) {})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"github.com/dhtrelay/dht-relay/internal/natsfeed"
 	"github.com/dhtrelay/dht-relay/internal/routing"
 	"github.com/dhtrelay/dht-relay/relay"
 )
@@ -12,6 +13,7 @@ type outItem struct {
 	urgent  bool
 	data    *stream // stream data: the stream whose credit it holds
 	n       int
+	lease   natsfeed.Lease // stream data: payload's buffer, released once written
 }
 
 // outQueue is what waits to be written to the client, under Session.mu:
@@ -104,6 +106,7 @@ func (s *Session) writer() {
 			s.Fail(err)
 			return
 		}
+		it.lease.Release()
 		if it.data != nil {
 			s.mu.Lock()
 			grant := it.data.ledger.Consume(it.n)

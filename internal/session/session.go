@@ -512,7 +512,7 @@ func (s *Session) onWorker(f routing.Frame) {
 				s.failLocked(err)
 				return
 			}
-			item.data, item.n = st, n
+			item.data, item.n, item.lease = st, n, f.Lease
 		}
 	case relay.TypeNoiseSend, relay.TypeNoiseReceive, relay.TypeSignAnnounce, relay.TypeSignUnannounce, relay.TypeIncoming:
 		item.urgent = true

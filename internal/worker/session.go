@@ -114,7 +114,7 @@ func (s *session) handle(f routing.Frame) {
 	case *relay.Connected:
 		s.connected(m)
 	case *relay.Data:
-		s.data(m)
+		s.data(m, f.Lease)
 	case *relay.End:
 		if st := s.clientStream(m.Alias); st != nil {
 			st.end()

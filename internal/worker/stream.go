@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/dhtrelay/dht-relay/hyperdht"
+	"github.com/dhtrelay/dht-relay/internal/natsfeed"
 	"github.com/dhtrelay/dht-relay/internal/routing"
 	"github.com/dhtrelay/dht-relay/internal/telemetry"
 	"github.com/dhtrelay/dht-relay/relay"
@@ -37,10 +38,17 @@ type stream struct {
 	mu        sync.Mutex
 	client    uint32
 	ledger    routing.Ledger
-	queue     [][]byte
+	queue     []chunk
 	ended     bool // the client ended its side
 	destroyed bool
 	pumps     int // pumps still running
+}
+
+// chunk is client data waiting for the peer; the last chunk of a frame
+// holds the frame's lease.
+type chunk struct {
+	p     []byte
+	lease natsfeed.Lease
 }
 
 func newStream(s *session, id uint32, conn pipe) *stream {
@@ -106,11 +114,14 @@ func (st *stream) writePump() {
 			st.pumpDone()
 			return
 		}
-		p := st.queue[0]
-		st.queue[0] = nil
+		c := st.queue[0]
+		st.queue[0] = chunk{}
 		st.queue = st.queue[1:]
 		st.mu.Unlock()
-		if _, err := st.conn.Write(p); err != nil {
+		p := c.p
+		_, err := st.conn.Write(p)
+		c.lease.Release() // Write has copied p
+		if err != nil {
 			st.destroy(err, true)
 			st.pumpDone()
 			return
@@ -133,22 +144,27 @@ func (st *stream) wake() {
 	}
 }
 
-// push queues the client's bytes for the peer.
-func (st *stream) push(chunks [][]byte) error {
+// push queues the client's bytes for the peer; lease holds their buffer.
+func (st *stream) push(chunks [][]byte, lease natsfeed.Lease) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.ended || st.destroyed {
+	n := len(st.queue)
+	if !st.ended && !st.destroyed {
+		for _, c := range chunks {
+			if len(c) == 0 {
+				continue
+			}
+			if err := st.ledger.Receive(len(c)); err != nil {
+				return err
+			}
+			st.queue = append(st.queue, chunk{p: c})
+		}
+	}
+	if len(st.queue) == n {
+		lease.Release()
 		return nil
 	}
-	for _, c := range chunks {
-		if len(c) == 0 {
-			continue
-		}
-		if err := st.ledger.Receive(len(c)); err != nil {
-			return err
-		}
-		st.queue = append(st.queue, c)
-	}
+	st.queue[len(st.queue)-1].lease = lease
 	st.wake()
 	return nil
 }
@@ -352,12 +368,13 @@ func (s *session) connected(m *relay.Connected) {
 	}
 }
 
-func (s *session) data(m *relay.Data) {
+func (s *session) data(m *relay.Data, lease natsfeed.Lease) {
 	st := s.clientStream(m.Alias)
 	if st == nil {
+		lease.Release()
 		return // not open, or gone: the JS relay drops these too
 	}
-	if err := st.push(m.Data); err != nil {
+	if err := st.push(m.Data, lease); err != nil {
 		go s.end(err, true)
 	}
 }

@@ -83,7 +83,7 @@ func New(cfg Config) (*Worker, error) {
 
 // Start subscribes to the worker's subjects; it serves until Shutdown.
 func (w *Worker) Start(ctx context.Context) error {
-	ep, err := routing.NewEndpoint(w.cfg.NATS, routing.WorkerSessions(w.cfg.ID))
+	ep, err := routing.NewEndpoint(w.cfg.NATS, routing.WorkerSessions(w.cfg.ID), func(err error) { w.natsLost(w.cfg.NATS, err) })
 	if err != nil {
 		return err
 	}
@@ -164,6 +164,8 @@ func (w *Worker) onOpen(m *nats.Msg) {
 		err = ErrShuttingDown
 	case w.sessions[req.Session] != nil:
 		err = ErrDuplicateSession
+	case !w.ep.Up():
+		err = routing.ErrNATSLost
 	}
 	if err != nil {
 		w.mu.Unlock()
@@ -187,6 +189,9 @@ func (w *Worker) EdgeLost(edge string) {
 		go s.end(ErrEdgeLost, false)
 	}
 }
+
+// NATSUp reports whether the worker can both send and receive over NATS.
+func (w *Worker) NATSUp() bool { return w.cfg.NATS.IsConnected() && w.ep.Up() }
 
 // natsLost ends every session when NATS goes away, as the edges end
 // theirs (edge.natsLost); servers wait out their grace for their clients

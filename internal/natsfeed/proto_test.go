@@ -1,0 +1,78 @@
+package natsfeed
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"sync"
+	"testing"
+)
+
+func newPool() *sync.Pool {
+	return &sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+}
+
+// TestReaderOperations reads each server operation and refuses what the
+// protocol does not allow.
+func TestReaderOperations(t *testing.T) {
+	in := "INFO {\"headers\":true}\r\nPING\r\npong\r\n+OK\r\n-ERR 'Slow Consumer'\r\n" +
+		"MSG a.b 1 5\r\nhello\r\n" +
+		"MSG a.c 1 reply.x 2\r\nhi\r\n" +
+		"HMSG a.d 1 18 20\r\nNATS/1.0\r\nK: v\r\n\r\nok\r\n"
+	r := newReader(bytes.NewBufferString(in), newPool())
+	want := []op{opInfo, opPing, opPong, opOK, opErr, opMsg, opMsg, opMsg}
+	var msgs []Msg
+	for i, w := range want {
+		o, m, arg, err := r.next()
+		if err != nil || o != w {
+			t.Fatalf("operation %d: %v %v, want %v", i, o, err, w)
+		}
+		if o == opErr && string(arg) != "Slow Consumer" {
+			t.Fatalf("-ERR text %q", arg)
+		}
+		if o == opMsg {
+			m.Subject = bytes.Clone(m.Subject)
+			msgs = append(msgs, m)
+		}
+	}
+	if string(msgs[0].Subject) != "a.b" || string(msgs[0].Data) != "hello" ||
+		string(msgs[1].Subject) != "a.c" || string(msgs[1].Data) != "hi" ||
+		string(msgs[2].Data) != "ok" || msgs[2].Header.Get("K") != "v" {
+		t.Fatalf("messages %+v", msgs)
+	}
+	if _, _, _, err := r.next(); err != io.EOF {
+		t.Fatalf("at the end: %v", err)
+	}
+	for _, bad := range []string{
+		"MSG a 1\r\n", "MSG a 1 x y 3\r\nabc\r\n", "MSG a 1 -1\r\n", "MSG a 1 3\r\nabcd\r\n",
+		"HMSG a 1 5 3\r\nabc\r\n", "HMSG a 1 3 3\r\nabc\r\n", "NOPE\r\n", "MSG a 1 99999999999\r\n",
+	} {
+		r := newReader(bytes.NewBufferString(bad), newPool())
+		if _, _, _, err := r.next(); !errors.Is(err, ErrProtocol) {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}
+
+// FuzzReader: any bytes from a server read as operations or an error,
+// never a panic, and a message's data never exceeds what its line said.
+func FuzzReader(f *testing.F) {
+	f.Add([]byte("INFO {}\r\nMSG a 1 3\r\nabc\r\nPING\r\n"))
+	f.Add([]byte("HMSG a 1 18 20\r\nNATS/1.0\r\nK: v\r\n\r\nok\r\n"))
+	f.Add([]byte("HMSG a 1 16 16\r\nNATS/1.0 503\r\n\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r := newReader(bytes.NewReader(in), newPool())
+		for range 64 {
+			o, m, _, err := r.next()
+			if err != nil {
+				return
+			}
+			if o == opMsg {
+				if len(m.Data) > len(in) {
+					t.Fatalf("%d bytes of data from %d of input", len(m.Data), len(in))
+				}
+				m.Lease.Release()
+			}
+		}
+	})
+}
