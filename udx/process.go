@@ -383,6 +383,12 @@ func (s *Stream) flush() {
 	if s.socket == nil || s.err != nil {
 		return
 	}
+	if len(s.retx) == 0 && !seqLess(s.sndNxt, s.seq) {
+		// Nothing to send, as on every packet a receiver gets: no clock
+		// reading, no rate estimate.
+		s.armTimer(false)
+		return
+	}
 	now := time.Now()
 	limit := min(max(s.cwnd, s.rate.floor(now)), max(s.sendRwnd, MaxPayload))
 	defer s.armTimer(false)
