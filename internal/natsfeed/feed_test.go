@@ -119,7 +119,7 @@ func TestFeedDeliversInOrder(t *testing.T) {
 		if m.Header != nil {
 			total += len(encodeHeader(m.Header))
 		}
-		want := total >= minPooled && total+2 <= bufSize
+		want := total >= minPooled && total <= MaxPooled
 		if c.pooled[i] != want {
 			t.Fatalf("message %d of %d bytes: pooled %v", i, total, c.pooled[i])
 		}

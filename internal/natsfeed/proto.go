@@ -17,9 +17,12 @@ import (
 var ErrProtocol = errors.New("natsfeed: protocol error")
 
 const (
-	// bufSize is the size of the pooled payload buffers: a routing frame
-	// of the largest stream data chunk, with its NATS headers, fits.
+	// bufSize is the size of the pooled payload buffers, which also hold
+	// the CRLF that ends a payload.
 	bufSize = 32 << 10
+	// MaxPooled is the largest payload, headers included, lent in a
+	// pooled buffer.
+	MaxPooled = bufSize - 2
 	// minPooled is the smallest payload read into a pooled buffer. Smaller
 	// ones are control messages that a handler may keep for a session's
 	// life; a pooled buffer would hold bufSize for each.
@@ -143,7 +146,7 @@ func (r *reader) message(arg []byte, headers bool) (Msg, error) {
 	r.subject = append(r.subject[:0], f[0]...)
 	m := Msg{Subject: r.subject}
 	var buf []byte
-	if total >= minPooled && total+2 <= bufSize {
+	if total >= minPooled && total <= MaxPooled {
 		b := r.pool.Get().(*[]byte)
 		m.Lease = Lease{buf: b, pool: r.pool}
 		buf = (*b)[:total+2]

@@ -6,12 +6,14 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"math"
 	"testing"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/dhtrelay/dht-relay/internal/natsfeed"
 	"github.com/dhtrelay/dht-relay/relay"
 )
 
@@ -69,6 +71,17 @@ func FuzzDecodeFrame(f *testing.F) {
 		}
 		DecodeOpenRequest(p)
 	})
+}
+
+// TestLargestDataFrameIsPooled: a frame of the most stream data one
+// carries, with the largest alias and sequence number, fits natsfeed's
+// pooled buffers, so that stream data never takes fresh memory.
+func TestLargestDataFrameIsPooled(t *testing.T) {
+	m := &relay.Data{Alias: math.MaxUint32, Data: [][]byte{make([]byte, MaxChunk)}}
+	f := m.AppendPayload(AppendFrame(nil, Kind(m.Type()), math.MaxUint64, nil))
+	if len(f) > natsfeed.MaxPooled {
+		t.Fatalf("a %d-byte frame does not fit the %d bytes pooled", len(f), natsfeed.MaxPooled)
+	}
 }
 
 func TestGate(t *testing.T) {
