@@ -2,7 +2,14 @@ package natsfeed
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"fmt"
+	"math/big"
 	"net"
 	"strings"
 	"sync"
@@ -225,5 +232,40 @@ func TestFeedCloseReportsNoLoss(t *testing.T) {
 	case err := <-c.lost:
 		t.Fatalf("closing reported a loss: %v", err)
 	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// TestFeedTLS: against a server that requires TLS, the feed dials with the
+// followed connection's TLS settings.
+func TestFeedTLS(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, IsCA: true, BasicConstraintsValid: true,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	roots := x509.NewCertPool()
+	roots.AddCert(cert)
+	ns := startServer(t, natsserver.Options{TLS: true, TLSConfig: &tls.Config{
+		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
+		MinVersion:   tls.VersionTLS12,
+	}})
+	nc := connect(t, strings.Replace(ns.ClientURL(), "nats://", "tls://", 1), nats.Secure(&tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}))
+	c := newCollector()
+	startFeed(t, nc, "tls", c)
+	nc.Publish("tls", []byte("hi"))
+	c.wait(t, 1)
+	if string(c.msgs[0].Data) != "hi" {
+		t.Fatalf("got %q", c.msgs[0].Data)
 	}
 }
