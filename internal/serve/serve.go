@@ -41,8 +41,8 @@ import (
 // 25, a relay holding 10,000 idle sessions measured about 15% smaller
 // than at 50 (5.4-5.6 against 6.3 KB a session). The price is CPU where
 // the heap is small: a relay streaming for one client alone spent about
-// 8% more per GB than at 50 (alternating runs), while with thousands of
-// sessions, whose heap spaces collections out, it is a few percent.
+// 8% more per GB than at 50 (alternating runs); a relay holding many
+// sessions has a larger heap, so its collections come further apart.
 // Memory is what bounds an edge's sessions; GOGC=50 buys the CPU back.
 const GCPercent = 25
 
