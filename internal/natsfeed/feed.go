@@ -217,6 +217,16 @@ func (f *Feed) dial() (*conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("natsfeed: dial: %w", err)
 	}
+	// Known to Close from here on, so that Close need not wait out the
+	// handshake.
+	f.mu.Lock()
+	f.conn = nc
+	closed := f.ctx.Err() != nil
+	f.mu.Unlock()
+	if closed {
+		nc.Close()
+		return nil, f.ctx.Err()
+	}
 	nc.SetDeadline(time.Now().Add(handshakeTimeout))
 	c, err := f.handshake(nc, u)
 	if err != nil {
@@ -224,14 +234,6 @@ func (f *Feed) dial() (*conn, error) {
 		return nil, err
 	}
 	c.SetDeadline(time.Time{})
-	f.mu.Lock()
-	f.conn = c
-	closed := f.ctx.Err() != nil
-	f.mu.Unlock()
-	if closed { // Close ran while dialling
-		c.Close()
-		return nil, f.ctx.Err()
-	}
 	f.up.Store(true)
 	return c, nil
 }
