@@ -32,7 +32,9 @@ func DialWebSocket(ctx context.Context, url string) (Transport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("relay: dial %s: %w", url, err)
 	}
-	return NewWebSocketFramed(c, maxClientFrame, 30*time.Second), nil
+	f := NewWebSocketFramed(c, maxClientFrame, 30*time.Second)
+	f.scratch = make([]byte, 0, 64<<10)
+	return f, nil
 }
 
 // DialTCP opens the TCP transport (SecretStream over the socket) to a relay.

@@ -1,8 +1,10 @@
 package relay
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -24,7 +26,16 @@ type WebSocketFramed struct {
 	c            *websocket.Conn
 	writeTimeout time.Duration
 	wmu          sync.Mutex
+	// scratch, when set, is where messages are read before being copied
+	// out at their size: the library's ReadMessage reads through a buffer
+	// that starts small and grows, reallocating and copying some seven
+	// times for a 30 KB message. A client keeps one for its connection; a
+	// relay, whose sessions are mostly idle, does not.
+	scratch []byte
 }
+
+// maxScratch is the largest scratch buffer kept after a read.
+const maxScratch = 256 << 10
 
 // NewWebSocketFramed wraps c, refusing received messages over maxFrame
 // bytes (the WebSocket library enforces it before buffering) and failing
@@ -37,14 +48,41 @@ func NewWebSocketFramed(c *websocket.Conn, maxFrame int64, writeTimeout time.Dur
 
 // ReadMessage returns the next binary message.
 func (w *WebSocketFramed) ReadMessage() ([]byte, error) {
-	t, p, err := w.c.ReadMessage()
+	if w.scratch == nil {
+		t, p, err := w.c.ReadMessage()
+		if err != nil {
+			return nil, fmt.Errorf("relay: websocket read: %w", err)
+		}
+		if t != websocket.BinaryMessage {
+			return nil, ErrTextMessage
+		}
+		return p, nil
+	}
+	t, r, err := w.c.NextReader()
 	if err != nil {
 		return nil, fmt.Errorf("relay: websocket read: %w", err)
 	}
 	if t != websocket.BinaryMessage {
 		return nil, ErrTextMessage
 	}
-	return p, nil
+	b := w.scratch[:0]
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		k, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+k]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("relay: websocket read: %w", err)
+		}
+	}
+	if cap(b) <= maxScratch {
+		w.scratch = b
+	}
+	return bytes.Clone(b), nil
 }
 
 // WriteMessage sends p as one binary message.

@@ -1,8 +1,11 @@
 package relay
 
 import (
+	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -121,5 +124,50 @@ func TestUnchangedJSClientOverTCP(t *testing.T) {
 	expectHandshake(t, msgs, kp)
 	if line, err := js.ReadLineWithin(10 * time.Second); err != nil || line != `{"open":true}` {
 		t.Fatalf("JS: %q %v", line, err)
+	}
+}
+
+// TestClientReadsWholeMessages: the client's transport, which reads through
+// a scratch buffer, returns each message whole and in memory of its own,
+// for sizes below, at and above the scratch it keeps.
+func TestClientReadsWholeMessages(t *testing.T) {
+	sizes := []int{0, 1, 100, 64 << 10, 64<<10 + 1, 300 << 10, maxScratch + 1, 10}
+	up := websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for i, n := range sizes {
+			c.WriteMessage(websocket.BinaryMessage, bytes.Repeat([]byte{byte(i + 1)}, n))
+		}
+		c.WriteMessage(websocket.TextMessage, []byte("no"))
+		c.ReadMessage() // until the client closes
+	}))
+	defer srv.Close()
+	tr, err := DialWebSocket(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	f := tr.(*WebSocketFramed)
+	var got [][]byte
+	for range sizes {
+		m, err := f.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, m)
+	}
+	// Checked after all are read: a message must not share the scratch
+	// that later reads overwrite.
+	for i, n := range sizes {
+		if !bytes.Equal(got[i], bytes.Repeat([]byte{byte(i + 1)}, n)) {
+			t.Fatalf("message %d of %d bytes came back as %d bytes", i, n, len(got[i]))
+		}
+	}
+	if _, err := f.ReadMessage(); !errors.Is(err, ErrTextMessage) {
+		t.Fatalf("a text message read as %v", err)
 	}
 }
