@@ -48,22 +48,19 @@ func NewWebSocketFramed(c *websocket.Conn, maxFrame int64, writeTimeout time.Dur
 
 // ReadMessage returns the next binary message.
 func (w *WebSocketFramed) ReadMessage() ([]byte, error) {
-	if w.scratch == nil {
-		t, p, err := w.c.ReadMessage()
-		if err != nil {
-			return nil, fmt.Errorf("relay: websocket read: %w", err)
-		}
-		if t != websocket.BinaryMessage {
-			return nil, ErrTextMessage
-		}
-		return p, nil
-	}
 	t, r, err := w.c.NextReader()
 	if err != nil {
 		return nil, fmt.Errorf("relay: websocket read: %w", err)
 	}
 	if t != websocket.BinaryMessage {
 		return nil, ErrTextMessage
+	}
+	if w.scratch == nil {
+		p, err := io.ReadAll(r)
+		if err != nil {
+			return nil, fmt.Errorf("relay: websocket read: %w", err)
+		}
+		return p, nil
 	}
 	b := w.scratch[:0]
 	for {

@@ -168,27 +168,28 @@ func (f *Feed) serve(c *conn) error {
 			c.SetReadDeadline(now.Add(deadAfter))
 			last = now
 		}
-		if err := f.step(c); err != nil {
+		if _, err := f.step(c); err != nil {
 			return err
 		}
 	}
 }
 
-// step reads and handles one operation.
-func (f *Feed) step(c *conn) error {
+// step reads one operation and handles it: a message goes to the handler,
+// a PING is answered, a -ERR is an error.
+func (f *Feed) step(c *conn) (op, error) {
 	o, m, arg, err := c.r.next()
 	if err != nil {
-		return err
+		return o, err
 	}
 	switch o {
 	case opMsg:
 		f.cfg.Handle(m)
 	case opPing:
-		return c.send("PONG\r\n")
+		return o, c.send("PONG\r\n")
 	case opErr:
-		return fmt.Errorf("natsfeed: server: %s", arg)
+		return o, fmt.Errorf("server: %s", arg)
 	}
-	return nil
+	return o, nil
 }
 
 // info is what the feed reads of the server's INFO.
@@ -293,20 +294,13 @@ func (f *Feed) handshake(nc net.Conn, u *url.URL) (*conn, error) {
 	if err := c.send(fmt.Sprintf("CONNECT %s\r\nSUB %s 1\r\nPING\r\n", b, f.cfg.Subject)); err != nil {
 		return nil, fmt.Errorf("natsfeed: subscribe: %w", err)
 	}
+	// What the server publishes before its PONG is delivered as usual.
 	for {
-		o, m, arg, err := c.r.next()
-		switch {
-		case err != nil:
+		o, err := f.step(c)
+		if err != nil {
 			return nil, fmt.Errorf("natsfeed: subscribe: %w", err)
-		case o == opErr:
-			return nil, fmt.Errorf("natsfeed: subscribe: server: %s", arg)
-		case o == opPing:
-			if err := c.send("PONG\r\n"); err != nil {
-				return nil, err
-			}
-		case o == opMsg:
-			f.cfg.Handle(m)
-		case o == opPong:
+		}
+		if o == opPong {
 			return c, nil
 		}
 	}
