@@ -49,8 +49,9 @@ const (
 
 // Config is what a feed follows and where its messages go.
 type Config struct {
-	// NATS is the connection the feed follows: it dials the server NATS
-	// is connected to, with its credentials and TLS settings.
+	// NATS is the connection the feed follows: it connects to the server
+	// NATS is connected to, the same way (over TCP, or in the server's
+	// process), with its credentials and TLS settings.
 	NATS    *nats.Conn
 	Subject string
 	// Handle receives each message, in order, on the feed's goroutine;
@@ -213,10 +214,9 @@ func (f *Feed) dial() (*conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("natsfeed: server URL: %w", err)
 	}
-	d := net.Dialer{Timeout: handshakeTimeout}
-	nc, err := d.DialContext(f.ctx, "tcp", u.Host)
+	nc, err := f.open(u)
 	if err != nil {
-		return nil, fmt.Errorf("natsfeed: dial: %w", err)
+		return nil, err
 	}
 	// Known to Close from here on, so that Close need not wait out the
 	// handshake.
@@ -237,6 +237,24 @@ func (f *Feed) dial() (*conn, error) {
 	c.SetDeadline(time.Time{})
 	f.up.Store(true)
 	return c, nil
+}
+
+// open connects to the server as the followed connection did: through the
+// server's process when that is where it runs, else over TCP.
+func (f *Feed) open(u *url.URL) (net.Conn, error) {
+	if p := f.cfg.NATS.Opts.InProcessServer; p != nil {
+		nc, err := p.InProcessConn()
+		if err != nil {
+			return nil, fmt.Errorf("natsfeed: in-process connection: %w", err)
+		}
+		return nc, nil
+	}
+	d := net.Dialer{Timeout: handshakeTimeout}
+	nc, err := d.DialContext(f.ctx, "tcp", u.Host)
+	if err != nil {
+		return nil, fmt.Errorf("natsfeed: dial: %w", err)
+	}
+	return nc, nil
 }
 
 func (f *Feed) handshake(nc net.Conn, u *url.URL) (*conn, error) {

@@ -179,6 +179,23 @@ func TestFeedAuthenticates(t *testing.T) {
 	})
 }
 
+// TestFeedFollowsInProcess: a connection made in the server's process is
+// followed there; the server listens on no port the feed could dial.
+func TestFeedFollowsInProcess(t *testing.T) {
+	ns := startServer(t, natsserver.Options{DontListen: true})
+	nc := connect(t, "nats://embedded", nats.InProcessServer(ns))
+	c := newCollector()
+	startFeed(t, nc, "inproc", c)
+	want := bytes.Repeat([]byte{7}, 30<<10)
+	if err := nc.Publish("inproc", want); err != nil {
+		t.Fatal(err)
+	}
+	c.wait(t, 1)
+	if !bytes.Equal(c.msgs[0].Data, want) || !c.pooled[0] {
+		t.Fatalf("got %d bytes, pooled %v", len(c.msgs[0].Data), c.pooled[0])
+	}
+}
+
 // TestFeedRedials: when the server goes away the feed reports the loss and
 // is not up, and once the server is back it receives again.
 func TestFeedRedials(t *testing.T) {
