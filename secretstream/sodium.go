@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 
-	"github.com/aead/chacha20/chacha"
 	"github.com/aead/poly1305"
 	"golang.org/x/crypto/chacha20"
 )
@@ -51,8 +50,9 @@ func bufferSize(n int) int { return msgOffset + n + tailRoom }
 // Poly1305 key, encrypts the tag byte with block 1 and the message from
 // block 2 on, and MACs the whole of block 1 (the encrypted tag and 63 bytes
 // of keystream), the ciphertext, len(ciphertext) mod 16 zero bytes (not the
-// RFC 8439 padding) and the two lengths. The AVX2 ChaCha20 and Poly1305 of
-// the aead packages are what make this faster than libsodium.
+// RFC 8439 padding) and the two lengths. ChaCha20 in AVX-512 (chacha_amd64.s)
+// or the chacha package's AVX2, and the poly1305 package's AVX2, are what
+// make this faster than libsodium.
 type sodiumState struct {
 	key   [KeySize]byte
 	nonce [12]byte // 4-byte counter ‖ 8-byte inonce
@@ -85,7 +85,7 @@ func mac(buf []byte, n int, polyKey [32]byte) [poly1305.TagSize]byte {
 // 16-byte MAC: the frame body is buf[msgOffset-1 : msgOffset+n+16].
 func (s *sodiumState) seal(buf []byte, n int, tag byte) {
 	clear(buf[:msgOffset])
-	chacha.XORKeyStream(buf[:msgOffset+n], buf[:msgOffset+n], s.nonce[:], s.key[:], 20)
+	xorKeyStream(buf[:msgOffset+n], buf[:msgOffset+n], &s.nonce, &s.key)
 	buf[blockSize] ^= tag
 	m := mac(buf, n, [32]byte(buf[:32]))
 	copy(buf[msgOffset+n:], m[:])
@@ -101,7 +101,7 @@ func (s *sodiumState) open(buf []byte, n int) (tag byte, err error) {
 	copy(got[:], buf[msgOffset+n:])
 	encTag := buf[msgOffset-1]
 	var ks [msgOffset]byte
-	chacha.XORKeyStream(ks[:], ks[:], s.nonce[:], s.key[:], 20)
+	xorKeyStream(ks[:], ks[:], &s.nonce, &s.key)
 	copy(buf[blockSize:msgOffset], ks[blockSize:])
 	buf[blockSize] = encTag
 	want := mac(buf, n, [32]byte(ks[:32]))
@@ -109,7 +109,7 @@ func (s *sodiumState) open(buf []byte, n int) (tag byte, err error) {
 		return 0, ErrDecrypt
 	}
 	clear(buf[:msgOffset])
-	chacha.XORKeyStream(buf[:msgOffset+n], buf[:msgOffset+n], s.nonce[:], s.key[:], 20)
+	xorKeyStream(buf[:msgOffset+n], buf[:msgOffset+n], &s.nonce, &s.key)
 	tag = encTag ^ ks[blockSize]
 	s.advance(&got, tag)
 	return tag, nil
