@@ -195,7 +195,12 @@ func (s *Stream) deliver(data []byte, flags byte) bool {
 // onAck processes a cumulative ack and selective-ack ranges.
 func (s *Stream) onAck(ack uint32, ranges []sackRange) {
 	una := s.sndUna()
-	now := time.Now()
+	// Most packets a receiver gets ack nothing new; the clock is read
+	// only when something is acked.
+	var now time.Time
+	if seqLess(una, ack) || len(ranges) > 0 {
+		now = time.Now()
+	}
 	var newest *outPacket
 	ackedBytes := 0
 	if seqLess(una, ack) && seqLessEq(ack, s.sndNxt) {
