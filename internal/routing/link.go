@@ -144,6 +144,32 @@ func (l *Link) publish(frame []byte, h nats.Header) error {
 	return nil
 }
 
+// DataRoom is the room SendData needs in front of the stream bytes: a
+// frame's header and a Data message's, with the largest sequence number,
+// alias and length.
+const DataRoom = 24
+
+// SendData sends b[DataRoom:] as a relay Data message of alias. It writes
+// the headers into the room in front, so the bytes are published where
+// they are instead of being copied into a frame first. b is the caller's
+// again on return.
+func (l *Link) SendData(alias uint32, b []byte) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrLinkClosed
+	}
+	l.seqOut++
+	var room [DataRoom]byte
+	h := relay.AppendDataHeader(AppendFrame(room[:0], Kind(relay.TypeData), l.seqOut, nil), alias, len(b)-DataRoom)
+	start := DataRoom - len(h)
+	copy(b[start:], h)
+	if err := l.e.nc.Publish(l.out, b[start:]); err != nil {
+		return fmt.Errorf("routing: publish: %w", err)
+	}
+	return nil
+}
+
 // SendMessage sends a relay message.
 func (l *Link) SendMessage(m relay.Message) error { return l.SendMessageHeader(m, nil) }
 

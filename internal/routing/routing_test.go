@@ -84,6 +84,41 @@ func TestLargestDataFrameIsPooled(t *testing.T) {
 	}
 }
 
+// TestSendDataEncodesAsSendMessage: a Data message sent from in place
+// arrives as the same frame as one encoded whole, with the largest alias
+// and sequence number, and the room in front is enough.
+func TestSendDataEncodesAsSendMessage(t *testing.T) {
+	nc := startNATS(t)
+	a, err := NewEndpoint(nc, "test.a", func(error) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewEndpoint(nc, "test.b", func(error) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []byte, 4)
+	la := a.Attach("s1", "test.b.s1", func(Frame) {}, func(error) {})
+	lb := b.Attach("s1", "test.a.s1", func(f Frame) {
+		got <- AppendFrame(nil, f.Kind, f.Seq, f.Payload)
+		f.Lease.Release()
+	}, func(err error) { t.Error(err) })
+	la.seqOut, lb.seqIn = math.MaxUint64-2, math.MaxUint64-2
+	data := bytes.Repeat([]byte{9}, MaxChunk)
+	want := (&relay.Data{Alias: math.MaxUint32, Data: [][]byte{data}}).AppendPayload(AppendFrame(nil, Kind(relay.TypeData), math.MaxUint64-1, nil))
+	if err := la.SendData(math.MaxUint32, append(make([]byte, DataRoom), data...)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case f := <-got:
+		if !bytes.Equal(f, want) {
+			t.Fatalf("frame of %d bytes, want %d", len(f), len(want))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("nothing arrived")
+	}
+}
+
 func TestGate(t *testing.T) {
 	g := NewGate()
 	ctx := context.Background()

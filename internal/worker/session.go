@@ -75,6 +75,13 @@ func (s *session) send(m relay.Message) {
 	}
 }
 
+// sendData sends b[routing.DataRoom:] as stream alias's data.
+func (s *session) sendData(alias uint32, b []byte) {
+	if err := s.link.SendData(alias, b); err != nil && !errors.Is(err, routing.ErrLinkClosed) {
+		go s.end(err, false)
+	}
+}
+
 func (s *session) sendFrame(k routing.Kind, payload []byte) {
 	if err := s.link.Send(k, payload); err != nil && !errors.Is(err, routing.ErrLinkClosed) {
 		go s.end(err, false)

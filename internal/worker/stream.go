@@ -62,19 +62,21 @@ func (st *stream) start() {
 }
 
 func (st *stream) readPump() {
-	buf := make([]byte, routing.MaxChunk)
+	// The bytes are read behind room for the frame's headers, and sent
+	// from where they were read.
+	buf := make([]byte, routing.DataRoom+routing.MaxChunk)
 	for {
-		n, err := st.gate.Take(st.s.ctx, len(buf))
+		n, err := st.gate.Take(st.s.ctx, routing.MaxChunk)
 		if err != nil {
 			st.pumpDone()
 			return
 		}
-		k, err := st.conn.Read(buf[:n])
+		k, err := st.conn.Read(buf[routing.DataRoom : routing.DataRoom+n])
 		if k < n {
 			st.gate.Return(n - k)
 		}
 		if k > 0 {
-			st.s.send(&relay.Data{Alias: st.id, Data: [][]byte{buf[:k]}})
+			st.s.sendData(st.id, buf[:routing.DataRoom+k])
 			st.s.w.cfg.Telemetry.Metrics.Relayed(true, k)
 		}
 		if errors.Is(err, io.EOF) {
