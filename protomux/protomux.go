@@ -207,7 +207,12 @@ func (c *Channel) Open(handshake []byte) error {
 }
 
 // Send sends a message of type typ.
-func (c *Channel) Send(typ uint64, payload []byte) error {
+func (c *Channel) Send(typ uint64, payload []byte) error { return c.SendIn(typ, payload, 0) }
+
+// SendIn sends b[room:] as a message of type typ. When the message's
+// header fits in the room bytes in front, it is written there and the
+// message goes out without being copied; b[:room] is overwritten or not.
+func (c *Channel) SendIn(typ uint64, b []byte, room int) error {
 	m := c.mux
 	m.mu.Lock()
 	closed, lid := c.closed, c.localID
@@ -215,15 +220,20 @@ func (c *Channel) Send(typ uint64, payload []byte) error {
 	if closed || lid == 0 {
 		return ErrChannelClosed
 	}
+	payload := b[room:]
 	m.wmu.Lock()
 	defer m.wmu.Unlock()
 	if m.corked > 0 {
 		return m.pushBatch(lid, compact.AppendUint(nil, typ), payload)
 	}
-	b := compact.AppendUint(compact.AppendUint(m.wbuf[:0], lid), typ)
-	b = append(b, payload...)
-	m.wbuf = b
-	return m.f.WriteMessage(b)
+	if n := compact.UintSize(lid) + compact.UintSize(typ); n <= room {
+		compact.AppendUint(compact.AppendUint(b[room-n:room-n], lid), typ)
+		return m.f.WriteMessage(b[room-n:])
+	}
+	w := compact.AppendUint(compact.AppendUint(m.wbuf[:0], lid), typ)
+	w = append(w, payload...)
+	m.wbuf = w
+	return m.f.WriteMessage(w)
 }
 
 // Close sends a close and closes the channel locally.

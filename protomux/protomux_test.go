@@ -139,6 +139,38 @@ func TestOpenPairSendBatchClose(t *testing.T) {
 	}
 }
 
+// TestSendInWritesHeaderInFront: a message sent from in place arrives as
+// Send's would, with its header written into the room when it fits there
+// (and the message not copied) and the room left alone when it does not.
+func TestSendInWritesHeaderInFront(t *testing.T) {
+	a, b := newPipe()
+	ma, mb := New(a), New(b)
+	go ma.Run()
+	go mb.Run()
+	t.Cleanup(func() { a.Close() })
+	rb := newRecorder()
+	ca := ma.CreateChannel("proto", nil, Handlers{})
+	cb := mb.CreateChannel("proto", nil, rb.handlers())
+	ca.Open(nil)
+	cb.Open(nil)
+	for _, c := range []struct {
+		typ  uint64
+		room int
+		copy bool
+	}{{2, 2, false}, {2, 5, false}, {300, 3, true}, {300, 4, false}, {2, 0, true}} {
+		b := append(bytes.Repeat([]byte{0xee}, c.room), "payload"...)
+		if err := ca.SendIn(c.typ, b, c.room); err != nil {
+			t.Fatal(err)
+		}
+		if got := recv(t, rb.msgs); got != (msg{c.typ, "payload"}) {
+			t.Fatalf("type %d, room %d: got %v", c.typ, c.room, got)
+		}
+		if untouched := bytes.Count(b[:c.room], []byte{0xee}) == c.room; untouched != c.copy {
+			t.Fatalf("type %d, room %d: room untouched %v", c.typ, c.room, untouched)
+		}
+	}
+}
+
 func TestUnpairedOpenIsRejectedOrClaimed(t *testing.T) {
 	ma, mb, _ := muxPair(t)
 	ra := newRecorder()

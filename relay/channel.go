@@ -124,6 +124,12 @@ func (c *Channel) SendPayload(t MessageType, payload []byte) error {
 	return c.ch.Send(uint64(t), payload)
 }
 
+// SendPayloadIn is SendPayload for a payload b[room:] with room bytes in
+// front that the message's header may be written into.
+func (c *Channel) SendPayloadIn(t MessageType, b []byte, room int) error {
+	return c.ch.SendIn(uint64(t), b, room)
+}
+
 // Touch counts as hearing from the peer. A reader that has stopped reading
 // to hold back a fast sender calls it, so the peer is not judged dead for
 // the pongs left unread meanwhile.

@@ -47,6 +47,10 @@ type Frame struct {
 	Kind    Kind
 	Seq     uint64
 	Payload []byte
+	// Encoded is the frame as received, Payload its tail. The bytes in
+	// front of Payload are the receiver's to overwrite, with a header of
+	// its own to send Payload on with.
+	Encoded []byte
 	// Header is the NATS message's headers: the trace context of an
 	// operation a frame starts, when it is traced; else nil.
 	Header nats.Header
@@ -75,7 +79,7 @@ func DecodeFrame(p []byte) (Frame, error) {
 	if k > KindBye || (k < KindCredit && relay.MessageType(k) > relay.TypeNoiseReply) {
 		return Frame{}, fmt.Errorf("%w: kind %d", ErrBadFrame, k)
 	}
-	return Frame{Kind: k, Seq: seq, Payload: r.Rest()}, nil
+	return Frame{Kind: k, Seq: seq, Payload: r.Rest(), Encoded: p}, nil
 }
 
 // Message decodes a frame of a relay kind.

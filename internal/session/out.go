@@ -14,6 +14,9 @@ type outItem struct {
 	data    *stream // stream data: the stream whose credit it holds
 	n       int
 	lease   natsfeed.Lease // stream data: payload's buffer, released once written
+	// frame is, for stream data, the frame payload arrived in: its bytes
+	// in front of payload are free for the message's header.
+	frame []byte
 }
 
 // outQueue is what waits to be written to the client, under Session.mu:
@@ -102,7 +105,13 @@ func (s *Session) writer() {
 			s.mu.Unlock()
 			return
 		}
-		if err := s.ch.SendPayload(it.typ, it.payload); err != nil {
+		var err error
+		if room := len(it.frame) - len(it.payload); room > 0 {
+			err = s.ch.SendPayloadIn(it.typ, it.frame, room)
+		} else {
+			err = s.ch.SendPayload(it.typ, it.payload)
+		}
+		if err != nil {
 			s.Fail(err)
 			return
 		}

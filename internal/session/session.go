@@ -512,7 +512,7 @@ func (s *Session) onWorker(f routing.Frame) {
 				s.failLocked(err)
 				return
 			}
-			item.data, item.n, item.lease = st, n, f.Lease
+			item.data, item.n, item.lease, item.frame = st, n, f.Lease, f.Encoded
 		}
 	case relay.TypeNoiseSend, relay.TypeNoiseReceive, relay.TypeSignAnnounce, relay.TypeSignUnannounce, relay.TypeIncoming:
 		item.urgent = true
