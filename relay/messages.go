@@ -471,13 +471,6 @@ type Data struct {
 }
 
 func (*Data) Type() MessageType { return TypeData }
-// AppendDataHeader appends what comes before the bytes in the encoding of
-// a Data message of alias with one buffer of n bytes, for a sender whose
-// bytes are already in place behind it.
-func AppendDataHeader(b []byte, alias uint32, n int) []byte {
-	return compact.AppendUint(compact.AppendUint(compact.AppendUint32(b, alias), 1), uint64(n))
-}
-
 func (m *Data) AppendPayload(b []byte) []byte {
 	b = compact.AppendUint(compact.AppendUint32(b, m.Alias), uint64(len(m.Data)))
 	for _, p := range m.Data {
@@ -495,6 +488,13 @@ func (m *Data) decode(r *compact.Reader) {
 	for i := range m.Data {
 		m.Data[i] = r.Buffer()
 	}
+}
+
+// AppendDataHeader appends what comes before the bytes in the encoding of
+// a Data message of alias with one buffer of n bytes, for a sender whose
+// bytes are already in place behind it.
+func AppendDataHeader(b []byte, alias uint32, n int) []byte {
+	return compact.AppendUint(compact.AppendUint(compact.AppendUint32(b, alias), 1), uint64(n))
 }
 
 // Result (17, relay to client) is one reply of a lookup, announce or
