@@ -73,13 +73,14 @@ type Msg struct {
 
 // reader reads the server's side of the client protocol.
 type reader struct {
+	src     io.Reader // what br reads from
 	br      *bufio.Reader
 	pool    *sync.Pool // *[]byte of bufSize
 	subject []byte     // the last message's subject
 }
 
 func newReader(r io.Reader, pool *sync.Pool) *reader {
-	return &reader{br: bufio.NewReaderSize(r, maxLine), pool: pool}
+	return &reader{src: r, br: bufio.NewReaderSize(r, maxLine), pool: pool}
 }
 
 // next reads one operation: a message, or a control operation with its
@@ -153,7 +154,11 @@ func (r *reader) message(arg []byte, headers bool) (Msg, error) {
 	} else {
 		buf = make([]byte, total+2)
 	}
-	if _, err := io.ReadFull(r.br, buf); err != nil {
+	// What the line buffer already holds of the payload is copied out;
+	// the rest is read from the connection straight into buf, not through
+	// the line buffer and a second copy.
+	k, _ := r.br.Read(buf[:min(r.br.Buffered(), len(buf))])
+	if _, err := io.ReadFull(r.src, buf[k:]); err != nil {
 		m.Lease.Release()
 		return Msg{}, err
 	}
