@@ -18,8 +18,10 @@ var ErrProtocol = errors.New("natsfeed: protocol error")
 
 const (
 	// bufSize is the size of the pooled payload buffers, which also hold
-	// the CRLF that ends a payload.
-	bufSize = 32 << 10
+	// the CRLF that ends a payload: room for 32 KiB of stream data and
+	// its headers, in what the allocator hands out for anything above
+	// 32 KiB anyway (whole 8 KiB pages).
+	bufSize = 40 << 10
 	// MaxPooled is the largest payload, headers included, lent in a
 	// pooled buffer.
 	MaxPooled = bufSize - 2
