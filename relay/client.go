@@ -33,7 +33,7 @@ func DialWebSocket(ctx context.Context, url string) (Transport, error) {
 		return nil, fmt.Errorf("relay: dial %s: %w", url, err)
 	}
 	f := NewWebSocketFramed(c, maxClientFrame, 30*time.Second)
-	f.scratch = make([]byte, 0, 64<<10)
+	f.ReadBuffersFrom(NewReadBuffers())
 	return f, nil
 }
 

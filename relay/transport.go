@@ -26,16 +26,27 @@ type WebSocketFramed struct {
 	c            *websocket.Conn
 	writeTimeout time.Duration
 	wmu          sync.Mutex
-	// scratch, when set, is where messages are read before being copied
-	// out at their size: the library's ReadMessage reads through a buffer
-	// that starts small and grows, reallocating and copying some seven
-	// times for a 30 KB message. A client keeps one for its connection; a
-	// relay, whose sessions are mostly idle, does not.
-	scratch []byte
+	// reads, when set, lends the buffers messages are read into before
+	// being copied out at their size: the library's ReadMessage reads
+	// through a buffer that starts small and grows, reallocating and
+	// copying some seven times for a 30 KB message, and at upload rates
+	// that garbage kept the collector busy most of the time.
+	reads *sync.Pool
 }
 
-// maxScratch is the largest scratch buffer kept after a read.
-const maxScratch = 256 << 10
+// maxReadBuffer is the largest read buffer given back to the pool.
+const maxReadBuffer = 256 << 10
+
+// NewReadBuffers returns a pool of read buffers for ReadBuffersFrom.
+func NewReadBuffers() *sync.Pool {
+	return &sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+}
+
+// ReadBuffersFrom makes ReadMessage read each message into a buffer from
+// pool, made by NewReadBuffers, and copy it out at its size. A relay
+// shares one pool among its sessions, which then hold no buffer between
+// messages.
+func (w *WebSocketFramed) ReadBuffersFrom(pool *sync.Pool) { w.reads = pool }
 
 // NewWebSocketFramed wraps c, refusing received messages over maxFrame
 // bytes (the WebSocket library enforces it before buffering) and failing
@@ -55,14 +66,15 @@ func (w *WebSocketFramed) ReadMessage() ([]byte, error) {
 	if t != websocket.BinaryMessage {
 		return nil, ErrTextMessage
 	}
-	if w.scratch == nil {
+	if w.reads == nil {
 		p, err := io.ReadAll(r)
 		if err != nil {
 			return nil, fmt.Errorf("relay: websocket read: %w", err)
 		}
 		return p, nil
 	}
-	b := w.scratch[:0]
+	bp := w.reads.Get().(*[]byte)
+	b := (*bp)[:0]
 	for {
 		if len(b) == cap(b) {
 			b = append(b, 0)[:len(b)]
@@ -76,10 +88,12 @@ func (w *WebSocketFramed) ReadMessage() ([]byte, error) {
 			return nil, fmt.Errorf("relay: websocket read: %w", err)
 		}
 	}
-	if cap(b) <= maxScratch {
-		w.scratch = b
+	p := bytes.Clone(b)
+	if cap(b) <= maxReadBuffer {
+		*bp = b
+		w.reads.Put(bp)
 	}
-	return bytes.Clone(b), nil
+	return p, nil
 }
 
 // WriteMessage sends p as one binary message.

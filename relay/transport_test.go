@@ -128,10 +128,10 @@ func TestUnchangedJSClientOverTCP(t *testing.T) {
 }
 
 // TestClientReadsWholeMessages: the client's transport, which reads through
-// a scratch buffer, returns each message whole and in memory of its own,
-// for sizes below, at and above the scratch it keeps.
+// pooled buffers, returns each message whole and in memory of its own,
+// for sizes below, at and above the largest buffer the pool keeps.
 func TestClientReadsWholeMessages(t *testing.T) {
-	sizes := []int{0, 1, 100, 64 << 10, 64<<10 + 1, 300 << 10, maxScratch + 1, 10}
+	sizes := []int{0, 1, 100, 64 << 10, 64<<10 + 1, 300 << 10, maxReadBuffer + 1, 10}
 	up := websocket.Upgrader{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := up.Upgrade(w, r, nil)

@@ -73,6 +73,8 @@ type Edge struct {
 	// idle watches parked WebSocket sessions for input; nil where the
 	// platform has no poller, and then each session keeps a reader.
 	idle *readwait.Poller
+	// reads lends the sessions' WebSocket reads their buffers.
+	reads *sync.Pool
 
 	mu       sync.Mutex
 	closing  bool
@@ -108,7 +110,7 @@ func New(cfg Config) (*Edge, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Edge{cfg: cfg, log: log.With("edge", cfg.ID), tcpKey: kp, sessions: map[string]*session.Session{}}
+	e := &Edge{cfg: cfg, log: log.With("edge", cfg.ID), tcpKey: kp, reads: relay.NewReadBuffers(), sessions: map[string]*session.Session{}}
 	// Without a poller (ErrUnsupported: not Linux) idle stays nil.
 	if e.idle, err = readwait.New(); err != nil && !errors.Is(err, readwait.ErrUnsupported) {
 		return nil, fmt.Errorf("edge: %w", err)
@@ -337,6 +339,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		remote = strings.TrimSpace(strings.Split(fwd, ",")[0])
 	}
 	f := relay.NewWebSocketFramed(c, int64(e.cfg.Limits.MaxFrame), e.cfg.Limits.WriteTimeout)
+	f.ReadBuffersFrom(e.reads)
 	var t session.Transport = f
 	if p := newParkingWS(c, h.br, f, e.idle); p != nil {
 		t = p
