@@ -59,19 +59,34 @@ func NewWebSocketFramed(c *websocket.Conn, maxFrame int64, writeTimeout time.Dur
 
 // ReadMessage returns the next binary message.
 func (w *WebSocketFramed) ReadMessage() ([]byte, error) {
-	t, r, err := w.c.NextReader()
-	if err != nil {
-		return nil, fmt.Errorf("relay: websocket read: %w", err)
-	}
-	if t != websocket.BinaryMessage {
-		return nil, ErrTextMessage
-	}
 	if w.reads == nil {
+		r, err := w.next()
+		if err != nil {
+			return nil, err
+		}
 		p, err := io.ReadAll(r)
 		if err != nil {
 			return nil, fmt.Errorf("relay: websocket read: %w", err)
 		}
 		return p, nil
+	}
+	bp, err := w.ReadLent()
+	if err != nil {
+		return nil, err
+	}
+	p := bytes.Clone(*bp)
+	w.Return(bp)
+	return p, nil
+}
+
+// ReadLent returns the next binary message in a buffer from the pool that
+// ReadBuffersFrom set (it must have been), without ReadMessage's copy;
+// the caller gives it back with Return once done with the message's
+// bytes.
+func (w *WebSocketFramed) ReadLent() (*[]byte, error) {
+	r, err := w.next()
+	if err != nil {
+		return nil, err
 	}
 	bp := w.reads.Get().(*[]byte)
 	b := (*bp)[:0]
@@ -88,12 +103,27 @@ func (w *WebSocketFramed) ReadMessage() ([]byte, error) {
 			return nil, fmt.Errorf("relay: websocket read: %w", err)
 		}
 	}
-	p := bytes.Clone(b)
-	if cap(b) <= maxReadBuffer {
-		*bp = b
+	*bp = b
+	return bp, nil
+}
+
+// Return gives back a buffer ReadLent lent.
+func (w *WebSocketFramed) Return(bp *[]byte) {
+	if cap(*bp) <= maxReadBuffer {
 		w.reads.Put(bp)
 	}
-	return p, nil
+}
+
+// next starts reading the next message, which must be binary.
+func (w *WebSocketFramed) next() (io.Reader, error) {
+	t, r, err := w.c.NextReader()
+	if err != nil {
+		return nil, fmt.Errorf("relay: websocket read: %w", err)
+	}
+	if t != websocket.BinaryMessage {
+		return nil, ErrTextMessage
+	}
+	return r, nil
 }
 
 // WriteMessage sends p as one binary message.
