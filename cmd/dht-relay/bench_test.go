@@ -274,6 +274,87 @@ func goSourceT(b testing.TB, boot string, size int) noise.KeyPair {
 	return kp
 }
 
+// goSink starts a Go HyperDHT node on the testnet that reads each
+// connection to its end and only then answers with the count it read, so
+// that a writer knows when its last byte arrived; it returns the key pair.
+func goSink(b testing.TB, boot string) noise.KeyPair {
+	n := testnetNode(b, boot)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	kp, _ := noise.GenerateKeyPair(rand.Reader)
+	srv, err := n.Listen(ctx, hyperdht.ServerConfig{KeyPair: &kp})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { srv.Close() })
+	go func() {
+		for {
+			c, err := srv.Accept(context.Background())
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				k, _ := io.Copy(io.Discard, c)
+				fmt.Fprint(c, k)
+				c.CloseWrite()
+			}()
+		}
+	}()
+	return kp
+}
+
+// uploadGoClient streams size bytes from the Go client through the relay
+// to the sink and returns MB/s until the sink has read the last of them
+// (median of runs).
+func uploadGoClient(b *testing.B, r relayUnderTest, sinkKey [32]byte, size, runs int) (float64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	tr, err := relay.DialWebSocket(ctx, r.ws)
+	if err != nil {
+		return 0, err
+	}
+	kp, _ := noise.GenerateKeyPair(rand.Reader)
+	c, err := relay.NewClient(tr, relay.ClientConfig{KeyPair: kp, Custodial: true})
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	cpu0, moved := cpuTime(b, r.pid), 0
+	defer func() {
+		if cpu, ok := procCPU(r.pid); moved > 0 && ok {
+			fmt.Fprintf(os.Stderr, "bench: %s upload (Go client): relay CPU %.2f s per GB\n", r.name, (cpu-cpu0).Seconds()/(float64(moved)/1e9))
+		}
+	}()
+	buf := make([]byte, 64<<10)
+	var rates []float64
+	for range runs {
+		conn, err := c.Connect(ctx, sinkKey)
+		if err != nil {
+			return 0, err
+		}
+		start := time.Now()
+		for n := 0; n < size; n += len(buf) {
+			if _, err := conn.Write(buf); err != nil {
+				conn.Close()
+				return 0, err
+			}
+		}
+		conn.CloseWrite()
+		got, err := io.ReadAll(conn)
+		conn.Close()
+		if err != nil {
+			return 0, err
+		}
+		if string(got) != strconv.Itoa(size) {
+			return 0, fmt.Errorf("the sink read %q bytes of %d", got, size)
+		}
+		rates = append(rates, float64(size)/time.Since(start).Seconds()/1e6)
+		moved += size
+	}
+	return median(rates), nil
+}
+
 // connectLatency is the median time the relayed client takes to open a
 // connection to a JS server.
 func connectLatency(b *testing.B, r relayUnderTest, echoKey string) float64 {
@@ -360,8 +441,10 @@ func BenchmarkRelayVsJS(b *testing.B) {
 	direct := directThroughput(b, boot, source.Public, 3)
 	fmt.Fprintf(os.Stderr, "bench: no relay (Go node to the source directly): %.0f MB/s\n", direct)
 
+	sink := goSink(b, boot)
+
 	type figures struct {
-		custodial, noncustodial, goCustodial, goNoncustodial, connectMs, streamMB, idle1k, idle10k float64
+		custodial, noncustodial, goCustodial, goNoncustodial, goUpload, connectMs, streamMB, idle1k, idle10k float64
 	}
 	got := map[string]*figures{}
 	progress := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...) }
@@ -384,6 +467,10 @@ func BenchmarkRelayVsJS(b *testing.B) {
 			b.Fatalf("%s custodial, Go client: %v", r.name, err)
 		}
 		progress("%s custodial: JS client %.0f MB/s, Go client %.0f MB/s", r.name, f.custodial, f.goCustodial)
+		if f.goUpload, err = uploadGoClient(b, r, sink.Public, 256<<20, 3); err != nil {
+			progress("%s upload, Go client, fails: %v", r.name, err)
+		}
+		progress("%s upload: Go client %.0f MB/s", r.name, f.goUpload)
 		f.connectMs = connectLatency(b, r, interop.PublicKey(echoSeed))
 		progress("%s connect %.1f ms", r.name, f.connectMs)
 		if f.noncustodial, _, err = throughput(b, r, "noncustodial", sourceKey, 3); err != nil {
@@ -393,8 +480,8 @@ func BenchmarkRelayVsJS(b *testing.B) {
 			progress("%s non-custodial, Go client, fails: %v", r.name, err)
 		}
 		progress("%s non-custodial: JS client %.0f MB/s, Go client %.0f MB/s", r.name, f.noncustodial, f.goNoncustodial)
-		b.Logf("%s: JS client custodial %.0f MB/s, non-custodial %.0f MB/s; Go client %.0f / %.0f MB/s; connect %.1f ms, +%.0f MB while streaming, idle session %.0f B (1,000) %.0f B (10,000)",
-			r.name, f.custodial, f.noncustodial, f.goCustodial, f.goNoncustodial, f.connectMs, f.streamMB, f.idle1k, f.idle10k)
+		b.Logf("%s: JS client custodial %.0f MB/s, non-custodial %.0f MB/s; Go client %.0f / %.0f MB/s, upload %.0f MB/s; connect %.1f ms, +%.0f MB while streaming, idle session %.0f B (1,000) %.0f B (10,000)",
+			r.name, f.custodial, f.noncustodial, f.goCustodial, f.goNoncustodial, f.goUpload, f.connectMs, f.streamMB, f.idle1k, f.idle10k)
 	}
 	g, j := got["go"], got["js"]
 	b.ReportMetric(direct, "direct-MB/s")
@@ -407,6 +494,8 @@ func BenchmarkRelayVsJS(b *testing.B) {
 	b.ReportMetric(j.goCustodial, "js-custodial-goclient-MB/s")
 	b.ReportMetric(g.goNoncustodial, "go-noncustodial-goclient-MB/s")
 	b.ReportMetric(j.goNoncustodial, "js-noncustodial-goclient-MB/s")
+	b.ReportMetric(g.goUpload, "go-upload-goclient-MB/s")
+	b.ReportMetric(j.goUpload, "js-upload-goclient-MB/s")
 	b.ReportMetric(g.connectMs, "go-connect-ms")
 	b.ReportMetric(j.connectMs, "js-connect-ms")
 	b.ReportMetric(g.idle10k, "go-idle-B/session")
