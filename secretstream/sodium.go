@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 
-	"github.com/aead/poly1305"
 	"golang.org/x/crypto/chacha20"
 )
 
@@ -14,8 +13,11 @@ const (
 	KeySize    = 32
 	HeaderSize = 24
 	// ABytes is what one message adds: an encrypted tag byte and a MAC.
-	ABytes = 1 + poly1305.TagSize
+	ABytes = 1 + tagSize
 )
+
+// tagSize is a Poly1305 tag's.
+const tagSize = 16
 
 // Tags of crypto_secretstream_xchacha20poly1305. The stream sends only
 // TagMessage; a received TagRekey rekeys as libsodium does.
@@ -51,8 +53,8 @@ func bufferSize(n int) int { return msgOffset + n + tailRoom }
 // block 2 on, and MACs the whole of block 1 (the encrypted tag and 63 bytes
 // of keystream), the ciphertext, len(ciphertext) mod 16 zero bytes (not the
 // RFC 8439 padding) and the two lengths. ChaCha20 in AVX-512 (chacha_amd64.s)
-// or the chacha package's AVX2, and the poly1305 package's AVX2, are what
-// make this faster than libsodium.
+// or the chacha package's AVX2, and Poly1305 in AVX-512 (poly_amd64.s),
+// are what make this faster than libsodium.
 type sodiumState struct {
 	key   [KeySize]byte
 	nonce [12]byte // 4-byte counter ‖ 8-byte inonce
@@ -72,12 +74,12 @@ func (s *sodiumState) resetCounter() {
 
 // mac computes the MAC of buf's block 1 and n message bytes, writing the
 // padding and lengths into the tail room first.
-func mac(buf []byte, n int, polyKey [32]byte) [poly1305.TagSize]byte {
+func mac(buf []byte, n int, polyKey [32]byte) [tagSize]byte {
 	pad := n & 0xf
 	tail := buf[msgOffset+n : msgOffset+n+pad+16]
 	clear(tail)
 	binary.LittleEndian.PutUint64(tail[pad+8:], uint64(blockSize+n))
-	return poly1305.Sum(buf[blockSize:msgOffset+n+pad+16], polyKey)
+	return polySum(buf[blockSize:msgOffset+n+pad+16], &polyKey)
 }
 
 // seal encrypts the n-byte message at buf[msgOffset:]. On return
@@ -97,7 +99,7 @@ func (s *sodiumState) seal(buf []byte, n int, tag byte) {
 // tag, n bytes of ciphertext, MAC) in place; the bytes before it are
 // scratch. On success the plaintext is at buf[msgOffset:msgOffset+n].
 func (s *sodiumState) open(buf []byte, n int) (tag byte, err error) {
-	var got [poly1305.TagSize]byte
+	var got [tagSize]byte
 	copy(got[:], buf[msgOffset+n:])
 	encTag := buf[msgOffset-1]
 	var ks [msgOffset]byte
@@ -115,7 +117,7 @@ func (s *sodiumState) open(buf []byte, n int) (tag byte, err error) {
 	return tag, nil
 }
 
-func (s *sodiumState) advance(mac *[poly1305.TagSize]byte, tag byte) {
+func (s *sodiumState) advance(mac *[tagSize]byte, tag byte) {
 	for i := range 8 {
 		s.nonce[4+i] ^= mac[i]
 	}

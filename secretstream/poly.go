@@ -1,0 +1,129 @@
+package secretstream
+
+import (
+	"encoding/binary"
+	"math/bits"
+
+	"github.com/aead/poly1305"
+)
+
+// Poly1305 (RFC 8439): h = (h + block) · r mod 2^130-5 over the message's
+// 16-byte blocks, each with a 1 appended (a short last block is padded
+// with a 1, then zeros), and the tag h + s mod 2^128. h is kept as three
+// 64-bit words, reduced only partly between blocks.
+
+// polyChunk is what one pass of the AVX-512 code takes: eight blocks, one
+// per 64-bit lane.
+const polyChunk = 8 * 16
+
+// polyState is one MAC in progress.
+type polyState struct {
+	r0, r1     uint64 // r, clamped: below 2^60 each, r1 a multiple of 4
+	s0, s1     uint64
+	h0, h1, h2 uint64
+}
+
+func newPoly(key *[32]byte) polyState {
+	return polyState{
+		r0: binary.LittleEndian.Uint64(key[0:]) & 0x0ffffffc0fffffff,
+		r1: binary.LittleEndian.Uint64(key[8:]) & 0x0ffffffc0ffffffc,
+		s0: binary.LittleEndian.Uint64(key[16:]),
+		s1: binary.LittleEndian.Uint64(key[24:]),
+	}
+}
+
+// polySum is the Poly1305 tag of msg under key: the AVX-512 code's where it
+// runs, with the generic code here for the blocks after its chunks; else
+// the poly1305 package's (AVX2 where the CPU has it).
+func polySum(msg []byte, key *[32]byte) [16]byte {
+	p := newPoly(key)
+	msg, ok := p.wide(msg)
+	if !ok {
+		return poly1305.Sum(msg, *key)
+	}
+	for len(msg) >= 16 {
+		p.block(binary.LittleEndian.Uint64(msg), binary.LittleEndian.Uint64(msg[8:]), 1)
+		msg = msg[16:]
+	}
+	if len(msg) > 0 {
+		var b [16]byte
+		copy(b[:], msg)
+		b[len(msg)] = 1
+		p.block(binary.LittleEndian.Uint64(b[:]), binary.LittleEndian.Uint64(b[8:]), 0)
+	}
+	return p.tag()
+}
+
+// block adds the block m1:m0 (plus hi · 2^128) to h and multiplies by r.
+func (p *polyState) block(m0, m1, hi uint64) {
+	var c uint64
+	h0, c := bits.Add64(p.h0, m0, 0)
+	h1, c := bits.Add64(p.h1, m1, c)
+	h2 := p.h2 + c + hi
+	p.h0, p.h1, p.h2 = mulR(h0, h1, h2, p.r0, p.r1)
+}
+
+// mulR returns h · r, reduced to below about 2^130 + 2^66; h2 must be
+// small (below 16), as it is between blocks.
+func mulR(h0, h1, h2, r0, r1 uint64) (uint64, uint64, uint64) {
+	h0r0hi, h0r0lo := bits.Mul64(h0, r0)
+	h1r0hi, h1r0lo := bits.Mul64(h1, r0)
+	h0r1hi, h0r1lo := bits.Mul64(h0, r1)
+	h1r1hi, h1r1lo := bits.Mul64(h1, r1)
+	// The product t3:t2:t1:t0, with h2 · r0 and h2 · r1 below 2^64.
+	t0 := h0r0lo
+	t1, c := bits.Add64(h0r0hi, h1r0lo, 0)
+	t2 := h1r0hi + c
+	t1, c = bits.Add64(t1, h0r1lo, 0)
+	t2, c = bits.Add64(t2, h0r1hi, c)
+	t3 := h1r1hi + c
+	t2, c = bits.Add64(t2, h1r1lo, 0)
+	t3 += c
+	t2, c = bits.Add64(t2, h2*r0, 0)
+	t3 += c + h2*r1
+	// 2^130 is 5 mod p: what lies above bit 130, times 4 and times 1, is
+	// added to the low 130 bits.
+	h0, h1, h2 = t0, t1, t2&3
+	c0, c1 := t2&^3, t3
+	h0, c = bits.Add64(h0, c0, 0)
+	h1, c = bits.Add64(h1, c1, c)
+	h2 += c
+	c0, c1 = c0>>2|c1<<62, c1>>2
+	h0, c = bits.Add64(h0, c0, 0)
+	h1, c = bits.Add64(h1, c1, c)
+	h2 += c
+	return h0, h1, h2
+}
+
+// reduce returns h mod p, for h below 2^131.
+func reduce(h0, h1, h2 uint64) (uint64, uint64, uint64) {
+	// Fold what lies above bit 130 once, then subtract p if h is still
+	// at least p, without branching on secret data.
+	c := h2 >> 2
+	h2 &= 3
+	var carry uint64
+	h0, carry = bits.Add64(h0, 5*c, 0)
+	h1, carry = bits.Add64(h1, 0, carry)
+	h2 += carry
+	t0, b := bits.Sub64(h0, 0xfffffffffffffffb, 0)
+	t1, b := bits.Sub64(h1, 0xffffffffffffffff, b)
+	t2, b := bits.Sub64(h2, 3, b)
+	keep := -b // all ones when h < p
+	return h0&keep | t0&^keep, h1&keep | t1&^keep, h2&keep | t2&^keep
+}
+
+// limbs splits h, below 2^130, into five 26-bit limbs.
+func limbs(h0, h1, h2 uint64) [5]uint64 {
+	const m = 1<<26 - 1
+	return [5]uint64{h0 & m, h0 >> 26 & m, (h0>>52 | h1<<12) & m, h1 >> 14 & m, h1>>40 | h2<<24}
+}
+
+func (p *polyState) tag() [16]byte {
+	h0, h1, _ := reduce(p.h0, p.h1, p.h2)
+	h0, c := bits.Add64(h0, p.s0, 0)
+	h1, _ = bits.Add64(h1, p.s1, c)
+	var t [16]byte
+	binary.LittleEndian.PutUint64(t[:], h0)
+	binary.LittleEndian.PutUint64(t[8:], h1)
+	return t
+}
