@@ -99,7 +99,11 @@ func noOpensWait(t *testing.T, m *Mux) {
 }
 
 func TestOpenPairSendBatchClose(t *testing.T) {
-	ma, mb, _ := muxPair(t)
+	// Both channels open before either mux reads: an open that arrives
+	// while no local channel has opened is rejected, as in protomux, so
+	// with the muxes running, a's open could reach b before b opened.
+	a, b := newPipe()
+	ma, mb := New(a), New(b)
 	ra, rb := newRecorder(), newRecorder()
 	ca := ma.CreateChannel("proto", []byte{1}, ra.handlers())
 	cb := mb.CreateChannel("proto", []byte{1}, rb.handlers())
@@ -109,6 +113,10 @@ func TestOpenPairSendBatchClose(t *testing.T) {
 	if err := cb.Open([]byte("hs-b")); err != nil {
 		t.Fatal(err)
 	}
+	errs := make(chan error, 2)
+	go func() { errs <- ma.Run() }()
+	go func() { errs <- mb.Run() }()
+	t.Cleanup(func() { a.Close(); <-errs; <-errs })
 	if h := recv(t, ra.opened); string(h) != "hs-b" {
 		t.Fatalf("a got handshake %q", h)
 	}
@@ -145,14 +153,14 @@ func TestOpenPairSendBatchClose(t *testing.T) {
 func TestSendInWritesHeaderInFront(t *testing.T) {
 	a, b := newPipe()
 	ma, mb := New(a), New(b)
-	go ma.Run()
-	go mb.Run()
-	t.Cleanup(func() { a.Close() })
 	rb := newRecorder()
 	ca := ma.CreateChannel("proto", nil, Handlers{})
 	cb := mb.CreateChannel("proto", nil, rb.handlers())
-	ca.Open(nil)
+	ca.Open(nil) // both open before either mux reads, as above
 	cb.Open(nil)
+	go ma.Run()
+	go mb.Run()
+	t.Cleanup(func() { a.Close() })
 	for _, c := range []struct {
 		typ  uint64
 		room int
