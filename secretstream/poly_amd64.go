@@ -5,7 +5,8 @@ package secretstream
 import "math/bits"
 
 // polyWideMin is the fewest chunks worth the AVX-512 code: below it,
-// setting up r's powers costs more than the generic code.
+// setting up r's powers costs more than the poly1305 package's AVX2 code
+// saves.
 const polyWideMin = 2
 
 // polyTable is what polyBlocks8 multiplies by, in 26-bit limbs, one

@@ -69,21 +69,17 @@ func (s *session) newID() uint32 {
 	return s.nextID
 }
 
-func (s *session) send(m relay.Message) {
-	if err := s.link.SendMessage(m); err != nil && !errors.Is(err, routing.ErrLinkClosed) {
-		go s.end(err, false)
-	}
-}
+func (s *session) send(m relay.Message) { s.sent(s.link.SendMessage(m)) }
 
 // sendData sends b[routing.DataRoom:] as stream alias's data.
-func (s *session) sendData(alias uint32, b []byte) {
-	if err := s.link.SendData(alias, b); err != nil && !errors.Is(err, routing.ErrLinkClosed) {
-		go s.end(err, false)
-	}
-}
+func (s *session) sendData(alias uint32, b []byte) { s.sent(s.link.SendData(alias, b)) }
 
-func (s *session) sendFrame(k routing.Kind, payload []byte) {
-	if err := s.link.Send(k, payload); err != nil && !errors.Is(err, routing.ErrLinkClosed) {
+func (s *session) sendFrame(k routing.Kind, payload []byte) { s.sent(s.link.Send(k, payload)) }
+
+// sent ends the session when a send to the edge failed, unless the link
+// was already closed, which means the session is ending anyway.
+func (s *session) sent(err error) {
+	if err != nil && !errors.Is(err, routing.ErrLinkClosed) {
 		go s.end(err, false)
 	}
 }
