@@ -35,8 +35,12 @@ const (
 	MaxMessageSize = 1<<24 - 1 - ABytes
 	// WriteChunk is the largest message Write sends; longer writes are split.
 	WriteChunk = 64 << 10
-	// readBufferSize is the buffered reader in front of the raw stream.
-	readBufferSize = 64 << 10
+	// readBufferSize is the buffered reader in front of the raw stream:
+	// enough to take a run of small messages in one read. Bodies at least
+	// this long are read past it, straight into the message buffer; a
+	// larger one would first fill with most of the next body and copy it
+	// twice.
+	readBufferSize = 4 << 10
 	idHeaderSize   = 32 + HeaderSize
 )
 
