@@ -34,6 +34,10 @@ const (
 	maxPayload = 64 << 20
 	// maxLine bounds a protocol line (an INFO can list many servers).
 	maxLine = 64 << 10
+	// fillSize caps each read into the line buffer: enough for a run of
+	// control messages, while a large payload's bytes come mostly past
+	// the buffer, copied once.
+	fillSize = 4 << 10
 )
 
 // op is a server protocol operation.
@@ -82,8 +86,13 @@ type reader struct {
 }
 
 func newReader(r io.Reader, pool *sync.Pool) *reader {
-	return &reader{src: r, br: bufio.NewReaderSize(r, maxLine), pool: pool}
+	return &reader{src: r, br: bufio.NewReaderSize(cappedReader{r}, maxLine), pool: pool}
 }
+
+// cappedReader reads at most fillSize bytes at a time.
+type cappedReader struct{ r io.Reader }
+
+func (c cappedReader) Read(p []byte) (int, error) { return c.r.Read(p[:min(len(p), fillSize)]) }
 
 // next reads one operation: a message, or a control operation with its
 // argument (the INFO's JSON, the -ERR's text).

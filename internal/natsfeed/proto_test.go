@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -51,6 +53,26 @@ func TestReaderOperations(t *testing.T) {
 		if _, _, _, err := r.next(); !errors.Is(err, ErrProtocol) {
 			t.Errorf("%q: %v", bad, err)
 		}
+	}
+}
+
+// TestReaderPastFills reads a line and payloads longer than one read into
+// the line buffer, whole and in order.
+func TestReaderPastFills(t *testing.T) {
+	info := "INFO {\"x\":\"" + strings.Repeat("i", 3*fillSize) + "\"}"
+	big := bytes.Repeat([]byte("0123456789abcdef"), (MaxPooled-100)/16)
+	in := info + "\r\nMSG a 1 " + strconv.Itoa(len(big)) + "\r\n" + string(big) + "\r\nMSG b 1 2\r\nhi\r\n"
+	r := newReader(bytes.NewBufferString(in), newPool())
+	if o, _, arg, err := r.next(); err != nil || o != opInfo || len(arg) != len(info)-len("INFO ") {
+		t.Fatalf("INFO: %v %v, %d bytes", o, err, len(arg))
+	}
+	o, m, _, err := r.next()
+	if err != nil || o != opMsg || !bytes.Equal(m.Data, big) || m.Lease.buf == nil {
+		t.Fatalf("large message: %v %v, %d bytes, pooled %v", o, err, len(m.Data), m.Lease.buf != nil)
+	}
+	m.Lease.Release()
+	if o, m, _, err := r.next(); err != nil || o != opMsg || string(m.Data) != "hi" {
+		t.Fatalf("the message after: %v %v %q", o, err, m.Data)
 	}
 }
 
