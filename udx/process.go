@@ -185,7 +185,7 @@ func (s *Stream) onData(seq uint32, flags byte, payload []byte) {
 // whether it was the remote's END. mu is held.
 func (s *Stream) deliver(data []byte, flags byte) bool {
 	s.ack++
-	s.readable.push(&s.u.blocks, data)
+	s.readable.Push(&s.u.blocks, data)
 	if flags&FlagEnd != 0 {
 		s.remoteEnded = true
 	}

@@ -23,6 +23,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+
+	"github.com/dhtrelay/dht-relay/internal/bytequeue"
 )
 
 // Stream ids are chosen by the caller; a UDX instance holds the ids of its
@@ -31,7 +33,7 @@ type UDX struct {
 	mu      sync.Mutex
 	streams map[uint32]*Stream
 	enter   func(func() error) error
-	blocks  blockPool
+	blocks  bytequeue.Pool
 }
 
 // New returns an empty UDX instance.

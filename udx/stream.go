@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/dhtrelay/dht-relay/internal/bytequeue"
 )
 
 // Sizes and timers. Memory per stream is bounded by SendBufferSize of
@@ -139,7 +141,7 @@ type Stream struct {
 	ring        []*inPacket
 	oooMax      uint32 // one past the highest seq held out of order
 	buffered    int    // bytes held: readable plus out of order
-	readable    recvQueue
+	readable    bytequeue.Queue
 	remoteEnded bool
 	advertised  int
 	readCh      chan struct{}
@@ -363,8 +365,8 @@ func (s *Stream) enqueue(flags byte, data []byte) {
 func (s *Stream) Read(p []byte) (int, error) {
 	for {
 		s.mu.Lock()
-		if !s.readable.empty() {
-			n := s.readable.read(&s.u.blocks, p)
+		if !s.readable.Empty() {
+			n := s.readable.Read(&s.u.blocks, p)
 			s.buffered -= n
 			// Tell a sender we stalled that the window opened again.
 			if s.advertised < RecvBufferSize/4 && s.window() >= RecvBufferSize/2 {

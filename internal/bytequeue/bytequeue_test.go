@@ -1,4 +1,4 @@
-package udx
+package bytequeue
 
 import (
 	"bytes"
@@ -8,28 +8,28 @@ import (
 
 // Bytes pushed in packets of any size come out in order through reads of
 // any size, across block boundaries, and an emptied queue holds no block.
-func TestRecvQueueKeepsOrderAcrossBlocks(t *testing.T) {
-	var bp blockPool
-	var q recvQueue
+func TestQueueKeepsOrderAcrossBlocks(t *testing.T) {
+	var bp Pool
+	var q Queue
 	rng := rand.New(rand.NewPCG(1, 2))
 	var in, out bytes.Buffer
-	buf := make([]byte, 3*recvBlock)
+	buf := make([]byte, 3*BlockSize)
 	for round := 0; round < 200; round++ {
 		for range rng.IntN(100) {
-			p := make([]byte, rng.IntN(2*MaxPayload))
+			p := make([]byte, rng.IntN(3000))
 			for i := range p {
 				p[i] = byte(rng.Uint32())
 			}
 			in.Write(p)
-			q.push(&bp, p)
+			q.Push(&bp, p)
 		}
-		for !q.empty() && rng.IntN(4) > 0 {
-			n := q.read(&bp, buf[:rng.IntN(len(buf))+1])
+		for !q.Empty() && rng.IntN(4) > 0 {
+			n := q.Read(&bp, buf[:rng.IntN(len(buf))+1])
 			out.Write(buf[:n])
 		}
 	}
-	for !q.empty() {
-		n := q.read(&bp, buf)
+	for !q.Empty() {
+		n := q.Read(&bp, buf)
 		out.Write(buf[:n])
 	}
 	if !bytes.Equal(in.Bytes(), out.Bytes()) {

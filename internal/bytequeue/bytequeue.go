@@ -1,0 +1,67 @@
+// Package bytequeue keeps a stream's received bytes until they are read, in
+// fixed blocks lent by a pool its streams share: bytes are copied in once
+// as they arrive and once out as they are read, nothing is moved in
+// between, and a queue holds blocks only while it has unread bytes.
+package bytequeue
+
+import "sync"
+
+// BlockSize is the size of the blocks queued bytes are kept in.
+const BlockSize = 64 << 10
+
+// Pool lends blocks to the queues that share it; the zero Pool is ready.
+type Pool struct{ p sync.Pool }
+
+func (bp *Pool) get() []byte {
+	if b, ok := bp.p.Get().(*[BlockSize]byte); ok {
+		return b[:0]
+	}
+	return new([BlockSize]byte)[:0]
+}
+
+func (bp *Pool) put(b []byte) { bp.p.Put((*[BlockSize]byte)(b[:BlockSize])) }
+
+// Queue is bytes not yet read; the zero Queue is empty. It is not safe
+// for concurrent use.
+type Queue struct {
+	blocks [][]byte // each filled up to its length
+	off    int      // bytes of blocks[0] already read
+}
+
+// Empty reports whether nothing is left to read.
+func (q *Queue) Empty() bool { return len(q.blocks) == 0 }
+
+// Push copies p in after what is queued.
+func (q *Queue) Push(bp *Pool, p []byte) {
+	for len(p) > 0 {
+		n := len(q.blocks)
+		if n == 0 || len(q.blocks[n-1]) == BlockSize {
+			q.blocks = append(q.blocks, bp.get())
+			n++
+		}
+		last := q.blocks[n-1]
+		k := min(len(p), BlockSize-len(last))
+		q.blocks[n-1] = append(last, p[:k]...)
+		p = p[k:]
+	}
+}
+
+// Read copies queued bytes into dst, returns how many, and gives each
+// block it emptied back to the pool.
+func (q *Queue) Read(bp *Pool, dst []byte) int {
+	n := 0
+	for n < len(dst) && len(q.blocks) > 0 {
+		b := q.blocks[0]
+		c := copy(dst[n:], b[q.off:])
+		n += c
+		q.off += c
+		if q.off < len(b) {
+			break
+		}
+		q.blocks[0] = nil
+		q.blocks = q.blocks[1:]
+		q.off = 0
+		bp.put(b)
+	}
+	return n
+}
