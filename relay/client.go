@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/blake2b"
 
 	"github.com/dhtrelay/dht-relay/hyperdht"
+	"github.com/dhtrelay/dht-relay/internal/bytequeue"
 	"github.com/dhtrelay/dht-relay/noise"
 	"github.com/dhtrelay/dht-relay/protomux"
 	"github.com/dhtrelay/dht-relay/secretstream"
@@ -88,6 +89,8 @@ type Client struct {
 	mux  *protomux.Mux
 	ch   *Channel
 	done chan struct{}
+	// blocks holds its streams' unread bytes.
+	blocks bytequeue.Pool
 
 	mu         sync.Mutex
 	err        error
@@ -118,7 +121,7 @@ func NewClient(t Transport, cfg ClientConfig) (*Client, error) {
 		return nil, err
 	}
 	c.ch = ch
-	go func() { c.fail(c.mux.Run()) }()
+	go c.read()
 	hs := &Handshake{Custodial: cfg.Custodial, PublicKey: cfg.KeyPair.Public}
 	if cfg.Custodial {
 		hs.SecretKey = cfg.KeyPair.Secret
@@ -184,6 +187,23 @@ func (c *Client) wait(ctx context.Context, ch <-chan struct{}) error {
 		return ErrClientClosed
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// read takes the relay's frames until the transport fails. Stream data
+// is copied once, from the buffer a frame was read into to the stream's
+// queue, when the transport lends its buffers.
+func (c *Client) read() {
+	l, ok := c.t.(Lender)
+	if !ok {
+		c.fail(c.mux.Run())
+		return
+	}
+	for {
+		if err := ReceiveLent(c.mux, l); err != nil {
+			c.fail(c.mux.End(err))
+			return
+		}
 	}
 }
 
@@ -393,7 +413,7 @@ type Stream struct {
 	remote uint32 // the relay's
 
 	mu       sync.Mutex
-	queue    [][]byte
+	queue    bytequeue.Queue
 	buffered int
 	err      error // io.EOF once the peer ended
 	wrote    bool  // CloseWrite or Close sent
@@ -427,10 +447,8 @@ func (s *Stream) deliver(chunks [][]byte) {
 	}
 	if s.err == nil {
 		for _, p := range chunks {
-			if len(p) > 0 {
-				s.queue = append(s.queue, append([]byte(nil), p...))
-				s.buffered += len(p)
-			}
+			s.queue.Push(&s.c.blocks, p)
+			s.buffered += len(p)
 		}
 	}
 	s.mu.Unlock()
@@ -451,17 +469,8 @@ func (s *Stream) fail(err error) {
 func (s *Stream) Read(p []byte) (int, error) {
 	for {
 		s.mu.Lock()
-		if len(s.queue) > 0 {
-			n := 0
-			for n < len(p) && len(s.queue) > 0 {
-				k := copy(p[n:], s.queue[0])
-				n += k
-				if k == len(s.queue[0]) {
-					s.queue = s.queue[1:]
-				} else {
-					s.queue[0] = s.queue[0][k:]
-				}
-			}
+		if !s.queue.Empty() {
+			n := s.queue.Read(&s.c.blocks, p)
 			s.buffered -= n
 			s.mu.Unlock()
 			signal(s.room)

@@ -80,13 +80,16 @@ func (w *WebSocketFramed) ReadMessage() ([]byte, error) {
 }
 
 // ReadLent returns the next binary message in a buffer from the pool that
-// ReadBuffersFrom set (it must have been), without ReadMessage's copy;
-// the caller gives it back with Return once done with the message's
+// ReadBuffersFrom set, or from a pool of its own, without ReadMessage's
+// copy; the caller gives it back with Return once done with the message's
 // bytes.
 func (w *WebSocketFramed) ReadLent() (*[]byte, error) {
 	r, err := w.next()
 	if err != nil {
 		return nil, err
+	}
+	if w.reads == nil {
+		w.reads = NewReadBuffers()
 	}
 	bp := w.reads.Get().(*[]byte)
 	b := (*bp)[:0]

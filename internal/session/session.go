@@ -15,7 +15,6 @@
 package session
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -28,7 +27,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
-	"github.com/dhtrelay/dht-relay/compact"
 	"github.com/dhtrelay/dht-relay/internal/limits"
 	"github.com/dhtrelay/dht-relay/internal/routing"
 	"github.com/dhtrelay/dht-relay/internal/telemetry"
@@ -170,14 +168,6 @@ type Parker interface {
 	Park(resume func()) bool
 }
 
-// Lender is a transport that can lend the buffer a message was read into
-// instead of copying it out, for a reader that is done with the message
-// before it reads the next.
-type Lender interface {
-	ReadLent() (*[]byte, error)
-	Return(*[]byte)
-}
-
 // Start serves the client until its transport closes or the session
 // fails; then done learns why. Between client messages on a Parker
 // transport the session holds no goroutine.
@@ -209,11 +199,11 @@ func (s *Session) Start(done func(error)) {
 // goroutines that run it follow one another, never two at once.
 func (s *Session) read() {
 	parker, _ := s.cfg.Framed.(Parker)
-	lender, _ := s.cfg.Framed.(Lender)
+	lender, _ := s.cfg.Framed.(relay.Lender)
 	for {
 		var err error
 		if lender != nil {
-			err = s.receiveLent(lender)
+			err = relay.ReceiveLent(s.mux, lender)
 		} else {
 			var frame []byte
 			if frame, err = s.cfg.Framed.ReadMessage(); err == nil {
@@ -228,34 +218,6 @@ func (s *Session) read() {
 			return
 		}
 	}
-}
-
-// receiveLent reads one frame through a lent buffer. A frame of stream
-// data is handled in place: its bytes are on their way to the worker
-// before the handlers return. Anything else is copied first, since
-// handlers and the mux may keep parts of it.
-func (s *Session) receiveLent(l Lender) error {
-	bp, err := l.ReadLent()
-	if err != nil {
-		return err
-	}
-	frame := *bp
-	if !isStreamData(frame) {
-		frame = bytes.Clone(frame)
-		l.Return(bp)
-		return s.mux.Receive(frame)
-	}
-	err = s.mux.Receive(frame)
-	l.Return(bp)
-	return err
-}
-
-// isStreamData reports whether a frame is a relay Data message on a
-// channel (not a batch, which may hold anything).
-func isStreamData(frame []byte) bool {
-	r := compact.NewReader(frame)
-	ch, typ := r.Uint(), r.Uint()
-	return r.Err() == nil && ch != 0 && typ == uint64(relay.TypeData)
 }
 
 // finish tears the session down once its transport failed with runErr.

@@ -1,10 +1,9 @@
-package session
+package relay
 
 import (
 	"testing"
 
 	"github.com/dhtrelay/dht-relay/compact"
-	"github.com/dhtrelay/dht-relay/relay"
 )
 
 // TestIsStreamData: only a Data message on a channel is handled in the
@@ -14,17 +13,17 @@ func TestIsStreamData(t *testing.T) {
 	frame := func(ch, typ uint64, payload []byte) []byte {
 		return append(compact.AppendUint(compact.AppendUint(nil, ch), typ), payload...)
 	}
-	data := (&relay.Data{Alias: 7, Data: [][]byte{[]byte("bytes")}}).AppendPayload(nil)
+	data := (&Data{Alias: 7, Data: [][]byte{[]byte("bytes")}}).AppendPayload(nil)
 	for _, c := range []struct {
 		name  string
 		frame []byte
 		want  bool
 	}{
-		{"data", frame(1, uint64(relay.TypeData), data), true},
-		{"data on a later channel", frame(300, uint64(relay.TypeData), data), true},
-		{"batch", frame(0, 0, frame(1, uint64(relay.TypeData), data)), false},
-		{"control with data's number", frame(0, uint64(relay.TypeData), data), false},
-		{"another message", frame(1, uint64(relay.TypeConnect), nil), false},
+		{"data", frame(1, uint64(TypeData), data), true},
+		{"data on a later channel", frame(300, uint64(TypeData), data), true},
+		{"batch", frame(0, 0, frame(1, uint64(TypeData), data)), false},
+		{"control with data's number", frame(0, uint64(TypeData), data), false},
+		{"another message", frame(1, uint64(TypeConnect), nil), false},
 		{"empty", nil, false},
 		{"truncated", []byte{0xfd, 1}, false},
 	} {
