@@ -268,16 +268,48 @@ func (s *Stream) readMessage() ([]byte, error) {
 func (s *Stream) Read(p []byte) (int, error) {
 	s.rmu.Lock()
 	defer s.rmu.Unlock()
-	for len(s.unread) == 0 {
-		m, err := s.readMessage()
-		if err != nil {
-			return 0, err
-		}
-		s.unread = m
+	if err := s.fillUnread(); err != nil {
+		return 0, err
 	}
 	n := copy(p, s.unread)
 	s.unread = s.unread[n:]
 	return n, nil
+}
+
+// MaxChunkRoom is the most room ReadChunk leaves in front of the bytes.
+const MaxChunkRoom = msgOffset - 1
+
+// ReadChunk is Read without the copy: it returns b, where b[room:] is up
+// to max of the next bytes and b[:room] may be overwritten, so that a
+// caller sending the bytes on writes its header there. b is valid until
+// the next read. room is at most MaxChunkRoom: in front of a message lie
+// the bytes its decryption used, in front of a later part of it the part
+// returned before.
+func (s *Stream) ReadChunk(max, room int) ([]byte, error) {
+	if room > MaxChunkRoom {
+		return nil, fmt.Errorf("secretstream: %d bytes of room asked, %d at most", room, MaxChunkRoom)
+	}
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	if err := s.fillUnread(); err != nil {
+		return nil, err
+	}
+	n := min(max, len(s.unread))
+	off := cap(s.rbuf) - cap(s.unread) // where the bytes lie in rbuf
+	s.unread = s.unread[n:]
+	return s.rbuf[off-room : off+n], nil
+}
+
+// fillUnread reads the next message once the last one has been read.
+func (s *Stream) fillUnread() error {
+	for len(s.unread) == 0 {
+		m, err := s.readMessage()
+		if err != nil {
+			return err
+		}
+		s.unread = m
+	}
+	return nil
 }
 
 // WriteMessage sends p as one message.

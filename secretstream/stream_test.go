@@ -102,6 +102,47 @@ func TestStreamCopyAndEOF(t *testing.T) {
 	}
 }
 
+// TestReadChunkRoom: the room in front of each chunk may be overwritten
+// without harm to any byte still to come, and the chunks join into what
+// was written, split at messages and at max.
+func TestReadChunkRoom(t *testing.T) {
+	a, b := streamPair(t, 0)
+	var data []byte
+	for _, n := range []int{1, 100, 5000, 70000, 3, 1 << 18} {
+		p := make([]byte, n)
+		rand.Read(p)
+		data = append(data, p...)
+	}
+	go func() {
+		a.Write(data)
+		a.CloseWrite()
+	}()
+	var got []byte
+	for i := 0; ; i++ {
+		room := i % (MaxChunkRoom + 1)
+		c, err := b.ReadChunk(4096+i, room)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(c) < room || len(c)-room > 4096+i {
+			t.Fatalf("chunk of %d bytes with %d of room, at most %d asked", len(c), room, 4096+i)
+		}
+		got = append(got, c[room:]...)
+		for j := range c[:room] {
+			c[j] = 0xee
+		}
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes, not the %d written", len(got), len(data))
+	}
+	if _, err := b.ReadChunk(1, MaxChunkRoom+1); err == nil {
+		t.Fatal("more room than there is was granted")
+	}
+}
+
 func TestKeepAliveIsFiltered(t *testing.T) {
 	a, b := streamPair(t, 20*time.Millisecond)
 	time.Sleep(100 * time.Millisecond)

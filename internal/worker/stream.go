@@ -61,17 +61,33 @@ func (st *stream) start() {
 	go st.writePump()
 }
 
+// chunkReader is a pipe that lends the bytes it read with room in front
+// for the frame's headers (secretstream: where they were decrypted).
+type chunkReader interface {
+	ReadChunk(max, room int) ([]byte, error)
+}
+
 func (st *stream) readPump() {
 	// The bytes are read behind room for the frame's headers, and sent
 	// from where they were read.
-	buf := make([]byte, routing.DataRoom+routing.MaxChunk)
+	cr, lends := st.conn.(chunkReader)
+	var buf []byte
+	if !lends {
+		buf = make([]byte, routing.DataRoom+routing.MaxChunk)
+	}
 	for {
 		n, err := st.gate.Take(st.s.ctx, routing.MaxChunk)
 		if err != nil {
 			st.pumpDone()
 			return
 		}
-		k, err := st.conn.Read(buf[routing.DataRoom : routing.DataRoom+n])
+		var k int
+		if lends {
+			buf, err = cr.ReadChunk(n, routing.DataRoom)
+			k = max(len(buf)-routing.DataRoom, 0)
+		} else {
+			k, err = st.conn.Read(buf[routing.DataRoom : routing.DataRoom+n])
+		}
 		if k < n {
 			st.gate.Return(n - k)
 		}
