@@ -4,7 +4,7 @@ package udx
 
 import (
 	"encoding/binary"
-	"net"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -13,11 +13,7 @@ import (
 // enableOffload turns on UDP generic receive offload and reports whether the
 // kernel offers generic segmentation offload, so that one system call moves
 // many packets of a flow.
-func enableOffload(conn *net.UDPConn) (gso, gro bool) {
-	rc, err := conn.SyscallConn()
-	if err != nil {
-		return false, false
-	}
+func enableOffload(rc syscall.RawConn) (gso, gro bool) {
 	rc.Control(func(fd uintptr) {
 		_, err := unix.GetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_SEGMENT)
 		gso = err == nil

@@ -2,12 +2,12 @@
 
 package udx
 
-import "net"
+import "syscall"
 
-func enableOffload(*net.UDPConn) (gso, gro bool) { return false, false }
-func groSegmentSize([]byte) int                  { return 0 }
-func gsoControl(b []byte, _ int) []byte          { return b }
-func queuedInput(*int) func(fd uintptr)          { return nil }
+func enableOffload(syscall.RawConn) (gso, gro bool) { return false, false }
+func groSegmentSize([]byte) int                     { return 0 }
+func gsoControl(b []byte, _ int) []byte             { return b }
+func queuedInput(*int) func(fd uintptr)             { return nil }
 
 var oobSize = 0
 

@@ -144,11 +144,13 @@ func (u *UDX) Listen(addr netip.AddrPort, raw RawHandler) (*Socket, error) {
 	_ = conn.SetWriteBuffer(4 << 20)
 	s := &Socket{u: u, conn: conn, raw: raw, done: make(chan struct{})}
 	s.local = conn.LocalAddr().(*net.UDPAddr).AddrPort()
-	gso, gro := enableOffload(conn)
-	s.gso.Store(gso)
-	s.gro = gro
-	if s.peek = queuedInput(&s.queuedBytes); s.peek != nil {
-		s.rc, _ = conn.SyscallConn()
+	if rc, err := conn.SyscallConn(); err == nil {
+		gso, gro := enableOffload(rc)
+		s.gso.Store(gso)
+		s.gro = gro
+		if s.peek = queuedInput(&s.queuedBytes); s.peek != nil {
+			s.rc = rc
+		}
 	}
 	go s.readLoop()
 	return s, nil
