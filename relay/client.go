@@ -185,12 +185,14 @@ func (c *Client) alias() uint32 {
 	return c.next
 }
 
-func (c *Client) send(m Message) error {
-	if err := c.ch.Send(m); err != nil {
+func (c *Client) send(m Message) error { return c.sent(c.ch.Send(m)) }
+
+// sent fails the client when a send to the relay failed, and returns err.
+func (c *Client) sent(err error) error {
+	if err != nil {
 		c.fail(err)
-		return err
 	}
-	return nil
+	return err
 }
 
 // wait waits for ch, the client's end or ctx.
@@ -524,8 +526,7 @@ func (s *Stream) Write(p []byte) (int, error) {
 		// encoding and again into a frame.
 		b := append(AppendDataHeader((*bp)[:muxRoom], s.alias, len(chunk)), chunk...)
 		*bp = b
-		if err := s.c.ch.SendPayloadIn(TypeData, b, muxRoom); err != nil {
-			s.c.fail(err)
+		if err := s.c.sent(s.c.ch.SendPayloadIn(TypeData, b, muxRoom)); err != nil {
 			return off, err
 		}
 	}
