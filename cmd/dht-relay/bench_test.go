@@ -132,12 +132,7 @@ func throughput(b *testing.B, r relayUnderTest, mode, sourceKey string, runs int
 func throughputGoClient(b *testing.B, r relayUnderTest, custodial bool, sourceKey [32]byte, runs int) (float64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	tr, err := relay.DialWebSocket(ctx, r.ws)
-	if err != nil {
-		return 0, err
-	}
-	kp, _ := noise.GenerateKeyPair(rand.Reader)
-	c, err := relay.NewClient(tr, relay.ClientConfig{KeyPair: kp, Custodial: custodial})
+	c, err := goClient(ctx, r, custodial)
 	if err != nil {
 		return 0, err
 	}
@@ -145,11 +140,7 @@ func throughputGoClient(b *testing.B, r relayUnderTest, custodial bool, sourceKe
 	var rates []float64
 	buf := make([]byte, 1<<20)
 	cpu0, moved := cpuTime(b, r.pid), 0
-	defer func() {
-		if cpu, ok := procCPU(r.pid); moved > 0 && ok {
-			fmt.Fprintf(os.Stderr, "bench: %s custodial=%v (Go client): relay CPU %.2f s per GB\n", r.name, custodial, (cpu-cpu0).Seconds()/(float64(moved)/1e9))
-		}
-	}()
+	defer func() { reportRelayCPU(r, fmt.Sprintf("custodial=%v (Go client)", custodial), cpu0, moved) }()
 	for range runs {
 		conn, err := c.Connect(ctx, sourceKey)
 		if err != nil {
@@ -173,6 +164,25 @@ func throughputGoClient(b *testing.B, r relayUnderTest, custodial bool, sourceKe
 		conn.Close()
 	}
 	return median(rates), nil
+}
+
+// goClient opens a session on r for the Go client, over WebSocket, with a
+// fresh key.
+func goClient(ctx context.Context, r relayUnderTest, custodial bool) (*relay.Client, error) {
+	tr, err := relay.DialWebSocket(ctx, r.ws)
+	if err != nil {
+		return nil, err
+	}
+	kp, _ := noise.GenerateKeyPair(rand.Reader)
+	return relay.NewClient(tr, relay.ClientConfig{KeyPair: kp, Custodial: custodial})
+}
+
+// reportRelayCPU prints the relay's CPU time per GB since cpu0, for moved
+// bytes of what, unless nothing moved or the relay has exited.
+func reportRelayCPU(r relayUnderTest, what string, cpu0 time.Duration, moved int) {
+	if cpu, ok := procCPU(r.pid); moved > 0 && ok {
+		fmt.Fprintf(os.Stderr, "bench: %s %s: relay CPU %.2f s per GB\n", r.name, what, (cpu-cpu0).Seconds()/(float64(moved)/1e9))
+	}
 }
 
 // directThroughput streams the source's bytes to a Go HyperDHT node with
@@ -222,10 +232,6 @@ func procCPU(pid int) (time.Duration, bool) {
 	return time.Duration(utime+stime) * 10 * time.Millisecond, true // USER_HZ is 100
 }
 
-// goSource starts a Go HyperDHT node on the testnet serving size bytes to
-// every connection, and returns its key pair.
-func goSource(b *testing.B, boot string, size int) noise.KeyPair { return goSourceT(b, boot, size) }
-
 // testnetNode is a Go HyperDHT node on the testnet, bootstrapped, closed
 // when the test ends.
 func testnetNode(b testing.TB, boot string) *hyperdht.Node {
@@ -242,42 +248,36 @@ func testnetNode(b testing.TB, boot string) *hyperdht.Node {
 	return n
 }
 
-func goSourceT(b testing.TB, boot string, size int) noise.KeyPair {
-	n := testnetNode(b, boot)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	kp, _ := noise.GenerateKeyPair(rand.Reader)
-	srv, err := n.Listen(ctx, hyperdht.ServerConfig{KeyPair: &kp})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { srv.Close() })
-	go func() {
-		chunk := make([]byte, 64<<10)
-		for {
-			c, err := srv.Accept(context.Background())
-			if err != nil {
+// goSource starts a Go HyperDHT node on the testnet serving size bytes to
+// every connection, and returns its key pair.
+func goSource(b testing.TB, boot string, size int) noise.KeyPair {
+	chunk := make([]byte, 64<<10)
+	return goServer(b, boot, func(c *hyperdht.Conn) {
+		for left := size; left > 0; left -= len(chunk) {
+			if _, err := c.Write(chunk); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				for left := size; left > 0; left -= len(chunk) {
-					if _, err := c.Write(chunk); err != nil {
-						return
-					}
-				}
-				c.CloseWrite()
-				io.Copy(io.Discard, c)
-			}()
 		}
-	}()
-	return kp
+		c.CloseWrite()
+		io.Copy(io.Discard, c)
+	})
 }
 
 // goSink starts a Go HyperDHT node on the testnet that reads each
 // connection to its end and only then answers with the count it read, so
 // that a writer knows when its last byte arrived; it returns the key pair.
 func goSink(b testing.TB, boot string) noise.KeyPair {
+	return goServer(b, boot, func(c *hyperdht.Conn) {
+		k, _ := io.Copy(io.Discard, c)
+		fmt.Fprint(c, k)
+		c.CloseWrite()
+	})
+}
+
+// goServer starts a Go HyperDHT node on the testnet whose server runs
+// serve on each connection, in a goroutine of its own, and closes the
+// connection after; it returns the server's key pair.
+func goServer(b testing.TB, boot string, serve func(*hyperdht.Conn)) noise.KeyPair {
 	n := testnetNode(b, boot)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -295,9 +295,7 @@ func goSink(b testing.TB, boot string) noise.KeyPair {
 			}
 			go func() {
 				defer c.Close()
-				k, _ := io.Copy(io.Discard, c)
-				fmt.Fprint(c, k)
-				c.CloseWrite()
+				serve(c)
 			}()
 		}
 	}()
@@ -310,22 +308,13 @@ func goSink(b testing.TB, boot string) noise.KeyPair {
 func uploadGoClient(b *testing.B, r relayUnderTest, sinkKey [32]byte, size, runs int) (float64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	tr, err := relay.DialWebSocket(ctx, r.ws)
-	if err != nil {
-		return 0, err
-	}
-	kp, _ := noise.GenerateKeyPair(rand.Reader)
-	c, err := relay.NewClient(tr, relay.ClientConfig{KeyPair: kp, Custodial: true})
+	c, err := goClient(ctx, r, true)
 	if err != nil {
 		return 0, err
 	}
 	defer c.Close()
 	cpu0, moved := cpuTime(b, r.pid), 0
-	defer func() {
-		if cpu, ok := procCPU(r.pid); moved > 0 && ok {
-			fmt.Fprintf(os.Stderr, "bench: %s upload (Go client): relay CPU %.2f s per GB\n", r.name, (cpu-cpu0).Seconds()/(float64(moved)/1e9))
-		}
-	}()
+	defer func() { reportRelayCPU(r, "upload (Go client)", cpu0, moved) }()
 	buf := make([]byte, 64<<10)
 	var rates []float64
 	for range runs {
