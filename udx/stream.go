@@ -67,11 +67,19 @@ const maxPayloadCap = MaxMTU - ipv4Overhead - HeaderSize
 // outPackets recycles send-side packets, which hold their payload inline.
 var outPackets = sync.Pool{New: func() any { return new(outPacket) }}
 
+// outPacket is a packet to send, its payload inline. Its state comes
+// first and together, so that an ack walking many packets touches one or
+// two cache lines of each, and so that a recycled packet is reset without
+// clearing its payload buffer.
 type outPacket struct {
+	outState
+	buf [maxPayloadCap]byte
+}
+
+type outState struct {
 	seq      uint32
 	flags    byte
 	data     []byte // aliases buf
-	buf      [maxPayloadCap]byte
 	sentAt   time.Time
 	tx       int
 	sacked   bool
@@ -354,7 +362,7 @@ func (s *Stream) CloseWrite() error {
 
 func (s *Stream) enqueue(flags byte, data []byte) {
 	p := outPackets.Get().(*outPacket)
-	*p = outPacket{seq: s.seq, flags: flags}
+	p.outState = outState{seq: s.seq, flags: flags}
 	p.data = p.buf[:copy(p.buf[:], data)]
 	s.out = append(s.out, p)
 	s.seq++
