@@ -125,10 +125,11 @@ func BenchmarkSealOpen(b *testing.B) {
 			tx.init(&key, &hdr)
 			rx.init(&key, &hdr)
 			buf := make([]byte, bufferSize(size))
+			msg := make([]byte, size)
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
 			for range b.N {
-				tx.seal(buf, size, TagMessage)
+				tx.seal(buf, msg, TagMessage)
 				if _, err := rx.open(buf, size); err != nil {
 					b.Fatal(err)
 				}

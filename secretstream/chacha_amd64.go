@@ -6,7 +6,6 @@ import (
 	"crypto/subtle"
 	"encoding/binary"
 
-	"github.com/aead/chacha20/chacha"
 	"golang.org/x/sys/cpu"
 )
 
@@ -26,11 +25,11 @@ func xorBlocks16(dst, src *byte, n int, state *[16]uint32)
 
 // xorKeyStream XORs src into dst, which has its length and is src or does
 // not overlap it, with the ChaCha20 (RFC 8439) keystream of key and nonce
-// from block 0.
-func xorKeyStream(dst, src []byte, nonce *[12]byte, key *[KeySize]byte) {
+// from block counter on.
+func xorKeyStream(dst, src []byte, nonce *[12]byte, key *[KeySize]byte, counter uint32) {
 	n := len(src) / wideChunk
 	if !wide || n == 0 {
-		chacha.XORKeyStream(dst, src, nonce[:], key[:], 20)
+		xorKeyStreamNarrow(dst, src, nonce, key, counter)
 		return
 	}
 	st := [16]uint32{0x61707865, 0x3320646e, 0x79622d32, 0x6b206574} // "expand 32-byte k"
@@ -40,6 +39,7 @@ func xorKeyStream(dst, src []byte, nonce *[12]byte, key *[KeySize]byte) {
 	for i := range 3 {
 		st[13+i] = binary.LittleEndian.Uint32(nonce[4*i:])
 	}
+	st[12] = counter
 	xorBlocks16(&dst[0], &src[0], n, &st)
 	if done := n * wideChunk; done < len(src) {
 		var ks [wideChunk]byte

@@ -9,13 +9,14 @@ import (
 )
 
 // TestKeyStreamMatchesChaCha20: the keystream, on the AVX-512 path where
-// the CPU has it, is RFC 8439 ChaCha20's from block 0, at every length
-// around the sixteen-block chunks, in place and not.
+// the CPU has it, is RFC 8439 ChaCha20's from the block counter given, at
+// every length around the sixteen-block chunks, in place and not.
 func TestKeyStreamMatchesChaCha20(t *testing.T) {
 	t.Logf("AVX-512 path: %v", wide)
 	var key [KeySize]byte
 	var nonce [12]byte
-	for _, n := range []int{0, 1, 63, 64, 65, 127, 128, 1023, 1024, 1025, 2047, 2048, 2049, 16*1024 + 17, 65536 + 128 + 31} {
+	for i, n := range []int{0, 1, 63, 64, 65, 127, 128, 1023, 1024, 1025, 2047, 2048, 2049, 16*1024 + 17, 65536 + 128 + 31} {
+		counter := uint32(i % 3) // 0, 1 and 2, the counters seal and open use
 		rand.Read(key[:])
 		rand.Read(nonce[:])
 		src := make([]byte, n)
@@ -25,15 +26,20 @@ func TestKeyStreamMatchesChaCha20(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		c.SetCounter(counter)
 		c.XORKeyStream(want, src)
 		got := make([]byte, n)
-		xorKeyStream(got, src, &nonce, &key)
+		xorKeyStream(got, src, &nonce, &key, counter)
 		if !bytes.Equal(got, want) {
-			t.Fatalf("%d bytes: keystream differs at byte %d", n, firstDiff(got, want))
+			t.Fatalf("%d bytes from block %d: keystream differs at byte %d", n, counter, firstDiff(got, want))
 		}
-		xorKeyStream(src, src, &nonce, &key)
+		xorKeyStreamNarrow(got, src, &nonce, &key, counter)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%d bytes from block %d, narrow: keystream differs at byte %d", n, counter, firstDiff(got, want))
+		}
+		xorKeyStream(src, src, &nonce, &key, counter)
 		if !bytes.Equal(src, want) {
-			t.Fatalf("%d bytes in place: keystream differs at byte %d", n, firstDiff(src, want))
+			t.Fatalf("%d bytes from block %d in place: keystream differs at byte %d", n, counter, firstDiff(src, want))
 		}
 	}
 }
@@ -53,6 +59,6 @@ func BenchmarkKeyStream(b *testing.B) {
 	buf := make([]byte, 32<<10)
 	b.SetBytes(int64(len(buf)))
 	for b.Loop() {
-		xorKeyStream(buf, buf, &nonce, &key)
+		xorKeyStream(buf, buf, &nonce, &key, 0)
 	}
 }

@@ -82,12 +82,16 @@ func mac(buf []byte, n int, polyKey [32]byte) [tagSize]byte {
 	return polySum(buf[blockSize:msgOffset+n+pad+16], &polyKey)
 }
 
-// seal encrypts the n-byte message at buf[msgOffset:]. On return
-// buf[msgOffset-1] is the encrypted tag, then come the ciphertext and the
-// 16-byte MAC: the frame body is buf[msgOffset-1 : msgOffset+n+16].
-func (s *sodiumState) seal(buf []byte, n int, tag byte) {
+// seal encrypts the message p into buf[msgOffset:], reading p once and
+// not copying it first. On return buf[msgOffset-1] is the encrypted tag,
+// then come the ciphertext and the 16-byte MAC: the frame body is
+// buf[msgOffset-1 : msgOffset+len(p)+16].
+func (s *sodiumState) seal(buf, p []byte, tag byte) {
+	n := len(p)
+	// Blocks 0 and 1, the Poly1305 key and the tag's block, encipher zeros.
 	clear(buf[:msgOffset])
-	xorKeyStream(buf[:msgOffset+n], buf[:msgOffset+n], &s.nonce, &s.key)
+	xorKeyStream(buf[:msgOffset], buf[:msgOffset], &s.nonce, &s.key, 0)
+	xorKeyStream(buf[msgOffset:msgOffset+n], p, &s.nonce, &s.key, msgOffset/blockSize)
 	buf[blockSize] ^= tag
 	m := mac(buf, n, [32]byte(buf[:32]))
 	copy(buf[msgOffset+n:], m[:])
@@ -103,7 +107,7 @@ func (s *sodiumState) open(buf []byte, n int) (tag byte, err error) {
 	copy(got[:], buf[msgOffset+n:])
 	encTag := buf[msgOffset-1]
 	var ks [msgOffset]byte
-	xorKeyStream(ks[:], ks[:], &s.nonce, &s.key)
+	xorKeyStream(ks[:], ks[:], &s.nonce, &s.key, 0)
 	copy(buf[blockSize:msgOffset], ks[blockSize:])
 	buf[blockSize] = encTag
 	want := mac(buf, n, [32]byte(ks[:32]))
@@ -111,7 +115,7 @@ func (s *sodiumState) open(buf []byte, n int) (tag byte, err error) {
 		return 0, ErrDecrypt
 	}
 	clear(buf[:msgOffset])
-	xorKeyStream(buf[:msgOffset+n], buf[:msgOffset+n], &s.nonce, &s.key)
+	xorKeyStream(buf[:msgOffset+n], buf[:msgOffset+n], &s.nonce, &s.key, 0)
 	tag = encTag ^ ks[blockSize]
 	s.advance(&got, tag)
 	return tag, nil

@@ -54,8 +54,7 @@ func TestSealMatchesReference(t *testing.T) {
 		m := bytes.Repeat([]byte{byte(n)}, n)
 		wantTag, wantC, wantMAC := refSeal(tx.key, tx.nonce, TagMessage, m)
 		buf := make([]byte, bufferSize(n))
-		copy(buf[msgOffset:], m)
-		tx.seal(buf, n, TagMessage)
+		tx.seal(buf, m, TagMessage)
 		if buf[msgOffset-1] != wantTag || !bytes.Equal(buf[msgOffset:msgOffset+n], wantC) || !bytes.Equal(buf[msgOffset+n:msgOffset+n+16], wantMAC[:]) {
 			t.Fatalf("length %d: seal differs from reference", n)
 		}

@@ -332,8 +332,7 @@ func (s *Stream) writeMessage(p []byte) error {
 		s.wbuf = make([]byte, need)
 	}
 	buf := s.wbuf[:need]
-	copy(buf[msgOffset:], p)
-	s.enc.seal(buf, n, TagMessage)
+	s.enc.seal(buf, p, TagMessage)
 	// The frame is the 3-byte length and the body that seal laid out.
 	body := 1 + n + 16
 	buf[msgOffset-4], buf[msgOffset-3], buf[msgOffset-2] = byte(body), byte(body>>8), byte(body>>16)

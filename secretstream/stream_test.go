@@ -198,8 +198,7 @@ func TestRekeyMatchesCounterWrap(t *testing.T) {
 	rx.init(&key, &hdr)
 	buf := make([]byte, bufferSize(5))
 	for i, tag := range []byte{TagMessage, TagRekey, TagMessage} {
-		copy(buf[msgOffset:], "hello")
-		tx.seal(buf, 5, tag)
+		tx.seal(buf, []byte("hello"), tag)
 		got, err := rx.open(buf, 5)
 		if err != nil || got != tag || string(buf[msgOffset:msgOffset+5]) != "hello" {
 			t.Fatalf("message %d: tag %d err %v", i, got, err)
