@@ -42,6 +42,12 @@ type Framed interface {
 	WriteMessage([]byte) error
 }
 
+// gatherWriter is a Framed that sends one message gathered from several
+// buffers, so that SendVec's parts need not be copied together first.
+type gatherWriter interface {
+	WriteMessageVec(parts [][]byte) error
+}
+
 // Handlers receive a channel's events, on the goroutine running Mux.Run.
 // The byte slices are valid only during the call.
 type Handlers struct {
@@ -74,6 +80,7 @@ type Mux struct {
 
 	wmu    sync.Mutex // serialises writes and the batch
 	wbuf   []byte
+	parts  [][]byte // SendVec's message, header first
 	corked int
 	batch  []byte
 	batchC uint64 // channel id of the batch's last entry
@@ -234,6 +241,40 @@ func (c *Channel) SendIn(typ uint64, b []byte, room int) error {
 	w = append(w, payload...)
 	m.wbuf = w
 	return m.f.WriteMessage(w)
+}
+
+// SendVec sends a message whose payload is parts end to end, gathered from
+// them where the transport can, else copied together.
+func (c *Channel) SendVec(typ uint64, parts [][]byte) error {
+	m := c.mux
+	m.mu.Lock()
+	closed, lid := c.closed, c.localID
+	m.mu.Unlock()
+	if closed || lid == 0 {
+		return ErrChannelClosed
+	}
+	m.wmu.Lock()
+	defer m.wmu.Unlock()
+	gw, ok := m.f.(gatherWriter)
+	if m.corked > 0 || !ok {
+		w := m.wbuf[:0]
+		if m.corked == 0 {
+			w = compact.AppendUint(compact.AppendUint(w, lid), typ)
+		}
+		for _, p := range parts {
+			w = append(w, p...)
+		}
+		m.wbuf = w
+		if m.corked > 0 {
+			return m.pushBatch(lid, compact.AppendUint(nil, typ), w)
+		}
+		return m.f.WriteMessage(w)
+	}
+	var head [18]byte // two compact uints of at most 9 bytes
+	m.parts = append(append(m.parts[:0], compact.AppendUint(compact.AppendUint(head[:0], lid), typ)), parts...)
+	err := gw.WriteMessageVec(m.parts)
+	clear(m.parts) // the parts are the caller's again
+	return err
 }
 
 // Close sends a close and closes the channel locally.

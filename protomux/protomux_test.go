@@ -217,3 +217,59 @@ func TestBadOpenBreaksStream(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// gatherPipe is a pipe that also sends messages gathered from parts,
+// counting how many did.
+type gatherPipe struct {
+	*pipe
+	gathered int
+}
+
+func (g *gatherPipe) WriteMessageVec(parts [][]byte) error {
+	g.gathered++
+	return g.WriteMessage(bytes.Join(parts, nil))
+}
+
+// TestSendVecJoinsParts: a message sent from parts arrives as one, its
+// parts end to end, whether the transport gathers them, copies them
+// together, or the mux is corked and batches it; and the parts are left
+// as they were.
+func TestSendVecJoinsParts(t *testing.T) {
+	parts := [][]byte{[]byte("head:"), []byte("one,"), nil, bytes.Repeat([]byte("z"), 300)}
+	want := msg{300, "head:one," + string(bytes.Repeat([]byte("z"), 300))}
+	for _, gathers := range []bool{true, false} {
+		a, b := newPipe()
+		ga := &gatherPipe{pipe: a}
+		var fa Framed = a
+		if gathers {
+			fa = ga
+		}
+		ma, mb := New(fa), New(b)
+		rb := newRecorder()
+		ca := ma.CreateChannel("proto", nil, Handlers{})
+		cb := mb.CreateChannel("proto", nil, rb.handlers())
+		ca.Open(nil) // both open before either mux reads, as above
+		cb.Open(nil)
+		go ma.Run()
+		go mb.Run()
+		if err := ca.SendVec(300, parts); err != nil {
+			t.Fatal(err)
+		}
+		ma.Cork()
+		ca.Send(3, []byte("x"))
+		ca.SendVec(300, parts)
+		ma.Uncork()
+		for _, w := range []msg{want, {3, "x"}, want} {
+			if got := recv(t, rb.msgs); got != w {
+				t.Fatalf("gathering %v: got %v want %v", gathers, got, w)
+			}
+		}
+		if wantGathered := map[bool]int{true: 1, false: 0}[gathers]; ga.gathered != wantGathered {
+			t.Fatalf("gathering %v: %d gathered writes", gathers, ga.gathered)
+		}
+		a.Close()
+	}
+	if string(parts[0]) != "head:" || string(parts[1]) != "one," || len(parts[3]) != 300 {
+		t.Fatal("the parts changed")
+	}
+}

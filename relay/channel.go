@@ -130,6 +130,12 @@ func (c *Channel) SendPayloadIn(t MessageType, b []byte, room int) error {
 	return c.ch.SendIn(uint64(t), b, room)
 }
 
+// SendPayloadVec is SendPayload for a payload that is parts end to end,
+// gathered from them where the transport can.
+func (c *Channel) SendPayloadVec(t MessageType, parts [][]byte) error {
+	return c.ch.SendVec(uint64(t), parts)
+}
+
 // Touch counts as hearing from the peer. A reader that has stopped reading
 // to hold back a fast sender calls it, so the peer is not judged dead for
 // the pongs left unread meanwhile.

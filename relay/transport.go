@@ -2,9 +2,11 @@ package relay
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sync"
 	"time"
 
@@ -26,6 +28,13 @@ type WebSocketFramed struct {
 	c            *websocket.Conn
 	writeTimeout time.Duration
 	wmu          sync.Mutex
+	// server, on the server side, is the connection frames are written
+	// to directly: unmasked, a frame is its header and the payload as it
+	// is, so a message gathered from several buffers leaves in one
+	// writev, and the library's copy into its write buffer is saved.
+	server net.Conn
+	head   [maxFrameHeader]byte
+	parts  [][]byte // the frame being written, header first
 	// reads, when set, lends the buffers messages are read into before
 	// being copied out at their size: the library's ReadMessage reads
 	// through a buffer that starts small and grows, reallocating and
@@ -48,6 +57,10 @@ func NewReadBuffers() *sync.Pool {
 // messages.
 func (w *WebSocketFramed) ReadBuffersFrom(pool *sync.Pool) { w.reads = pool }
 
+// maxFrameHeader is the longest header of an unmasked frame: opcode,
+// length marker and a 64-bit length.
+const maxFrameHeader = 10
+
 // NewWebSocketFramed wraps c, refusing received messages over maxFrame
 // bytes (the WebSocket library enforces it before buffering) and failing
 // a write that blocks longer than writeTimeout, so that a peer that stops
@@ -55,6 +68,20 @@ func (w *WebSocketFramed) ReadBuffersFrom(pool *sync.Pool) { w.reads = pool }
 func NewWebSocketFramed(c *websocket.Conn, maxFrame int64, writeTimeout time.Duration) *WebSocketFramed {
 	c.SetReadLimit(maxFrame)
 	return &WebSocketFramed{c: c, writeTimeout: writeTimeout}
+}
+
+// NewServerWebSocketFramed is NewWebSocketFramed for the server side of
+// c, whose frames it writes itself. Pongs go out through the same writer,
+// so that no write of the library's own lands inside a message.
+func NewServerWebSocketFramed(c *websocket.Conn, maxFrame int64, writeTimeout time.Duration) *WebSocketFramed {
+	w := NewWebSocketFramed(c, maxFrame, writeTimeout)
+	w.server = c.NetConn()
+	c.SetPingHandler(func(data string) error {
+		w.wmu.Lock()
+		defer w.wmu.Unlock()
+		return w.writeFrame(websocket.PongMessage, [][]byte{[]byte(data)})
+	})
+	return w
 }
 
 // ReadMessage returns the next binary message.
@@ -131,10 +158,58 @@ func (w *WebSocketFramed) next() (io.Reader, error) {
 
 // WriteMessage sends p as one binary message.
 func (w *WebSocketFramed) WriteMessage(p []byte) error {
+	return w.WriteMessageVec([][]byte{p})
+}
+
+// WriteMessageVec sends parts end to end as one binary message.
+func (w *WebSocketFramed) WriteMessageVec(parts [][]byte) error {
 	w.wmu.Lock()
 	defer w.wmu.Unlock()
+	if w.server != nil {
+		return w.writeFrame(websocket.BinaryMessage, parts)
+	}
+	// The client side masks, which the library does as it copies into
+	// its write buffer.
 	w.c.SetWriteDeadline(time.Now().Add(w.writeTimeout))
-	if err := w.c.WriteMessage(websocket.BinaryMessage, p); err != nil {
+	mw, err := w.c.NextWriter(websocket.BinaryMessage)
+	if err == nil {
+		for _, p := range parts {
+			if _, err = mw.Write(p); err != nil {
+				break
+			}
+		}
+		if cerr := mw.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("relay: websocket write: %w", err)
+	}
+	return nil
+}
+
+// writeFrame writes one unmasked frame of opcode op on the server side;
+// wmu is held.
+func (w *WebSocketFramed) writeFrame(op int, parts [][]byte) error {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	h := append(w.head[:0], 0x80|byte(op)) // FIN: never fragmented
+	switch {
+	case n < 126:
+		h = append(h, byte(n))
+	case n <= 0xffff:
+		h = binary.BigEndian.AppendUint16(append(h, 126), uint16(n))
+	default:
+		h = binary.BigEndian.AppendUint64(append(h, 127), uint64(n))
+	}
+	w.server.SetWriteDeadline(time.Now().Add(w.writeTimeout))
+	w.parts = append(append(w.parts[:0], h), parts...)
+	bufs := net.Buffers(w.parts)
+	_, err := bufs.WriteTo(w.server)
+	clear(w.parts) // the parts are the caller's again
+	if err != nil {
 		return fmt.Errorf("relay: websocket write: %w", err)
 	}
 	return nil

@@ -69,7 +69,7 @@ func TestUnchangedJSClientOverWebSocket(t *testing.T) {
 		if err != nil {
 			return
 		}
-		f := NewWebSocketFramed(c, 1<<20, 10*time.Second)
+		f := NewServerWebSocketFramed(c, 1<<20, 10*time.Second)
 		msgs, ch := serveChannel(t, f)
 		sessions <- session{msgs, ch, f}
 	}))
@@ -169,5 +169,86 @@ func TestClientReadsWholeMessages(t *testing.T) {
 	}
 	if _, err := f.ReadMessage(); !errors.Is(err, ErrTextMessage) {
 		t.Fatalf("a text message read as %v", err)
+	}
+}
+
+// TestServerWritesFrames: the server side, which writes its frames itself,
+// sends each message whole as one unfragmented frame, at every length
+// encoding (7-bit, 16-bit, 64-bit) and gathered from several parts; a ping
+// in between is answered with its pong, and the messages around it stay
+// whole.
+func TestServerWritesFrames(t *testing.T) {
+	sizes := []int{0, 1, 125, 126, 127, 0xffff, 0x10000, 300 << 10}
+	up := websocket.Upgrader{}
+	done := make(chan error, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		f := NewServerWebSocketFramed(c, 1<<20, 10*time.Second)
+		defer f.Close()
+		read := make(chan struct{})
+		defer func() { <-read }() // until the client closes
+		go func() { // the library answers pings while reading
+			defer close(read)
+			for {
+				if _, err := f.ReadMessage(); err != nil {
+					return
+				}
+			}
+		}()
+		for i, n := range sizes {
+			m := bytes.Repeat([]byte{byte(i + 1)}, n)
+			if err := f.WriteMessage(m); err != nil {
+				done <- err
+				return
+			}
+			// The same message again, cut into three parts.
+			if err := f.WriteMessageVec([][]byte{m[:n/3], m[n/3 : n/2], m[n/2:]}); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}))
+	defer srv.Close()
+	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pong := make(chan string, 1)
+	c.SetPongHandler(func(data string) error { pong <- data; return nil })
+	if err := c.WriteControl(websocket.PingMessage, []byte("are you there"), time.Now().Add(5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range sizes {
+		for copyNo := range 2 {
+			typ, m, err := c.ReadMessage()
+			if err != nil {
+				t.Fatalf("message %d (%d bytes), copy %d: %v", i, n, copyNo, err)
+			}
+			if typ != websocket.BinaryMessage || !bytes.Equal(m, bytes.Repeat([]byte{byte(i + 1)}, n)) {
+				t.Fatalf("message %d (%d bytes), copy %d: type %d, %d bytes", i, n, copyNo, typ, len(m))
+			}
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// The pong may come after the last message: the library hands it to
+	// the handler only while reading.
+	go func() {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		c.ReadMessage()
+	}()
+	select {
+	case p := <-pong:
+		if p != "are you there" {
+			t.Fatalf("pong %q", p)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no pong")
 	}
 }

@@ -17,7 +17,19 @@ type outItem struct {
 	// frame is, for stream data, the frame payload arrived in: its bytes
 	// in front of payload are free for the message's header.
 	frame []byte
+	// chunk is the bytes of stream data that came as one buffer, which
+	// the writer may join with the stream's next queued chunks.
+	chunk []byte
 }
+
+// Joining queued chunks of a stream into one data message: the client's
+// cost is largely per message (a browser's message event, the mux, the
+// stream's push), and each message is a system call here. The join takes
+// only what is already queued, so it never waits for more.
+const (
+	joinMax    = 128 << 10 // stream bytes in one joined message
+	joinChunks = 16        // chunks in one joined message
+)
 
 // outQueue is what waits to be written to the client, under Session.mu:
 // urgent messages first, the rest in order. Stream data is bounded by
@@ -74,19 +86,50 @@ func (q *outQueue) pop() (outItem, bool) {
 	if it.data == nil {
 		q.control--
 	}
-	if len(q.urgent) == 0 && len(q.fifo) == 0 {
-		q.urgent, q.fifo = nil, nil // an idle session holds no queue
-	}
+	q.tidy()
 	return it, true
+}
+
+// popChunks pops, into run, the chunks of st that come next in order, as
+// long as no urgent message waits and they fit in room bytes and the run.
+func (q *outQueue) popChunks(st *stream, room int, run []outItem) []outItem {
+	for len(q.urgent) == 0 && len(q.fifo) > 0 && len(run) < cap(run) {
+		it := q.fifo[0]
+		if it.data != st || it.chunk == nil || len(it.chunk) > room {
+			break
+		}
+		room -= len(it.chunk)
+		run = append(run, it)
+		q.fifo[0] = outItem{}
+		q.fifo = q.fifo[1:]
+	}
+	q.tidy()
+	return run
+}
+
+// tidy drops emptied queues: an idle session holds none.
+func (q *outQueue) tidy() {
+	if len(q.urgent) == 0 && len(q.fifo) == 0 {
+		q.urgent, q.fifo = nil, nil
+	}
 }
 
 // writer writes queued messages to the client and grants credit for the
 // stream data written, until the queue is empty; it is the only writer of
 // stream messages, and runs only while there is something to write.
 func (s *Session) writer() {
+	// The join's scratch lives on this goroutine's stack, which exists
+	// only while there is something to write.
+	var runBuf [joinChunks - 1]outItem
+	var parts [joinChunks + 1][]byte
+	var head [16]byte
 	for {
 		s.mu.Lock()
 		it, ok := s.out.pop()
+		run := runBuf[:0]
+		if ok && it.chunk != nil {
+			run = s.out.popChunks(it.data, joinMax-len(it.chunk), run)
+		}
 		closing := s.out.closing
 		if !ok {
 			s.out.writing = false
@@ -106,9 +149,21 @@ func (s *Session) writer() {
 			return
 		}
 		var err error
-		if room := len(it.frame) - len(it.payload); room > 0 {
+		n := it.n
+		switch room := len(it.frame) - len(it.payload); {
+		case len(run) > 0:
+			for _, r := range run {
+				n += r.n
+			}
+			ps := append(parts[:0], relay.AppendDataHeader(head[:0], it.data.worker, n), it.chunk)
+			for _, r := range run {
+				ps = append(ps, r.chunk)
+			}
+			err = s.ch.SendPayloadVec(relay.TypeData, ps)
+			clear(ps)
+		case room > 0:
 			err = s.ch.SendPayloadIn(it.typ, it.frame, room)
-		} else {
+		default:
 			err = s.ch.SendPayload(it.typ, it.payload)
 		}
 		if err != nil {
@@ -116,9 +171,13 @@ func (s *Session) writer() {
 			return
 		}
 		it.lease.Release()
+		for i := range run {
+			run[i].lease.Release()
+			run[i] = outItem{}
+		}
 		if it.data != nil {
 			s.mu.Lock()
-			grant := it.data.ledger.Consume(it.n)
+			grant := it.data.ledger.Consume(n)
 			worker := it.data.worker
 			s.mu.Unlock()
 			if grant > 0 {

@@ -519,6 +519,9 @@ func (s *Session) onWorker(f routing.Frame) {
 				return
 			}
 			item.data, item.n, item.lease, item.frame = st, n, f.Lease, f.Encoded
+			if len(m.Data) == 1 {
+				item.chunk = m.Data[0]
+			}
 		}
 	case relay.TypeNoiseSend, relay.TypeNoiseReceive, relay.TypeSignAnnounce, relay.TypeSignUnannounce, relay.TypeIncoming:
 		item.urgent = true

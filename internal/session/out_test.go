@@ -1,0 +1,51 @@
+package session
+
+import "testing"
+
+// TestPopChunksJoinsOnlyTheStreamsNextChunks: the writer joins to a chunk
+// the chunks of the same stream that come next in order, and stops at
+// another stream's message, a message that is not one chunk, the room
+// left, the run's capacity, or an urgent message waiting.
+func TestPopChunksJoinsOnlyTheStreamsNextChunks(t *testing.T) {
+	a, b := &stream{worker: 1}, &stream{worker: 2}
+	chunk := func(st *stream, n int) outItem { return outItem{data: st, n: n, chunk: make([]byte, n)} }
+	cases := []struct {
+		name  string
+		queue []outItem
+		room  int
+		cap   int
+		want  int // chunks joined
+	}{
+		{"same stream", []outItem{chunk(a, 10), chunk(a, 10), chunk(a, 10)}, 100, 8, 3},
+		{"another stream", []outItem{chunk(a, 10), chunk(b, 10), chunk(a, 10)}, 100, 8, 1},
+		{"not one chunk", []outItem{chunk(a, 10), {data: a, n: 20}, chunk(a, 10)}, 100, 8, 1},
+		{"control message", []outItem{chunk(a, 10), {payload: []byte{1}}, chunk(a, 10)}, 100, 8, 1},
+		{"room", []outItem{chunk(a, 10), chunk(a, 10), chunk(a, 10)}, 25, 8, 2},
+		{"capacity", []outItem{chunk(a, 10), chunk(a, 10), chunk(a, 10)}, 100, 2, 2},
+	}
+	for _, c := range cases {
+		var q outQueue
+		q.start = func() {}
+		for _, it := range c.queue {
+			q.push(it, 10)
+		}
+		run := q.popChunks(a, c.room, make([]outItem, 0, c.cap))
+		if len(run) != c.want {
+			t.Fatalf("%s: joined %d, want %d", c.name, len(run), c.want)
+		}
+		if left := len(q.fifo); left != len(c.queue)-c.want {
+			t.Fatalf("%s: %d left queued, want %d", c.name, left, len(c.queue)-c.want)
+		}
+	}
+	var q outQueue
+	q.start = func() {}
+	q.push(chunk(a, 10), 10)
+	q.push(outItem{payload: []byte{1}, urgent: true}, 10)
+	if run := q.popChunks(a, 100, make([]outItem, 0, 8)); len(run) != 0 {
+		t.Fatal("joined past an urgent message")
+	}
+	q.urgent = nil
+	if run := q.popChunks(a, 100, make([]outItem, 0, 8)); len(run) != 1 || q.fifo != nil {
+		t.Fatal("an emptied queue is kept")
+	}
+}
