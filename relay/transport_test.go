@@ -190,7 +190,8 @@ func TestServerWritesFrames(t *testing.T) {
 		defer f.Close()
 		read := make(chan struct{})
 		defer func() { <-read }() // until the client closes
-		go func() { // the library answers pings while reading
+		// The library answers pings while reading.
+		go func() {
 			defer close(read)
 			for {
 				if _, err := f.ReadMessage(); err != nil {
