@@ -185,9 +185,9 @@ func (l *Lab) joinLAN(r string, lan int, ns string) *Host {
 func (l *Lab) link(inet, ns, bridge, addr string) {
 	n := l.hosts
 	a, b := fmt.Sprintf("%sb%d", l.name, n), fmt.Sprintf("w%d", n)
-	l.run("", "ip", "link", "add", a, "type", "veth", "peer", "name", b)
+	// The peer is made in ns: its short name is unique only there.
+	l.run("", "ip", "link", "add", a, "type", "veth", "peer", "name", b, "netns", ns)
 	l.run("", "ip", "link", "set", a, "netns", inet)
-	l.run("", "ip", "link", "set", b, "netns", ns)
 	l.run(inet, "ip", "link", "set", a, "master", bridge)
 	l.run(inet, "ip", "link", "set", a, "up")
 	l.run(ns, "ip", "addr", "add", addr, "dev", b)
