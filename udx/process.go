@@ -29,8 +29,11 @@ func (s *Stream) onPacket(sock *Socket, p []byte, from netip.AddrPort) bool {
 		s.mu.Lock()
 		// Accepted: the hook connected the stream to this socket, or it
 		// left it unconnected for now, in which case data is still taken
-		// in (and acked once the stream connects), as libudx does.
-		if s.err != nil || (s.socket != nil && s.socket != sock) {
+		// in (and acked once the stream connects), as libudx does; or the
+		// stream stays on another path and the packet comes from one it
+		// left, such as the relay a stream moved off, over which the
+		// peer may still resend what it sent before it moved too.
+		if s.err != nil {
 			s.mu.Unlock()
 			return true
 		}

@@ -274,8 +274,9 @@ func (s *Stream) ChangeRemote(socket *Socket, remoteID uint32, addr netip.AddrPo
 
 // SetFirewall sets the hook that runs when a packet reaches the stream on
 // a socket it is not connected to. It accepts by returning true, normally
-// after connecting the stream to that socket and address; rejected packets
-// are dropped.
+// after connecting the stream to that socket and address; an accepted
+// packet is taken in even if the stream stays connected elsewhere.
+// Rejected packets are dropped.
 func (s *Stream) SetFirewall(fn func(socket *Socket, from netip.AddrPort) bool) {
 	s.mu.Lock()
 	s.firewall = fn

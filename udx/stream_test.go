@@ -101,6 +101,46 @@ func TestFirewallConnectsOnFirstPacket(t *testing.T) {
 	d.Close()
 }
 
+// TestFirewallTakesPacketsFromAPathLeft: a stream that stays on one path
+// takes in the packets its firewall accepts from another, as a stream that
+// moved off a relay must take what the peer still sends over it.
+func TestFirewallTakesPacketsFromAPathLeft(t *testing.T) {
+	ua, ub := New(), New()
+	sa, left, on := listen(t, ua, nil), listen(t, ub, nil), listen(t, ub, nil)
+	a, _ := ua.NewStream(1)
+	b, _ := ub.NewStream(2)
+	b.Connect(on, 1, sa.LocalAddr())
+	accepted := make(chan struct{}, 1)
+	b.SetFirewall(func(sock *Socket, from netip.AddrPort) bool {
+		if sock == left && from == sa.LocalAddr() {
+			select {
+			case accepted <- struct{}{}:
+			default:
+			}
+			return true
+		}
+		return false
+	})
+	a.Connect(sa, 2, left.LocalAddr()) // a still sends where b was
+	data := bytes.Repeat([]byte("still here "), 10000)
+	go func() {
+		a.Write(data)
+		a.CloseWrite()
+	}()
+	waitFor(t, accepted)
+	got := make(chan []byte, 1)
+	go func() {
+		p, _ := io.ReadAll(b)
+		got <- p
+	}()
+	if p := waitFor(t, got); !bytes.Equal(p, data) {
+		t.Fatalf("got %d of %d bytes", len(p), len(data))
+	}
+	if b.Socket() != on {
+		t.Fatal("the stream moved")
+	}
+}
+
 func TestRelayTo(t *testing.T) {
 	// a <-> r1 ... r2 <-> c, with r1 and r2 relaying into each other.
 	ua, ur, uc := New(), New(), New()
