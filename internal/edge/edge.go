@@ -158,7 +158,9 @@ func (e *Edge) Start(ctx context.Context, workers Workers) error {
 	if e.cfg.Affinity != nil {
 		go e.refreshAffinity(pctx)
 	}
-	return e.cfg.NATS.FlushTimeout(routing.FlushTimeout)
+	fctx, cancel := context.WithTimeout(ctx, routing.FlushTimeout)
+	defer cancel()
+	return e.cfg.NATS.FlushWithContext(fctx)
 }
 
 // observe registers the edge's gauges: live workers (which readiness also
