@@ -25,7 +25,14 @@ type outItem struct {
 // Joining queued chunks of a stream into one data message: the client's
 // cost is largely per message (a browser's message event, the mux, the
 // stream's push), and each message is a system call here. The join takes
-// only what is already queued, so it never waits for more.
+// only what is already queued, so it never waits for more. Only a
+// transport that sends a message gathered from parts (the WebSocket one)
+// joins; over another, a joined message would be copied together into a
+// buffer the session then keeps.
+type gatherWriter interface {
+	WriteMessageVec(parts [][]byte) error
+}
+
 const (
 	joinMax    = 128 << 10 // stream bytes in one joined message
 	joinChunks = 16        // chunks in one joined message
@@ -123,11 +130,12 @@ func (s *Session) writer() {
 	var runBuf [joinChunks - 1]outItem
 	var parts [joinChunks + 1][]byte
 	var head [16]byte
+	_, joins := s.cfg.Framed.(gatherWriter)
 	for {
 		s.mu.Lock()
 		it, ok := s.out.pop()
 		run := runBuf[:0]
-		if ok && it.chunk != nil {
+		if ok && joins && it.chunk != nil {
 			run = s.out.popChunks(it.data, joinMax-len(it.chunk), run)
 		}
 		closing := s.out.closing
