@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -33,8 +34,13 @@ type WebSocketFramed struct {
 	// is, so a message gathered from several buffers leaves in one
 	// writev, and the library's copy into its write buffer is saved.
 	server net.Conn
-	head   [maxFrameHeader]byte
-	parts  [][]byte // the frame being written, header first
+	// vectored: server is an OS connection, which net.Buffers writes
+	// with one writev. Another (TLS) would take each part as a write and
+	// a record of its own, so there a frame is copied together first,
+	// into a buffer from the read pool.
+	vectored bool
+	head     [maxFrameHeader]byte
+	parts    [][]byte // the frame being written, header first
 	// reads, when set, lends the buffers messages are read into before
 	// being copied out at their size: the library's ReadMessage reads
 	// through a buffer that starts small and grows, reallocating and
@@ -76,6 +82,8 @@ func NewWebSocketFramed(c *websocket.Conn, maxFrame int64, writeTimeout time.Dur
 func NewServerWebSocketFramed(c *websocket.Conn, maxFrame int64, writeTimeout time.Duration) *WebSocketFramed {
 	w := NewWebSocketFramed(c, maxFrame, writeTimeout)
 	w.server = c.NetConn()
+	_, w.vectored = w.server.(syscall.Conn)
+	w.reads = NewReadBuffers() // until ReadBuffersFrom names a shared pool
 	c.SetPingHandler(func(data string) error {
 		w.wmu.Lock()
 		defer w.wmu.Unlock()
@@ -205,10 +213,22 @@ func (w *WebSocketFramed) writeFrame(op int, parts [][]byte) error {
 		h = binary.BigEndian.AppendUint64(append(h, 127), uint64(n))
 	}
 	w.server.SetWriteDeadline(time.Now().Add(w.writeTimeout))
-	w.parts = append(append(w.parts[:0], h), parts...)
-	bufs := net.Buffers(w.parts)
-	_, err := bufs.WriteTo(w.server)
-	clear(w.parts) // the parts are the caller's again
+	var err error
+	if w.vectored {
+		w.parts = append(append(w.parts[:0], h), parts...)
+		bufs := net.Buffers(w.parts)
+		_, err = bufs.WriteTo(w.server)
+		clear(w.parts) // the parts are the caller's again
+	} else {
+		bp := w.reads.Get().(*[]byte)
+		b := append((*bp)[:0], h...)
+		for _, p := range parts {
+			b = append(b, p...)
+		}
+		_, err = w.server.Write(b)
+		*bp = b
+		w.Return(bp)
+	}
 	if err != nil {
 		return fmt.Errorf("relay: websocket write: %w", err)
 	}

@@ -174,14 +174,21 @@ func TestClientReadsWholeMessages(t *testing.T) {
 
 // TestServerWritesFrames: the server side, which writes its frames itself,
 // sends each message whole as one unfragmented frame, at every length
-// encoding (7-bit, 16-bit, 64-bit) and gathered from several parts; a ping
-// in between is answered with its pong, and the messages around it stay
-// whole.
+// encoding (7-bit, 16-bit, 64-bit) and gathered from several parts, over
+// a plain connection (gathered by writev) and over TLS (copied together);
+// a ping in between is answered with its pong, and the messages around it
+// stay whole.
 func TestServerWritesFrames(t *testing.T) {
+	for _, secure := range []bool{false, true} {
+		serverWritesFrames(t, secure)
+	}
+}
+
+func serverWritesFrames(t *testing.T, secure bool) {
 	sizes := []int{0, 1, 125, 126, 127, 0xffff, 0x10000, 300 << 10}
 	up := websocket.Upgrader{}
 	done := make(chan error, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := up.Upgrade(w, r, nil)
 		if err != nil {
 			return
@@ -213,8 +220,15 @@ func TestServerWritesFrames(t *testing.T) {
 		}
 		done <- nil
 	}))
+	dialer := *websocket.DefaultDialer
+	if secure {
+		srv.StartTLS()
+		dialer.TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig
+	} else {
+		srv.Start()
+	}
 	defer srv.Close()
-	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	c, _, err := dialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,10 +242,10 @@ func TestServerWritesFrames(t *testing.T) {
 		for copyNo := range 2 {
 			typ, m, err := c.ReadMessage()
 			if err != nil {
-				t.Fatalf("message %d (%d bytes), copy %d: %v", i, n, copyNo, err)
+				t.Fatalf("TLS %v, message %d (%d bytes), copy %d: %v", secure, i, n, copyNo, err)
 			}
 			if typ != websocket.BinaryMessage || !bytes.Equal(m, bytes.Repeat([]byte{byte(i + 1)}, n)) {
-				t.Fatalf("message %d (%d bytes), copy %d: type %d, %d bytes", i, n, copyNo, typ, len(m))
+				t.Fatalf("TLS %v, message %d (%d bytes), copy %d: type %d, %d bytes", secure, i, n, copyNo, typ, len(m))
 			}
 		}
 	}

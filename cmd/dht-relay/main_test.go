@@ -40,7 +40,7 @@ func startRelay(t *testing.T, args ...string) *relayProc {
 		switch {
 		case f == "metrics" && i+1 < len(fields):
 			p.metrics = fields[i+1]
-		case strings.HasPrefix(f, "ws://"):
+		case strings.HasPrefix(f, "ws://"), strings.HasPrefix(f, "wss://"):
 			p.ws = f
 		case strings.HasPrefix(f, "tcp://"):
 			p.tcp = strings.TrimPrefix(f, "tcp://")
