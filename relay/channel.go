@@ -184,18 +184,22 @@ func (c *Channel) tick() {
 	}
 }
 
+// fail stops the channel and reports err, unless it had stopped: a timer
+// that fired as the channel closed, or a second failure, reports nothing.
 func (c *Channel) fail(err error) {
-	c.stop()
-	if c.onError != nil {
+	if c.stop() && c.onError != nil {
 		c.onError(err)
 	}
 }
 
-func (c *Channel) stop() {
+// stop stops the timer; it reports whether the channel was running.
+func (c *Channel) stop() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	running := !c.stopped
 	c.stopped = true
 	if c.timer != nil { // nil when the channel closed as it was made
 		c.timer.Stop()
 	}
+	return running
 }

@@ -106,3 +106,31 @@ func TestChannelBadMessage(t *testing.T) {
 		t.Fatal("a truncated message went unreported")
 	}
 }
+
+// TestChannelFailsOnce: a channel reports one failure, the first, and none
+// once it has closed, as when its timer fires while it closes.
+func TestChannelFailsOnce(t *testing.T) {
+	a, _ := wsPair(t)
+	errs := make(chan error, 4)
+	c, err := OpenChannel(protomux.New(a), ChannelConfig{AliveTimeout: time.Hour, OnError: func(e error) { errs <- e }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := errors.New("first")
+	c.fail(first)
+	c.fail(ErrNotAlive)
+	if e := <-errs; e != first {
+		t.Fatalf("reported %v", e)
+	}
+	closed, err := OpenChannel(protomux.New(a), ChannelConfig{AliveTimeout: time.Hour, OnError: func(e error) { errs <- e }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed.Close()
+	closed.fail(ErrNotAlive)
+	select {
+	case e := <-errs:
+		t.Fatalf("reported %v after the first, or after closing", e)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
