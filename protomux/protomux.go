@@ -220,16 +220,62 @@ func (c *Channel) Send(typ uint64, payload []byte) error { return c.SendIn(typ, 
 // header fits in the room bytes in front, it is written there and the
 // message goes out without being copied; b[:room] is overwritten or not.
 func (c *Channel) SendIn(typ uint64, b []byte, room int) error {
+	lid, err := c.sendID()
+	if err != nil {
+		return err
+	}
+	m := c.mux
+	m.wmu.Lock()
+	defer m.wmu.Unlock()
+	return m.sendIn(lid, typ, b, room)
+}
+
+// maxHeader is the longest message header: two compact uints (channel id
+// and type) of at most 9 bytes.
+const maxHeader = 18
+
+// SendVec sends a message whose payload is parts end to end, gathered from
+// them where the transport can, else copied together.
+func (c *Channel) SendVec(typ uint64, parts [][]byte) error {
+	lid, err := c.sendID()
+	if err != nil {
+		return err
+	}
+	m := c.mux
+	m.wmu.Lock()
+	defer m.wmu.Unlock()
+	if gw, ok := m.f.(gatherWriter); ok && m.corked == 0 {
+		var head [maxHeader]byte
+		m.parts = append(append(m.parts[:0], compact.AppendUint(compact.AppendUint(head[:0], lid), typ)), parts...)
+		err := gw.WriteMessageVec(m.parts)
+		clear(m.parts) // the parts are the caller's again
+		return err
+	}
+	// Copied together behind room for the header, which sendIn then
+	// writes in place.
+	b := append(m.wbuf[:0], make([]byte, maxHeader)...)
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	m.wbuf = b
+	return m.sendIn(lid, typ, b, maxHeader)
+}
+
+// sendID is the channel's local id, for a send; an error once it closed.
+func (c *Channel) sendID() (uint64, error) {
 	m := c.mux
 	m.mu.Lock()
 	closed, lid := c.closed, c.localID
 	m.mu.Unlock()
 	if closed || lid == 0 {
-		return ErrChannelClosed
+		return 0, ErrChannelClosed
 	}
+	return lid, nil
+}
+
+// sendIn is SendIn for channel lid; wmu is held.
+func (m *Mux) sendIn(lid, typ uint64, b []byte, room int) error {
 	payload := b[room:]
-	m.wmu.Lock()
-	defer m.wmu.Unlock()
 	if m.corked > 0 {
 		return m.pushBatch(lid, compact.AppendUint(nil, typ), payload)
 	}
@@ -241,40 +287,6 @@ func (c *Channel) SendIn(typ uint64, b []byte, room int) error {
 	w = append(w, payload...)
 	m.wbuf = w
 	return m.f.WriteMessage(w)
-}
-
-// SendVec sends a message whose payload is parts end to end, gathered from
-// them where the transport can, else copied together.
-func (c *Channel) SendVec(typ uint64, parts [][]byte) error {
-	m := c.mux
-	m.mu.Lock()
-	closed, lid := c.closed, c.localID
-	m.mu.Unlock()
-	if closed || lid == 0 {
-		return ErrChannelClosed
-	}
-	m.wmu.Lock()
-	defer m.wmu.Unlock()
-	gw, ok := m.f.(gatherWriter)
-	if m.corked > 0 || !ok {
-		w := m.wbuf[:0]
-		if m.corked == 0 {
-			w = compact.AppendUint(compact.AppendUint(w, lid), typ)
-		}
-		for _, p := range parts {
-			w = append(w, p...)
-		}
-		m.wbuf = w
-		if m.corked > 0 {
-			return m.pushBatch(lid, compact.AppendUint(nil, typ), w)
-		}
-		return m.f.WriteMessage(w)
-	}
-	var head [18]byte // two compact uints of at most 9 bytes
-	m.parts = append(append(m.parts[:0], compact.AppendUint(compact.AppendUint(head[:0], lid), typ)), parts...)
-	err := gw.WriteMessageVec(m.parts)
-	clear(m.parts) // the parts are the caller's again
-	return err
 }
 
 // Close sends a close and closes the channel locally.
