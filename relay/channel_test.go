@@ -21,7 +21,7 @@ func wsPair(t *testing.T) (*WebSocketFramed, *WebSocketFramed) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := up.Upgrade(w, r, nil)
 		if err == nil {
-			server <- NewServerWebSocketFramed(c, 1<<20, 10*time.Second)
+			server <- NewServerWebSocketFramed(c, 1<<20, 10*time.Second, NewReadBuffers())
 		}
 	}))
 	t.Cleanup(srv.Close)

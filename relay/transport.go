@@ -77,13 +77,14 @@ func NewWebSocketFramed(c *websocket.Conn, maxFrame int64, writeTimeout time.Dur
 }
 
 // NewServerWebSocketFramed is NewWebSocketFramed for the server side of
-// c, whose frames it writes itself. Pongs go out through the same writer,
-// so that no write of the library's own lands inside a message.
-func NewServerWebSocketFramed(c *websocket.Conn, maxFrame int64, writeTimeout time.Duration) *WebSocketFramed {
+// c, whose frames it writes itself, reading through buffers from reads
+// (as ReadBuffersFrom). Pongs go out through the same writer, so that no
+// write of the library's own lands inside a message.
+func NewServerWebSocketFramed(c *websocket.Conn, maxFrame int64, writeTimeout time.Duration, reads *sync.Pool) *WebSocketFramed {
 	w := NewWebSocketFramed(c, maxFrame, writeTimeout)
 	w.server = c.NetConn()
 	_, w.vectored = w.server.(syscall.Conn)
-	w.reads = NewReadBuffers() // until ReadBuffersFrom names a shared pool
+	w.reads = reads
 	c.SetPingHandler(func(data string) error {
 		w.wmu.Lock()
 		defer w.wmu.Unlock()
@@ -115,9 +116,9 @@ func (w *WebSocketFramed) ReadMessage() ([]byte, error) {
 }
 
 // ReadLent returns the next binary message in a buffer from the pool that
-// ReadBuffersFrom set, or from a pool of its own, without ReadMessage's
-// copy; the caller gives it back with Return once done with the message's
-// bytes.
+// ReadBuffersFrom or NewServerWebSocketFramed set, or from a pool of its
+// own, without ReadMessage's copy; the caller gives it back with Return
+// once done with the message's bytes.
 func (w *WebSocketFramed) ReadLent() (*[]byte, error) {
 	r, err := w.next()
 	if err != nil {

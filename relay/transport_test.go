@@ -69,7 +69,7 @@ func TestUnchangedJSClientOverWebSocket(t *testing.T) {
 		if err != nil {
 			return
 		}
-		f := NewServerWebSocketFramed(c, 1<<20, 10*time.Second)
+		f := NewServerWebSocketFramed(c, 1<<20, 10*time.Second, NewReadBuffers())
 		msgs, ch := serveChannel(t, f)
 		sessions <- session{msgs, ch, f}
 	}))
@@ -193,7 +193,7 @@ func serverWritesFrames(t *testing.T, secure bool) {
 		if err != nil {
 			return
 		}
-		f := NewServerWebSocketFramed(c, 1<<20, 10*time.Second)
+		f := NewServerWebSocketFramed(c, 1<<20, 10*time.Second, NewReadBuffers())
 		defer f.Close()
 		read := make(chan struct{})
 		defer func() { <-read }() // until the client closes

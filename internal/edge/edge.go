@@ -340,8 +340,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if fwd := r.Header.Get("X-Forwarded-For"); e.cfg.BehindProxy && fwd != "" {
 		remote = strings.TrimSpace(strings.Split(fwd, ",")[0])
 	}
-	f := relay.NewServerWebSocketFramed(c, int64(e.cfg.Limits.MaxFrame), e.cfg.Limits.WriteTimeout)
-	f.ReadBuffersFrom(e.reads)
+	f := relay.NewServerWebSocketFramed(c, int64(e.cfg.Limits.MaxFrame), e.cfg.Limits.WriteTimeout, e.reads)
 	var t session.Transport = f
 	if p := newParkingWS(c, h.br, f, e.idle); p != nil {
 		t = p
