@@ -142,8 +142,12 @@ type pending struct {
 	socket *udx.Socket
 	buf    []byte
 	sent   int
-	timer  *time.Timer
+	timer  *time.Timer // nil until first sent
 	done   chan reply
+	owner  *owner
+	// Waiting for the congestion window, in its owner's queue.
+	waiting    bool
+	prev, next *pending
 }
 
 type reply struct {
@@ -167,10 +171,11 @@ type DHT struct {
 	firewalled bool
 	nat        natSampler
 	tid        uint16
-	inflight   map[uint16]*pending
-	queue      []*pending // waiting for the congestion window
-	window     [windowSlots]int
-	slot       int
+	inflight   map[uint16]*pending // every request held, sent or waiting
+	queue      fairQueue
+	window     congestion
+	lastSend   time.Time
+	lastReply  time.Time
 	secrets    [2][IDSize]byte
 	rotate     int
 	ticks      int

@@ -21,7 +21,7 @@ type testnet struct {
 	nodes     []netip.AddrPort
 }
 
-func startTestnet(t *testing.T, size int) *testnet {
+func startTestnet(t testing.TB, size int) *testnet {
 	t.Helper()
 	p := interop.Start(t, "dht-testnet.js", strconv.Itoa(size))
 	line, err := p.ReadLineWithin(60 * time.Second)
@@ -42,7 +42,7 @@ func startTestnet(t *testing.T, size int) *testnet {
 	return tn
 }
 
-func (tn *testnet) ask(t *testing.T, cmd string, out any) {
+func (tn *testnet) ask(t testing.TB, cmd string, out any) {
 	t.Helper()
 	io.WriteString(tn.p.Stdin, cmd+"\n")
 	line, err := tn.p.ReadLineWithin(30 * time.Second)
@@ -54,7 +54,7 @@ func (tn *testnet) ask(t *testing.T, cmd string, out any) {
 	}
 }
 
-func joinGo(t *testing.T, bootstrap netip.AddrPort, persistent bool) *DHT {
+func joinGo(t testing.TB, bootstrap netip.AddrPort, persistent bool) *DHT {
 	t.Helper()
 	d, err := New(Config{Bootstrap: []netip.AddrPort{bootstrap}, Host: netip.MustParseAddr("127.0.0.1"), Persistent: persistent})
 	if err != nil {

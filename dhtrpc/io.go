@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -69,15 +70,15 @@ func (d *DHT) Close() error {
 		return nil
 	}
 	d.closed = true
-	var ps []*pending
+	ps := make([]*pending, 0, len(d.inflight))
 	for _, p := range d.inflight {
 		ps = append(ps, p)
 	}
 	d.inflight = map[uint16]*pending{}
-	d.queue = nil
+	d.queue = fairQueue{}
 	d.mu.Unlock()
 	for _, p := range ps {
-		if p.timer != nil { // nil while it waits for the congestion window
+		if p.timer != nil {
 			p.timer.Stop()
 		}
 		p.done <- reply{err: ErrClosed}
@@ -107,13 +108,8 @@ func (d *DHT) clock() {
 		}
 		d.ticks++
 		upkeep := d.ticks%ticksPerMaintain == 0
-		d.slot = (d.slot + 1) % windowSlots
-		d.window[d.slot] = 0
-		for len(d.queue) > 0 && !d.windowFull() {
-			p := d.queue[0]
-			d.queue = d.queue[1:]
-			d.sendNow(p)
-		}
+		d.window.drain()
+		d.sendWaiting()
 		d.mu.Unlock()
 		if upkeep {
 			d.tick(time.Now())
@@ -121,12 +117,16 @@ func (d *DHT) clock() {
 	}
 }
 
-func (d *DHT) windowFull() bool {
-	total := 0
-	for _, n := range d.window {
-		total += n
+// sendWaiting sends waiting requests, owner by owner, while the window
+// has room; mu is held.
+func (d *DHT) sendWaiting() {
+	for !d.window.full() {
+		p := d.queue.pop()
+		if p == nil {
+			return
+		}
+		d.sendNow(p)
 	}
-	return total >= 2*maxWindow || d.window[d.slot] >= maxWindow
 }
 
 // token is the token for host under secret i: BLAKE2b-256 of the dotted
@@ -156,16 +156,35 @@ func (d *DHT) Request(ctx context.Context, to netip.AddrPort, internal bool, com
 }
 
 func (d *DHT) request(ctx context.Context, to netip.AddrPort, internal bool, command uint64, target *[IDSize]byte, value []byte, token *[IDSize]byte, socket *udx.Socket) (reply, error) {
+	if err := ctx.Err(); err != nil {
+		return reply{}, err
+	}
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
 		return reply{}, ErrClosed
 	}
+	if len(d.inflight) >= maxHeld {
+		d.stats.Busy++
+		d.mu.Unlock()
+		return reply{}, fmt.Errorf("%w: the node holds %d requests", ErrBusy, maxHeld)
+	}
+	o, err := d.queue.take(ownerOf(ctx))
+	if err != nil {
+		d.stats.Busy++
+		d.mu.Unlock()
+		return reply{}, fmt.Errorf("%w: its caller holds %d requests", err, maxHeldPerOwner)
+	}
+	if len(d.inflight) == 0 {
+		// Progress is judged from the moment the node has work again.
+		d.lastSend, d.lastReply = time.Now(), time.Now()
+	}
 	if socket == nil {
 		socket = d.sendSocket()
 	}
+	// Fewer than maxHeld of the 65,536 ids are taken: a free one is near.
 	tid := d.tid
-	for _, used := d.inflight[tid]; used; _, used = d.inflight[tid] {
+	for d.inflight[tid] != nil {
 		tid++
 	}
 	d.tid = tid + 1
@@ -174,6 +193,7 @@ func (d *DHT) request(ctx context.Context, to netip.AddrPort, internal bool, com
 		to:     to,
 		socket: socket,
 		done:   make(chan reply, 1),
+		owner:  o,
 	}
 	if !d.ephemeral && socket == d.server {
 		id := d.table.id
@@ -181,11 +201,7 @@ func (d *DHT) request(ctx context.Context, to netip.AddrPort, internal bool, com
 	}
 	p.buf = p.req.AppendBinary(nil)
 	d.inflight[tid] = p
-	if d.windowFull() {
-		d.queue = append(d.queue, p)
-	} else {
-		d.sendNow(p)
-	}
+	d.sendOrWait(p)
 	d.mu.Unlock()
 	select {
 	case r := <-p.done:
@@ -193,20 +209,45 @@ func (d *DHT) request(ctx context.Context, to netip.AddrPort, internal bool, com
 	case <-ctx.Done():
 		d.mu.Lock()
 		if d.inflight[tid] == p {
-			delete(d.inflight, tid)
-			if p.timer != nil {
-				p.timer.Stop()
-			}
+			d.forget(p)
 		}
 		d.mu.Unlock()
 		return reply{}, ctx.Err()
 	}
 }
 
+// sendOrWait sends p if the window has room and nobody waits before it,
+// else queues it behind its owner's earlier requests; mu is held.
+func (d *DHT) sendOrWait(p *pending) {
+	if d.window.full() || d.queue.waiting > 0 {
+		d.queue.push(p)
+		d.sendWaiting()
+		return
+	}
+	d.sendNow(p)
+}
+
+// forget lets go of a held request that is answered, timed out or
+// abandoned: a request that was sent gives its send back to the window, as
+// dht-rpc's does, so that replies clock further sends. mu is held.
+func (d *DHT) forget(p *pending) {
+	delete(d.inflight, p.req.TID)
+	if p.waiting {
+		d.queue.remove(p)
+	}
+	if p.timer != nil {
+		p.timer.Stop()
+		d.window.recv()
+	}
+	d.queue.give(p.owner)
+	d.sendWaiting()
+}
+
 // Stats counts a node's traffic.
 type Stats struct {
 	RequestsSent uint64 // every transmission, retries included
 	Timeouts     uint64
+	Busy         uint64 // requests refused at once: the node or its caller held too many
 }
 
 // Stats returns the node's counters.
@@ -216,11 +257,20 @@ func (d *DHT) Stats() Stats {
 	return d.stats
 }
 
+// Health returns what the node's request engine holds and when it last
+// made progress.
+func (d *DHT) Health() Health {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return Health{Held: len(d.inflight), Waiting: d.queue.waiting, LastSend: d.lastSend, LastReply: d.lastReply}
+}
+
 // sendNow transmits p and arms its retry; mu is held.
 func (d *DHT) sendNow(p *pending) {
 	p.sent++
 	d.stats.RequestsSent++
-	d.window[d.slot]++
+	d.window.send()
+	d.lastSend = time.Now()
 	p.socket.Send(p.buf, p.to)
 	if p.timer == nil {
 		p.timer = time.AfterFunc(requestTimeout, func() { d.onRequestTimeout(p) })
@@ -232,23 +282,19 @@ func (d *DHT) sendNow(p *pending) {
 func (d *DHT) onRequestTimeout(p *pending) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.inflight[p.req.TID] != p {
+	if d.inflight[p.req.TID] != p || p.waiting {
 		return
 	}
 	if p.sent > requestRetries {
 		d.stats.Timeouts++
-		delete(d.inflight, p.req.TID)
+		d.forget(p)
 		if p.req.To.IsValid() {
 			d.table.remove(NodeID(p.to))
 		}
 		p.done <- reply{err: ErrTimeout}
 		return
 	}
-	if d.windowFull() {
-		d.queue = append(d.queue, p)
-		return
-	}
-	d.sendNow(p)
+	d.sendOrWait(p)
 }
 
 // handle is every socket's raw handler.
@@ -297,8 +343,8 @@ func (d *DHT) onResponse(res *Response, from netip.AddrPort, socket *udx.Socket,
 		d.mu.Unlock()
 		return // not sent yet: this cannot be its response
 	}
-	delete(d.inflight, res.TID)
-	p.timer.Stop()
+	d.lastReply = time.Now()
+	d.forget(p)
 	d.addFromNetwork(id, from, res.To, sample)
 	d.mu.Unlock()
 	// The requester reads the response on its own goroutine, after the

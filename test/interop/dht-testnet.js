@@ -7,8 +7,12 @@
 //   knows <host:port>   how many testnet nodes have that node in their
 //                       routing table: {"knows": n}
 //   ping <host:port>    a JS ping: {"ok": true} or {"error": "..."}
+//   load <seconds> <n>  n find_node queries for random targets kept running
+//                       for that long: {"requests": n, "responses": n,
+//                       "seconds": s} counted by the client node
 const createTestnet = require('hyperdht/testnet')
 const b4a = require('b4a')
+const crypto = require('crypto')
 const readline = require('readline')
 
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n')
@@ -24,7 +28,7 @@ async function main () {
 
   const rl = readline.createInterface({ input: process.stdin })
   for await (const line of rl) {
-    const [cmd, arg] = line.split(' ')
+    const [cmd, arg, arg2] = line.split(' ')
     try {
       if (cmd === 'query') {
         const q = client.findNode(b4a.from(arg, 'hex'))
@@ -39,6 +43,15 @@ async function main () {
           }
         }
         out({ knows })
+      } else if (cmd === 'load') {
+        const before = { ...client.stats.requests }
+        const t0 = Date.now()
+        const until = t0 + Number(arg) * 1000
+        await Promise.all(Array.from({ length: Number(arg2) }, async () => {
+          while (Date.now() < until) await client.findNode(crypto.randomBytes(32)).finished()
+        }))
+        const r = client.stats.requests
+        out({ requests: r.total - before.total, responses: r.responses - before.responses, seconds: (Date.now() - t0) / 1000 })
       } else if (cmd === 'ping') {
         const [host, port] = arg.split(':')
         await client.ping({ host, port: Number(port) })
