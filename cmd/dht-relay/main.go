@@ -175,7 +175,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ready += " " + l.TCP
 	}
 	if *metrics != "" {
-		h, err := serve.Health(*metrics, func() error { return nil }, tel.Handler())
+		h, err := serve.Health(*metrics, w.Ready, tel.Handler())
 		if err != nil {
 			l.Close()
 			return err

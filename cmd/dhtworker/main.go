@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -96,12 +95,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer members.Close(gossipLeaveTimeout)
 	ready := fmt.Sprintf("dhtworker %s ready: dht %s gossip %s", wid, node.DHT().ServerSocket().LocalAddr(), members.Addr())
 	if *metrics != "" {
-		h, err := serve.Health(*metrics, func() error {
-			if !w.NATSUp() {
-				return errors.New("NATS not connected")
-			}
-			return nil
-		}, tel.Handler())
+		h, err := serve.Health(*metrics, w.Ready, tel.Handler())
 		if err != nil {
 			return err
 		}

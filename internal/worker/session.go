@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/dhtrelay/dht-relay/dhtrpc"
 	"github.com/dhtrelay/dht-relay/hyperdht"
 	"github.com/dhtrelay/dht-relay/internal/routing"
 	"github.com/dhtrelay/dht-relay/internal/telemetry"
@@ -44,11 +45,14 @@ type session struct {
 	byClient map[uint32]*stream // by the client's alias
 	servers  map[uint32]*server // by the client's alias
 	queries  map[uint32]struct{}
+	dialing  int                           // connects waiting for their connection; they count as streams
 	waits    map[uint32]chan relay.Message // answers the relay waits for, by the id it sent
 }
 
 func newSession(w *Worker, req routing.OpenRequest) *session {
-	ctx, cancel := context.WithCancel(context.Background())
+	// The DHT node serves its sessions' requests in turn, each within
+	// its share.
+	ctx, cancel := context.WithCancel(dhtrpc.WithOwner(context.Background(), req.Session))
 	s := &session{
 		w: w, id: req.Session, edge: req.Edge, custodial: req.Handshake.Custodial,
 		ctx: ctx, cancel: cancel,
@@ -288,8 +292,12 @@ func (s *session) query(id uint32, span trace.Span, run func(context.Context, fu
 		span.SetAttributes(attribute.Int("dhtrelay.results", results))
 		telemetry.End(span, err)
 		if err != nil && s.ctx.Err() == nil {
-			s.w.log.Debug("query failed", "session", s.id, "err", err)
-			s.w.cfg.Telemetry.Metrics.Error("query_failed")
+			kind := "query_failed"
+			if errors.Is(err, dhtrpc.ErrBusy) {
+				kind = "dht_busy"
+			}
+			s.w.log.Debug("query failed", "session", s.id, "kind", kind, "err", err)
+			s.w.cfg.Telemetry.Metrics.Error(kind)
 		}
 		s.mu.Lock()
 		delete(s.queries, id)

@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/dhtrelay/dht-relay/dhtrpc"
 	"github.com/dhtrelay/dht-relay/hyperdht"
 	"github.com/dhtrelay/dht-relay/internal/natsfeed"
 	"github.com/dhtrelay/dht-relay/internal/routing"
@@ -256,6 +257,7 @@ func errorKind(err error) string {
 		{ErrSessionEnded, "session_ended"},
 		{ErrBadKeyPair, "bad_key_pair"},
 		{ErrAnswerTimeout, "answer_timeout"},
+		{dhtrpc.ErrBusy, "dht_busy"},
 	} {
 		if errors.Is(err, k.err) {
 			return k.kind
@@ -279,12 +281,13 @@ func (s *session) connect(m *relay.Connect, span trace.Span) {
 		return
 	}
 	_, dup := s.byClient[m.Alias]
-	full := len(s.streams) >= s.w.cfg.Limits.StreamsPerSession
+	full := len(s.streams)+s.dialing >= s.w.cfg.Limits.StreamsPerSession
 	var id, hsID uint32
 	if !dup && !full {
 		id = s.newID()
 		hsID = s.newID()
 		put(&s.byClient, m.Alias, nil) // reserved until the connection opens
+		s.dialing++
 	}
 	s.mu.Unlock()
 	metrics := s.w.cfg.Telemetry.Metrics
@@ -312,6 +315,7 @@ func (s *session) connect(m *relay.Connect, span trace.Span) {
 			metrics.Connect(time.Since(start), "ok")
 		}
 		s.mu.Lock()
+		s.dialing--
 		if err == nil && s.ended {
 			err = ErrSessionEnded
 		}

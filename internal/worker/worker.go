@@ -48,8 +48,11 @@ type Worker struct {
 	ep   *routing.Endpoint
 	open *nats.Subscription
 
+	stop context.CancelFunc // stops watchDHT
+
 	mu       sync.Mutex
 	closing  bool
+	stalled  string // why the DHT node is stalled, or ""
 	sessions map[string]*session
 	keys     map[[32]byte]*server // servers by public key: one listener per key on the node
 }
@@ -92,7 +95,15 @@ func (w *Worker) Start(ctx context.Context) error {
 		ep.Close()
 		return fmt.Errorf("worker: subscribe: %w", err)
 	}
+	if err := w.observe(w.cfg.Telemetry.Meter); err != nil {
+		w.open.Unsubscribe()
+		ep.Close()
+		return fmt.Errorf("worker: %w", err)
+	}
 	w.cfg.NATS.SetDisconnectErrHandler(w.natsLost)
+	wctx, stop := context.WithCancel(context.Background())
+	w.stop = stop
+	go w.watchDHT(wctx)
 	return w.cfg.NATS.FlushTimeout(routing.FlushTimeout)
 }
 
@@ -103,6 +114,9 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 	w.mu.Lock()
 	w.closing = true // no session opens from now on
 	w.mu.Unlock()
+	if w.stop != nil {
+		w.stop()
+	}
 	sessions := w.sessionList()
 	if w.open != nil {
 		w.open.Unsubscribe()
