@@ -159,6 +159,12 @@ func (d *DHT) request(ctx context.Context, to netip.AddrPort, internal bool, com
 	if err := ctx.Err(); err != nil {
 		return reply{}, err
 	}
+	who := ownerOf(ctx)
+	if who.Rate != nil {
+		if err := who.Rate.Wait(ctx); err != nil {
+			return reply{}, err
+		}
+	}
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
@@ -169,7 +175,7 @@ func (d *DHT) request(ctx context.Context, to netip.AddrPort, internal bool, com
 		d.mu.Unlock()
 		return reply{}, fmt.Errorf("%w: the node holds %d requests", ErrBusy, maxHeld)
 	}
-	o, err := d.queue.take(ownerOf(ctx))
+	o, err := d.queue.take(who.Key)
 	if err != nil {
 		d.stats.Busy++
 		d.mu.Unlock()

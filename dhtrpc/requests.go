@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // Bounds on what a node holds for its callers. A request is held from the
@@ -24,19 +26,27 @@ const (
 // caller's share of it, already holds as many requests as it may.
 var ErrBusy = errors.New("dhtrpc: too many requests in flight")
 
-type ownerKey struct{}
-
-// WithOwner marks the requests made under ctx as owner's. Requests waiting
-// for the congestion window are served round robin between owners, and
-// each owner holds at most its share, so one owner's flood delays only
-// itself. Requests without an owner are the node's own, served as one more
-// owner.
-func WithOwner(ctx context.Context, owner string) context.Context {
-	return context.WithValue(ctx, ownerKey{}, owner)
+// Owner is who a request is made for: a relay session, say.
+type Owner struct {
+	// Key tells owners apart; "" is the node itself.
+	Key string
+	// Rate, if not nil, paces the owner's new requests (retries are not
+	// paced again), so that no owner can keep the network it asks busy.
+	Rate *rate.Limiter
 }
 
-func ownerOf(ctx context.Context) string {
-	o, _ := ctx.Value(ownerKey{}).(string)
+type ownerKey struct{}
+
+// WithOwner marks the requests made under ctx as o's. Requests waiting for
+// the congestion window are served round robin between owners, and each
+// owner holds at most its share, so one owner's flood delays only itself.
+// Requests without an owner are the node's own, served as one more owner.
+func WithOwner(ctx context.Context, o Owner) context.Context {
+	return context.WithValue(ctx, ownerKey{}, o)
+}
+
+func ownerOf(ctx context.Context) Owner {
+	o, _ := ctx.Value(ownerKey{}).(Owner)
 	return o
 }
 

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 func TestCongestionWindowFollowsDHTRPC(t *testing.T) {
@@ -211,7 +213,7 @@ func TestAFullNodeRefusesAtOnce(t *testing.T) {
 	defer cancel()
 	// Fill the node from owners that each take their whole share.
 	for i := range maxHeld / maxHeldPerOwner {
-		octx := WithOwner(ctx, string(rune('a'+i)))
+		octx := WithOwner(ctx, Owner{Key: string(rune('a' + i))})
 		for range maxHeldPerOwner {
 			wg.Go(func() { d.Ping(octx, to) })
 		}
@@ -219,7 +221,7 @@ func TestAFullNodeRefusesAtOnce(t *testing.T) {
 	waitHealth(t, d, func(h Health) bool { return h.Held == maxHeld })
 	done := make(chan error, 1)
 	go func() {
-		_, err := d.Ping(WithOwner(context.Background(), "late"), to)
+		_, err := d.Ping(WithOwner(context.Background(), Owner{Key: "late"}), to)
 		done <- err
 	}()
 	select {
@@ -242,7 +244,7 @@ func TestAFloodDelaysOnlyItsOwner(t *testing.T) {
 	nodes := goNetwork(t, 2, nil)
 	d, live := nodes[1], nodes[0].ServerSocket().LocalAddr()
 	silent, _ := silentPeer(t)
-	ctx, cancel := context.WithCancel(WithOwner(context.Background(), "flood"))
+	ctx, cancel := context.WithCancel(WithOwner(context.Background(), Owner{Key: "flood"}))
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
@@ -252,7 +254,7 @@ func TestAFloodDelaysOnlyItsOwner(t *testing.T) {
 	waitHealth(t, d, func(h Health) bool { return h.Held >= maxHeldPerOwner })
 	// The flood fills the window for many slots to come; an honest
 	// request is served at the next turn, not behind the whole flood.
-	if _, err := d.Ping(WithOwner(context.Background(), "honest"), live); err != nil {
+	if _, err := d.Ping(WithOwner(context.Background(), Owner{Key: "honest"}), live); err != nil {
 		t.Fatal(err)
 	}
 	if h := d.Health(); h.Waiting < maxHeldPerOwner/2 {
@@ -314,5 +316,40 @@ func BenchmarkRequestsVsJS(b *testing.B) {
 		b.ReportMetric(goRate, "go-requests/s")
 		b.ReportMetric(jsRate, "js-requests/s")
 		b.ReportMetric(goRate/jsRate, "x")
+	}
+}
+
+func TestOwnerIsPaced(t *testing.T) {
+	nodes := goNetwork(t, 2, nil)
+	d, live := nodes[1], nodes[0].ServerSocket().LocalAddr()
+	const burst = 3
+	o := Owner{Key: "paced", Rate: rate.NewLimiter(rate.Every(time.Hour), burst)}
+	ctx, cancel := context.WithCancel(WithOwner(context.Background(), o))
+	for range burst {
+		if _, err := d.Ping(ctx, live); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := d.Stats().RequestsSent
+	done := make(chan error, 1)
+	go func() {
+		_, err := d.Ping(ctx, live)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("a request past the owner's pace went ahead: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("a paced request whose caller gave up: %v", err)
+	}
+	if sent := d.Stats().RequestsSent - before; sent != 0 {
+		t.Fatalf("%d requests sent past the owner's pace", sent)
+	}
+	// Another owner is not held by that pace.
+	if _, err := d.Ping(WithOwner(context.Background(), Owner{Key: "other"}), live); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/rand"
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
@@ -22,6 +23,8 @@ type idleClient struct {
 	mux    *protomux.Mux
 	ch     *protomux.Channel
 	ponged bool
+	// onMessage, if set, sees every message read.
+	onMessage func(typ uint64, payload []byte)
 }
 
 // The client's side of the relay channel is bare protomux, since the
@@ -30,33 +33,55 @@ func (ic *idleClient) send(m relay.Message) { ic.ch.Send(uint64(m.Type()), m.App
 
 func openIdleClient(t *testing.T, ws string) *idleClient {
 	t.Helper()
-	c, _, err := websocket.DefaultDialer.Dial(ws, nil)
+	ic, err := dialIdleClient(ws)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
+	t.Cleanup(func() { ic.c.Close() })
+	return ic
+}
+
+// dialIdleClient opens a custodial session and waits for a pong.
+func dialIdleClient(ws string) (*idleClient, error) {
+	c, _, err := websocket.DefaultDialer.Dial(ws, nil)
+	if err != nil {
+		return nil, err
+	}
 	ic := &idleClient{c: c, f: relay.NewWebSocketFramed(c, 1<<20, 10*time.Second)}
 	ic.mux = protomux.New(ic.f)
 	pong := uint64((&relay.Pong{}).Type())
 	ic.ch = ic.mux.CreateChannel(relay.Protocol, nil, protomux.Handlers{
-		OnMessage: func(typ uint64, _ []byte) {
+		OnMessage: func(typ uint64, p []byte) {
 			if typ == pong {
 				ic.ponged = true
+			}
+			if ic.onMessage != nil {
+				ic.onMessage(typ, p)
 			}
 		},
 	})
 	if err := ic.ch.Open(nil); err != nil {
-		t.Fatal(err)
+		c.Close()
+		return nil, err
 	}
 	kp, _ := noise.GenerateKeyPair(rand.Reader)
 	ic.send(&relay.Handshake{Custodial: true, PublicKey: kp.Public, SecretKey: kp.Secret})
-	ic.ping(t)
-	return ic
+	if err := ic.tryPing(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return ic, nil
 }
 
 // ping sends a ping and reads until the pong.
 func (ic *idleClient) ping(t *testing.T) {
 	t.Helper()
+	if err := ic.tryPing(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (ic *idleClient) tryPing() error {
 	ic.ponged = false
 	ic.send(&relay.Ping{})
 	ic.c.SetReadDeadline(time.Now().Add(30 * time.Second))
@@ -66,9 +91,10 @@ func (ic *idleClient) ping(t *testing.T) {
 			err = ic.mux.Receive(frame)
 		}
 		if err != nil {
-			t.Fatalf("no pong: %v", err)
+			return fmt.Errorf("no pong: %w", err)
 		}
 	}
+	return nil
 }
 
 // An idle WebSocket session holds no goroutine: between client messages

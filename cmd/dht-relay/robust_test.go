@@ -22,17 +22,19 @@ import (
 // relayBinary is dht-relay started as its own process, for what needs a
 // process: killing it, signalling it, reading its memory.
 type relayBinary struct {
-	cmd     *exec.Cmd
-	ws, tcp string
+	cmd              *exec.Cmd
+	ws, tcp, metrics string
 }
 
-func startRelayBinary(t testing.TB, boot string) *relayBinary {
+// startRelayBinary builds and starts dht-relay on the testnet boot, with
+// extra flags after the usual ones.
+func startRelayBinary(t testing.TB, boot string, extra ...string) *relayBinary {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "dht-relay")
 	if b, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, b)
 	}
-	cmd := exec.Command(bin, "--host", "127.0.0.1", "--port", "0", "--tcp-port", "0", "--bootstrap", boot, "--log-level", "warn")
+	cmd := exec.Command(bin, append([]string{"--host", "127.0.0.1", "--port", "0", "--tcp-port", "0", "--bootstrap", boot, "--log-level", "warn"}, extra...)...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +52,11 @@ func startRelayBinary(t testing.TB, boot string) *relayBinary {
 	if err != nil {
 		t.Fatalf("relay not ready: %v", err)
 	}
-	for _, f := range strings.Fields(line) {
+	fields := strings.Fields(line)
+	for i, f := range fields {
+		if f == "metrics" && i+1 < len(fields) {
+			r.metrics = fields[i+1]
+		}
 		if strings.HasPrefix(f, "ws://") {
 			r.ws = f
 		}

@@ -19,6 +19,13 @@ type Limits struct {
 	// QueriesPerSession caps a session's running lookups, announces and
 	// unannounces.
 	QueriesPerSession int
+	// DHTRequestRate paces the DHT requests one session's work makes the
+	// worker's node send, in requests a second, with a burst of twice as
+	// many: a session announcing and looking up a few topics and
+	// connecting to a few dozen peers stays within the burst, while one
+	// that floods cannot keep the DHT it shares with every other session
+	// busy.
+	DHTRequestRate int
 	// MaxFrame is the largest frame a client may send, refused before it
 	// is buffered. The JS client puts everything an application wrote in
 	// one tick into one data message, so this is also the largest single
@@ -44,6 +51,7 @@ func Default() Limits {
 		StreamsPerSession: 64,
 		ServersPerSession: 8,
 		QueriesPerSession: 32,
+		DHTRequestRate:    256,
 		MaxFrame:          32 << 20,
 		ControlQueue:      1024,
 		HandshakeTimeout:  10 * time.Second,
@@ -59,7 +67,8 @@ func (l Limits) Validate() error {
 	for name, v := range map[string]int64{
 		"sessions per edge": int64(l.SessionsPerEdge), "streams per session": int64(l.StreamsPerSession),
 		"servers per session": int64(l.ServersPerSession), "queries per session": int64(l.QueriesPerSession),
-		"max frame": int64(l.MaxFrame), "control queue": int64(l.ControlQueue),
+		"DHT requests a second per session": int64(l.DHTRequestRate),
+		"max frame":                         int64(l.MaxFrame), "control queue": int64(l.ControlQueue),
 		"handshake timeout": int64(l.HandshakeTimeout), "write timeout": int64(l.WriteTimeout),
 	} {
 		if v <= 0 {

@@ -63,8 +63,8 @@ func (w *Worker) Ready() error {
 	return nil
 }
 
-// observe registers the worker's gauges of its DHT node: requests held by
-// state, and whether it is stalled.
+// observe registers the worker's instruments of its DHT node: requests
+// held by state, requests refused, and whether it is stalled.
 func (w *Worker) observe(m metric.Meter) error {
 	held := metric.WithAttributeSet(attribute.NewSet(attribute.String("state", "held")))
 	waiting := metric.WithAttributeSet(attribute.NewSet(attribute.String("state", "waiting")))
@@ -73,6 +73,14 @@ func (w *Worker) observe(m metric.Meter) error {
 			h := w.cfg.Node.DHT().Health()
 			o.Observe(int64(h.Held), held)
 			o.Observe(int64(h.Waiting), waiting)
+			return nil
+		}))
+	if err != nil {
+		return err
+	}
+	_, err = m.Int64ObservableCounter("dhtrelay.dht.refused", metric.WithDescription("DHT requests refused at once: the node, or the session asking, already held as many as it may."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(int64(w.cfg.Node.DHT().Stats().Busy))
 			return nil
 		}))
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/time/rate"
 
 	"github.com/dhtrelay/dht-relay/dhtrpc"
 	"github.com/dhtrelay/dht-relay/hyperdht"
@@ -51,8 +52,10 @@ type session struct {
 
 func newSession(w *Worker, req routing.OpenRequest) *session {
 	// The DHT node serves its sessions' requests in turn, each within
-	// its share.
-	ctx, cancel := context.WithCancel(dhtrpc.WithOwner(context.Background(), req.Session))
+	// its share and at its pace.
+	r := w.cfg.Limits.DHTRequestRate
+	owner := dhtrpc.Owner{Key: req.Session, Rate: rate.NewLimiter(rate.Limit(r), 2*r)}
+	ctx, cancel := context.WithCancel(dhtrpc.WithOwner(context.Background(), owner))
 	s := &session{
 		w: w, id: req.Session, edge: req.Edge, custodial: req.Handshake.Custodial,
 		ctx: ctx, cancel: cancel,

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dhtrelay/dht-relay/internal/interop"
+	"github.com/dhtrelay/dht-relay/relay"
+)
+
+// metricInt reads the first series starting with prefix from the
+// relay's metrics as an integer (0 if absent).
+func metricInt(t *testing.T, metrics, prefix string) int64 {
+	t.Helper()
+	v, _ := strconv.ParseFloat(metricValue(t, metrics, prefix), 64)
+	return int64(v)
+}
+
+// lookupFinishes sends a lookup on ic and reads until its finished
+// message, failing the test if none comes within d.
+func (ic *idleClient) lookupFinishes(t *testing.T, id uint32, d time.Duration) {
+	t.Helper()
+	var topic [32]byte
+	rand.Read(topic[:])
+	finished := false
+	fin := uint64((&relay.Finished{}).Type())
+	ic.onMessage = func(typ uint64, p []byte) {
+		if typ == fin {
+			if m, err := relay.Decode(relay.MessageType(typ), p); err == nil && m.(*relay.Finished).ID == id {
+				finished = true
+			}
+		}
+	}
+	ic.send(&relay.Lookup{ID: id, Topic: topic})
+	ic.c.SetReadDeadline(time.Now().Add(d))
+	for !finished {
+		frame, err := ic.f.ReadMessage()
+		if err == nil {
+			err = ic.mux.Receive(frame)
+		}
+		if err != nil {
+			t.Fatalf("lookup %d never finished: %v", id, err)
+		}
+	}
+}
+
+// TestDHTFloodNeverFreezes: against a DHT that answers nothing, 2,048
+// sessions each sending 32 lookups (within the default limits) hold more
+// requests than the node's id space could; the node refuses what it
+// cannot hold instead of freezing, a session still answers pings during
+// the flood, a fresh lookup finishes once the flood ends, goroutines go
+// back to where they were, and a second flood leaves the heap where the
+// first did. (The runtime keeps each goroutine's descriptor for reuse once
+// it has run, so the first flood's peak of goroutines stays in the heap
+// as a fixed cost; what a leak would show is growth from flood to flood.)
+func TestDHTFloodNeverFreezes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("opens 2,048 sessions twice")
+	}
+	interop.Require(t)
+	silent, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go io.Copy(io.Discard, readerOf(silent))
+	rel := startRelayBinary(t, silent.LocalAddr().String(), "--metrics", "127.0.0.1:0")
+	pid := rel.cmd.Process.Pid
+	probe := openIdleClient(t, rel.ws)
+	// The heap in use after a collection, which the profiler runs on
+	// asking (gc=1).
+	heap := func() int64 {
+		r, err := http.Get("http://" + rel.metrics + "/debug/pprof/heap?gc=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+		return metricInt(t, rel.metrics, "go_memstats_heap_inuse_bytes ")
+	}
+	gs := func() int64 { return metricInt(t, rel.metrics, "go_goroutines ") }
+	baseG := gs()
+	t.Logf("baseline: %d goroutines, heap %d MB, RSS %d MB", baseG, heap()>>20, rss(t, pid)>>20)
+
+	var heaps []int64
+	for round := range 2 {
+		start := time.Now()
+		flood, err := floodLookups(rel.ws, 2048, 32)
+		if err != nil {
+			t.Fatalf("a flooding session: %v", err)
+		}
+		probe.ping(t) // the worker still handles frames
+		held := metricInt(t, rel.metrics, `dhtrelay_dht_requests{state="held"`)
+		refused := metricInt(t, rel.metrics, "dhtrelay_dht_refused_total ")
+		t.Logf("flood %d, %v: the node holds %d requests and refused %d in all; %d goroutines, heap %d MB, RSS %d MB",
+			round+1, time.Since(start).Round(time.Millisecond), held, refused, gs(), heap()>>20, rss(t, pid)>>20)
+		if refused == 0 {
+			t.Error("no request was refused although the flood holds more than the node may")
+		}
+		for _, ic := range flood {
+			ic.c.Close()
+		}
+		probe.lookupFinishes(t, uint32(round+1), time.Minute)
+
+		deadline := time.Now().Add(time.Minute)
+		for gs() > baseG+20 {
+			if time.Now().After(deadline) {
+				t.Fatalf("after flood %d: %d goroutines (baseline %d)", round+1, gs(), baseG)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		h := heap()
+		heaps = append(heaps, h)
+		t.Logf("after flood %d, %v: %d goroutines, heap %d MB, RSS %d MB", round+1, time.Since(start).Round(time.Millisecond), gs(), h>>20, rss(t, pid)>>20)
+	}
+	if heaps[1] > heaps[0]+8<<20 {
+		t.Fatalf("the heap grew from flood to flood: %d MB after the first, %d MB after the second", heaps[0]>>20, heaps[1]>>20)
+	}
+}
+
+// floodLookups opens n sessions on ws, each sending k lookups of random
+// topics without reading.
+func floodLookups(ws string, n, k int) ([]*idleClient, error) {
+	var mu sync.Mutex
+	var flood []*idleClient
+	var failed error
+	sem := make(chan struct{}, 64)
+	var wg sync.WaitGroup
+	for range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			ic, err := dialIdleClient(ws)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				failed = err
+				return
+			}
+			flood = append(flood, ic)
+			for id := range uint32(k) {
+				var topic [32]byte
+				rand.Read(topic[:])
+				ic.send(&relay.Lookup{ID: id + 1, Topic: topic})
+			}
+		})
+	}
+	wg.Wait()
+	if failed != nil {
+		for _, ic := range flood {
+			ic.c.Close()
+		}
+		return nil, failed
+	}
+	return flood, nil
+}
+
+// readerOf reads datagrams from c as a stream of bytes, to be discarded.
+func readerOf(c *net.UDPConn) io.Reader {
+	return readerFunc(func(p []byte) (int, error) {
+		n, _, err := c.ReadFromUDP(p)
+		return n, err
+	})
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// metricValue returns the value of the first metric line starting with
+// prefix, or "" if there is none.
+func metricValue(t *testing.T, metrics, prefix string) string {
+	t.Helper()
+	res, err := http.Get("http://" + metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, prefix) {
+			return l[strings.LastIndexByte(l, ' ')+1:]
+		}
+	}
+	return ""
+}
+
+// errorCountAt reads dhtrelay_errors_total of kind from the metrics at
+// the address metrics.
+func errorCountAt(t *testing.T, metrics, kind string) int {
+	t.Helper()
+	n, _ := strconv.Atoi(metricValue(t, metrics, fmt.Sprintf(`dhtrelay_errors_total{kind="%s"`, kind)))
+	return n
+}
