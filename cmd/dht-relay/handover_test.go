@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"io"
-	"net/http"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/dhtrelay/dht-relay/internal/interop"
+	"github.com/dhtrelay/dht-relay/noise"
 	"github.com/dhtrelay/dht-relay/relay"
 )
 
@@ -57,7 +54,15 @@ func testHandover(t *testing.T, peer *interop.Peer, rel *relayProc, custodial bo
 	// thief tries until it is refused for want of proof.
 	stolen := keyOf(interop.RandomSeed())
 	stolen.Public = owner.Public
-	for _, thiefCustodial := range []bool{true, false} {
+	// A forged secret key: zeros, then the victim's public key, which is
+	// all an Ed25519 secret key's tail holds.
+	forged := noise.KeyPair{Public: owner.Public}
+	copy(forged.Secret[32:], owner.Public[:])
+	for _, thief := range []struct {
+		custodial bool
+		key       noise.KeyPair
+	}{{true, stolen}, {true, forged}, {false, stolen}} {
+		thiefCustodial, stolen := thief.custodial, thief.key
 		thief := dial(thiefCustodial)
 		refusals := takeoversRefused(t, rel)
 		for deadline := time.Now().Add(10 * time.Second); takeoversRefused(t, rel) == refusals; {
@@ -123,21 +128,50 @@ func testHandover(t *testing.T, peer *interop.Peer, rel *relayProc, custodial bo
 	}
 }
 
+// TestForgedKeyPairsRefused: a custodial key pair whose secret key is not
+// its public key's (zeros, then the public key) is refused wherever it
+// arrives: as the session's key pair, so that neither a connect nor a
+// listen with it happens, and counted.
+func TestForgedKeyPairsRefused(t *testing.T) {
+	interop.Require(t)
+	peer, boot := interop.StartTestnet(t)
+	echoSeed := interop.RandomSeed()
+	interop.RequireOK(t, "echo", peer.Do("listen", echoSeed))
+	rel := startRelay(t, "--bootstrap", boot, "--metrics", "127.0.0.1:0")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	victim := keyOf(interop.RandomSeed())
+	forged := noise.KeyPair{Public: victim.Public}
+	copy(forged.Secret[32:], victim.Public[:])
+	tr, err := relay.DialWebSocket(ctx, rel.ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := relay.NewClient(tr, relay.ClientConfig{KeyPair: forged, Custodial: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	echoKey := keyOf(echoSeed).Public
+	if conn, err := c.Connect(ctx, echoKey); err == nil {
+		conn.Close()
+		t.Fatal("a session with a forged key pair connected")
+	}
+	if srv, err := c.Listen(ctx, forged, nil); err == nil {
+		select {
+		case <-srv.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatal("a session with a forged key pair listens")
+		}
+	}
+	if n := errorCountAt(t, rel.metrics, "bad_key_pair"); n == 0 {
+		t.Fatal("the forged key pair was not counted as bad_key_pair")
+	}
+}
+
 // takeoversRefused reads the relay's count of takeovers refused for want
 // of proof.
 func takeoversRefused(t *testing.T, rel *relayProc) int {
 	t.Helper()
-	res, err := http.Get("http://" + rel.metrics + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "dhtrelay_errors_total{") && strings.Contains(l, `kind="takeover_refused"`) {
-			n, _ := strconv.Atoi(l[strings.LastIndexByte(l, ' ')+1:])
-			return n
-		}
-	}
-	return 0
+	return errorCountAt(t, rel.metrics, "takeover_refused")
 }

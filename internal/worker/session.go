@@ -3,6 +3,7 @@ package worker
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"sync"
 	"time"
@@ -33,7 +34,6 @@ type session struct {
 	id        string
 	edge      string
 	custodial bool
-	keyPair   hyperdht.KeyPair // custodial only
 	link      *routing.Link
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -59,9 +59,6 @@ func newSession(w *Worker, req routing.OpenRequest) *session {
 	s := &session{
 		w: w, id: req.Session, edge: req.Edge, custodial: req.Handshake.Custodial,
 		ctx: ctx, cancel: cancel,
-	}
-	if s.custodial {
-		s.keyPair = hyperdht.KeyPair{Public: req.Handshake.PublicKey, Secret: req.Handshake.SecretKey}
 	}
 	return s
 }
@@ -233,10 +230,13 @@ var ErrSessionEnded = errors.New("relay: session ended")
 // public key's.
 var ErrBadKeyPair = errors.New("relay: secret key does not match public key")
 
-// keyPair checks a custodial client's key pair: an Ed25519 secret key ends
-// with its public key.
+// keyPair checks a custodial client's key pair: the public key must be the
+// one its secret key's seed derives, and the secret key must end with it.
+// A secret key that merely ends with the public key proves nothing: anyone
+// can write one for a key they do not hold.
 func keyPair(pk [32]byte, sk [64]byte) (*hyperdht.KeyPair, error) {
-	if !bytes.Equal(sk[32:], pk[:]) {
+	derived := ed25519.NewKeyFromSeed(sk[:32])
+	if !bytes.Equal(derived, sk[:]) || !bytes.Equal(derived[32:], pk[:]) {
 		return nil, ErrBadKeyPair
 	}
 	return &hyperdht.KeyPair{Public: pk, Secret: sk}, nil

@@ -172,6 +172,13 @@ func (w *Worker) onOpen(m *nats.Msg) {
 		return
 	}
 	span.SetAttributes(attribute.String("dhtrelay.session", req.Session), attribute.String("dhtrelay.edge", req.Edge))
+	if req.Handshake.Custodial {
+		if _, err = keyPair(req.Handshake.PublicKey, req.Handshake.SecretKey); err != nil {
+			w.cfg.Telemetry.Metrics.Error("bad_key_pair")
+			m.Respond([]byte(err.Error()))
+			return
+		}
+	}
 	w.mu.Lock()
 	switch {
 	case w.closing:
