@@ -494,7 +494,15 @@ func (m *Data) decode(r *compact.Reader) {
 // a Data message of alias with one buffer of n bytes, for a sender whose
 // bytes are already in place behind it.
 func AppendDataHeader(b []byte, alias uint32, n int) []byte {
-	return compact.AppendUint(compact.AppendUint(compact.AppendUint32(b, alias), 1), uint64(n))
+	return AppendDataBuffersHeader(b, alias, 1, n)
+}
+
+// AppendDataBuffersHeader appends what comes before the first buffer's
+// bytes in the encoding of a Data message of alias with count buffers, the
+// first of n bytes; each later buffer is its length (compact.AppendUint)
+// and then its bytes.
+func AppendDataBuffersHeader(b []byte, alias uint32, count, n int) []byte {
+	return compact.AppendUint(compact.AppendUint(compact.AppendUint32(b, alias), uint64(count)), uint64(n))
 }
 
 // Result (17, relay to client) is one reply of a lookup, announce or

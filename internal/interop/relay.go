@@ -132,14 +132,16 @@ func RequireOK(t testing.TB, what string, r map[string]any) {
 
 // ClientMatrix runs the unchanged JS client against a relay joined to the
 // testnet of peer (bootstrap boot), at ws (ws://…) and tcp (host:port),
-// custodial and not: connections to a JS server (8 MB echo, 32 streams at
-// once, a missing key), a relayed server that a JS peer connects to (its
+// custodial and not: connections to a JS server (8 MB echo, Protomux
+// channels both ways, 32 streams at once, a missing key), a relayed server that a JS peer connects to (its
 // firewall allowing and denying), lookup, announce and unannounce seen
 // from JS, and a Hyperswarm on the relayed node meeting a JS one.
 func ClientMatrix(t *testing.T, peer *Peer, boot, ws, tcp string) {
 	echoSeed := RandomSeed()
 	RequireOK(t, "js listen", peer.Do("listen", echoSeed))
 	echoKey := PublicKey(echoSeed)
+	muxSeed := RandomSeed()
+	RequireOK(t, "js listenMux", peer.Do("listenMux", muxSeed))
 
 	for _, transport := range []string{"ws", "tcp"} {
 		for _, mode := range []string{"custodial", "noncustodial"} {
@@ -153,6 +155,10 @@ func ClientMatrix(t *testing.T, peer *Peer, boot, ws, tcp string) {
 				r := u.Do(map[string]any{"cmd": "connect", "key": echoKey, "bytes": 8 << 20})
 				RequireOK(t, "8 MB echo", r)
 				t.Logf("8 MB echo: connect %.1f ms, %.1f MB/s", r["ms"], r["mbps"])
+
+				// Protomux reads each data event as one message: the
+				// peer's messages must arrive one per buffer.
+				RequireOK(t, "four Protomux channels with a JS peer", u.Do(map[string]any{"cmd": "mux", "key": PublicKey(muxSeed)}))
 
 				RequireOK(t, "32 streams", u.Do(map[string]any{"cmd": "streams", "key": echoKey, "n": 32, "bytes": 64 << 10}))
 

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"github.com/dhtrelay/dht-relay/compact"
 	"github.com/dhtrelay/dht-relay/internal/natsfeed"
 	"github.com/dhtrelay/dht-relay/internal/routing"
 	"github.com/dhtrelay/dht-relay/relay"
@@ -24,7 +25,11 @@ type outItem struct {
 
 // Joining queued chunks of a stream into one data message: the client's
 // cost is largely per message (a browser's message event, the mux, the
-// stream's push), and each message is a system call here. The join takes
+// stream's push), and each message is a system call here. Each chunk stays
+// a buffer of its own in the message: over a custodial stream a chunk is
+// one message of the peer's SecretStream, and the client hands each buffer
+// on as one data event, which Protomux and all built on it read as one
+// message. The join takes
 // only what is already queued, so it never waits for more. Only a
 // transport that sends a message gathered from parts (the WebSocket one)
 // joins; over another, a joined message would be copied together into a
@@ -128,8 +133,9 @@ func (s *Session) writer() {
 	// The join's scratch lives on this goroutine's stack, which exists
 	// only while there is something to write.
 	var runBuf [joinChunks - 1]outItem
-	var parts [joinChunks + 1][]byte
+	var parts [2 * joinChunks][]byte
 	var head [16]byte
+	var lens [joinChunks - 1][9]byte // each later chunk's length
 	_, joins := s.cfg.Framed.(gatherWriter)
 	for {
 		s.mu.Lock()
@@ -160,12 +166,10 @@ func (s *Session) writer() {
 		n := it.n
 		switch room := len(it.frame) - len(it.payload); {
 		case len(run) > 0:
-			for _, r := range run {
+			ps := append(parts[:0], relay.AppendDataBuffersHeader(head[:0], it.data.worker, 1+len(run), len(it.chunk)), it.chunk)
+			for i, r := range run {
 				n += r.n
-			}
-			ps := append(parts[:0], relay.AppendDataHeader(head[:0], it.data.worker, n), it.chunk)
-			for _, r := range run {
-				ps = append(ps, r.chunk)
+				ps = append(ps, compact.AppendUint(lens[i][:0], uint64(len(r.chunk))), r.chunk)
 			}
 			err = s.ch.SendPayloadVec(relay.TypeData, ps)
 			clear(ps)

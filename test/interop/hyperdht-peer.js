@@ -12,12 +12,15 @@
 //   listen <seedHex>                  {"ok": true}, an echo server
 //   listenSource <seedHex> <bytes>    {"ok": true}, a server that sends bytes
 //   fetch <publicKeyHex>              {"bytes": n, "mbps": MB/s} reading to the end
+//   listenMux <seedHex>               {"ok": true}, a server that talks over
+//                                     four Protomux channels (lib/mux-talk.js)
 //   echo <publicKeyHex> <bytes>       {"ok": true} once that many random bytes
 //                                     came back intact, or {"error": "CODE: ..."}
 const createTestnet = require('hyperdht/testnet')
 const DHT = require('hyperdht')
 const b4a = require('b4a')
 const readline = require('readline')
+const muxTalk = require('./lib/mux-talk')
 
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n')
 const hex = (b) => (b ? b4a.toString(b, 'hex') : null)
@@ -106,6 +109,14 @@ async function main () {
         socket.end()
         socket.on('error', () => {})
         if (!b4a.equals(Buffer.concat(chunks), data)) throw new Error('echo differs')
+        out({ ok: true })
+      } else if (cmd === 'listenMux') {
+        const s = node.createServer((socket) => {
+          socket.on('error', () => {})
+          muxTalk(socket, 50).catch(() => {})
+        })
+        await s.listen(DHT.keyPair(buf(a)))
+        servers.push(s)
         out({ ok: true })
       } else if (cmd === 'listen') {
         const s = node.createServer((socket) => {

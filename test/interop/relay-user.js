@@ -5,6 +5,9 @@
 //   {"cmd":"connect","key":hex,"bytes":n}        echo n random bytes through a
 //       connection to key: {"ok":true,"ms":connect ms,"mbps":MB/s} or {"error":msg}
 //   {"cmd":"streams","key":hex,"n":k,"bytes":n}  k such echoes at once: {"ok":true}
+//   {"cmd":"mux","key":hex}                      connects and talks over four Protomux
+//       channels with a peer doing the same (lib/mux-talk.js), 50 messages each way
+//       on each: {"ok":true,"got":[per channel]} or {"error":msg}
 //   {"cmd":"listen","seed":hex,"deny":bool}      an echo server (its firewall
 //       denying everything when deny): {"ok":true,"publicKey":hex}
 //   {"cmd":"close"}                              closes the servers: {"ok":true}
@@ -25,6 +28,7 @@ const net = require('net')
 const crypto = require('crypto')
 const b4a = require('b4a')
 const readline = require('readline')
+const muxTalk = require('./lib/mux-talk')
 
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n')
 const buf = (h) => b4a.from(h, 'hex')
@@ -79,6 +83,16 @@ async function handle (c) {
   if (c.cmd === 'streams') {
     await Promise.all(Array.from({ length: c.n }, () => echo(c.key, c.bytes)))
     return { ok: true }
+  }
+  if (c.cmd === 'mux') {
+    const s = node.connect(buf(c.key))
+    const timeout = new Promise((resolve, reject) => setTimeout(() => reject(new Error('timed out')), 20000))
+    try {
+      const got = await Promise.race([muxTalk(s, 50), timeout])
+      return { ok: true, got }
+    } finally {
+      s.destroy()
+    }
   }
   if (c.cmd === 'listen') {
     const server = node.createServer({ firewall: () => !!c.deny }, (s) => {
