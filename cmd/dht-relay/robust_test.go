@@ -2,12 +2,15 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,6 +20,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/dhtrelay/dht-relay/internal/interop"
+	"github.com/dhtrelay/dht-relay/relay"
 )
 
 // relayBinary is dht-relay started as its own process, for what needs a
@@ -30,11 +34,19 @@ type relayBinary struct {
 // extra flags after the usual ones.
 func startRelayBinary(t testing.TB, boot string, extra ...string) *relayBinary {
 	t.Helper()
+	return startRelayBinaryIn(t, nil, boot, extra...)
+}
+
+// startRelayBinaryIn is startRelayBinary run through the command wrap
+// (prlimit and its options, say), if any.
+func startRelayBinaryIn(t testing.TB, wrap []string, boot string, extra ...string) *relayBinary {
+	t.Helper()
 	bin := filepath.Join(t.TempDir(), "dht-relay")
 	if b, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, b)
 	}
-	cmd := exec.Command(bin, append([]string{"--host", "127.0.0.1", "--port", "0", "--tcp-port", "0", "--bootstrap", boot, "--log-level", "warn"}, extra...)...)
+	args := slices.Concat(wrap, []string{bin, "--host", "127.0.0.1", "--port", "0", "--tcp-port", "0", "--bootstrap", boot, "--log-level", "warn"}, extra)
+	cmd := exec.Command(args[0], args[1:]...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -99,6 +111,52 @@ func procGone(t testing.TB, pid int) {
 		t.Skipf("no /proc: %v", err)
 	}
 	t.Fatalf("process %d has exited", pid)
+}
+
+// TestTCPAcceptSurvivesRunningOutOfFiles: with its file descriptors used
+// up by connections that never finish their handshake, the relay's TCP
+// listener fails to accept; once they are gone it takes clients again.
+func TestTCPAcceptSurvivesRunningOutOfFiles(t *testing.T) {
+	interop.Require(t)
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Skip("needs prlimit (util-linux) to start the relay with few file descriptors")
+	}
+	peer, boot := interop.StartTestnet(t)
+	echoSeed := interop.RandomSeed()
+	interop.RequireOK(t, "js listen", peer.Do("listen", echoSeed))
+	const files = 128
+	rel := startRelayBinaryIn(t, []string{prlimit, fmt.Sprintf("--nofile=%d:%d", files, files)}, boot)
+	var hogs []net.Conn
+	for range files {
+		c, err := net.Dial("tcp", rel.tcp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hogs = append(hogs, c)
+	}
+	// The last of them wait in the kernel's backlog: the relay has no
+	// descriptor left to take them with.
+	time.Sleep(time.Second)
+	for _, c := range hogs {
+		c.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var c *relay.Client
+	for c == nil {
+		tr, err := relay.DialTCP(ctx, rel.tcp)
+		if err == nil {
+			c, err = relay.NewClient(tr, relay.ClientConfig{KeyPair: keyOf(interop.RandomSeed()), Custodial: true})
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the TCP listener takes no client after running out of files: %v", err)
+		}
+	}
+	defer c.Close()
+	if err := echoOver(t, c, keyOf(echoSeed).Public, 1<<10); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestGarbageClosesOneSession: random bytes on one WebSocket close that

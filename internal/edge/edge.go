@@ -354,17 +354,33 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // ServeTCP accepts TCP clients on ln until it is closed: each runs the
 // SecretStream handshake (as responder) and then the relay channel.
 func (e *Edge) ServeTCP(ln net.Listener) error {
+	delay := time.Duration(0)
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			return fmt.Errorf("edge: accept: %w", err)
+			// Out of file descriptors or a connection aborted before it
+			// was taken: the listener itself is fine, so wait and take
+			// the next one, as net/http does, instead of stopping for good.
+			delay = min(max(2*delay, acceptRetryMin), acceptRetryMax)
+			e.cfg.Telemetry.Metrics.Error("accept_failed")
+			e.log.Warn("TCP accept failed; retrying", "err", err, "in", delay)
+			time.Sleep(delay)
+			continue
 		}
+		delay = 0
 		go e.serveTCP(c)
 	}
 }
+
+// The TCP listener's waits after a failed accept, doubling from the first
+// to the last.
+const (
+	acceptRetryMin = 5 * time.Millisecond
+	acceptRetryMax = time.Second
+)
 
 func (e *Edge) serveTCP(c net.Conn) {
 	c.SetDeadline(time.Now().Add(e.cfg.Limits.HandshakeTimeout))
