@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -84,5 +86,52 @@ func TestLimits(t *testing.T) {
 	}
 	if err := echoOver(t, b, key, 1<<10); err != nil {
 		t.Fatalf("a session within the limit after a refusal: %v", err)
+	}
+}
+
+// TestPendingConnectsCountAsStreams: connects still waiting for their DHT
+// query count against the stream limit, so a session cannot pile up
+// connects past it.
+func TestPendingConnectsCountAsStreams(t *testing.T) {
+	interop.Require(t)
+	// A DHT that answers nothing keeps every connect waiting.
+	silent, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go io.Copy(io.Discard, readerOf(silent))
+	rel := startRelay(t, "--bootstrap", silent.LocalAddr().String(), "--max-streams", "2")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tr, err := relay.DialWebSocket(ctx, rel.ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := relay.NewClient(tr, relay.ClientConfig{KeyPair: keyOf(interop.RandomSeed()), Custodial: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const n = 5
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			_, err := c.Connect(ctx, keyOf(interop.RandomSeed()).Public)
+			errs <- err
+		}()
+	}
+	refused := 0
+	for range n {
+		err := <-errs
+		if err == nil {
+			t.Fatal("a connect through a DHT that answers nothing succeeded")
+		}
+		if strings.Contains(err.Error(), "too many streams") {
+			refused++
+		}
+	}
+	if refused != n-2 {
+		t.Fatalf("%d of %d connects refused with the limit at 2 and every connect pending", refused, n)
 	}
 }
