@@ -130,6 +130,7 @@ func (q *outQueue) tidy() {
 // stream data written, until the queue is empty; it is the only writer of
 // stream messages, and runs only while there is something to write.
 func (s *Session) writer() {
+	defer s.contain()
 	// The join's scratch lives on this goroutine's stack, which exists
 	// only while there is something to write.
 	var runBuf [joinChunks - 1]outItem

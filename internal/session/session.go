@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,6 +72,9 @@ var (
 	ErrWorkerClosed  = errors.New("relay: worker ended the session")
 	ErrHandshakeTime = errors.New("relay: no handshake in time")
 	ErrNoWorker      = errors.New("relay: no worker")
+	// ErrInternal is what a session ends with when the relay's own code
+	// failed (panicked) while serving it; only that session ends.
+	ErrInternal = errors.New("relay: internal error")
 )
 
 // FailureKind names why a session ended, for the errors metric: "" when
@@ -88,6 +92,7 @@ func FailureKind(err error) string {
 		{routing.ErrNATSLost, "nats_lost"},
 		{ErrWorkerClosed, "worker_closed"},
 		{ErrNoWorker, "no_worker"},
+		{ErrInternal, "panic"},
 		{routing.ErrFramesLost, "frames_lost"},
 		{routing.ErrBadFrame, "bad_frame"},
 		{routing.ErrOverrun, "credit_overrun"},
@@ -198,6 +203,7 @@ func (s *Session) Start(done func(error)) {
 // read takes the client's messages until none waits, then parks; the
 // goroutines that run it follow one another, never two at once.
 func (s *Session) read() {
+	defer s.contain()
 	parker, _ := s.cfg.Framed.(Parker)
 	lender, _ := s.cfg.Framed.(relay.Lender)
 	for {
@@ -268,6 +274,17 @@ func (s *Session) Fail(err error) {
 }
 
 var errClientGone = errors.New("relay: client went away")
+
+// contain is deferred by every goroutine that runs this session's work,
+// and by the handlers other goroutines call for it: a panic there is
+// logged with its stack and ends this session alone, with ErrInternal,
+// which the edge counts as kind "panic".
+func (s *Session) contain() {
+	if v := recover(); v != nil {
+		s.cfg.Logger.Error("panic while serving a session; ending it", "session", s.cfg.ID, "client", s.cfg.Remote, "panic", v, "stack", string(debug.Stack()))
+		s.Fail(fmt.Errorf("%w: %v", ErrInternal, v))
+	}
+}
 
 // LinkLost ends the session because the way to its worker is gone (the
 // worker died: ErrWorkerLost; NATS went away: routing.ErrNATSLost): every
@@ -442,6 +459,7 @@ func (s *Session) onLinkFail(err error) { s.Fail(err) }
 // onWorker handles one frame from the worker, on the endpoint's goroutine;
 // it never blocks.
 func (s *Session) onWorker(f routing.Frame) {
+	defer s.contain()
 	switch f.Kind {
 	case routing.KindCredit:
 		c, err := routing.DecodeCredit(f.Payload)

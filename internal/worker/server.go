@@ -115,6 +115,7 @@ func (w *Worker) orphaned(pk [32]byte) *server {
 // refused while the server waits for its owner; if the grace runs out
 // meanwhile, s listens afresh.
 func (s *session) adopt(srv *server, m *relay.Listen, span trace.Span) {
+	defer s.contain()
 	if err := s.proveKey(m); err != nil {
 		s.refuseListen(m.Alias, err)
 		s.w.cfg.Telemetry.Metrics.Error("takeover_refused")
@@ -219,6 +220,14 @@ func (srv *server) run(m *relay.Listen, span trace.Span) {
 			delete(owner.servers, client)
 		}
 		owner.mu.Unlock()
+	}()
+	// First to run: a panic ends the server's owner alone, and the
+	// deferred cleanup above still runs.
+	defer func() {
+		if v := recover(); v != nil {
+			owner, _, _ := srv.owner()
+			go owner.end(owner.w.recovered(v, owner.id), true)
+		}
 	}()
 	var cfg hyperdht.ServerConfig
 	if m.Custodial {

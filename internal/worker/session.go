@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -90,6 +91,7 @@ func (s *session) sent(err error) {
 
 // handle takes one frame from the edge.
 func (s *session) handle(f routing.Frame) {
+	defer s.contain()
 	switch f.Kind {
 	case routing.KindCredit:
 		c, err := routing.DecodeCredit(f.Payload)
@@ -223,6 +225,27 @@ var (
 	errDuplicate      = errors.New("relay: duplicate id")
 )
 
+// ErrInternal is what a session ends with when the worker's own code
+// failed (panicked) while serving it; only that session ends.
+var ErrInternal = errors.New("relay: internal error")
+
+// contain is deferred by every goroutine that runs a session's work, and
+// by handle: a panic there is logged with its stack, counted as kind
+// "panic", and ends this session alone.
+func (s *session) contain() {
+	if v := recover(); v != nil {
+		go s.end(s.w.recovered(v, s.id), true)
+	}
+}
+
+// recovered logs and counts a panic caught while serving session id, and
+// returns what the session ends with: the details stay in the log.
+func (w *Worker) recovered(v any, session string) error {
+	w.log.Error("panic while serving a session; ending it", "session", session, "panic", v, "stack", string(debug.Stack()))
+	w.cfg.Telemetry.Metrics.Error("panic")
+	return ErrInternal
+}
+
 // ErrSessionEnded is what waits in an ended session fail with.
 var ErrSessionEnded = errors.New("relay: session ended")
 
@@ -286,6 +309,7 @@ func (s *session) query(id uint32, span trace.Span, run func(context.Context, fu
 		return
 	}
 	go func() {
+		defer s.contain()
 		results := 0
 		err := run(s.ctx, func(r hyperdht.LookupResult) {
 			results++

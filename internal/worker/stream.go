@@ -69,6 +69,7 @@ type chunkReader interface {
 }
 
 func (st *stream) readPump() {
+	defer st.s.contain()
 	// The bytes are read behind room for the frame's headers, and sent
 	// from where they were read.
 	cr, lends := st.conn.(chunkReader)
@@ -110,6 +111,7 @@ func (st *stream) readPump() {
 }
 
 func (st *stream) writePump() {
+	defer st.s.contain()
 	for {
 		st.mu.Lock()
 		for len(st.queue) == 0 && !st.ended && !st.destroyed {
@@ -307,6 +309,7 @@ func (s *session) connect(m *relay.Connect, span trace.Span) {
 		return
 	}
 	go func() {
+		defer s.contain()
 		start := time.Now()
 		conn, hs, err := s.dial(m, hsID)
 		if err != nil {

@@ -1,0 +1,62 @@
+package session
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// closedTransport is a transport that was closed: nothing to read, and
+// writes fail.
+type closedTransport struct {
+	mu     sync.Mutex
+	closed bool
+}
+
+var errClosed = errors.New("closed")
+
+func (c *closedTransport) ReadMessage() ([]byte, error) { return nil, errClosed }
+func (c *closedTransport) WriteMessage([]byte) error    { return errClosed }
+func (c *closedTransport) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	return nil
+}
+
+// TestAPanicEndsOnlyItsSession: a panic in code a session's contain
+// guards is logged with its stack and fails that session with
+// ErrInternal, counted as "panic"; another session is untouched.
+func TestAPanicEndsOnlyItsSession(t *testing.T) {
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	ta, tb := &closedTransport{}, &closedTransport{}
+	a := New(Config{ID: "a", Framed: ta, Logger: log})
+	b := New(Config{ID: "b", Framed: tb, Logger: log})
+	func() {
+		defer a.contain()
+		var m map[string]int
+		m["boom"]++ // a nil map write: a real runtime panic
+	}()
+	a.mu.Lock()
+	errA := a.err
+	a.mu.Unlock()
+	if !errors.Is(errA, ErrInternal) || FailureKind(errA) != "panic" {
+		t.Fatalf("the session that panicked ended with %v (kind %q)", errA, FailureKind(errA))
+	}
+	if !ta.closed || a.ctx.Err() == nil {
+		t.Fatal("the session that panicked was not closed")
+	}
+	b.mu.Lock()
+	errB := b.err
+	b.mu.Unlock()
+	if errB != nil || tb.closed || b.ctx.Err() != nil {
+		t.Fatalf("another session was touched: %v", errB)
+	}
+	if !strings.Contains(logs.String(), "panic while serving a session") || !strings.Contains(logs.String(), "contain_test.go") {
+		t.Fatalf("the panic was not logged with its stack:\n%s", logs.String())
+	}
+}
