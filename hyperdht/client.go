@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/dhtrelay/dht-relay/dhtrpc"
+	"github.com/dhtrelay/dht-relay/noise"
 	"github.com/dhtrelay/dht-relay/udx"
 )
 
@@ -26,6 +27,11 @@ type ClientConfig struct {
 // (the first that answers wins), and connects a UDX stream to the server
 // with SecretStream on top.
 func (n *Node) Connect(ctx context.Context, remotePublicKey [32]byte, cfg ClientConfig) (*Conn, error) {
+	// No server can hold a key that is not a valid point: JS looks it up,
+	// finds nobody and fails so; applications branch on that code.
+	if !noise.ValidPublicKey(remotePublicKey[:]) {
+		return nil, ErrPeerNotFound
+	}
 	target := Hash(remotePublicKey[:])
 	d := n.d()
 	h := cfg.Handshake

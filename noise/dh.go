@@ -47,6 +47,37 @@ func GenerateKeyPair(rand io.Reader) (KeyPair, error) {
 	return KeyPairFromSeed(seed), nil
 }
 
+// ValidPublicKey reports whether pk can be a peer's key in a handshake:
+// a canonical point of the prime-order subgroup. Most random 32 bytes are
+// not, and no server can hold such a key.
+func ValidPublicKey(pk []byte) bool {
+	_, err := remotePoint(pk)
+	return err == nil
+}
+
+// remotePoint decodes a remote key as libsodium accepts it.
+func remotePoint(remote []byte) (*edwards25519.Point, error) {
+	if len(remote) != PublicKeySize {
+		return nil, ErrInvalidPoint
+	}
+	p, err := new(edwards25519.Point).SetBytes(remote)
+	if err != nil {
+		return nil, ErrInvalidPoint
+	}
+	// SetBytes accepts non-canonical encodings; libsodium does not.
+	if string(p.Bytes()) != string(remote) {
+		return nil, ErrInvalidPoint
+	}
+	if new(edwards25519.Point).MultByCofactor(p).Equal(edwards25519.NewIdentityPoint()) == 1 {
+		return nil, ErrInvalidPoint
+	}
+	lm1, _ := edwards25519.NewScalar().SetCanonicalBytes(groupOrderMinusOne[:])
+	if new(edwards25519.Point).ScalarMult(lm1, p).Equal(new(edwards25519.Point).Negate(p)) != 1 {
+		return nil, ErrInvalidPoint
+	}
+	return p, nil
+}
+
 // groupOrderMinusOne is ℓ−1 in little-endian, used to test that a point lies
 // in the prime-order subgroup: [ℓ−1]P = −P exactly when [ℓ]P is the identity.
 var groupOrderMinusOne = [32]byte{
@@ -60,25 +91,11 @@ var groupOrderMinusOne = [32]byte{
 // not X25519.
 func DH(local *KeyPair, remote []byte) ([DHSize]byte, error) {
 	var out [DHSize]byte
-	if len(remote) != PublicKeySize {
-		return out, ErrInvalidPoint
-	}
-	p, err := new(edwards25519.Point).SetBytes(remote)
+	p, err := remotePoint(remote)
 	if err != nil {
-		return out, ErrInvalidPoint
-	}
-	// SetBytes accepts non-canonical encodings; libsodium does not.
-	if string(p.Bytes()) != string(remote) {
-		return out, ErrInvalidPoint
+		return out, err
 	}
 	id := edwards25519.NewIdentityPoint()
-	if new(edwards25519.Point).MultByCofactor(p).Equal(id) == 1 {
-		return out, ErrInvalidPoint
-	}
-	lm1, _ := edwards25519.NewScalar().SetCanonicalBytes(groupOrderMinusOne[:])
-	if new(edwards25519.Point).ScalarMult(lm1, p).Equal(new(edwards25519.Point).Negate(p)) != 1 {
-		return out, ErrInvalidPoint
-	}
 	// Reducing the clamped scalar mod ℓ is exact because p has prime order.
 	h := sha512.Sum512(local.Secret[:32])
 	s, _ := edwards25519.NewScalar().SetBytesWithClamping(h[:32])

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"filippo.io/edwards25519"
 )
 
 // Peer is hyperdht-peer.js: a JS testnet and a JS node on it.
@@ -98,6 +100,19 @@ func (u *User) Pid() int { return u.p.Pid() }
 // ReadLineWithin returns the client's next line, waiting at most d.
 func (u *User) ReadLineWithin(d time.Duration) (string, error) { return u.p.ReadLineWithin(d) }
 
+// invalidKey returns, in hex, 32 random bytes that are not a valid
+// Ed25519 public key: not even a point of the curve, as about half of
+// random keys.
+func invalidKey() string {
+	for {
+		var b [32]byte
+		rand.Read(b[:])
+		if _, err := new(edwards25519.Point).SetBytes(b[:]); err != nil {
+			return hex.EncodeToString(b[:])
+		}
+	}
+}
+
 // RandomSeed returns a random 32-byte key seed in hex.
 func RandomSeed() string {
 	var b [32]byte
@@ -165,6 +180,12 @@ func ClientMatrix(t *testing.T, peer *Peer, boot, ws, tcp string) {
 				r = u.Do(map[string]any{"cmd": "connect", "key": PublicKey(RandomSeed()), "bytes": 1})
 				if e, _ := r["error"].(string); e != "PEER_NOT_FOUND: Peer not found" {
 					t.Fatalf("connect to a missing key: %v", r)
+				}
+				// Most random 32 bytes are no Ed25519 point: JS looks
+				// such a key up and finds nobody.
+				r = u.Do(map[string]any{"cmd": "connect", "key": invalidKey(), "bytes": 1})
+				if e, _ := r["error"].(string); e != "PEER_NOT_FOUND: Peer not found" {
+					t.Fatalf("connect to a key that is not a point: %v", r)
 				}
 
 				allowSeed, denySeed := RandomSeed(), RandomSeed()
