@@ -425,7 +425,8 @@ func BenchmarkRelayVsJS(b *testing.B) {
 	// that the relay, not the peer, is what limits the rate.
 	source := goSource(b, boot, 256<<20)
 	sourceKey := hex.EncodeToString(source.Public[:])
-	ours := startRelayBinary(b, boot)
+	// Every client of the benchmark comes from one address.
+	ours := startRelayBinary(b, boot, "--allow-addresses", "127.0.0.1")
 	relays := []relayUnderTest{{name: "go", ws: ours.ws, pid: ours.cmd.Process.Pid}, startJSRelay(b, boot)}
 	direct := directThroughput(b, boot, source.Public, 3)
 	fmt.Fprintf(os.Stderr, "bench: no relay (Go node to the source directly): %.0f MB/s\n", direct)

@@ -62,7 +62,8 @@ func BenchmarkDHTLoadVsJS(b *testing.B) {
 	interop.RequireOK(b, "echo", peer.Do("listen", echoSeed))
 	topic := interop.RandomSeed()
 	interop.RequireOK(b, "announce", peer.Do("announce", topic, interop.RandomSeed()))
-	ours := startRelayBinary(b, boot)
+	// Every client of the benchmark comes from one address.
+	ours := startRelayBinary(b, boot, "--allow-addresses", "127.0.0.1")
 	relays := []relayUnderTest{{name: "go", ws: ours.ws, pid: ours.cmd.Process.Pid}, startJSRelay(b, boot)}
 	progress := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...) }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/rand"
 	"fmt"
+	"net/http"
 	"runtime"
 	"testing"
 	"time"
@@ -43,7 +44,12 @@ func openIdleClient(t *testing.T, ws string) *idleClient {
 
 // dialIdleClient opens a custodial session and waits for a pong.
 func dialIdleClient(ws string) (*idleClient, error) {
-	c, _, err := websocket.DefaultDialer.Dial(ws, nil)
+	return dialIdleClientWith(websocket.DefaultDialer, ws, nil)
+}
+
+// dialIdleClientWith is dialIdleClient through d, sending header.
+func dialIdleClientWith(d *websocket.Dialer, ws string, header http.Header) (*idleClient, error) {
+	c, _, err := d.Dial(ws, header)
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +111,8 @@ func TestIdleSessionsHoldNoGoroutine(t *testing.T) {
 	}
 	interop.Require(t)
 	_, boot := interop.StartTestnet(t)
-	r := startRelay(t, "--bootstrap", boot)
+	// All the sessions come from one address.
+	r := startRelay(t, "--bootstrap", boot, "--allow-addresses", "127.0.0.1")
 	openIdleClient(t, r.ws) // what every session shares exists from here on
 	const n = 200
 	before := runtime.NumGoroutine()

@@ -49,7 +49,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	host := fs.String("host", "0.0.0.0", "address to listen on")
 	cert := fs.String("cert", "", "TLS certificate file (with --key)")
 	key := fs.String("key", "", "TLS key file (with --cert)")
-	behindProxy := fs.Bool("behind-proxy", false, "take client addresses from X-Forwarded-For")
+	access := serve.AccessFlags(fs)
 	var tcpPort *int
 	fs.Func("tcp-port", "serve the TCP transport on this port (0 picks a free one; off unless given)", func(s string) error {
 		var p int
@@ -72,6 +72,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	if err := lim.Validate(); err != nil {
+		return err
+	}
+	allow, err := access.Allow()
+	if err != nil {
 		return err
 	}
 	if (*cert == "") != (*key == "") {
@@ -138,7 +142,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := w.Start(ctx); err != nil {
 		return err
 	}
-	e, err := edge.New(edge.Config{ID: "edge", NATS: enc, Limits: lim, Logger: log, BehindProxy: *behindProxy, Telemetry: tel})
+	e, err := edge.New(edge.Config{ID: "edge", NATS: enc, Limits: lim, Logger: log, BehindProxy: access.BehindProxy, ProxyHops: access.ProxyHops, Allow: allow, Telemetry: tel})
 	if err != nil {
 		return err
 	}

@@ -48,7 +48,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	host := fs.String("host", "0.0.0.0", "address to listen on")
 	cert := fs.String("cert", "", "TLS certificate file (with --key)")
 	key := fs.String("key", "", "TLS key file (with --cert)")
-	behindProxy := fs.Bool("behind-proxy", false, "take client addresses from X-Forwarded-For")
+	access := serve.AccessFlags(fs)
 	tcpPort := fs.Int("tcp-port", -1, "serve the TCP transport on this port (0 picks a free one; -1 off)")
 	metrics := fs.String("metrics", "", "address for /metrics, /healthz and /readyz (off unless given)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -59,6 +59,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	allow, err := access.Allow()
+	if err != nil {
 		return err
 	}
 	if (*cert == "") != (*key == "") {
@@ -89,7 +93,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer serve.FlushTelemetry(tel, log)
-	e, err := edge.New(edge.Config{ID: eid, NATS: nc, Limits: lim, Logger: log, BehindProxy: *behindProxy, Affinity: place, Telemetry: tel})
+	e, err := edge.New(edge.Config{ID: eid, NATS: nc, Limits: lim, Logger: log, BehindProxy: access.BehindProxy, ProxyHops: access.ProxyHops, Allow: allow, Affinity: place, Telemetry: tel})
 	if err != nil {
 		return err
 	}

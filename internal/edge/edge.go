@@ -15,6 +15,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -26,6 +27,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/dhtrelay/dht-relay/internal/admission"
 	"github.com/dhtrelay/dht-relay/internal/affinity"
 	"github.com/dhtrelay/dht-relay/internal/limits"
 	"github.com/dhtrelay/dht-relay/internal/readwait"
@@ -45,8 +47,13 @@ type Config struct {
 	Limits limits.Limits
 	Logger *slog.Logger
 	// BehindProxy takes a WebSocket client's address from
-	// X-Forwarded-For, for logs.
+	// X-Forwarded-For: the address ProxyHops from its right end, which
+	// the proxies in front wrote, not what the client may have.
 	BehindProxy bool
+	ProxyHops   int
+	// Allow lists the client addresses exempt from the per-address
+	// limits.
+	Allow []netip.Prefix
 	// Affinity, when set, keeps each key on the worker that holds it
 	// across reconnects; nil places by hashing alone.
 	Affinity *affinity.Placer
@@ -75,6 +82,7 @@ type Edge struct {
 	idle *readwait.Poller
 	// reads lends the sessions' WebSocket reads their buffers.
 	reads *sync.Pool
+	admit *admission.Admission
 
 	mu       sync.Mutex
 	closing  bool
@@ -111,6 +119,9 @@ func New(cfg Config) (*Edge, error) {
 		return nil, err
 	}
 	e := &Edge{cfg: cfg, log: log.With("edge", cfg.ID), tcpKey: kp, reads: relay.NewReadBuffers(), sessions: map[string]*session.Session{}}
+	l := cfg.Limits
+	e.admit = admission.New(admission.Config{PerAddress: l.SessionsPerAddress, PerSubnet: l.SessionsPerSubnet,
+		Rate: float64(l.SessionRate), Burst: l.SessionBurst, Allow: cfg.Allow})
 	// Without a poller (ErrUnsupported: not Linux) idle stays nil.
 	if e.idle, err = readwait.New(); err != nil && !errors.Is(err, readwait.ErrUnsupported) {
 		return nil, fmt.Errorf("edge: %w", err)
@@ -287,14 +298,37 @@ func (e *Edge) natsLost(nc *nats.Conn, err error) {
 	}
 }
 
-// serve starts a client's session on t.
-func (e *Edge) serve(t session.Transport, remote string) {
+// admitted takes a session for the client at remote ("host:port" or a
+// bare address), or counts and, once a minute per address, logs why not.
+func (e *Edge) admitted(remote string) (release func(), ok bool) {
+	var addr netip.Addr
+	if ap, err := netip.ParseAddrPort(remote); err == nil {
+		addr = ap.Addr()
+	} else {
+		addr, _ = netip.ParseAddr(remote)
+	}
+	release, log, err := e.admit.Admit(addr, time.Now())
+	if err != nil {
+		e.cfg.Telemetry.Metrics.Error(admission.Kind(err))
+		if log {
+			e.log.Warn("session refused", "reason", err, "client", remote)
+		}
+		return nil, false
+	}
+	return release, true
+}
+
+// serve starts a client's session on t; release gives its place back to
+// the client's address once the session is over.
+func (e *Edge) serve(t session.Transport, remote string, release func()) {
 	id := newSessionID()
 	e.mu.Lock()
 	if e.closing || len(e.sessions) >= e.cfg.Limits.SessionsPerEdge {
 		full := !e.closing
 		e.mu.Unlock()
+		release()
 		if full {
+			e.cfg.Telemetry.Metrics.Error("edge_sessions")
 			e.log.Warn("session refused", "reason", ErrTooMany, "client", remote)
 		}
 		t.Close()
@@ -307,6 +341,7 @@ func (e *Edge) serve(t session.Transport, remote string) {
 			e.mu.Lock()
 			delete(e.sessions, id)
 			e.mu.Unlock()
+			release()
 			metrics.Session(telemetry.RoleEdge, -1)
 		},
 	})
@@ -331,14 +366,17 @@ func newSessionID() string {
 
 // ServeHTTP upgrades a request to the WebSocket transport and serves it.
 func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	remote := e.clientAddr(r)
+	release, ok := e.admitted(remote)
+	if !ok {
+		http.Error(w, "too many sessions from your address", http.StatusTooManyRequests)
+		return
+	}
 	h := &readBufferHijacker{ResponseWriter: w}
 	c, err := e.upgrade.Upgrade(h, r, nil)
 	if err != nil {
+		release()
 		return // the upgrader has answered
-	}
-	remote := r.RemoteAddr
-	if fwd := r.Header.Get("X-Forwarded-For"); e.cfg.BehindProxy && fwd != "" {
-		remote = strings.TrimSpace(strings.Split(fwd, ",")[0])
 	}
 	f := relay.NewServerWebSocketFramed(c, int64(e.cfg.Limits.MaxFrame), e.cfg.Limits.WriteTimeout, e.reads)
 	var t session.Transport = f
@@ -348,7 +386,27 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The session reads on goroutines of its own, so this handler
 	// returns, and net/http lets go of the request, response and buffers
 	// (some 10 KB) that a hijacked connection no longer uses.
-	e.serve(t, remote)
+	e.serve(t, remote, release)
+}
+
+// clientAddr is the client's address: the connection's peer, or behind
+// proxies the address the nearest ProxyHops of them wrote into
+// X-Forwarded-For, counted from its right end. What the client wrote
+// itself lies further left and is never taken.
+func (e *Edge) clientAddr(r *http.Request) string {
+	if !e.cfg.BehindProxy {
+		return r.RemoteAddr
+	}
+	var hops []string
+	for _, h := range r.Header.Values("X-Forwarded-For") {
+		for _, a := range strings.Split(h, ",") {
+			hops = append(hops, strings.TrimSpace(a))
+		}
+	}
+	if len(hops) < e.cfg.ProxyHops {
+		return r.RemoteAddr // not through as many proxies as configured
+	}
+	return hops[len(hops)-e.cfg.ProxyHops]
 }
 
 // ServeTCP accepts TCP clients on ln until it is closed: each runs the
@@ -371,7 +429,12 @@ func (e *Edge) ServeTCP(ln net.Listener) error {
 			continue
 		}
 		delay = 0
-		go e.serveTCP(c)
+		release, ok := e.admitted(c.RemoteAddr().String())
+		if !ok {
+			c.Close()
+			continue
+		}
+		go e.serveTCP(c, release)
 	}
 }
 
@@ -382,15 +445,16 @@ const (
 	acceptRetryMax = time.Second
 )
 
-func (e *Edge) serveTCP(c net.Conn) {
+func (e *Edge) serveTCP(c net.Conn, release func()) {
 	c.SetDeadline(time.Now().Add(e.cfg.Limits.HandshakeTimeout))
 	ss, err := secretstream.New(c, false, secretstream.Config{KeyPair: e.tcpKey, MaxMessageSize: e.cfg.Limits.MaxFrame})
 	if err != nil {
+		release()
 		c.Close()
 		return
 	}
 	c.SetDeadline(time.Time{})
-	e.serve(&tcpTransport{Stream: ss, c: c, timeout: e.cfg.Limits.WriteTimeout}, c.RemoteAddr().String())
+	e.serve(&tcpTransport{Stream: ss, c: c, timeout: e.cfg.Limits.WriteTimeout}, c.RemoteAddr().String(), release)
 }
 
 // tcpTransport bounds each write, as the WebSocket transport does.

@@ -12,6 +12,15 @@ import (
 type Limits struct {
 	// SessionsPerEdge caps concurrent client sessions on one edge.
 	SessionsPerEdge int
+	// SessionsPerAddress caps the sessions open from one client address
+	// (an IPv6 client's /64); SessionsPerSubnet those from one IPv4 /24 or
+	// IPv6 /48. Sessions count from the connection, handshake or not.
+	SessionsPerAddress int
+	SessionsPerSubnet  int
+	// SessionRate is how many new sessions a second one address may open,
+	// with bursts of SessionBurst.
+	SessionRate  int
+	SessionBurst int
 	// StreamsPerSession caps a session's open and opening streams.
 	StreamsPerSession int
 	// ServersPerSession caps a session's servers.
@@ -47,15 +56,19 @@ type Limits struct {
 // streams for a Hyperswarm.
 func Default() Limits {
 	return Limits{
-		SessionsPerEdge:   20000,
-		StreamsPerSession: 64,
-		ServersPerSession: 8,
-		QueriesPerSession: 32,
-		DHTRequestRate:    256,
-		MaxFrame:          32 << 20,
-		ControlQueue:      1024,
-		HandshakeTimeout:  10 * time.Second,
-		WriteTimeout:      30 * time.Second,
+		SessionsPerEdge:    20000,
+		SessionsPerAddress: 128,
+		SessionsPerSubnet:  1024,
+		SessionRate:        4,
+		SessionBurst:       64,
+		StreamsPerSession:  64,
+		ServersPerSession:  8,
+		QueriesPerSession:  32,
+		DHTRequestRate:     256,
+		MaxFrame:           32 << 20,
+		ControlQueue:       1024,
+		HandshakeTimeout:   10 * time.Second,
+		WriteTimeout:       30 * time.Second,
 	}
 }
 
@@ -65,7 +78,8 @@ var ErrInvalid = errors.New("limits: invalid")
 // Validate checks that every limit is positive.
 func (l Limits) Validate() error {
 	for name, v := range map[string]int64{
-		"sessions per edge": int64(l.SessionsPerEdge), "streams per session": int64(l.StreamsPerSession),
+		"sessions per edge": int64(l.SessionsPerEdge), "sessions per address": int64(l.SessionsPerAddress),
+		"sessions per subnet": int64(l.SessionsPerSubnet), "session rate": int64(l.SessionRate), "session burst": int64(l.SessionBurst), "streams per session": int64(l.StreamsPerSession),
 		"servers per session": int64(l.ServersPerSession), "queries per session": int64(l.QueriesPerSession),
 		"DHT requests a second per session": int64(l.DHTRequestRate),
 		"max frame":                         int64(l.MaxFrame), "control queue": int64(l.ControlQueue),

@@ -59,6 +59,10 @@ const PublicBootstrap = "88.99.3.86:49737,142.93.90.113:49737,138.68.147.8:49737
 // LimitFlags registers the limit flags on fs, filling l.
 func LimitFlags(fs *flag.FlagSet, l *limits.Limits) {
 	fs.IntVar(&l.SessionsPerEdge, "max-sessions", l.SessionsPerEdge, "client sessions per edge")
+	fs.IntVar(&l.SessionsPerAddress, "max-sessions-per-address", l.SessionsPerAddress, "client sessions open from one address (an IPv6 /64)")
+	fs.IntVar(&l.SessionsPerSubnet, "max-sessions-per-subnet", l.SessionsPerSubnet, "client sessions open from one IPv4 /24 or IPv6 /48")
+	fs.IntVar(&l.SessionRate, "session-rate", l.SessionRate, "new sessions a second one address may open")
+	fs.IntVar(&l.SessionBurst, "session-burst", l.SessionBurst, "new sessions one address may open at once")
 	fs.IntVar(&l.StreamsPerSession, "max-streams", l.StreamsPerSession, "streams per session")
 	fs.IntVar(&l.ServersPerSession, "max-servers", l.ServersPerSession, "servers per session")
 	fs.IntVar(&l.QueriesPerSession, "max-queries", l.QueriesPerSession, "concurrent lookups, announces and unannounces per session")
@@ -67,6 +71,50 @@ func LimitFlags(fs *flag.FlagSet, l *limits.Limits) {
 	fs.IntVar(&l.ControlQueue, "max-queued", l.ControlQueue, "messages other than stream data queued for one client before it is disconnected")
 	fs.DurationVar(&l.HandshakeTimeout, "handshake-timeout", l.HandshakeTimeout, "wait for a client's handshake and for each answer the relay needs from a client")
 	fs.DurationVar(&l.WriteTimeout, "write-timeout", l.WriteTimeout, "how long a write to a client that stopped reading may block before the session closes")
+}
+
+// Access is how an edge judges client addresses.
+type Access struct {
+	BehindProxy bool
+	ProxyHops   int
+	allow       string
+}
+
+// AccessFlags registers --behind-proxy, --proxy-hops and --allow-addresses.
+func AccessFlags(fs *flag.FlagSet) *Access {
+	a := &Access{}
+	fs.BoolVar(&a.BehindProxy, "behind-proxy", false, "take client addresses from X-Forwarded-For, as set by the proxies in front (see --proxy-hops)")
+	fs.IntVar(&a.ProxyHops, "proxy-hops", 1, "with --behind-proxy, how many proxies in front append to X-Forwarded-For: the client is that many addresses from its right end, and what it wrote itself is ignored")
+	fs.StringVar(&a.allow, "allow-addresses", "", "client addresses or prefixes (CIDR, comma-separated) exempt from the per-address limits")
+	return a
+}
+
+// Allow parses --allow-addresses.
+func (a *Access) Allow() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range strings.Split(a.allow, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if !strings.Contains(s, "/") {
+			addr, err := netip.ParseAddr(s)
+			if err != nil {
+				return nil, fmt.Errorf("--allow-addresses %q: %w", s, err)
+			}
+			out = append(out, netip.PrefixFrom(addr.Unmap(), addr.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("--allow-addresses %q: %w", s, err)
+		}
+		out = append(out, p.Masked())
+	}
+	if a.ProxyHops < 1 {
+		return nil, errors.New("--proxy-hops must be at least 1")
+	}
+	return out, nil
 }
 
 // ParseBootstrap parses HOST:PORT[,HOST:PORT...], resolving host names.

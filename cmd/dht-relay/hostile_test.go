@@ -1,0 +1,113 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/dhtrelay/dht-relay/internal/interop"
+)
+
+// from dials from the loopback address ip, which Linux routes like
+// 127.0.0.1: one machine can be many clients.
+func from(ip string) *websocket.Dialer {
+	nd := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	return &websocket.Dialer{NetDialContext: nd.DialContext, HandshakeTimeout: 10 * time.Second}
+}
+
+// TestPerAddressLimits: one address cannot take more than its share of
+// sessions, over WebSocket or TCP, and never the edge's every slot; other
+// addresses are served meanwhile, and a client behind a proxy cannot
+// escape its share by writing addresses into X-Forwarded-For.
+func TestPerAddressLimits(t *testing.T) {
+	interop.Require(t)
+	_, boot := interop.StartTestnet(t)
+	const share = 4
+	rel := startRelay(t, "--bootstrap", boot, "--max-sessions", "10", "--max-sessions-per-address", "4", "--session-burst", "100", "--metrics", "127.0.0.1:0")
+	for range share {
+		ic, err := dialIdleClientWith(from("127.0.0.2"), rel.ws, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ic.c.Close()
+	}
+	if ic, err := dialIdleClientWith(from("127.0.0.2"), rel.ws, nil); err == nil {
+		ic.c.Close()
+		t.Fatal("a session past the address's share was taken")
+	}
+	// Over TCP the connection is closed at once.
+	nd := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}
+	c, err := nd.Dial("tcp", rel.tcp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+		t.Fatalf("a TCP connection past the address's share was kept: %v", err)
+	}
+	c.Close()
+	// Another address is served.
+	honest, err := dialIdleClientWith(from("127.0.0.3"), rel.ws, nil)
+	if err != nil {
+		t.Fatalf("another address refused: %v", err)
+	}
+	honest.c.Close()
+	if n := errorCountAt(t, rel.metrics, "address_sessions"); n < 2 {
+		t.Fatalf("%d refusals counted as address_sessions, want 2", n)
+	}
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
+
+// TestNewSessionRate: an address opening sessions faster than its rate
+// is refused past its burst, and counted.
+func TestNewSessionRate(t *testing.T) {
+	interop.Require(t)
+	_, boot := interop.StartTestnet(t)
+	rel := startRelay(t, "--bootstrap", boot, "--session-rate", "1", "--session-burst", "3", "--metrics", "127.0.0.1:0")
+	refused := 0
+	for range 6 {
+		ic, err := dialIdleClientWith(from("127.0.0.4"), rel.ws, nil)
+		if err != nil {
+			refused++
+			continue
+		}
+		ic.c.Close()
+	}
+	if refused == 0 {
+		t.Fatal("six sessions at once with a burst of three: none refused")
+	}
+	if n := errorCountAt(t, rel.metrics, "address_rate"); n != refused {
+		t.Fatalf("%d refusals counted as address_rate, %d seen", n, refused)
+	}
+}
+
+// TestForwardedForCannotBeForged: behind one proxy, the client's address
+// is the one the proxy appended, whatever the client wrote before it.
+func TestForwardedForCannotBeForged(t *testing.T) {
+	interop.Require(t)
+	_, boot := interop.StartTestnet(t)
+	rel := startRelay(t, "--bootstrap", boot, "--behind-proxy", "--max-sessions-per-address", "2", "--session-burst", "100")
+	open := 0
+	for i := range 4 {
+		// What the proxy passes on: the client's forgery, then the
+		// address the proxy saw.
+		h := http.Header{"X-Forwarded-For": {fmt.Sprintf("198.51.100.%d, 203.0.113.9", i+1)}}
+		ic, err := dialIdleClientWith(websocket.DefaultDialer, rel.ws, h)
+		if err != nil {
+			continue
+		}
+		defer ic.c.Close()
+		open++
+	}
+	if open != 2 {
+		t.Fatalf("%d sessions from one client behind the proxy, with the share at 2", open)
+	}
+}
