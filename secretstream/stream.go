@@ -211,8 +211,12 @@ func (s *Stream) readFrame(limit, headroom, tailroom int) ([]byte, error) {
 	if n > limit {
 		return nil, fmt.Errorf("%w: %d bytes", ErrMessageTooLarge, n)
 	}
-	if cap(s.rbuf) < headroom+n+tailroom {
-		s.rbuf = make([]byte, headroom+n+tailroom)
+	want := headroom + n + tailroom
+	if cap(s.rbuf) < want {
+		// The buffer grows as the bytes arrive, never to a length the
+		// peer merely declared: three bytes declaring 16 MiB cost
+		// nothing more than the buffer already held.
+		return s.readGrowing(headroom, n, want)
 	}
 	body := s.rbuf[headroom : headroom+n]
 	if _, err := io.ReadFull(s.br, body); err != nil {
@@ -222,6 +226,33 @@ func (s *Stream) readFrame(limit, headroom, tailroom int) ([]byte, error) {
 		return nil, err
 	}
 	return body, nil
+}
+
+// readGrowStep is the first size a read buffer grows to, doubling after.
+const readGrowStep = 64 << 10
+
+// readGrowing reads the n bytes of a frame behind headroom into s.rbuf,
+// doubling it from readGrowStep as they arrive, up to want.
+func (s *Stream) readGrowing(headroom, n, want int) ([]byte, error) {
+	buf := make([]byte, headroom, min(want, max(headroom+readGrowStep, 2*cap(s.rbuf))))
+	for len(buf) < headroom+n {
+		if len(buf) == cap(buf) {
+			buf = append(make([]byte, 0, min(want, 2*cap(buf))), buf...)
+		}
+		k, err := s.br.Read(buf[len(buf):min(cap(buf), headroom+n)])
+		buf = buf[:len(buf)+k]
+		if err != nil && len(buf) < headroom+n {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	if cap(buf) < want {
+		buf = append(make([]byte, 0, want), buf...)
+	}
+	s.rbuf = buf[:want]
+	return s.rbuf[headroom : headroom+n], nil
 }
 
 // ReadMessage returns the next message. The slice is valid until the next
