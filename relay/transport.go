@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -22,6 +23,17 @@ import (
 // ErrTextMessage means a WebSocket peer sent a text message; the protocol
 // is binary only.
 var ErrTextMessage = errors.New("relay: text message on the relay websocket")
+
+// ReadBudget admits the bytes that readers sharing it hold in messages
+// being read.
+type ReadBudget interface {
+	Take(n int) bool
+	Give(n int)
+}
+
+// ErrReadBudget means a message was not read: the buffer it needs is more
+// than what the read budget shared with other readers has left.
+var ErrReadBudget = errors.New("relay: read budget spent")
 
 // WebSocketFramed adapts a WebSocket connection to protomux.Framed.
 // ReadMessage is for one goroutine; WriteMessage may be called from many.
@@ -47,6 +59,12 @@ type WebSocketFramed struct {
 	// copying some seven times for a 30 KB message, and at upload rates
 	// that garbage kept the collector busy most of the time.
 	reads *sync.Pool
+	// budget, when set, admits the bytes a lent read's buffer grows by
+	// past the pool's buffer, until Return; taken is what the message
+	// being read holds. Messages that fit the pool's buffer, which is
+	// most, never wait on it.
+	budget ReadBudget
+	taken  int
 }
 
 // maxReadBuffer is the largest read buffer given back to the pool.
@@ -62,6 +80,32 @@ func NewReadBuffers() *sync.Pool {
 // shares one pool among its sessions, which then hold no buffer between
 // messages.
 func (w *WebSocketFramed) ReadBuffersFrom(pool *sync.Pool) { w.reads = pool }
+
+// SetReadBudget makes what ReadLent's buffer grows by past the pool's
+// buffer count against b until Return: a message that does not fit fails
+// with ErrReadBudget. A message begun must then come whole within the
+// write timeout.
+func (w *WebSocketFramed) SetReadBudget(b ReadBudget) { w.budget = b }
+
+// take admits n more bytes of read buffer.
+func (w *WebSocketFramed) take(n int) bool {
+	if w.budget == nil {
+		return true
+	}
+	if !w.budget.Take(n) {
+		return false
+	}
+	w.taken += n
+	return true
+}
+
+// giveBack returns what the message read last held.
+func (w *WebSocketFramed) giveBack() {
+	if w.budget != nil && w.taken > 0 {
+		w.budget.Give(w.taken)
+	}
+	w.taken = 0
+}
 
 // maxFrameHeader is the longest header of an unmasked frame: opcode,
 // length marker and a 64-bit length.
@@ -127,11 +171,22 @@ func (w *WebSocketFramed) ReadLent() (*[]byte, error) {
 	if w.reads == nil {
 		w.reads = NewReadBuffers()
 	}
+	if w.budget != nil {
+		// A message that holds budget must come whole in time: a client
+		// that starts one and stalls would hold its bytes for ever.
+		w.c.SetReadDeadline(time.Now().Add(w.writeTimeout))
+		defer w.c.SetReadDeadline(time.Time{})
+	}
 	bp := w.reads.Get().(*[]byte)
 	b := (*bp)[:0]
 	for {
 		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
+			// Doubling, admitted before it is made.
+			if !w.take(cap(b)) {
+				w.giveBack()
+				return nil, ErrReadBudget
+			}
+			b = slices.Grow(b, cap(b))
 		}
 		k, err := r.Read(b[len(b):cap(b)])
 		b = b[:len(b)+k]
@@ -139,6 +194,7 @@ func (w *WebSocketFramed) ReadLent() (*[]byte, error) {
 			break
 		}
 		if err != nil {
+			w.giveBack()
 			return nil, fmt.Errorf("relay: websocket read: %w", err)
 		}
 	}
@@ -148,6 +204,7 @@ func (w *WebSocketFramed) ReadLent() (*[]byte, error) {
 
 // Return gives back a buffer ReadLent lent.
 func (w *WebSocketFramed) Return(bp *[]byte) {
+	w.giveBack()
 	if cap(*bp) <= maxReadBuffer {
 		w.reads.Put(bp)
 	}

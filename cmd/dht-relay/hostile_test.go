@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"testing"
@@ -110,4 +111,72 @@ func TestForwardedForCannotBeForged(t *testing.T) {
 	if open != 2 {
 		t.Fatalf("%d sessions from one client behind the proxy, with the share at 2", open)
 	}
+}
+
+// TestReadBudget: clients that each start a large message and stall can
+// hold no more than the edge's read budget together; one whose message
+// does not fit is closed, new sessions are refused while the budget is
+// nearly spent, a session already open keeps its round trips, and once
+// the stalled messages time out everything is given back.
+func TestReadBudget(t *testing.T) {
+	interop.Require(t)
+	_, boot := interop.StartTestnet(t)
+	const budget = 8 << 20
+	rel := startRelayBinary(t, boot, "--read-budget", fmt.Sprint(budget), "--write-timeout", "10s", "--metrics", "127.0.0.1:0")
+	pid := rel.cmd.Process.Pid
+	honest, err := dialIdleClient(rel.ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer honest.c.Close()
+	base := rss(t, pid)
+	// Each starts a message, sends 5 MiB of it and stalls.
+	var stalled []*idleClient
+	for range 3 {
+		ic, err := dialIdleClient(rel.ws)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ic.c.Close()
+		stalled = append(stalled, ic)
+	}
+	for _, ic := range stalled {
+		w, err := ic.c.NextWriter(websocket.BinaryMessage)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(make([]byte, 5<<20)) // fragments go out; the message is never finished
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for errorCountAt(t, rel.metrics, "read_budget") == 0 {
+		if time.Now().After(deadline) {
+			res, _ := http.Get("http://" + rel.metrics + "/metrics")
+			b, _ := io.ReadAll(res.Body)
+			t.Fatalf("three stalled 5 MiB messages fit an 8 MiB budget:\n%s", b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := dialIdleClient(rel.ws); err == nil {
+		t.Fatal("a new session was taken with the read budget spent")
+	}
+	if used := metricInt(t, rel.metrics, "dhtrelay_read_budget_bytes "); used > budget {
+		t.Fatalf("the edge holds %d bytes of messages being read, over its budget of %d", used, budget)
+	}
+	if grew := rss(t, pid) - base; grew > 64<<20 {
+		t.Fatalf("the relay grew by %d MB with an 8 MiB read budget", grew>>20)
+	}
+	honest.ping(t)
+	// The stalled messages time out; their bytes come back.
+	for metricInt(t, rel.metrics, "dhtrelay_read_budget_bytes ") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("stalled messages still hold %d bytes", metricInt(t, rel.metrics, "dhtrelay_read_budget_bytes "))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	honest.ping(t)
+	late, err := dialIdleClient(rel.ws)
+	if err != nil {
+		t.Fatalf("a new session once the budget came back: %v", err)
+	}
+	late.c.Close()
 }

@@ -29,6 +29,7 @@ import (
 
 	"github.com/dhtrelay/dht-relay/internal/admission"
 	"github.com/dhtrelay/dht-relay/internal/affinity"
+	"github.com/dhtrelay/dht-relay/internal/budget"
 	"github.com/dhtrelay/dht-relay/internal/limits"
 	"github.com/dhtrelay/dht-relay/internal/readwait"
 	"github.com/dhtrelay/dht-relay/internal/routing"
@@ -83,6 +84,8 @@ type Edge struct {
 	// reads lends the sessions' WebSocket reads their buffers.
 	reads *sync.Pool
 	admit *admission.Admission
+	// budget bounds the bytes all sessions hold in messages being read.
+	budget *budget.Budget
 
 	mu       sync.Mutex
 	closing  bool
@@ -122,6 +125,7 @@ func New(cfg Config) (*Edge, error) {
 	l := cfg.Limits
 	e.admit = admission.New(admission.Config{PerAddress: l.SessionsPerAddress, PerSubnet: l.SessionsPerSubnet,
 		Rate: float64(l.SessionRate), Burst: l.SessionBurst, Allow: cfg.Allow})
+	e.budget = budget.New(int64(l.ReadBudget))
 	// Without a poller (ErrUnsupported: not Linux) idle stays nil.
 	if e.idle, err = readwait.New(); err != nil && !errors.Is(err, readwait.ErrUnsupported) {
 		return nil, fmt.Errorf("edge: %w", err)
@@ -177,7 +181,15 @@ func (e *Edge) Start(ctx context.Context, workers Workers) error {
 // observe registers the edge's gauges: live workers (which readiness also
 // follows) and, with Redis, placements that fell back to hashing.
 func (e *Edge) observe(m metric.Meter) error {
-	_, err := m.Int64ObservableGauge("dhtrelay.workers.live", metric.WithDescription("Workers the edge sees alive."),
+	_, err := m.Int64ObservableGauge("dhtrelay.read.budget", metric.WithUnit("By"), metric.WithDescription("Bytes the edge holds in client messages being read, against --read-budget."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(e.budget.Used())
+			return nil
+		}))
+	if err != nil {
+		return err
+	}
+	_, err = m.Int64ObservableGauge("dhtrelay.workers.live", metric.WithDescription("Workers the edge sees alive."),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
 			o.Observe(int64(e.Workers()))
 			return nil
@@ -298,14 +310,22 @@ func (e *Edge) natsLost(nc *nats.Conn, err error) {
 	}
 }
 
+// ErrBusy means the edge refused a session because its read budget is
+// nearly spent.
+var ErrBusy = errors.New("relay: edge busy")
+
 // admitted takes a session for the client at remote ("host:port" or a
 // bare address), or counts and, once a minute per address, logs why not.
-func (e *Edge) admitted(remote string) (release func(), ok bool) {
+func (e *Edge) admitted(remote string) (release func(), err error) {
 	var addr netip.Addr
 	if ap, err := netip.ParseAddrPort(remote); err == nil {
 		addr = ap.Addr()
 	} else {
 		addr, _ = netip.ParseAddr(remote)
+	}
+	if e.budget.Tight() {
+		e.cfg.Telemetry.Metrics.Error("read_budget")
+		return nil, ErrBusy
 	}
 	release, log, err := e.admit.Admit(addr, time.Now())
 	if err != nil {
@@ -313,9 +333,9 @@ func (e *Edge) admitted(remote string) (release func(), ok bool) {
 		if log {
 			e.log.Warn("session refused", "reason", err, "client", remote)
 		}
-		return nil, false
+		return nil, err
 	}
-	return release, true
+	return release, nil
 }
 
 // serve starts a client's session on t; release gives its place back to
@@ -367,9 +387,13 @@ func newSessionID() string {
 // ServeHTTP upgrades a request to the WebSocket transport and serves it.
 func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	remote := e.clientAddr(r)
-	release, ok := e.admitted(remote)
-	if !ok {
-		http.Error(w, "too many sessions from your address", http.StatusTooManyRequests)
+	release, err := e.admitted(remote)
+	if errors.Is(err, ErrBusy) {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusTooManyRequests)
 		return
 	}
 	h := &readBufferHijacker{ResponseWriter: w}
@@ -379,6 +403,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered
 	}
 	f := relay.NewServerWebSocketFramed(c, int64(e.cfg.Limits.MaxFrame), e.cfg.Limits.WriteTimeout, e.reads)
+	f.SetReadBudget(e.budget)
 	var t session.Transport = f
 	if p := newParkingWS(c, h.br, f, e.idle); p != nil {
 		t = p
@@ -429,8 +454,8 @@ func (e *Edge) ServeTCP(ln net.Listener) error {
 			continue
 		}
 		delay = 0
-		release, ok := e.admitted(c.RemoteAddr().String())
-		if !ok {
+		release, err := e.admitted(c.RemoteAddr().String())
+		if err != nil {
 			c.Close()
 			continue
 		}

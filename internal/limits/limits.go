@@ -35,6 +35,11 @@ type Limits struct {
 	// that floods cannot keep the DHT it shares with every other session
 	// busy.
 	DHTRequestRate int
+	// ReadBudget bounds the bytes one edge holds in client messages being
+	// read, all sessions together: a message that does not fit ends its
+	// session, and while nine tenths of it is taken new sessions are
+	// refused.
+	ReadBudget int
 	// MaxFrame is the largest frame a client may send, refused before it
 	// is buffered. The JS client puts everything an application wrote in
 	// one tick into one data message, so this is also the largest single

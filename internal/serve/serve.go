@@ -67,6 +67,7 @@ func LimitFlags(fs *flag.FlagSet, l *limits.Limits) {
 	fs.IntVar(&l.ServersPerSession, "max-servers", l.ServersPerSession, "servers per session")
 	fs.IntVar(&l.QueriesPerSession, "max-queries", l.QueriesPerSession, "concurrent lookups, announces and unannounces per session")
 	fs.IntVar(&l.DHTRequestRate, "max-dht-rate", l.DHTRequestRate, "DHT requests a second one session's work may make a worker send (a burst of twice as many)")
+	fs.IntVar(&l.ReadBudget, "read-budget", l.ReadBudget, "bytes an edge holds in client messages being read, all sessions together; past nine tenths new sessions are refused")
 	fs.IntVar(&l.MaxFrame, "max-frame", l.MaxFrame, "largest frame a client may send, in bytes")
 	fs.IntVar(&l.ControlQueue, "max-queued", l.ControlQueue, "messages other than stream data queued for one client before it is disconnected")
 	fs.DurationVar(&l.HandshakeTimeout, "handshake-timeout", l.HandshakeTimeout, "wait for a client's handshake and for each answer the relay needs from a client")

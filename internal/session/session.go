@@ -93,6 +93,7 @@ func FailureKind(err error) string {
 		{ErrWorkerClosed, "worker_closed"},
 		{ErrNoWorker, "no_worker"},
 		{ErrInternal, "panic"},
+		{relay.ErrReadBudget, "read_budget"},
 		{routing.ErrFramesLost, "frames_lost"},
 		{routing.ErrBadFrame, "bad_frame"},
 		{routing.ErrOverrun, "credit_overrun"},
@@ -217,6 +218,11 @@ func (s *Session) read() {
 			}
 		}
 		if err != nil {
+			if errors.Is(err, relay.ErrReadBudget) {
+				// The relay's refusal, which ending the mux would
+				// record as the client going away.
+				s.Fail(err)
+			}
 			s.finish(s.mux.End(err))
 			return
 		}
