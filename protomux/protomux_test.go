@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dhtrelay/dht-relay/compact"
 )
 
 // pipe is an in-memory framed stream pair.
@@ -204,6 +206,38 @@ func TestUnpairedOpenIsRejectedOrClaimed(t *testing.T) {
 	// The id freed by the rejection is reused.
 	if c2.localID != 1 {
 		t.Fatalf("local id %d, want 1 reused", c2.localID)
+	}
+}
+
+// TestPeerIDsAreBounded: a peer opening channel after channel with the
+// next id, each rejected, breaks the stream at maxRemoteIDs instead of
+// growing the table of its ids for ever.
+func TestPeerIDsAreBounded(t *testing.T) {
+	a, b := newPipe()
+	m := New(b)
+	done := make(chan error, 1)
+	go func() { done <- m.Run() }()
+	go func() { // the rejects
+		for {
+			if _, err := a.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	for rid := uint64(1); rid <= maxRemoteIDs+1; rid++ {
+		open := append(compact.AppendUint([]byte{0, 1}, rid), 1, 'p', 0)
+		if err := a.WriteMessage(open); err != nil {
+			break
+		}
+	}
+	if err := recv(t, done); !errors.Is(err, ErrInvalidOpen) {
+		t.Fatalf("got %v", err)
+	}
+	m.mu.Lock()
+	n := len(m.remote)
+	m.mu.Unlock()
+	if n > maxRemoteIDs {
+		t.Fatalf("a table of %d peer ids", n)
 	}
 }
 

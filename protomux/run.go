@@ -117,6 +117,13 @@ func (m *Mux) onBatch(r *compact.Reader) error {
 	return nil
 }
 
+// maxRemoteIDs bounds the channel ids a peer may use. A peer reuses the
+// ids of channels it closed (as JS protomux does), so its ids stay within
+// what it holds open at once; one that opens channel after channel with
+// the next id, each rejected, would otherwise grow the table of its ids
+// for ever.
+const maxRemoteIDs = 1 << 16
+
 func (m *Mux) onOpen(r *compact.Reader) error {
 	rid := r.Uint()
 	protocol := r.String()
@@ -129,7 +136,7 @@ func (m *Mux) onOpen(r *compact.Reader) error {
 		id = nil // optionalBuffer: empty is null
 	}
 	m.mu.Lock()
-	if rid == 0 || rid > uint64(len(m.remote))+1 || (rid <= uint64(len(m.remote)) && m.remote[rid-1] != nil) {
+	if rid == 0 || rid > maxRemoteIDs || rid > uint64(len(m.remote))+1 || (rid <= uint64(len(m.remote)) && m.remote[rid-1] != nil) {
 		m.mu.Unlock()
 		return fmt.Errorf("%w: id %d", ErrInvalidOpen, rid)
 	}
