@@ -180,3 +180,30 @@ func TestReadBudget(t *testing.T) {
 	}
 	late.c.Close()
 }
+
+// TestAllowOrigin: a private relay takes sessions from its own web app's
+// pages only; clients that are no page (no Origin) are still served.
+func TestAllowOrigin(t *testing.T) {
+	interop.Require(t)
+	_, boot := interop.StartTestnet(t)
+	rel := startRelay(t, "--bootstrap", boot, "--allow-origin", "https://app.example", "--metrics", "127.0.0.1:0")
+	for _, c := range []struct {
+		origin string
+		ok     bool
+	}{{"https://app.example", true}, {"https://evil.example", false}, {"", true}} {
+		h := http.Header{}
+		if c.origin != "" {
+			h.Set("Origin", c.origin)
+		}
+		ic, err := dialIdleClientWith(websocket.DefaultDialer, rel.ws, h)
+		if (err == nil) != c.ok {
+			t.Fatalf("origin %q: %v, want allowed %v", c.origin, err, c.ok)
+		}
+		if ic != nil {
+			ic.c.Close()
+		}
+	}
+	if n := errorCountAt(t, rel.metrics, "origin"); n != 1 {
+		t.Fatalf("%d refusals counted as origin, want 1", n)
+	}
+}

@@ -142,7 +142,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := w.Start(ctx); err != nil {
 		return err
 	}
-	e, err := edge.New(edge.Config{ID: "edge", NATS: enc, Limits: lim, Logger: log, BehindProxy: access.BehindProxy, ProxyHops: access.ProxyHops, Allow: allow, Telemetry: tel})
+	e, err := edge.New(edge.Config{ID: "edge", NATS: enc, Limits: lim, Logger: log, BehindProxy: access.BehindProxy, ProxyHops: access.ProxyHops, Allow: allow, Origins: access.Origins(), Telemetry: tel})
 	if err != nil {
 		return err
 	}

@@ -93,7 +93,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer serve.FlushTelemetry(tel, log)
-	e, err := edge.New(edge.Config{ID: eid, NATS: nc, Limits: lim, Logger: log, BehindProxy: access.BehindProxy, ProxyHops: access.ProxyHops, Allow: allow, Affinity: place, Telemetry: tel})
+	e, err := edge.New(edge.Config{ID: eid, NATS: nc, Limits: lim, Logger: log, BehindProxy: access.BehindProxy, ProxyHops: access.ProxyHops, Allow: allow, Origins: access.Origins(), Affinity: place, Telemetry: tel})
 	if err != nil {
 		return err
 	}

@@ -55,6 +55,10 @@ type Config struct {
 	// Allow lists the client addresses exempt from the per-address
 	// limits.
 	Allow []netip.Prefix
+	// Origins lists the web origins (scheme://host[:port]) whose pages
+	// may open sessions; "*" or none allows every origin. A request
+	// without an Origin header does not come from a page and is allowed.
+	Origins []string
 	// Affinity, when set, keeps each key on the worker that holds it
 	// across reconnects; nil places by hashing alone.
 	Affinity *affinity.Placer
@@ -138,11 +142,28 @@ func New(cfg Config) (*Edge, error) {
 		// past it).
 		// A pool lends write buffers only while a write is under way.
 		WriteBufferPool: &sync.Pool{},
-		// A public relay serves pages from any origin; the protocol
-		// carries no ambient authority a foreign page could abuse.
-		CheckOrigin: func(*http.Request) bool { return true },
+		// A public relay serves pages from any origin (the protocol
+		// carries no ambient authority a foreign page could abuse); a
+		// private one may take only its own web app's.
+		CheckOrigin: e.originAllowed,
 	}
 	return e, nil
+}
+
+// originAllowed checks a WebSocket upgrade's Origin against cfg.Origins.
+func (e *Edge) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" || len(e.cfg.Origins) == 0 {
+		return true
+	}
+	for _, o := range e.cfg.Origins {
+		if o == "*" || strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	e.cfg.Telemetry.Metrics.Error("origin")
+	e.log.Debug("session refused: origin not allowed", "origin", origin, "client", e.clientAddr(r))
+	return false
 }
 
 // Workers is the edge's view of the live workers (membership.Members).

@@ -79,15 +79,29 @@ type Access struct {
 	BehindProxy bool
 	ProxyHops   int
 	allow       string
+	origins     string
 }
 
-// AccessFlags registers --behind-proxy, --proxy-hops and --allow-addresses.
+// AccessFlags registers --behind-proxy, --proxy-hops, --allow-addresses
+// and --allow-origin.
 func AccessFlags(fs *flag.FlagSet) *Access {
 	a := &Access{}
 	fs.BoolVar(&a.BehindProxy, "behind-proxy", false, "take client addresses from X-Forwarded-For, as set by the proxies in front (see --proxy-hops)")
 	fs.IntVar(&a.ProxyHops, "proxy-hops", 1, "with --behind-proxy, how many proxies in front append to X-Forwarded-For: the client is that many addresses from its right end, and what it wrote itself is ignored")
 	fs.StringVar(&a.allow, "allow-addresses", "", "client addresses or prefixes (CIDR, comma-separated) exempt from the per-address limits")
+	fs.StringVar(&a.origins, "allow-origin", "*", "web origins (scheme://host[:port], comma-separated) whose pages may open sessions; * allows all")
 	return a
+}
+
+// Origins parses --allow-origin.
+func (a *Access) Origins() []string {
+	var out []string
+	for _, o := range strings.Split(a.origins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // Allow parses --allow-addresses.
