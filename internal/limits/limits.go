@@ -70,6 +70,7 @@ func Default() Limits {
 		ServersPerSession:  8,
 		QueriesPerSession:  32,
 		DHTRequestRate:     256,
+		ReadBudget:         256 << 20,
 		MaxFrame:           32 << 20,
 		ControlQueue:       1024,
 		HandshakeTimeout:   10 * time.Second,
@@ -87,7 +88,7 @@ func (l Limits) Validate() error {
 		"sessions per subnet": int64(l.SessionsPerSubnet), "session rate": int64(l.SessionRate), "session burst": int64(l.SessionBurst), "streams per session": int64(l.StreamsPerSession),
 		"servers per session": int64(l.ServersPerSession), "queries per session": int64(l.QueriesPerSession),
 		"DHT requests a second per session": int64(l.DHTRequestRate),
-		"max frame":                         int64(l.MaxFrame), "control queue": int64(l.ControlQueue),
+		"max frame":                         int64(l.MaxFrame), "read budget": int64(l.ReadBudget), "control queue": int64(l.ControlQueue),
 		"handshake timeout": int64(l.HandshakeTimeout), "write timeout": int64(l.WriteTimeout),
 	} {
 		if v <= 0 {

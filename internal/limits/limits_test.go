@@ -1,0 +1,29 @@
+package limits
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+)
+
+// TestEveryLimitHasADefaultAndIsChecked: every limit of Default is set,
+// and Validate refuses each one zeroed, so that a limit added to the
+// struct without a default or a check fails here.
+func TestEveryLimitHasADefaultAndIsChecked(t *testing.T) {
+	d := Default()
+	if err := d.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	v := reflect.ValueOf(d)
+	for i := range v.NumField() {
+		name := v.Type().Field(i).Name
+		if v.Field(i).IsZero() {
+			t.Errorf("%s has no default", name)
+		}
+		l := Default()
+		reflect.ValueOf(&l).Elem().Field(i).SetZero()
+		if err := l.Validate(); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s zeroed: Validate says %v", name, err)
+		}
+	}
+}
