@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
-	"strings"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -17,6 +17,8 @@ import (
 	"github.com/dhtrelay/dht-relay/internal/routing"
 	"github.com/dhtrelay/dht-relay/internal/telemetry"
 	"github.com/dhtrelay/dht-relay/relay"
+	"github.com/dhtrelay/dht-relay/secretstream"
+	"github.com/dhtrelay/dht-relay/udx"
 )
 
 // pipe is a connection's byte stream: SecretStream for a custodial client,
@@ -103,7 +105,7 @@ func (st *stream) readPump() {
 			return
 		}
 		if err != nil {
-			st.destroy(err, true)
+			st.fail(err)
 			st.pumpDone()
 			return
 		}
@@ -143,7 +145,7 @@ func (st *stream) writePump() {
 		_, err := st.conn.Write(p)
 		c.lease.Release() // Write has copied p
 		if err != nil {
-			st.destroy(err, true)
+			st.fail(err)
 			st.pumpDone()
 			return
 		}
@@ -197,6 +199,19 @@ func (st *stream) end() {
 	st.wake()
 }
 
+// fail ends the stream because its connection to the peer failed: the
+// cause is logged and counted, and the client learns it.
+func (st *stream) fail(err error) {
+	st.mu.Lock()
+	destroyed := st.destroyed // then err is only the pump seeing it closed
+	st.mu.Unlock()
+	if destroyed {
+		return
+	}
+	st.s.w.cfg.Telemetry.Metrics.Error(st.s.logFailure("stream", err))
+	st.destroy(err, true)
+}
+
 // destroy ends the stream at once; with tell set the client learns why.
 func (st *stream) destroy(err error, tell bool) {
 	st.mu.Lock()
@@ -247,29 +262,48 @@ var (
 	ErrTooManyStreams = errors.New("relay: too many streams")
 )
 
-// errorKind names a failed connect for metrics and traces: hyperdht's
-// error code, or one of the relay's own few reasons.
-func errorKind(err error) string {
+// errorKind names a failed connect or stream for metrics, traces and
+// logs: hyperdht's error code, or one of a fixed few; fault tells whether
+// the relay, rather than the client, its peer or the network, is to blame.
+func errorKind(err error) (kind string, fault bool) {
 	for _, k := range []struct {
-		err  error
-		kind string
+		err   error
+		kind  string
+		fault bool
 	}{
-		{ErrAliasInUse, "alias_in_use"},
-		{ErrTooManyStreams, "too_many_streams"},
-		{ErrSessionEnded, "session_ended"},
-		{ErrBadKeyPair, "bad_key_pair"},
-		{ErrAnswerTimeout, "answer_timeout"},
-		{dhtrpc.ErrBusy, "dht_busy"},
+		{ErrAliasInUse, "alias_in_use", false},
+		{ErrTooManyStreams, "too_many_streams", false},
+		{ErrSessionEnded, "session_ended", false},
+		{ErrBadKeyPair, "bad_key_pair", false},
+		{ErrAnswerTimeout, "answer_timeout", false},
+		{dhtrpc.ErrBusy, "dht_busy", true},
+		{udx.ErrReset, "stream_reset", false},
+		{udx.ErrTimeout, "stream_timeout", false},
+		{secretstream.ErrDecrypt, "stream_decrypt", false},
+		{context.DeadlineExceeded, "connect_timeout", false},
+		{ErrInternal, "panic", true},
 	} {
 		if errors.Is(err, k.err) {
-			return k.kind
+			return k.kind, k.fault
 		}
 	}
-	code, _, ok := strings.Cut(errorText(err), ":")
-	if ok && code == strings.ToUpper(code) && !strings.ContainsAny(code, " ") {
-		return code // PEER_NOT_FOUND, PEER_CONNECTION_FAILED, ...
+	if e, ok := errors.AsType[*hyperdht.Error](err); ok {
+		return e.Code, false // PEER_NOT_FOUND, PEER_CONNECTION_FAILED, ...
 	}
-	return "other"
+	return "other", true
+}
+
+// logFailure logs a failed connect or stream with its cause: at debug
+// when the client, its peer or the network is to blame, at warn when the
+// relay is.
+func (s *session) logFailure(what string, err error) string {
+	kind, fault := errorKind(err)
+	level := slog.LevelDebug
+	if fault {
+		level = slog.LevelWarn
+	}
+	s.w.log.Log(context.Background(), level, what+" failed", "session", s.id, "kind", kind, "err", err)
+	return kind
 }
 
 // connect opens a connection for the client: custodial with its key pair,
@@ -294,7 +328,7 @@ func (s *session) connect(m *relay.Connect, span trace.Span) {
 	s.mu.Unlock()
 	metrics := s.w.cfg.Telemetry.Metrics
 	fail := func(err error) {
-		kind := errorKind(err)
+		kind := s.logFailure("connect", err)
 		span.SetAttributes(attribute.String("dhtrelay.result", kind))
 		telemetry.End(span, err)
 		metrics.Error(kind)
@@ -313,7 +347,8 @@ func (s *session) connect(m *relay.Connect, span trace.Span) {
 		start := time.Now()
 		conn, hs, err := s.dial(m, hsID)
 		if err != nil {
-			metrics.Connect(time.Since(start), errorKind(err))
+			kind, _ := errorKind(err)
+			metrics.Connect(time.Since(start), kind)
 		} else {
 			metrics.Connect(time.Since(start), "ok")
 		}
