@@ -135,3 +135,49 @@ func TestPendingConnectsCountAsStreams(t *testing.T) {
 		t.Fatalf("%d of %d connects refused with the limit at 2 and every connect pending", refused, n)
 	}
 }
+
+// TestStreamCaps: with caps set, a stream that relayed its bytes, or
+// lived its time, ends with a reason the client sees; within them, and
+// paced by a session byte rate, streams work.
+func TestStreamCaps(t *testing.T) {
+	interop.Require(t)
+	peer, boot := interop.StartTestnet(t)
+	seed := interop.RandomSeed()
+	interop.RequireOK(t, "js listen", peer.Do("listen", seed))
+	key := keyOf(seed).Public
+	client := func(rel *relayProc) *relay.Client {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		tr, err := relay.DialWebSocket(ctx, rel.ws)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := relay.NewClient(tr, relay.ClientConfig{KeyPair: keyOf(interop.RandomSeed()), Custodial: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	rel := startRelay(t, "--bootstrap", boot, "--stream-bytes", "300000", "--session-byte-rate", "4000000")
+	c := client(rel)
+	if err := echoOver(t, c, key, 100000); err != nil {
+		t.Fatalf("an echo within the stream's bytes: %v", err)
+	}
+	if err := echoOver(t, c, key, 1<<20); err == nil || !strings.Contains(err.Error(), "byte limit") {
+		t.Fatalf("an echo past the stream's bytes: %v", err)
+	}
+
+	rel = startRelay(t, "--bootstrap", boot, "--stream-duration", "1s")
+	c = client(rel)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := c.Connect(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Read(make([]byte, 1)); err == nil || !strings.Contains(err.Error(), "time limit") {
+		t.Fatalf("a stream past its time: %v", err)
+	}
+}

@@ -45,6 +45,9 @@ type Limits struct {
 	// one tick into one data message, so this is also the largest single
 	// write a JS application can make.
 	MaxFrame int
+	// Caps are what an operator may impose on relayed data; each is off
+	// at zero, as it is by default.
+	Caps Caps
 	// ControlQueue caps the messages other than stream data queued toward
 	// one client; a client that lets more pile up is disconnected.
 	ControlQueue int
@@ -55,6 +58,19 @@ type Limits struct {
 	// WriteTimeout is how long a write to a client that stopped reading
 	// may block before the session is closed.
 	WriteTimeout time.Duration
+}
+
+// Caps bound relayed data, as libp2p's circuit relay and TURN servers
+// offer: zero is no cap.
+type Caps struct {
+	// SessionByteRate paces one session's relayed bytes, both directions
+	// and all its streams together, in bytes a second.
+	SessionByteRate int
+	// StreamBytes ends a stream once it relayed this many bytes, both
+	// directions together.
+	StreamBytes int64
+	// StreamDuration ends a stream this long after it opened.
+	StreamDuration time.Duration
 }
 
 // Default returns the defaults: room for many clients, each with enough
@@ -94,6 +110,10 @@ func (l Limits) Validate() error {
 		if v <= 0 {
 			return fmt.Errorf("%w: %s must be positive", ErrInvalid, name)
 		}
+	}
+	c := l.Caps
+	if c.SessionByteRate < 0 || c.StreamBytes < 0 || c.StreamDuration < 0 {
+		return fmt.Errorf("%w: a cap must be zero (off) or positive", ErrInvalid)
 	}
 	return nil
 }

@@ -39,6 +39,10 @@ type session struct {
 	ctx       context.Context
 	cancel    context.CancelFunc
 
+	// bytes paces the session's relayed bytes (--session-byte-rate); nil
+	// without that cap.
+	bytes *rate.Limiter
+
 	// The tables are made on first use: most sessions are idle.
 	mu       sync.Mutex
 	ended    bool
@@ -60,6 +64,10 @@ func newSession(w *Worker, req routing.OpenRequest) *session {
 	s := &session{
 		w: w, id: req.Session, edge: req.Edge, custodial: req.Handshake.Custodial,
 		ctx: ctx, cancel: cancel,
+	}
+	if r := w.cfg.Limits.Caps.SessionByteRate; r > 0 {
+		// A burst of at least one chunk, so that every chunk can pass.
+		s.bytes = rate.NewLimiter(rate.Limit(r), max(r, routing.MaxChunk))
 	}
 	return s
 }

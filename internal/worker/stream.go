@@ -42,7 +42,8 @@ type stream struct {
 	client    uint32
 	ledger    routing.Ledger
 	queue     []chunk
-	ended     bool // the client ended its side
+	relayed   int64 // both directions, against --stream-bytes
+	ended     bool  // the client ended its side
 	destroyed bool
 	pumps     int // pumps still running
 }
@@ -60,8 +61,40 @@ func newStream(s *session, id uint32, conn pipe) *stream {
 }
 
 func (st *stream) start() {
+	if d := st.s.w.cfg.Limits.Caps.StreamDuration; d > 0 {
+		t := time.AfterFunc(d, func() { st.fail(ErrStreamDuration) })
+		context.AfterFunc(st.s.ctx, func() { t.Stop() })
+	}
 	go st.readPump()
 	go st.writePump()
+}
+
+// Caps an operator may set on relayed data (limits.Caps).
+var (
+	ErrStreamDuration = errors.New("relay: stream reached its time limit")
+	ErrStreamBytes    = errors.New("relay: stream reached its byte limit")
+)
+
+// relay accounts n bytes relayed by the stream against the caps that are
+// set: it waits for the session's byte rate, and fails once the stream's
+// bytes are spent.
+func (st *stream) relay(n int) error {
+	caps := st.s.w.cfg.Limits.Caps
+	if st.s.bytes != nil {
+		if err := st.s.bytes.WaitN(st.s.ctx, n); err != nil {
+			return err
+		}
+	}
+	if caps.StreamBytes > 0 {
+		st.mu.Lock()
+		st.relayed += int64(n)
+		over := st.relayed > caps.StreamBytes
+		st.mu.Unlock()
+		if over {
+			return ErrStreamBytes
+		}
+	}
+	return nil
 }
 
 // chunkReader is a pipe that lends the bytes it read with room in front
@@ -96,6 +129,11 @@ func (st *stream) readPump() {
 			st.gate.Return(n - k)
 		}
 		if k > 0 {
+			if cerr := st.relay(k); cerr != nil {
+				st.fail(cerr)
+				st.pumpDone()
+				return
+			}
 			st.s.sendData(st.id, buf[:routing.DataRoom+k])
 			st.s.w.cfg.Telemetry.Metrics.Relayed(true, k)
 		}
@@ -142,7 +180,10 @@ func (st *stream) writePump() {
 		st.queue = st.queue[1:]
 		st.mu.Unlock()
 		p := c.p
-		_, err := st.conn.Write(p)
+		err := st.relay(len(p))
+		if err == nil {
+			_, err = st.conn.Write(p)
+		}
 		c.lease.Release() // Write has copied p
 		if err != nil {
 			st.fail(err)
@@ -282,6 +323,8 @@ func errorKind(err error) (kind string, fault bool) {
 		{secretstream.ErrDecrypt, "stream_decrypt", false},
 		{context.DeadlineExceeded, "connect_timeout", false},
 		{ErrInternal, "panic", true},
+		{ErrStreamDuration, "stream_duration", false},
+		{ErrStreamBytes, "stream_bytes", false},
 	} {
 		if errors.Is(err, k.err) {
 			return k.kind, k.fault
