@@ -9,6 +9,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -65,7 +66,19 @@ type WebSocketFramed struct {
 	// most, never wait on it.
 	budget ReadBudget
 	taken  int
+	// maxRead is the largest message read from now on, at most the
+	// library's limit set when made (SetReadLimit).
+	maxRead atomic.Int64
 }
+
+// ErrMessageTooLarge means a message was longer than the read limit.
+var ErrMessageTooLarge = errors.New("relay: message too large")
+
+// SetReadLimit sets the largest message read from now on, up to the
+// maxFrame it was made with; it may be called while another goroutine
+// reads, as a server does that allows a client little until it has said
+// who it is.
+func (w *WebSocketFramed) SetReadLimit(n int64) { w.maxRead.Store(n) }
 
 // maxReadBuffer is the largest read buffer given back to the pool.
 const maxReadBuffer = 256 << 10
@@ -117,7 +130,9 @@ const maxFrameHeader = 10
 // reading cannot hold a writer forever.
 func NewWebSocketFramed(c *websocket.Conn, maxFrame int64, writeTimeout time.Duration) *WebSocketFramed {
 	c.SetReadLimit(maxFrame)
-	return &WebSocketFramed{c: c, writeTimeout: writeTimeout}
+	w := &WebSocketFramed{c: c, writeTimeout: writeTimeout}
+	w.maxRead.Store(maxFrame)
+	return w
 }
 
 // NewServerWebSocketFramed is NewWebSocketFramed for the server side of
@@ -147,6 +162,9 @@ func (w *WebSocketFramed) ReadMessage() ([]byte, error) {
 		p, err := io.ReadAll(r)
 		if err != nil {
 			return nil, fmt.Errorf("relay: websocket read: %w", err)
+		}
+		if int64(len(p)) > w.maxRead.Load() {
+			return nil, fmt.Errorf("%w: over %d bytes", ErrMessageTooLarge, w.maxRead.Load())
 		}
 		return p, nil
 	}
@@ -190,6 +208,10 @@ func (w *WebSocketFramed) ReadLent() (*[]byte, error) {
 		}
 		k, err := r.Read(b[len(b):cap(b)])
 		b = b[:len(b)+k]
+		if int64(len(b)) > w.maxRead.Load() {
+			w.giveBack()
+			return nil, fmt.Errorf("%w: over %d bytes", ErrMessageTooLarge, w.maxRead.Load())
+		}
 		if err == io.EOF {
 			break
 		}

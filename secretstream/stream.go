@@ -98,6 +98,17 @@ type Config struct {
 	MaxMessageSize int
 }
 
+// SetMaxMessageSize sets the largest message the stream reads from now on
+// (0 or past MaxMessageSize: MaxMessageSize), as a server does that
+// allows a client little until it has said who it is. It may be called
+// while another goroutine reads.
+func (s *Stream) SetMaxMessageSize(n int) {
+	if n <= 0 || n > MaxMessageSize {
+		n = MaxMessageSize
+	}
+	s.maxMsg.Store(int64(n))
+}
+
 // RawStream is what a Stream runs over.
 type RawStream interface {
 	io.ReadWriteCloser
@@ -110,7 +121,7 @@ type Stream struct {
 	br        *bufio.Reader
 	initiator bool
 	keys      Keys
-	maxMsg    int
+	maxMsg    atomic.Int64 // largest message read; SetMaxMessageSize changes it
 	keepAlive time.Duration
 	filter    bool
 
@@ -137,13 +148,10 @@ func New(raw RawStream, initiator bool, cfg Config) (*Stream, error) {
 		raw:       raw,
 		br:        bufio.NewReaderSize(raw, readBufferSize),
 		initiator: initiator,
-		maxMsg:    cfg.MaxMessageSize,
 		keepAlive: cfg.KeepAlive,
 		filter:    cfg.KeepAlive > 0,
 	}
-	if s.maxMsg <= 0 || s.maxMsg > MaxMessageSize {
-		s.maxMsg = MaxMessageSize
-	}
+	s.SetMaxMessageSize(cfg.MaxMessageSize)
 	if cfg.Keys != nil {
 		s.keys = *cfg.Keys
 	} else {
@@ -277,7 +285,7 @@ func (s *Stream) readMessage() ([]byte, error) {
 		s.gotHeader = true
 	}
 	for {
-		body, err := s.readFrame(s.maxMsg+ABytes, msgOffset-1, tailRoom-16)
+		body, err := s.readFrame(int(s.maxMsg.Load())+ABytes, msgOffset-1, tailRoom-16)
 		if err != nil {
 			return nil, err
 		}

@@ -207,3 +207,30 @@ func TestAllowOrigin(t *testing.T) {
 		t.Fatalf("%d refusals counted as origin, want 1", n)
 	}
 }
+
+// TestSmallAllowanceBeforeHandshake: until its handshake, a client may
+// send no large message: one of 1 MiB closes its connection at once, long
+// before the handshake deadline, while after the handshake such messages
+// pass (the client matrix echoes 8 MB).
+func TestSmallAllowanceBeforeHandshake(t *testing.T) {
+	interop.Require(t)
+	_, boot := interop.StartTestnet(t)
+	rel := startRelay(t, "--bootstrap", boot, "--handshake-timeout", "60s")
+	c, _, err := websocket.DefaultDialer.Dial(rel.ws, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.WriteMessage(websocket.BinaryMessage, make([]byte, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for {
+		if _, _, err := c.ReadMessage(); err != nil {
+			if isTimeout(err) {
+				t.Fatal("a 1 MiB message before the handshake was taken")
+			}
+			return
+		}
+	}
+}

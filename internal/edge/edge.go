@@ -425,6 +425,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	f := relay.NewServerWebSocketFramed(c, int64(e.cfg.Limits.MaxFrame), e.cfg.Limits.WriteTimeout, e.reads)
 	f.SetReadBudget(e.budget)
+	f.SetReadLimit(session.HandshakeFrame)
 	var t session.Transport = f
 	if p := newParkingWS(c, h.br, f, e.idle); p != nil {
 		t = p
@@ -493,7 +494,7 @@ const (
 
 func (e *Edge) serveTCP(c net.Conn, release func()) {
 	c.SetDeadline(time.Now().Add(e.cfg.Limits.HandshakeTimeout))
-	ss, err := secretstream.New(c, false, secretstream.Config{KeyPair: e.tcpKey, MaxMessageSize: e.cfg.Limits.MaxFrame})
+	ss, err := secretstream.New(c, false, secretstream.Config{KeyPair: e.tcpKey, MaxMessageSize: session.HandshakeFrame})
 	if err != nil {
 		release()
 		c.Close()
@@ -502,6 +503,9 @@ func (e *Edge) serveTCP(c net.Conn, release func()) {
 	c.SetDeadline(time.Time{})
 	e.serve(&tcpTransport{Stream: ss, c: c, timeout: e.cfg.Limits.WriteTimeout}, c.RemoteAddr().String(), release)
 }
+
+// SetReadLimit sets the largest message read from now on.
+func (t *tcpTransport) SetReadLimit(n int64) { t.Stream.SetMaxMessageSize(int(n)) }
 
 // tcpTransport bounds each write, as the WebSocket transport does.
 type tcpTransport struct {

@@ -41,6 +41,16 @@ type Opener interface {
 	Open(ctx context.Context, id string, hs *relay.Handshake, handle func(routing.Frame), fail func(error)) (link *routing.Link, worker string, err error)
 }
 
+// HandshakeFrame is the largest message a client may send before its
+// session is open at a worker: its handshake is some 100 bytes, and
+// until it has said who it is a client gets no room for more. The edge
+// makes its transports with this limit; the session raises it to
+// --max-frame once open.
+const HandshakeFrame = 64 << 10
+
+// readLimiter is a transport whose read limit may change while it reads.
+type readLimiter interface{ SetReadLimit(n int64) }
+
 // Transport is a client's framed connection.
 type Transport interface {
 	protomux.Framed
@@ -330,6 +340,9 @@ func (s *Session) handshakeWith(hs *relay.Handshake) {
 	}
 	s.link, s.worker, s.key = link, worker, hs.PublicKey
 	s.shaken.Store(true)
+	if l, ok := s.cfg.Framed.(readLimiter); ok {
+		l.SetReadLimit(int64(s.cfg.Limits.MaxFrame))
+	}
 	s.hsTimer.Stop()
 	s.hsTimer = nil
 }
