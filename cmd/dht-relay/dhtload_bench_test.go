@@ -87,13 +87,19 @@ func BenchmarkDHTLoadVsJS(b *testing.B) {
 				f.dht1000 = res.MS
 			}
 		}
-		var setup struct {
-			PerSecond float64
-			Failed    int
+		// Three rounds, the median: the rate moves with whatever else
+		// the two cores are doing.
+		var rates []float64
+		for range 3 {
+			var setup struct {
+				PerSecond float64
+				Failed    int
+			}
+			load(b, r, &setup, "setup", "500", "50", interop.PublicKey(echoSeed))
+			progress("%s: session setup with one stream, 50 at a time: %.1f a second, %d failed", r.name, setup.PerSecond, setup.Failed)
+			rates = append(rates, setup.PerSecond)
 		}
-		load(b, r, &setup, "setup", "500", "50", interop.PublicKey(echoSeed))
-		progress("%s: session setup with one stream, 50 at a time: %.1f a second, %d failed", r.name, setup.PerSecond, setup.Failed)
-		f.setupRate = setup.PerSecond
+		f.setupRate = median(rates)
 
 		f.idleLookup = lookupsMS(b, r, 10, topic)
 		flood := interop.Start(b, "relay-load.js", r.ws, "flood", "32", "64")
