@@ -192,6 +192,10 @@ func ClientMatrix(t *testing.T, peer *Peer, boot, ws, tcp string) {
 				RequireOK(t, "listen", u.Do(map[string]any{"cmd": "listen", "seed": allowSeed}))
 				RequireOK(t, "listen (deny)", u.Do(map[string]any{"cmd": "listen", "seed": denySeed, "deny": true}))
 				RequireOK(t, "js echo through a relayed server", peer.Do("echo", PublicKey(allowSeed), "1048576"))
+				RequireOK(t, "16 JS peers at once through a relayed server", peer.Do("echoMany", PublicKey(allowSeed), "16384", "16"))
+				// Both ends relayed, on the same relay.
+				other := StartUser(t, transport, where, mode)
+				RequireOK(t, "a relayed client through a server relayed by the same relay", other.Do(map[string]any{"cmd": "connect", "key": PublicKey(allowSeed), "bytes": 1 << 20}))
 				// A denied JS client waits out its handshake timeout; it
 				// runs alongside the rest.
 				denied, deniedAt := Start(t, "hyperdht-client.js", boot, PublicKey(denySeed), "1024"), time.Now()

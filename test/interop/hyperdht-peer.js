@@ -16,6 +16,8 @@
 //                                     four Protomux channels (lib/mux-talk.js)
 //   echo <publicKeyHex> <bytes>       {"ok": true} once that many random bytes
 //                                     came back intact, or {"error": "CODE: ..."}
+//   echoMany <publicKeyHex> <bytes> <n>  n JS nodes echoing at once: {"ok": true}
+//                                     or {"error": every failure}
 const createTestnet = require('hyperdht/testnet')
 const DHT = require('hyperdht')
 const b4a = require('b4a')
@@ -25,6 +27,27 @@ const muxTalk = require('./lib/mux-talk')
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n')
 const hex = (b) => (b ? b4a.toString(b, 'hex') : null)
 const buf = (h) => b4a.from(h, 'hex')
+
+// echo connects from node to key, writes bytes random bytes and resolves
+// once they all came back intact.
+async function echo (node, key, bytes) {
+  const socket = node.connect(key)
+  const data = require('crypto').randomBytes(bytes)
+  const chunks = []
+  let got = 0
+  await new Promise((resolve, reject) => {
+    socket.on('error', reject)
+    socket.once('open', () => socket.write(data))
+    socket.on('data', (d) => {
+      chunks.push(d)
+      got += d.byteLength
+      if (got >= data.byteLength) resolve()
+    })
+  })
+  socket.end()
+  socket.on('error', () => {})
+  if (!b4a.equals(Buffer.concat(chunks), data)) throw new Error('echo differs')
+}
 
 async function main () {
   const testnet = await createTestnet(Number(process.argv[2] || 10), { host: '127.0.0.1' })
@@ -93,23 +116,19 @@ async function main () {
         const seconds = Number(process.hrtime.bigint() - t0) / 1e9
         out({ bytes: got, mbps: got / seconds / 1e6 })
       } else if (cmd === 'echo') {
-        const socket = node.connect(buf(a))
-        const data = require('crypto').randomBytes(Number(b))
-        const chunks = []
-        let got = 0
-        await new Promise((resolve, reject) => {
-          socket.on('error', reject)
-          socket.once('open', () => socket.write(data))
-          socket.on('data', (d) => {
-            chunks.push(d)
-            got += d.byteLength
-            if (got >= data.byteLength) resolve()
-          })
-        })
-        socket.end()
-        socket.on('error', () => {})
-        if (!b4a.equals(Buffer.concat(chunks), data)) throw new Error('echo differs')
+        await echo(node, buf(a), Number(b))
         out({ ok: true })
+      } else if (cmd === 'echoMany') {
+        // c JS nodes of the testnet, each echoing b bytes at once
+        const nodes = Array.from({ length: Number(c) }, () => testnet.createNode())
+        try {
+          await Promise.all(nodes.map((n) => n.fullyBootstrapped()))
+          const results = await Promise.allSettled(nodes.map((n) => echo(n, buf(a), Number(b))))
+          const failed = results.filter((r) => r.status === 'rejected').map((r) => r.reason.message)
+          out(failed.length ? { error: failed.join('; ') } : { ok: true })
+        } finally {
+          await Promise.all(nodes.map((n) => n.destroy()))
+        }
       } else if (cmd === 'listenMux') {
         const s = node.createServer((socket) => {
           socket.on('error', () => {})
