@@ -5,6 +5,8 @@
 //   {"cmd":"connect","key":hex,"bytes":n}        echo n random bytes through a
 //       connection to key: {"ok":true,"ms":connect ms,"mbps":MB/s} or {"error":msg}
 //   {"cmd":"streams","key":hex,"n":k,"bytes":n}  k such echoes at once: {"ok":true}
+//   {"cmd":"pingpong","key":hex,"n":k,"bytes":b} connects and sends b bytes k times,
+//       each once the last came back: {"ok":true,"ms":[each round trip]}
 //   {"cmd":"mux","key":hex}                      connects and talks over four Protomux
 //       channels with a peer doing the same (lib/mux-talk.js), 50 messages each way
 //       on each: {"ok":true,"got":[per channel]} or {"error":msg}
@@ -83,6 +85,30 @@ async function handle (c) {
   if (c.cmd === 'streams') {
     await Promise.all(Array.from({ length: c.n }, () => echo(c.key, c.bytes)))
     return { ok: true }
+  }
+  if (c.cmd === 'pingpong') {
+    const s = node.connect(buf(c.key))
+    s.on('error', () => {})
+    await new Promise((resolve, reject) => { s.once('open', resolve); s.once('error', reject) })
+    const msg = crypto.randomBytes(c.bytes)
+    const ms = []
+    for (let i = 0; i < c.n; i++) {
+      const t0 = process.hrtime.bigint()
+      let got = 0
+      await new Promise((resolve) => {
+        const ondata = (d) => {
+          got += d.byteLength
+          if (got < msg.byteLength) return
+          s.off('data', ondata)
+          resolve()
+        }
+        s.on('data', ondata)
+        s.write(msg)
+      })
+      ms.push(Number(process.hrtime.bigint() - t0) / 1e6)
+    }
+    s.destroy()
+    return { ok: true, ms }
   }
   if (c.cmd === 'mux') {
     const s = node.connect(buf(c.key))
