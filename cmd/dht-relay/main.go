@@ -38,10 +38,6 @@ func main() {
 	}
 }
 
-// shutdownTimeout bounds a graceful shutdown: streams destroyed, servers
-// unannounced, clients told.
-const shutdownTimeout = 15 * time.Second
-
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("dht-relay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -191,7 +187,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	<-ctx.Done()
 	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), serve.ShutdownTimeout)
 	defer cancel()
 	l.Close()
 	w.Shutdown(sctx)

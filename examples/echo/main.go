@@ -5,9 +5,9 @@
 //	echo -connect PUBLICKEY hello   # sends "hello", prints the echo
 //
 // Both join the network through -bootstrap (the public HyperDHT bootstrap
-// nodes by default). The server must be reachable (a public address): it
-// becomes a persistent node. Holepunching is not implemented yet, so a
-// client reaches servers that are directly reachable.
+// nodes by default). The server asks to become a persistent node, which it
+// does if the network can reach it unasked; either side may sit behind a
+// NAT, which the connection holepunches as JS hyperdht does.
 package main
 
 import (

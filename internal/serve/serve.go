@@ -53,6 +53,10 @@ func TuneGC() {
 	}
 }
 
+// ShutdownTimeout bounds a graceful shutdown of any of the binaries:
+// streams destroyed with a reason, servers unannounced, clients told.
+const ShutdownTimeout = 15 * time.Second
+
 // PublicBootstrap are the public HyperDHT bootstrap nodes.
 const PublicBootstrap = "88.99.3.86:49737,142.93.90.113:49737,138.68.147.8:49737"
 
