@@ -58,11 +58,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	bootstrap := fs.String("bootstrap", serve.PublicBootstrap, "HyperDHT bootstrap nodes, HOST:PORT[,HOST:PORT...]")
 	dhtPort := fs.Int("dht-port", 0, "UDP port of the DHT node (0 picks a free one)")
 	metrics := fs.String("metrics", "", "address for /metrics, /healthz and /readyz (off unless given)")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logging := serve.LogFlags(fs)
+	version := fs.Bool("version", false, "print the version and exit")
 	lim := limits.Default()
 	serve.LimitFlags(fs, &lim)
+	if err := serve.FromEnv(fs); err != nil {
+		return err
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *version {
+		fmt.Fprintln(stdout, "dht-relay", serve.Version())
+		return nil
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %v", fs.Args())
@@ -77,7 +85,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if (*cert == "") != (*key == "") {
 		return serve.ErrTLSPair
 	}
-	log, err := serve.Logger(stderr, *logLevel)
+	log, err := logging.Logger(stderr)
 	if err != nil {
 		return err
 	}

@@ -43,7 +43,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	host := fs.String("dht-host", "0.0.0.0", "address the DHT node binds")
 	dhtPort := fs.Int("dht-port", 0, "UDP port of the DHT node (0 picks a free one)")
 	metrics := fs.String("metrics", "", "address for /metrics, /healthz and /readyz (off unless given)")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logging := serve.LogFlags(fs)
+	version := fs.Bool("version", false, "print the version and exit")
 	gossip := serve.GossipFlags(fs)
 	lim := limits.Default()
 	serve.LimitFlags(fs, &lim)
@@ -53,7 +54,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	log, err := serve.Logger(stderr, *logLevel)
+	if *version {
+		fmt.Fprintln(stdout, "dhtworker", serve.Version())
+		return nil
+	}
+	log, err := logging.Logger(stderr)
 	if err != nil {
 		return err
 	}

@@ -51,7 +51,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	access := serve.AccessFlags(fs)
 	tcpPort := fs.Int("tcp-port", -1, "serve the TCP transport on this port (0 picks a free one; -1 off)")
 	metrics := fs.String("metrics", "", "address for /metrics, /healthz and /readyz (off unless given)")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logging := serve.LogFlags(fs)
+	version := fs.Bool("version", false, "print the version and exit")
 	gossip := serve.GossipFlags(fs)
 	lim := limits.Default()
 	serve.LimitFlags(fs, &lim)
@@ -61,6 +62,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if *version {
+		fmt.Fprintln(stdout, "edge", serve.Version())
+		return nil
+	}
 	allow, err := access.Allow()
 	if err != nil {
 		return err
@@ -68,7 +73,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if (*cert == "") != (*key == "") {
 		return serve.ErrTLSPair
 	}
-	log, err := serve.Logger(stderr, *logLevel)
+	log, err := logging.Logger(stderr)
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 	"net/http/pprof"
 	"net/netip"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -318,13 +319,43 @@ func ConnectNATS(urls, name string, log *slog.Logger) (*nats.Conn, error) {
 // reconnectBuffer bounds what a node buffers while NATS is away.
 const reconnectBuffer = 8 << 20
 
-// Logger returns a text logger at level ("debug", "info", "warn", "error").
-func Logger(w io.Writer, level string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
+// Logging is how a binary logs: --log-level and --log-format.
+type Logging struct {
+	level, format string
+}
+
+// LogFlags registers --log-level and --log-format on fs.
+func LogFlags(fs *flag.FlagSet) *Logging {
+	l := &Logging{}
+	fs.StringVar(&l.level, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&l.format, "log-format", "text", "text or json")
+	return l
+}
+
+// Logger returns the logger the flags ask for, writing to w.
+func (l *Logging) Logger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(l.level)); err != nil {
 		return nil, fmt.Errorf("log level: %w", err)
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+	opts := &slog.HandlerOptions{Level: level}
+	switch l.format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: text or json", l.format)
+}
+
+// Version is the binary's version: its module version (or "devel"), the
+// commit it was built from where known, and the Go release.
+func Version() string {
+	v, rev := telemetry.BuildInfo()
+	if rev != "" {
+		v += " (" + rev + ")"
+	}
+	return v + " " + runtime.Version()
 }
 
 // NodeID returns id, or a random one when id is empty.

@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -85,6 +87,9 @@ func Setup(ctx context.Context, service, node string) (*Telemetry, error) {
 	if t.Metrics, err = newMetrics(t.Meter); err != nil {
 		return nil, err
 	}
+	if err := observeBuild(t.Meter); err != nil {
+		return nil, fmt.Errorf("telemetry: build info: %w", err)
+	}
 	if !otlp {
 		t.Tracer = tracenoop.NewTracerProvider().Tracer(scope)
 		return t, nil
@@ -98,6 +103,39 @@ func Setup(ctx context.Context, service, node string) (*Telemetry, error) {
 	t.shutdown = append(t.shutdown, tp.Shutdown)
 	t.Tracer = tp.Tracer(scope)
 	return t, nil
+}
+
+// BuildInfo returns the binary's module version ("devel" when built
+// from a work tree) and the VCS revision it was built from, if known.
+func BuildInfo() (version, revision string) {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel", ""
+	}
+	version = bi.Main.Version
+	if version == "" || version == "(devel)" {
+		version = "devel"
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" {
+			revision = s.Value
+		}
+	}
+	return version, revision
+}
+
+// observeBuild registers dhtrelay_build_info{version,revision,goversion},
+// always 1, so that dashboards can tell which build runs where.
+func observeBuild(m metric.Meter) error {
+	version, revision := BuildInfo()
+	attrs := metric.WithAttributeSet(attribute.NewSet(attribute.String("version", version),
+		attribute.String("revision", revision), attribute.String("goversion", runtime.Version())))
+	_, err := m.Int64ObservableGauge("dhtrelay.build.info", metric.WithDescription("The running build: always 1, with its version, VCS revision and Go release."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(1, attrs)
+			return nil
+		}))
+	return err
 }
 
 // exporting says whether OTLP export of signal (TRACES, METRICS) is

@@ -52,6 +52,9 @@ func TestPrometheusNames(t *testing.T) {
 		`dhtrelay_relayed_bytes_total{direction="to_client"} 10`,
 		`dhtrelay_connect_duration_seconds_count{result="ok"} 1`,
 		`dhtrelay_errors_total{kind="PEER_NOT_FOUND"} 1`,
+		`dhtrelay_build_info{goversion="go1.`,
+		`go_goroutines `,
+		`process_resident_memory_bytes `,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("no %s in\n%s", want, body)
