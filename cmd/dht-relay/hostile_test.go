@@ -222,7 +222,7 @@ func TestSmallAllowanceBeforeHandshake(t *testing.T) {
 	}
 	defer c.Close()
 	if err := c.WriteMessage(websocket.BinaryMessage, make([]byte, 1<<20)); err != nil {
-		t.Fatal(err)
+		return // closed before the message was even written whole
 	}
 	c.SetReadDeadline(time.Now().Add(20 * time.Second))
 	for {
