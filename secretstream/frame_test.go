@@ -44,3 +44,21 @@ func TestFrameBufferGrowsAsBytesArrive(t *testing.T) {
 type oneByte struct{ r io.Reader }
 
 func (o *oneByte) Read(p []byte) (int, error) { return o.r.Read(p[:min(1, len(p))]) }
+
+// TestLargeFrameBufferIsNotKept: after a large message, the next small one
+// gives the large buffer up.
+func TestLargeFrameBufferIsNotKept(t *testing.T) {
+	frame := func(n int) []byte {
+		return append([]byte{byte(n), byte(n >> 8), byte(n >> 16)}, make([]byte, n)...)
+	}
+	s := &Stream{br: bufio.NewReader(bytes.NewReader(append(frame(1<<20), frame(100)...)))}
+	if _, err := s.readFrame(1<<24, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.readFrame(1<<24, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if cap(s.rbuf) > readGrowStep {
+		t.Fatalf("a buffer of %d bytes kept for 100-byte messages", cap(s.rbuf))
+	}
+}

@@ -220,6 +220,11 @@ func (s *Stream) readFrame(limit, headroom, tailroom int) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %d bytes", ErrMessageTooLarge, n)
 	}
 	want := headroom + n + tailroom
+	if cap(s.rbuf) > 4*readGrowStep && want <= readGrowStep {
+		// A large message is not held on to once small ones follow: an
+		// idle connection keeps no more than its largest recent need.
+		s.rbuf = nil
+	}
 	if cap(s.rbuf) < want {
 		// The buffer grows as the bytes arrive, never to a length the
 		// peer merely declared: three bytes declaring 16 MiB cost
