@@ -97,15 +97,9 @@ func TestDHTFloodNeverFreezes(t *testing.T) {
 		t.Skip("opens 2,048 sessions twice")
 	}
 	interop.Require(t)
-	silent, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer silent.Close()
-	go io.Copy(io.Discard, readerOf(silent))
 	// The flood's sessions all come from one address, which the
 	// per-address limits would otherwise stop long before the DHT.
-	rel := startRelayBinary(t, silent.LocalAddr().String(), "--metrics", "127.0.0.1:0", "--allow-addresses", "127.0.0.1")
+	rel := startRelayBinary(t, silentBootstrap(t), "--metrics", "127.0.0.1:0", "--allow-addresses", "127.0.0.1")
 	pid := rel.cmd.Process.Pid
 	probe := openIdleClient(t, rel.ws)
 	// The heap in use after a collection, which the profiler runs on
@@ -219,17 +213,25 @@ func floodLookups(ws string, n, k int) ([]*idleClient, error) {
 	return flood, nil
 }
 
-// readerOf reads datagrams from c as a stream of bytes, to be discarded.
-func readerOf(c *net.UDPConn) io.Reader {
-	return readerFunc(func(p []byte) (int, error) {
-		n, _, err := c.ReadFromUDP(p)
-		return n, err
-	})
+// silentBootstrap is the address of a UDP socket on loopback that reads
+// and answers nothing, until the test ends: a DHT that does not answer.
+func silentBootstrap(t testing.TB) string {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			if _, _, err := c.ReadFromUDP(buf); err != nil {
+				return
+			}
+		}
+	}()
+	return c.LocalAddr().String()
 }
-
-type readerFunc func([]byte) (int, error)
-
-func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
 
 // metricValue returns the value of the first metric line starting with
 // prefix, or "" if there is none.

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -95,13 +93,7 @@ func TestLimits(t *testing.T) {
 func TestPendingConnectsCountAsStreams(t *testing.T) {
 	interop.Require(t)
 	// A DHT that answers nothing keeps every connect waiting.
-	silent, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer silent.Close()
-	go io.Copy(io.Discard, readerOf(silent))
-	rel := startRelay(t, "--bootstrap", silent.LocalAddr().String(), "--max-streams", "2")
+	rel := startRelay(t, "--bootstrap", silentBootstrap(t), "--max-streams", "2")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	tr, err := relay.DialWebSocket(ctx, rel.ws)
