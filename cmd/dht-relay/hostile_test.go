@@ -215,22 +215,30 @@ func TestAllowOrigin(t *testing.T) {
 func TestSmallAllowanceBeforeHandshake(t *testing.T) {
 	interop.Require(t)
 	_, boot := interop.StartTestnet(t)
-	rel := startRelay(t, "--bootstrap", boot, "--handshake-timeout", "60s")
+	rel := startRelay(t, "--bootstrap", boot, "--handshake-timeout", "60s", "--metrics", "127.0.0.1:0")
 	c, _, err := websocket.DefaultDialer.Dial(rel.ws, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := c.WriteMessage(websocket.BinaryMessage, make([]byte, 1<<20)); err != nil {
-		return // closed before the message was even written whole
-	}
-	c.SetReadDeadline(time.Now().Add(20 * time.Second))
-	for {
-		if _, _, err := c.ReadMessage(); err != nil {
-			if isTimeout(err) {
-				t.Fatal("a 1 MiB message before the handshake was taken")
+	// A write cut short by a reset means the connection was closed
+	// before the message was even written whole.
+	if err := c.WriteMessage(websocket.BinaryMessage, make([]byte, 1<<20)); err == nil {
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		for {
+			if _, _, err := c.ReadMessage(); err != nil {
+				if isTimeout(err) {
+					t.Fatal("a 1 MiB message before the handshake was taken")
+				}
+				break
 			}
-			return
 		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for errorCountAt(t, rel.metrics, "message_too_large") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the refusal was not counted as message_too_large")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

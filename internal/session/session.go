@@ -104,6 +104,7 @@ func FailureKind(err error) string {
 		{ErrNoWorker, "no_worker"},
 		{ErrInternal, "panic"},
 		{relay.ErrReadBudget, "read_budget"},
+		{relay.ErrMessageTooLarge, "message_too_large"},
 		{routing.ErrFramesLost, "frames_lost"},
 		{routing.ErrBadFrame, "bad_frame"},
 		{routing.ErrOverrun, "credit_overrun"},
@@ -228,9 +229,10 @@ func (s *Session) read() {
 			}
 		}
 		if err != nil {
-			if errors.Is(err, relay.ErrReadBudget) {
-				// The relay's refusal, which ending the mux would
-				// record as the client going away.
+			if FailureKind(err) != "client_error" {
+				// One of the relay's own refusals (a message past the
+				// read budget or the read limit), which ending the mux
+				// would record as the client going away.
 				s.Fail(err)
 			}
 			s.finish(s.mux.End(err))
