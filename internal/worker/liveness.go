@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -58,7 +59,7 @@ func (w *Worker) Ready() error {
 	why := w.stalled
 	w.mu.Unlock()
 	if why != "" {
-		return errors.Join(ErrDHTStalled, errors.New(why))
+		return fmt.Errorf("%w: %s", ErrDHTStalled, why)
 	}
 	return nil
 }
