@@ -236,7 +236,7 @@ func (c *Client) onMessage(m Message) {
 		s := c.streams[m.Alias]
 		c.mu.Unlock()
 		if s != nil {
-			s.deliver(m.Data)
+			s.deliver(m.Buffers)
 		}
 	case *End:
 		c.mu.Lock()
@@ -451,7 +451,7 @@ func signal(ch chan struct{}) {
 
 // deliver queues the relay's data, holding the relay back while the
 // reader is maxStreamBuffer behind.
-func (s *Stream) deliver(chunks [][]byte) {
+func (s *Stream) deliver(chunks Buffers) {
 	s.mu.Lock()
 	for s.buffered >= maxStreamBuffer && s.err == nil {
 		s.mu.Unlock()
@@ -463,7 +463,10 @@ func (s *Stream) deliver(chunks [][]byte) {
 		s.mu.Lock()
 	}
 	if s.err == nil {
-		for _, p := range chunks {
+		for p := range chunks.All() {
+			if len(p) == 0 {
+				continue
+			}
 			s.queue.Push(&s.c.blocks, p)
 			s.buffered += len(p)
 		}

@@ -41,6 +41,14 @@ func jsView(v reflect.Value, out map[string]any) {
 			jsView(fv, out)
 			continue
 		}
+		if b, ok := fv.Interface().(Buffers); ok { // the JS codec's "data"
+			ps := []any{}
+			for p := range b.All() {
+				ps = append(ps, hex.EncodeToString(p))
+			}
+			out["data"] = ps
+			continue
+		}
 		if ap, ok := fv.Interface().(netip.AddrPort); ok && f.Name == "Address" {
 			out["host"], out["port"], out["family"] = ap.Addr().String(), float64(ap.Port()), float64(4)
 			continue
@@ -199,6 +207,11 @@ func fill(r *rand.Rand, v reflect.Value) {
 		return
 	case *string:
 		*x = sampleErrors[r.IntN(len(sampleErrors))]
+		return
+	case *Buffers:
+		var ps [][]byte
+		fill(r, reflect.ValueOf(&ps).Elem())
+		*x = MakeBuffers(ps...)
 		return
 	}
 	switch v.Kind() {

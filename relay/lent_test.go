@@ -13,7 +13,7 @@ func TestIsStreamData(t *testing.T) {
 	frame := func(ch, typ uint64, payload []byte) []byte {
 		return append(compact.AppendUint(compact.AppendUint(nil, ch), typ), payload...)
 	}
-	data := (&Data{Alias: 7, Data: [][]byte{[]byte("bytes")}}).AppendPayload(nil)
+	data := (&Data{Alias: 7, Buffers: MakeBuffers([]byte("bytes"))}).AppendPayload(nil)
 	for _, c := range []struct {
 		name  string
 		frame []byte

@@ -13,6 +13,7 @@ package relay
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"net/netip"
 
 	"github.com/dhtrelay/dht-relay/compact"
@@ -466,28 +467,96 @@ func (m *End) decode(r *compact.Reader)      { (*Close)(m).decode(r) }
 
 // Data (16, both ways) carries stream bytes, as a batch of buffers.
 type Data struct {
-	Alias uint32
-	Data  [][]byte
+	Alias   uint32
+	Buffers Buffers
 }
 
 func (*Data) Type() MessageType { return TypeData }
 func (m *Data) AppendPayload(b []byte) []byte {
-	b = compact.AppendUint(compact.AppendUint32(b, m.Alias), uint64(len(m.Data)))
-	for _, p := range m.Data {
-		b = compact.AppendBuffer(b, p)
-	}
-	return b
+	b = compact.AppendUint(compact.AppendUint32(b, m.Alias), uint64(m.Buffers.count))
+	return append(b, m.Buffers.enc...)
 }
 func (m *Data) decode(r *compact.Reader) {
 	m.Alias = r.Uint32()
 	n := r.ArrayLen(1)
-	if n == 0 {
+	if r.Err() != nil || n == 0 {
 		return
 	}
-	m.Data = make([][]byte, n)
-	for i := range m.Data {
-		m.Data[i] = r.Buffer()
+	rest := r.Rest()
+	walk := compact.NewReader(rest)
+	for range n {
+		walk.Buffer()
 	}
+	if err := walk.Err(); err != nil {
+		r.Fail(err)
+		return
+	}
+	m.Buffers = Buffers{count: n, enc: rest[:len(rest)-walk.Len()]}
+}
+
+// Buffers is the batch of a Data message, kept as it is encoded: a buffer's
+// bytes are found as it is read, so holding a message of a million empty
+// buffers costs its bytes and not a million slice headers.
+type Buffers struct {
+	count int
+	enc   []byte // count compact buffers, each known to be whole
+}
+
+// MakeBuffers encodes ps as a batch.
+func MakeBuffers(ps ...[]byte) Buffers {
+	var b Buffers
+	for _, p := range ps {
+		b = b.Append(p)
+	}
+	return b
+}
+
+// Append returns the batch with p added after its other buffers; it may
+// write into the spare capacity of the batch's encoding.
+func (b Buffers) Append(p []byte) Buffers {
+	return Buffers{count: b.count + 1, enc: compact.AppendBuffer(b.enc, p)}
+}
+
+// Cleared returns an empty batch that reuses this one's encoding.
+func (b Buffers) Cleared() Buffers { return Buffers{enc: b.enc[:0]} }
+
+// Count is the number of buffers in the batch.
+func (b Buffers) Count() int { return b.count }
+
+// Size is the encoded size of the batch, which bounds its bytes.
+func (b Buffers) Size() int { return len(b.enc) }
+
+// Next removes the first buffer from the batch and returns it; ok is false
+// once the batch is empty. The buffer aliases the batch's encoding.
+func (b *Buffers) Next() (p []byte, ok bool) {
+	if b.count == 0 {
+		return nil, false
+	}
+	r := compact.NewReader(b.enc)
+	p = r.Buffer()
+	b.count--
+	b.enc = r.Rest()
+	return p, true
+}
+
+// All yields the batch's buffers in order.
+func (b Buffers) All() iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		for p, ok := b.Next(); ok; p, ok = b.Next() {
+			if !yield(p) {
+				return
+			}
+		}
+	}
+}
+
+// Bytes is the number of stream bytes in the batch.
+func (b Buffers) Bytes() int {
+	n := 0
+	for p := range b.All() {
+		n += len(p)
+	}
+	return n
 }
 
 // AppendDataHeader appends what comes before the bytes in the encoding of

@@ -18,14 +18,14 @@ import (
 )
 
 func TestFrameRoundTrip(t *testing.T) {
-	m := &relay.Data{Alias: 7, Data: [][]byte{[]byte("hello")}}
+	m := &relay.Data{Alias: 7, Buffers: relay.MakeBuffers([]byte("hello"))}
 	b := AppendFrame(nil, Kind(m.Type()), 300, m.AppendPayload(nil))
 	f, err := DecodeFrame(b)
 	if err != nil || f.Seq != 300 || f.Kind != Kind(relay.TypeData) {
 		t.Fatalf("%+v %v", f, err)
 	}
 	got, err := f.Message()
-	if err != nil || got.(*relay.Data).Alias != 7 || string(got.(*relay.Data).Data[0]) != "hello" {
+	if err != nil || got.(*relay.Data).Alias != 7 || first(got.(*relay.Data).Buffers) != "hello" {
 		t.Fatalf("%+v %v", got, err)
 	}
 	for _, bad := range [][]byte{nil, {28, 1}, {byte(KindBye) + 1, 1}, {byte(KindCredit)}} {
@@ -53,7 +53,7 @@ func TestFrameRoundTrip(t *testing.T) {
 }
 
 func FuzzDecodeFrame(f *testing.F) {
-	f.Add(AppendFrame(nil, Kind(relay.TypeData), 1, (&relay.Data{Alias: 1, Data: [][]byte{{1, 2}}}).AppendPayload(nil)))
+	f.Add(AppendFrame(nil, Kind(relay.TypeData), 1, (&relay.Data{Alias: 1, Buffers: relay.MakeBuffers([]byte{1, 2})}).AppendPayload(nil)))
 	f.Add(AppendFrame(nil, KindCredit, 2, AppendCredit(nil, Credit{1, 65536})))
 	f.Add(AppendFrame(nil, KindGone, 3, AppendGone(nil, Gone{1, 2})))
 	f.Add((&OpenRequest{Session: "s", Edge: "e", Handshake: relay.Handshake{Custodial: true}}).Encode())
@@ -77,7 +77,7 @@ func FuzzDecodeFrame(f *testing.F) {
 // carries, with the largest alias and sequence number, fits natsfeed's
 // pooled buffers, so that stream data never takes fresh memory.
 func TestLargestDataFrameIsPooled(t *testing.T) {
-	m := &relay.Data{Alias: math.MaxUint32, Data: [][]byte{make([]byte, MaxChunk)}}
+	m := &relay.Data{Alias: math.MaxUint32, Buffers: relay.MakeBuffers(make([]byte, MaxChunk))}
 	f := m.AppendPayload(AppendFrame(nil, Kind(m.Type()), math.MaxUint64, nil))
 	if len(f) > natsfeed.MaxPooled {
 		t.Fatalf("a %d-byte frame does not fit the %d bytes pooled", len(f), natsfeed.MaxPooled)
@@ -105,7 +105,7 @@ func TestSendDataEncodesAsSendMessage(t *testing.T) {
 	}, func(err error) { t.Error(err) })
 	la.seqOut, lb.seqIn = math.MaxUint64-2, math.MaxUint64-2
 	data := bytes.Repeat([]byte{9}, MaxChunk)
-	want := (&relay.Data{Alias: math.MaxUint32, Data: [][]byte{data}}).AppendPayload(AppendFrame(nil, Kind(relay.TypeData), math.MaxUint64-1, nil))
+	want := (&relay.Data{Alias: math.MaxUint32, Buffers: relay.MakeBuffers(data)}).AppendPayload(AppendFrame(nil, Kind(relay.TypeData), math.MaxUint64-1, nil))
 	if err := la.SendData(math.MaxUint32, append(make([]byte, DataRoom), data...)); err != nil {
 		t.Fatal(err)
 	}
@@ -261,4 +261,9 @@ func TestLinkOrderAndLoss(t *testing.T) {
 		t.Fatalf("a frame after the gap was delivered: %+v", f)
 	case <-time.After(100 * time.Millisecond):
 	}
+}
+
+func first(b relay.Buffers) string {
+	p, _ := b.Next()
+	return string(p)
 }

@@ -29,6 +29,7 @@ import (
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/dhtrelay/dht-relay/internal/limits"
+	"github.com/dhtrelay/dht-relay/compact"
 	"github.com/dhtrelay/dht-relay/internal/routing"
 	"github.com/dhtrelay/dht-relay/internal/telemetry"
 	"github.com/dhtrelay/dht-relay/protomux"
@@ -435,7 +436,10 @@ func (s *Session) toWorkerTraced(op string, m relay.Message) {
 }
 
 // clientData forwards a client's stream data as the worker's credit
-// allows, holding the client's transport still while there is none.
+// allows, holding the client's transport still while there is none. Each
+// buffer stays a buffer of its own (a SecretStream message at the peer);
+// the buffers travel in batches of at most maxBatch encoded bytes, so a
+// message of many tiny buffers costs the link no more frames than its bytes.
 func (s *Session) clientData(m *relay.Data) {
 	s.mu.Lock()
 	st := s.byClient[m.Alias]
@@ -443,20 +447,58 @@ func (s *Session) clientData(m *relay.Data) {
 	if st == nil {
 		return // not open or gone: dropped, as the JS relay drops it
 	}
-	for _, chunk := range m.Data {
-		for len(chunk) > 0 {
-			n, err := s.take(st, min(len(chunk), routing.MaxChunk))
+	rest, left := m.Buffers, m.Buffers.Bytes()
+	var (
+		batch relay.Buffers
+		cur   []byte // what is left of the buffer being sent
+		room  int    // credit taken and not yet used
+	)
+	flush := func() bool {
+		if batch.Count() == 0 {
+			return true
+		}
+		err := s.link.SendMessage(&relay.Data{Alias: m.Alias, Buffers: batch})
+		batch = batch.Cleared()
+		if err != nil {
+			s.Fail(err)
+		}
+		return err == nil
+	}
+	for left > 0 {
+		if room == 0 {
+			if !flush() {
+				return
+			}
+			n, err := s.take(st, min(left, routing.MaxChunk))
 			if err != nil {
 				return // the stream or the session ended
 			}
-			if err := s.link.SendMessage(&relay.Data{Alias: m.Alias, Data: [][]byte{chunk[:n]}}); err != nil {
-				s.Fail(err)
+			if len(cur) == 0 && n == left && rest.Size() <= maxBatch {
+				// The common case, all that is left sent as it came.
+				if err := s.link.SendMessage(&relay.Data{Alias: m.Alias, Buffers: rest}); err != nil {
+					s.Fail(err)
+				}
 				return
 			}
-			chunk = chunk[n:]
+			room = n
 		}
+		if len(cur) == 0 {
+			cur, _ = rest.Next()
+			continue
+		}
+		k := min(len(cur), room)
+		if batch.Size()+compact.UintSize(uint64(k))+k > maxBatch && !flush() {
+			return
+		}
+		batch = batch.Append(cur[:k])
+		cur, room, left = cur[k:], room-k, left-k
 	}
+	flush()
 }
+
+// maxBatch is the most encoded buffers one data frame to the worker
+// carries: a full chunk as one buffer, or as many smaller ones as fit.
+var maxBatch = routing.MaxChunk + compact.UintSize(routing.MaxChunk)
 
 // take waits for credit, keeping the client counted as alive meanwhile:
 // its pongs wait unread behind the data being held back.
@@ -549,17 +591,14 @@ func (s *Session) onWorker(f routing.Frame) {
 			if st == nil {
 				return
 			}
-			n := 0
-			for _, p := range m.Data {
-				n += len(p)
-			}
+			n := m.Buffers.Bytes()
 			if err := st.ledger.Receive(n); err != nil {
 				s.failLocked(err)
 				return
 			}
 			item.data, item.n, item.lease, item.frame = st, n, f.Lease, f.Encoded
-			if len(m.Data) == 1 {
-				item.chunk = m.Data[0]
+			if m.Buffers.Count() == 1 {
+				item.chunk, _ = m.Buffers.Next()
 			}
 		}
 	case relay.TypeNoiseSend, relay.TypeNoiseReceive, relay.TypeSignAnnounce, relay.TypeSignUnannounce, relay.TypeIncoming:

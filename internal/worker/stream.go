@@ -48,10 +48,10 @@ type stream struct {
 	pumps     int // pumps still running
 }
 
-// chunk is client data waiting for the peer; the last chunk of a frame
-// holds the frame's lease.
+// chunk is a frame of client data waiting for the peer, its buffers still
+// encoded: a frame of many tiny buffers is held at the cost of its bytes.
 type chunk struct {
-	p     []byte
+	bufs  relay.Buffers
 	lease natsfeed.Lease
 }
 
@@ -179,16 +179,28 @@ func (st *stream) writePump() {
 		st.queue[0] = chunk{}
 		st.queue = st.queue[1:]
 		st.mu.Unlock()
-		p := c.p
-		err := st.relay(len(p))
-		if err == nil {
-			_, err = st.conn.Write(p)
-		}
-		c.lease.Release() // Write has copied p
+		err := st.writeFrame(c.bufs)
+		c.lease.Release() // Write has copied the bytes
 		if err != nil {
 			st.fail(err)
 			st.pumpDone()
 			return
+		}
+	}
+}
+
+// writeFrame writes a frame's buffers to the peer, each a write of its own
+// (a SecretStream message), granting the client credit as they go.
+func (st *stream) writeFrame(bufs relay.Buffers) error {
+	for p := range bufs.All() {
+		if len(p) == 0 {
+			continue
+		}
+		if err := st.relay(len(p)); err != nil {
+			return err
+		}
+		if _, err := st.conn.Write(p); err != nil {
+			return err
 		}
 		st.s.w.cfg.Telemetry.Metrics.Relayed(false, len(p))
 		st.mu.Lock()
@@ -199,6 +211,7 @@ func (st *stream) writePump() {
 			st.s.sendFrame(routing.KindCredit, routing.AppendCredit(nil, routing.Credit{Alias: client, Bytes: grant}))
 		}
 	}
+	return nil
 }
 
 func (st *stream) wake() {
@@ -209,26 +222,19 @@ func (st *stream) wake() {
 }
 
 // push queues the client's bytes for the peer; lease holds their buffer.
-func (st *stream) push(chunks [][]byte, lease natsfeed.Lease) error {
+func (st *stream) push(bufs relay.Buffers, lease natsfeed.Lease) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	n := len(st.queue)
-	if !st.ended && !st.destroyed {
-		for _, c := range chunks {
-			if len(c) == 0 {
-				continue
-			}
-			if err := st.ledger.Receive(len(c)); err != nil {
-				return err
-			}
-			st.queue = append(st.queue, chunk{p: c})
-		}
-	}
-	if len(st.queue) == n {
+	n := bufs.Bytes()
+	if n == 0 || st.ended || st.destroyed {
 		lease.Release()
 		return nil
 	}
-	st.queue[len(st.queue)-1].lease = lease
+	if err := st.ledger.Receive(n); err != nil {
+		lease.Release()
+		return err
+	}
+	st.queue = append(st.queue, chunk{bufs: bufs, lease: lease})
 	st.wake()
 	return nil
 }
@@ -477,7 +483,7 @@ func (s *session) data(m *relay.Data, lease natsfeed.Lease) {
 		lease.Release()
 		return // not open, or gone: the JS relay drops these too
 	}
-	if err := st.push(m.Data, lease); err != nil {
+	if err := st.push(m.Buffers, lease); err != nil {
 		go s.end(err, true)
 	}
 }
