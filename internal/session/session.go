@@ -28,8 +28,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
-	"github.com/dhtrelay/dht-relay/internal/limits"
 	"github.com/dhtrelay/dht-relay/compact"
+	"github.com/dhtrelay/dht-relay/internal/limits"
 	"github.com/dhtrelay/dht-relay/internal/routing"
 	"github.com/dhtrelay/dht-relay/internal/telemetry"
 	"github.com/dhtrelay/dht-relay/protomux"
