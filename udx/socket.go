@@ -18,8 +18,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -49,6 +51,21 @@ func NewIn(enter func(fn func() error) error) *UDX {
 		enter = func(fn func() error) error { return fn() }
 	}
 	return &UDX{streams: map[uint32]*Stream{}, enter: enter}
+}
+
+// Held is the bytes the instance's streams hold: received and not yet
+// read, and written and not yet acked. It walks every stream.
+func (u *UDX) Held() int64 {
+	u.mu.Lock()
+	streams := slices.Collect(maps.Values(u.streams))
+	u.mu.Unlock()
+	var n int64
+	for _, s := range streams {
+		s.mu.Lock()
+		n += int64(s.buffered + s.queued)
+		s.mu.Unlock()
+	}
+	return n
 }
 
 // InterfaceAddrs returns the host's IPv4 addresses other than loopback,

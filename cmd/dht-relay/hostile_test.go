@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -240,5 +243,55 @@ func TestSmallAllowanceBeforeHandshake(t *testing.T) {
 			t.Fatal("the refusal was not counted as message_too_large")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestWorkerBudget: clients that never read make the worker's streams
+// hold what their peer sends; once they hold nine tenths of the worker's
+// budget, a new connect is refused and counted, and once they are gone
+// connects are served again.
+func TestWorkerBudget(t *testing.T) {
+	interop.Require(t)
+	peer, boot := interop.StartTestnet(t)
+	echo, source := interop.RandomSeed(), interop.RandomSeed()
+	interop.RequireOK(t, "js listen", peer.Do("listen", echo))
+	interop.RequireOK(t, "js source", peer.Do("listenSource", source, strconv.Itoa(1<<30)))
+	const budget = 16 << 20
+	rel := startRelayBinary(t, boot, "--worker-budget", strconv.Itoa(budget), "--metrics", "127.0.0.1:0")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := goClient(ctx, relayUnderTest{ws: rel.ws}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	env := &hostileEnv{rel: rel, pid: rel.cmd.Process.Pid, source: keyOf(source).Public}
+	stop := neverRead(t, env)
+	deadline := time.Now().Add(30 * time.Second)
+	for metricInt(t, rel.metrics, "dhtrelay_worker_held_bytes ") < budget*9/10 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the worker holds %d bytes for clients that never read", metricInt(t, rel.metrics, "dhtrelay_worker_held_bytes "))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := echoOver(t, c, keyOf(echo).Public, 64); err == nil || !strings.Contains(err.Error(), "budget") {
+		t.Fatalf("a connect with the worker's budget spent: %v", err)
+	}
+	if n := errorCountAt(t, rel.metrics, "worker_budget"); n == 0 {
+		t.Fatal("the refusal was not counted as worker_budget")
+	}
+	if late, err := dialIdleClient(rel.ws); err == nil {
+		late.c.Close()
+		t.Fatal("a new session was opened with the worker's budget spent")
+	}
+	stop()
+	for metricInt(t, rel.metrics, "dhtrelay_worker_held_bytes ") > budget/2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the streams of clients gone still hold the budget")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := echoOver(t, c, keyOf(echo).Public, 64); err != nil {
+		t.Fatalf("a connect once the budget came back: %v", err)
 	}
 }

@@ -345,7 +345,7 @@ func (e *Edge) admitted(remote string) (release func(), err error) {
 		addr, _ = netip.ParseAddr(remote)
 	}
 	if e.budget.Tight() {
-		e.cfg.Telemetry.Metrics.Error("read_budget")
+		e.cfg.Telemetry.Metrics.Error("read_budget_tight")
 		return nil, ErrBusy
 	}
 	release, log, err := e.admit.Admit(addr, time.Now())

@@ -40,6 +40,11 @@ type Limits struct {
 	// session, and while nine tenths of it is taken new sessions are
 	// refused.
 	ReadBudget int
+	// WorkerBudget bounds the bytes one worker's streams hold: what peers
+	// sent and clients have not taken, what clients sent and peers have
+	// not acked. While nine tenths of it is held the worker refuses new
+	// sessions and new streams.
+	WorkerBudget int
 	// MaxFrame is the largest frame a client may send, refused before it
 	// is buffered. The JS client puts everything an application wrote in
 	// one tick into one data message, so this is also the largest single
@@ -87,6 +92,7 @@ func Default() Limits {
 		QueriesPerSession:  32,
 		DHTRequestRate:     256,
 		ReadBudget:         256 << 20,
+		WorkerBudget:       512 << 20,
 		MaxFrame:           32 << 20,
 		ControlQueue:       1024,
 		HandshakeTimeout:   10 * time.Second,
@@ -104,7 +110,7 @@ func (l Limits) Validate() error {
 		"sessions per subnet": int64(l.SessionsPerSubnet), "session rate": int64(l.SessionRate), "session burst": int64(l.SessionBurst), "streams per session": int64(l.StreamsPerSession),
 		"servers per session": int64(l.ServersPerSession), "queries per session": int64(l.QueriesPerSession),
 		"DHT requests a second per session": int64(l.DHTRequestRate),
-		"max frame":                         int64(l.MaxFrame), "read budget": int64(l.ReadBudget), "control queue": int64(l.ControlQueue),
+		"max frame":                         int64(l.MaxFrame), "read budget": int64(l.ReadBudget), "worker budget": int64(l.WorkerBudget), "control queue": int64(l.ControlQueue),
 		"handshake timeout": int64(l.HandshakeTimeout), "write timeout": int64(l.WriteTimeout),
 	} {
 		if v <= 0 {

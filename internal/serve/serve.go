@@ -73,6 +73,7 @@ func LimitFlags(fs *flag.FlagSet, l *limits.Limits) {
 	fs.IntVar(&l.QueriesPerSession, "max-queries", l.QueriesPerSession, "concurrent lookups, announces and unannounces per session")
 	fs.IntVar(&l.DHTRequestRate, "max-dht-rate", l.DHTRequestRate, "DHT requests a second one session's work may make a worker send (a burst of twice as many)")
 	fs.IntVar(&l.ReadBudget, "read-budget", l.ReadBudget, "bytes an edge holds in client messages being read, all sessions together; past nine tenths new sessions are refused")
+	fs.IntVar(&l.WorkerBudget, "worker-budget", l.WorkerBudget, "bytes a worker's streams hold, received for clients and sent to peers unacked; past nine tenths new sessions and streams are refused")
 	fs.IntVar(&l.Caps.SessionByteRate, "session-byte-rate", 0, "relayed bytes a second one session may move, all its streams and both directions together (0: no cap)")
 	fs.Int64Var(&l.Caps.StreamBytes, "stream-bytes", 0, "bytes after which a relayed stream is ended, both directions together (0: no cap)")
 	fs.DurationVar(&l.Caps.StreamDuration, "stream-duration", 0, "time after which a relayed stream is ended (0: no cap)")

@@ -302,10 +302,19 @@ func (srv *server) close() {
 // incoming hands a new connection to the client.
 func (srv *server) incoming(conn *hyperdht.Conn) {
 	s, srvID, _ := srv.owner()
+	var refused error
+	if s.w.overBudget() {
+		refused = ErrWorkerBudget
+	}
 	s.mu.Lock()
-	if s.ended || len(s.streams) >= s.w.cfg.Limits.StreamsPerSession {
+	if refused == nil && len(s.streams) >= s.w.cfg.Limits.StreamsPerSession {
+		refused = ErrTooManyStreams
+	}
+	if s.ended || refused != nil {
 		s.mu.Unlock()
-		s.w.log.Info("incoming connection refused: stream limit", "session", s.id)
+		if refused != nil {
+			s.w.cfg.Telemetry.Metrics.Error(s.logFailure("incoming connection", refused))
+		}
 		conn.Close()
 		return
 	}

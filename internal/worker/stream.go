@@ -180,6 +180,7 @@ func (st *stream) writePump() {
 		st.queue = st.queue[1:]
 		st.mu.Unlock()
 		err := st.writeFrame(c.bufs)
+		st.s.w.held.queued.Add(-int64(c.bufs.Size()))
 		c.lease.Release() // Write has copied the bytes
 		if err != nil {
 			st.fail(err)
@@ -235,6 +236,7 @@ func (st *stream) push(bufs relay.Buffers, lease natsfeed.Lease) error {
 		return err
 	}
 	st.queue = append(st.queue, chunk{bufs: bufs, lease: lease})
+	st.s.w.held.queued.Add(int64(bufs.Size()))
 	st.wake()
 	return nil
 }
@@ -267,6 +269,10 @@ func (st *stream) destroy(err error, tell bool) {
 		return
 	}
 	st.destroyed = true
+	for _, c := range st.queue {
+		st.s.w.held.queued.Add(-int64(c.bufs.Size()))
+		c.lease.Release()
+	}
 	st.queue = nil
 	st.mu.Unlock()
 	st.gate.Close(ErrSessionEnded)
@@ -320,6 +326,7 @@ func errorKind(err error) (kind string, fault bool) {
 	}{
 		{ErrAliasInUse, "alias_in_use", false},
 		{ErrTooManyStreams, "too_many_streams", false},
+		{ErrWorkerBudget, "worker_budget", false},
 		{ErrSessionEnded, "session_ended", false},
 		{ErrBadKeyPair, "bad_key_pair", false},
 		{ErrAnswerTimeout, "answer_timeout", false},
@@ -367,8 +374,9 @@ func (s *session) connect(m *relay.Connect, span trace.Span) {
 	}
 	_, dup := s.byClient[m.Alias]
 	full := len(s.streams)+s.dialing >= s.w.cfg.Limits.StreamsPerSession
+	spent := !dup && !full && s.w.overBudget()
 	var id, hsID uint32
-	if !dup && !full {
+	if !dup && !full && !spent {
 		id = s.newID()
 		hsID = s.newID()
 		put(&s.byClient, m.Alias, nil) // reserved until the connection opens
@@ -389,6 +397,9 @@ func (s *session) connect(m *relay.Connect, span trace.Span) {
 		return
 	case full:
 		fail(ErrTooManyStreams)
+		return
+	case spent:
+		fail(ErrWorkerBudget)
 		return
 	}
 	go func() {

@@ -55,6 +55,8 @@ type Worker struct {
 	stalled  string // why the DHT node is stalled, or ""
 	sessions map[string]*session
 	keys     map[[32]byte]*server // servers by public key: one listener per key on the node
+
+	held held
 }
 
 // ErrDuplicateSession means an edge asked to open a session id already open.
@@ -81,7 +83,9 @@ func New(cfg Config) (*Worker, error) {
 	// The series exist from the start, zero until something happens.
 	cfg.Telemetry.Metrics.Session(telemetry.RoleWorker, 0)
 	cfg.Telemetry.Metrics.Stream(0)
-	return &Worker{cfg: cfg, log: log.With("worker", cfg.ID), sessions: map[string]*session{}, keys: map[[32]byte]*server{}}, nil
+	w := &Worker{cfg: cfg, log: log.With("worker", cfg.ID), sessions: map[string]*session{}, keys: map[[32]byte]*server{}}
+	w.held.udx = cfg.Node.DHT().UDX().Held
+	return w, nil
 }
 
 // Start subscribes to the worker's subjects; it serves until Shutdown.
@@ -95,7 +99,7 @@ func (w *Worker) Start(ctx context.Context) error {
 		ep.Close()
 		return fmt.Errorf("worker: subscribe: %w", err)
 	}
-	if err := w.observe(w.cfg.Telemetry.Meter); err != nil {
+	if err := errors.Join(w.observe(w.cfg.Telemetry.Meter), w.observeHeld(w.cfg.Telemetry.Meter)); err != nil {
 		w.open.Unsubscribe()
 		ep.Close()
 		return fmt.Errorf("worker: %w", err)
@@ -187,6 +191,9 @@ func (w *Worker) onOpen(m *nats.Msg) {
 		err = ErrDuplicateSession
 	case !w.ep.Up():
 		err = routing.ErrNATSLost
+	case w.overBudget():
+		err = ErrWorkerBudget
+		w.cfg.Telemetry.Metrics.Error("worker_budget")
 	}
 	if err != nil {
 		w.mu.Unlock()
