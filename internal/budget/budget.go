@@ -28,6 +28,11 @@ func (b *Budget) Take(n int) bool {
 	}
 }
 
+// Hold counts n bytes that are already held and cannot be refused, such
+// as stream data a peer was granted credit for; they make the budget
+// tight like any other, and are given back with Give.
+func (b *Budget) Hold(n int) { b.used.Add(int64(n)) }
+
 // Give returns n bytes taken before.
 func (b *Budget) Give(n int) { b.used.Add(-int64(n)) }
 

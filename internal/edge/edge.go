@@ -377,7 +377,7 @@ func (e *Edge) serve(t session.Transport, remote string, release func()) {
 	}
 	metrics := e.cfg.Telemetry.Metrics
 	s := session.New(session.Config{
-		ID: id, Framed: t, Opener: e, Limits: &e.cfg.Limits, Remote: remote, Logger: e.log, Tracer: e.cfg.Telemetry.Tracer,
+		ID: id, Framed: t, Opener: e, Limits: &e.cfg.Limits, Remote: remote, Logger: e.log, Tracer: e.cfg.Telemetry.Tracer, Budget: e.budget,
 		OnClose: func() {
 			e.mu.Lock()
 			delete(e.sessions, id)

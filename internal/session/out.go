@@ -1,6 +1,8 @@
 package session
 
 import (
+	"slices"
+
 	"github.com/dhtrelay/dht-relay/compact"
 	"github.com/dhtrelay/dht-relay/internal/natsfeed"
 	"github.com/dhtrelay/dht-relay/internal/routing"
@@ -52,7 +54,9 @@ type outQueue struct {
 	control int // non-data items queued
 	closing bool
 	writing bool // a writer goroutine is running
+	dropped bool // the session is over: data is let go as it comes
 	start   func()
+	budget  Budget // holds the stream data queued and being written (nil: none)
 }
 
 // signal makes sure a writer runs: an idle session has no writer
@@ -66,11 +70,17 @@ func (q *outQueue) signal() {
 
 // push queues it; false when the control limit is exceeded.
 func (q *outQueue) push(it outItem, limit int) bool {
-	if it.data == nil {
+	switch {
+	case it.data == nil:
 		if q.control >= limit {
 			return false
 		}
 		q.control++
+	case q.dropped:
+		it.lease.Release()
+		return true
+	default:
+		q.hold(it.n)
 	}
 	if it.urgent {
 		q.urgent = append(q.urgent, it)
@@ -119,6 +129,29 @@ func (q *outQueue) popChunks(st *stream, room int, run []outItem) []outItem {
 	return run
 }
 
+// drop lets go of everything queued, for a session that is over: the
+// data's buffers and what it held of the budget. The item a writer has
+// popped is its own to let go.
+func (q *outQueue) drop() {
+	for _, it := range slices.Concat(q.urgent, q.fifo) {
+		it.lease.Release()
+		q.give(it.n)
+	}
+	q.urgent, q.fifo, q.control, q.dropped = nil, nil, 0, true
+}
+
+func (q *outQueue) hold(n int) {
+	if q.budget != nil {
+		q.budget.Hold(n)
+	}
+}
+
+func (q *outQueue) give(n int) {
+	if q.budget != nil {
+		q.budget.Give(n)
+	}
+}
+
 // tidy drops emptied queues: an idle session holds none.
 func (q *outQueue) tidy() {
 	if len(q.urgent) == 0 && len(q.fifo) == 0 {
@@ -157,19 +190,22 @@ func (s *Session) writer() {
 			}
 			return
 		}
+		n := it.n
+		for _, r := range run {
+			n += r.n
+		}
 		if s.ctx.Err() != nil {
+			s.letGo(it, run, n)
 			s.mu.Lock()
 			s.out.writing = false
 			s.mu.Unlock()
 			return
 		}
 		var err error
-		n := it.n
 		switch room := len(it.frame) - len(it.payload); {
 		case len(run) > 0:
 			ps := append(parts[:0], relay.AppendDataBuffersHeader(head[:0], it.data.worker, 1+len(run), len(it.chunk)), it.chunk)
 			for i, r := range run {
-				n += r.n
 				ps = append(ps, compact.AppendUint(lens[i][:0], uint64(len(r.chunk))), r.chunk)
 			}
 			err = s.ch.SendPayloadVec(relay.TypeData, ps)
@@ -179,14 +215,10 @@ func (s *Session) writer() {
 		default:
 			err = s.ch.SendPayload(it.typ, it.payload)
 		}
+		s.letGo(it, run, n)
 		if err != nil {
 			s.Fail(err)
 			return
-		}
-		it.lease.Release()
-		for i := range run {
-			run[i].lease.Release()
-			run[i] = outItem{}
 		}
 		if it.data != nil {
 			s.mu.Lock()
@@ -198,4 +230,15 @@ func (s *Session) writer() {
 			}
 		}
 	}
+}
+
+// letGo releases what the writer popped, written or not: the buffers and
+// the n bytes of stream data they held of the budget.
+func (s *Session) letGo(it outItem, run []outItem, n int) {
+	it.lease.Release()
+	for i := range run {
+		run[i].lease.Release()
+		run[i] = outItem{}
+	}
+	s.out.give(n)
 }

@@ -49,3 +49,35 @@ func TestPopChunksJoinsOnlyTheStreamsNextChunks(t *testing.T) {
 		t.Fatal("an emptied queue is kept")
 	}
 }
+
+// countBudget is a Budget that counts what it holds.
+type countBudget struct{ held int }
+
+func (b *countBudget) Hold(n int) { b.held += n }
+func (b *countBudget) Give(n int) { b.held -= n }
+
+// TestQueuedDataHoldsTheBudget: stream data queued for the client counts
+// against the edge's budget until it is let go, written or dropped, and a
+// session that is over holds nothing of it, even for data that arrives
+// after it ended.
+func TestQueuedDataHoldsTheBudget(t *testing.T) {
+	st := &stream{worker: 1}
+	b := &countBudget{}
+	q := outQueue{start: func() {}, budget: b}
+	q.push(outItem{data: st, n: 100, chunk: make([]byte, 100)}, 10)
+	q.push(outItem{payload: []byte{1}}, 10)
+	q.push(outItem{data: st, n: 50, chunk: make([]byte, 50)}, 10)
+	if b.held != 150 {
+		t.Fatalf("queued data holds %d, want 150", b.held)
+	}
+	it, _ := q.pop()
+	q.give(it.n) // as the writer does once it is written
+	q.drop()
+	if b.held != 0 {
+		t.Fatalf("a session over still holds %d", b.held)
+	}
+	q.push(outItem{data: st, n: 70, chunk: make([]byte, 70)}, 10)
+	if b.held != 0 || len(q.fifo) != 0 {
+		t.Fatalf("data arriving after the end holds %d, %d queued", b.held, len(q.fifo))
+	}
+}

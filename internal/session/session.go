@@ -73,7 +73,19 @@ type Config struct {
 	// Tracer traces the operations the session forwards (nil: none).
 	Tracer  trace.Tracer
 	OnClose func() // runs once the session is over
+	// Budget is the edge's, which the stream data queued for the client
+	// counts against (nil: none).
+	Budget Budget
 }
+
+// Budget is what queued stream data is counted against: it cannot be
+// refused (the worker was granted credit for it), only held and given
+// back.
+type Budget interface {
+	Hold(n int)
+	Give(n int)
+}
+
 
 // Reasons a session closes.
 var (
@@ -164,6 +176,7 @@ func New(cfg Config) *Session {
 	ctx, stop := context.WithCancel(context.Background())
 	s := &Session{cfg: cfg, ctx: ctx, stop: stop}
 	s.out.start = s.writer
+	s.out.budget = cfg.Budget
 	return s
 }
 
@@ -261,6 +274,7 @@ func (s *Session) finish(runErr error) {
 	for _, st := range s.byWorker {
 		st.gate.Close(context.Canceled)
 	}
+	s.out.drop()
 	err := s.err
 	s.mu.Unlock()
 	s.cfg.OnClose()
