@@ -86,7 +86,6 @@ type Budget interface {
 	Give(n int)
 }
 
-
 // Reasons a session closes.
 var (
 	ErrNoHandshake   = errors.New("relay: expected a handshake first")
