@@ -99,20 +99,10 @@ func TestDHTFloodNeverFreezes(t *testing.T) {
 	interop.Require(t)
 	// The flood's sessions all come from one address, which the
 	// per-address limits would otherwise stop long before the DHT.
-	rel := startRelayBinary(t, silentBootstrap(t), "--metrics", "127.0.0.1:0", "--allow-addresses", "127.0.0.1")
+	rel := startRelayBinary(t, silentBootstrap(t), "--metrics", "127.0.0.1:0", "--debug-addr", "127.0.0.1:0", "--allow-addresses", "127.0.0.1")
 	pid := rel.cmd.Process.Pid
 	probe := openIdleClient(t, rel.ws)
-	// The heap in use after a collection, which the profiler runs on
-	// asking (gc=1).
-	heap := func() int64 {
-		r, err := http.Get("http://" + rel.metrics + "/debug/pprof/heap?gc=1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, r.Body)
-		r.Body.Close()
-		return metricInt(t, rel.metrics, "go_memstats_heap_inuse_bytes ")
-	}
+	heap := func() int64 { return heapAfterGC(t, rel) }
 	gs := func() int64 { return metricInt(t, rel.metrics, "go_goroutines ") }
 	baseG := gs()
 	t.Logf("baseline: %d goroutines, heap %d MB, RSS %d MB", baseG, heap()>>20, rss(t, pid)>>20)

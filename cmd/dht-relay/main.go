@@ -32,6 +32,7 @@ func main() {
 	serve.TuneGC()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	serve.StopOnSecondSignal(ctx, stop)
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "dht-relay:", err)
 		os.Exit(1)
@@ -59,6 +60,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	dhtPort := fs.Int("dht-port", 0, "UDP port of the DHT node (0 picks a free one)")
 	metrics := fs.String("metrics", "", "address for /metrics, /healthz and /readyz (off unless given)")
 	logging := serve.LogFlags(fs)
+	ops := serve.OpsFlags(fs)
 	version := fs.Bool("version", false, "print the version and exit")
 	lim := limits.Default()
 	serve.LimitFlags(fs, &lim)
@@ -183,7 +185,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ready += " " + l.TCP
 	}
 	if *metrics != "" {
-		h, err := serve.Health(*metrics, w.Ready, tel.Handler())
+		h, err := serve.Health(*metrics, ops.Ready(w.Ready), tel.Handler())
 		if err != nil {
 			l.Close()
 			return err
@@ -191,9 +193,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer h.Close()
 		ready += " metrics " + h.Addr
 	}
+	debug, stopDebug, err := ops.StartDebug()
+	if err != nil {
+		l.Close()
+		return err
+	}
+	defer stopDebug()
+	if debug != "" {
+		ready += " debug " + debug
+	}
 	fmt.Fprintln(stdout, ready)
 
 	<-ctx.Done()
+	d := ops.Drain()
+	log.Info("draining", "sessions", e.Sessions(), "over", d)
+	dctx, cancel := context.WithTimeout(context.Background(), d+serve.ShutdownTimeout)
+	e.Drain(dctx, d)
+	cancel()
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), serve.ShutdownTimeout)
 	defer cancel()

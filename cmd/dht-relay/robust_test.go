@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,8 +27,8 @@ import (
 // relayBinary is dht-relay started as its own process, for what needs a
 // process: killing it, signalling it, reading its memory.
 type relayBinary struct {
-	cmd              *exec.Cmd
-	ws, tcp, metrics string
+	cmd                     *exec.Cmd
+	ws, tcp, metrics, debug string
 }
 
 // startRelayBinary builds and starts dht-relay on the testnet boot, with
@@ -45,7 +46,7 @@ func startRelayBinaryIn(t testing.TB, wrap []string, boot string, extra ...strin
 	if b, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, b)
 	}
-	args := slices.Concat(wrap, []string{bin, "--host", "127.0.0.1", "--port", "0", "--tcp-port", "0", "--bootstrap", boot, "--log-level", "warn"}, extra)
+	args := slices.Concat(wrap, []string{bin, "--host", "127.0.0.1", "--port", "0", "--tcp-port", "0", "--bootstrap", boot, "--log-level", "warn", "--drain", "0"}, extra)
 	cmd := exec.Command(args[0], args[1:]...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -68,6 +69,9 @@ func startRelayBinaryIn(t testing.TB, wrap []string, boot string, extra ...strin
 	for i, f := range fields {
 		if f == "metrics" && i+1 < len(fields) {
 			r.metrics = fields[i+1]
+		}
+		if f == "debug" && i+1 < len(fields) {
+			r.debug = fields[i+1]
 		}
 		if strings.HasPrefix(f, "ws://") {
 			r.ws = f
@@ -292,5 +296,82 @@ func TestSlowReader(t *testing.T) {
 	json.Unmarshal([]byte(line), &r)
 	if r["ok"] != true || r["bytes"] != float64(total) {
 		t.Fatalf("after the pause: %s", line)
+	}
+}
+
+// TestDrain: on SIGTERM the relay fails /readyz at once, refuses new
+// sessions, and ends those open spread over --drain rather than all at
+// once; then it exits. The profiler is not on the metrics address.
+func TestDrain(t *testing.T) {
+	interop.Require(t)
+	_, boot := interop.StartTestnet(t)
+	const drain, n = 4 * time.Second, 40
+	rel := startRelayBinary(t, boot, "--metrics", "127.0.0.1:0", "--allow-addresses", "127.0.0.1", "--drain", drain.String())
+	res, err := http.Get("http://" + rel.metrics + "/debug/pprof/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNotFound {
+		t.Fatalf("the profiler answers on the metrics address: %s", res.Status)
+	}
+	closed := make(chan time.Time, n)
+	for range n {
+		ic := openIdleClient(t, rel.ws)
+		go func() {
+			ic.c.SetReadDeadline(time.Time{})
+			for {
+				if _, err := ic.f.ReadMessage(); err != nil {
+					closed <- time.Now()
+					return
+				}
+			}
+		}()
+	}
+	start := time.Now()
+	rel.cmd.Process.Signal(syscall.SIGTERM)
+	for {
+		res, err := http.Get("http://" + rel.metrics + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode == http.StatusServiceUnavailable {
+			break
+		}
+		if time.Since(start) > drain/2 {
+			t.Fatalf("/readyz still %s while draining", res.Status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, res, err := websocket.DefaultDialer.Dial(rel.ws, nil); err == nil || res == nil || res.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("a new session while draining: %v", err)
+	}
+	var first, last time.Time
+	for i := range n {
+		select {
+		case at := <-closed:
+			if i == 0 {
+				first = at
+			}
+			last = at
+		case <-time.After(drain + 20*time.Second):
+			t.Fatalf("%d of %d sessions ended", i, n)
+		}
+	}
+	// Spread over the drain, not at once; a slow machine only spreads
+	// them further.
+	if spread := last.Sub(first); spread < drain/2 {
+		t.Fatalf("%d sessions ended within %v of a %v drain", n, spread, drain)
+	}
+	done := make(chan error, 1)
+	go func() { done <- rel.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("relay exit: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("relay did not exit after the drain")
 	}
 }

@@ -49,7 +49,7 @@ func TestHostileSuite(t *testing.T) {
 	interop.RequireOK(t, "js source", peer.Do("listenSource", source, strconv.Itoa(1<<30)))
 	// A soft memory limit, as the chart sets from the container's: without
 	// one the collector lets the heap reach twice what is live.
-	rel := startRelayBinaryIn(t, []string{"env", "GOMEMLIMIT=" + strconv.Itoa(memLimit>>20) + "MiB"}, boot, "--metrics", "127.0.0.1:0")
+	rel := startRelayBinaryIn(t, []string{"env", "GOMEMLIMIT=" + strconv.Itoa(memLimit>>20) + "MiB"}, boot, "--metrics", "127.0.0.1:0", "--debug-addr", "127.0.0.1:0")
 	env := &hostileEnv{rel: rel, pid: rel.cmd.Process.Pid, source: keyOf(source).Public}
 	h := startHonest(t, rel, keyOf(echo).Public)
 
@@ -155,13 +155,14 @@ func goroutines(t *testing.T, rel *relayBinary) int64 {
 	return metricInt(t, rel.metrics, "go_goroutines ")
 }
 
-// heapAfterGC has the relay collect its garbage and returns the heap it
-// still holds. It collects twice: buffers in a sync.Pool outlive one
+// heapAfterGC has the relay collect its garbage, through the profiler
+// (--debug-addr) that does on asking, and returns the heap it still
+// holds. It collects twice: buffers in a sync.Pool outlive one
 // collection.
 func heapAfterGC(t *testing.T, rel *relayBinary) int64 {
 	t.Helper()
 	for range 2 {
-		res, err := http.Get("http://" + rel.metrics + "/debug/pprof/heap?gc=1")
+		res, err := http.Get("http://" + rel.debug + "/debug/pprof/heap?gc=1")
 		if err != nil {
 			t.Fatal(err)
 		}

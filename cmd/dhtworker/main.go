@@ -25,6 +25,7 @@ func main() {
 	serve.TuneGC()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	serve.StopOnSecondSignal(ctx, stop)
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "dhtworker:", err)
 		os.Exit(1)
@@ -44,6 +45,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	dhtPort := fs.Int("dht-port", 0, "UDP port of the DHT node (0 picks a free one)")
 	metrics := fs.String("metrics", "", "address for /metrics, /healthz and /readyz (off unless given)")
 	logging := serve.LogFlags(fs)
+	ops := serve.OpsFlags(fs)
 	version := fs.Bool("version", false, "print the version and exit")
 	gossip := serve.GossipFlags(fs)
 	lim := limits.Default()
@@ -100,15 +102,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer members.Close(gossipLeaveTimeout)
 	ready := fmt.Sprintf("dhtworker %s ready: dht %s gossip %s", wid, node.DHT().ServerSocket().LocalAddr(), members.Addr())
 	if *metrics != "" {
-		h, err := serve.Health(*metrics, w.Ready, tel.Handler())
+		h, err := serve.Health(*metrics, ops.Ready(w.Ready), tel.Handler())
 		if err != nil {
 			return err
 		}
 		defer h.Close()
 		ready += " metrics " + h.Addr
 	}
+	debug, stopDebug, err := ops.StartDebug()
+	if err != nil {
+		return err
+	}
+	defer stopDebug()
+	if debug != "" {
+		ready += " debug " + debug
+	}
 	fmt.Fprintln(stdout, ready)
 	<-ctx.Done()
+	d := ops.Drain()
+	log.Info("draining", "sessions", w.Sessions(), "over", d)
+	dctx, cancel := context.WithTimeout(context.Background(), d+serve.ShutdownTimeout)
+	w.Drain(dctx, d)
+	cancel()
 	sctx, cancel := context.WithTimeout(context.Background(), serve.ShutdownTimeout)
 	defer cancel()
 	return w.Shutdown(sctx)

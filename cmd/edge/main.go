@@ -29,6 +29,7 @@ func main() {
 	serve.TuneGC()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	serve.StopOnSecondSignal(ctx, stop)
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "edge:", err)
 		os.Exit(1)
@@ -52,6 +53,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	tcpPort := fs.Int("tcp-port", -1, "serve the TCP transport on this port (0 picks a free one; -1 off)")
 	metrics := fs.String("metrics", "", "address for /metrics, /healthz and /readyz (off unless given)")
 	logging := serve.LogFlags(fs)
+	ops := serve.OpsFlags(fs)
 	version := fs.Bool("version", false, "print the version and exit")
 	gossip := serve.GossipFlags(fs)
 	lim := limits.Default()
@@ -121,7 +123,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	ready += " gossip " + members.Addr()
 	if *metrics != "" {
-		h, err := serve.Health(*metrics, func() error {
+		h, err := serve.Health(*metrics, ops.Ready(func() error {
 			if !e.NATSUp() {
 				return errors.New("NATS not connected")
 			}
@@ -129,7 +131,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return errors.New("no live worker")
 			}
 			return nil
-		}, tel.Handler())
+		}), tel.Handler())
 		if err != nil {
 			l.Close()
 			return err
@@ -137,8 +139,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer h.Close()
 		ready += " metrics " + h.Addr
 	}
+	debug, stopDebug, err := ops.StartDebug()
+	if err != nil {
+		l.Close()
+		return err
+	}
+	defer stopDebug()
+	if debug != "" {
+		ready += " debug " + debug
+	}
 	fmt.Fprintln(stdout, ready)
 	<-ctx.Done()
+	d := ops.Drain()
+	log.Info("draining", "sessions", e.Sessions(), "over", d)
+	dctx, cancel := context.WithTimeout(context.Background(), d+serve.ShutdownTimeout)
+	e.Drain(dctx, d)
+	cancel()
 	l.Close()
 	sctx, cancel := context.WithTimeout(context.Background(), serve.ShutdownTimeout)
 	defer cancel()

@@ -24,9 +24,8 @@ import (
 func startProcess(t *testing.T, env []string, bin string, args ...string) (*exec.Cmd, string) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
-	if env != nil {
-		cmd.Env = append(os.Environ(), env...)
-	}
+	// Stopped at once, not drained over --drain's default, unless env says.
+	cmd.Env = append(append(os.Environ(), "DHTRELAY_DRAIN=0"), env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -30,6 +30,7 @@ import (
 	"github.com/dhtrelay/dht-relay/internal/admission"
 	"github.com/dhtrelay/dht-relay/internal/affinity"
 	"github.com/dhtrelay/dht-relay/internal/budget"
+	"github.com/dhtrelay/dht-relay/internal/drain"
 	"github.com/dhtrelay/dht-relay/internal/limits"
 	"github.com/dhtrelay/dht-relay/internal/readwait"
 	"github.com/dhtrelay/dht-relay/internal/routing"
@@ -93,6 +94,7 @@ type Edge struct {
 
 	mu       sync.Mutex
 	closing  bool
+	draining bool // new sessions are refused; those open end over the drain
 	sessions map[string]*session.Session
 }
 
@@ -344,6 +346,13 @@ func (e *Edge) admitted(remote string) (release func(), err error) {
 	} else {
 		addr, _ = netip.ParseAddr(remote)
 	}
+	e.mu.Lock()
+	draining := e.draining || e.closing
+	e.mu.Unlock()
+	if draining {
+		e.cfg.Telemetry.Metrics.Error("draining")
+		return nil, ErrShuttingDown
+	}
 	if e.budget.Tight() {
 		e.cfg.Telemetry.Metrics.Error("read_budget_tight")
 		return nil, ErrBusy
@@ -409,7 +418,7 @@ func newSessionID() string {
 func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	remote := e.clientAddr(r)
 	release, err := e.admitted(remote)
-	if errors.Is(err, ErrBusy) {
+	if errors.Is(err, ErrBusy) || errors.Is(err, ErrShuttingDown) {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	}
@@ -517,6 +526,16 @@ type tcpTransport struct {
 func (t *tcpTransport) WriteMessage(p []byte) error {
 	t.c.SetWriteDeadline(time.Now().Add(t.timeout))
 	return t.Stream.WriteMessage(p)
+}
+
+// Drain refuses new sessions (kind draining, 503 at the upgrade) and ends
+// those open spread over d, so that their clients reconnect elsewhere over
+// d rather than at once. Shutdown ends any left.
+func (e *Edge) Drain(ctx context.Context, d time.Duration) {
+	e.mu.Lock()
+	e.draining = true
+	e.mu.Unlock()
+	drain.Spread(ctx, d, e.sessionList(), func(s *session.Session) { s.Fail(ErrShuttingDown) })
 }
 
 // Shutdown stops taking clients and closes every session.

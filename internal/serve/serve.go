@@ -23,6 +23,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -72,7 +73,7 @@ func LimitFlags(fs *flag.FlagSet, l *limits.Limits) {
 	fs.IntVar(&l.ServersPerSession, "max-servers", l.ServersPerSession, "servers per session")
 	fs.IntVar(&l.QueriesPerSession, "max-queries", l.QueriesPerSession, "concurrent lookups, announces and unannounces per session")
 	fs.IntVar(&l.DHTRequestRate, "max-dht-rate", l.DHTRequestRate, "DHT requests a second one session's work may make a worker send (a burst of twice as many)")
-	fs.IntVar(&l.ReadBudget, "read-budget", l.ReadBudget, "bytes an edge holds in client messages being read, all sessions together; past nine tenths new sessions are refused")
+	fs.IntVar(&l.ReadBudget, "read-budget", l.ReadBudget, "bytes an edge holds in client messages being read and stream data queued for clients, all sessions together; past nine tenths new sessions are refused")
 	fs.IntVar(&l.WorkerBudget, "worker-budget", l.WorkerBudget, "bytes a worker's streams hold, received for clients and sent to peers unacked; past nine tenths new sessions and streams are refused")
 	fs.IntVar(&l.Caps.SessionByteRate, "session-byte-rate", 0, "relayed bytes a second one session may move, all its streams and both directions together (0: no cap)")
 	fs.Int64Var(&l.Caps.StreamBytes, "stream-bytes", 0, "bytes after which a relayed stream is ended, both directions together (0: no cap)")
@@ -259,10 +260,10 @@ func (l *Listening) Close() {
 	}
 }
 
-// Health serves /healthz (the process runs), /readyz (ready() is nil),
-// /metrics (metrics: Prometheus text) and the Go profiler under
-// /debug/pprof/ on addr, which is meant for the operator's network only.
-// The server's Addr is the address bound (addr may ask for port 0).
+// Health serves /healthz (the process runs), /readyz (ready() is nil) and
+// /metrics (metrics: Prometheus text) on addr, which is meant for the
+// operator's network only. The server's Addr is the address bound (addr
+// may ask for port 0).
 func Health(addr string, ready func() error, metrics http.Handler) (*http.Server, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
@@ -273,16 +274,86 @@ func Health(addr string, ready func() error, metrics http.Handler) (*http.Server
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	mux.Handle("/metrics", metrics)
+	return serveOn(addr, mux)
+}
+
+// Debug serves the Go profiler under /debug/pprof/ on addr: a listener of
+// its own, off unless asked for, since profiles show what the process
+// holds and cost it CPU to take.
+func Debug(addr string) (*http.Server, error) {
+	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.Handle("/metrics", metrics)
+	return serveOn(addr, mux)
+}
+
+func serveOn(addr string, h http.Handler) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("metrics listener: %w", err)
+		return nil, fmt.Errorf("listener %s: %w", addr, err)
 	}
-	srv := &http.Server{Addr: ln.Addr().String(), Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Addr: ln.Addr().String(), Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	return srv, nil
+}
+
+// Ops is how a binary is operated: where its debug endpoints listen and
+// how it drains on SIGTERM.
+type Ops struct {
+	debug    string
+	drain    time.Duration
+	draining atomic.Bool
+}
+
+// OpsFlags registers --debug-addr and --drain on fs.
+func OpsFlags(fs *flag.FlagSet) *Ops {
+	o := &Ops{}
+	fs.StringVar(&o.debug, "debug-addr", "", "address for the Go profiler, /debug/pprof/ (off unless given; the operator's network only)")
+	fs.DurationVar(&o.drain, "drain", 30*time.Second, "on SIGTERM, fail /readyz, refuse new sessions and end those open spread over this long, so their clients reconnect elsewhere over it rather than at once; a second signal stops at once")
+	return o
+}
+
+// ErrDraining is what /readyz answers while the process drains.
+var ErrDraining = errors.New("draining")
+
+// Ready is ready failing with ErrDraining once the process drains.
+func (o *Ops) Ready(ready func() error) func() error {
+	return func() error {
+		if o.draining.Load() {
+			return ErrDraining
+		}
+		return ready()
+	}
+}
+
+// Drain marks the process draining and returns how long the drain takes.
+func (o *Ops) Drain() time.Duration {
+	o.draining.Store(true)
+	return o.drain
+}
+
+// StartDebug serves the profiler if --debug-addr was given; the address
+// bound is "" otherwise. stop closes it.
+func (o *Ops) StartDebug() (addr string, stop func(), err error) {
+	if o.debug == "" {
+		return "", func() {}, nil
+	}
+	srv, err := Debug(o.debug)
+	if err != nil {
+		return "", nil, err
+	}
+	return srv.Addr, func() { srv.Close() }, nil
+}
+
+// StopOnSecondSignal restores the default handling of the signals ctx
+// was made to stop on (stop is what signal.NotifyContext returned) once
+// ctx is done: a second signal during a drain ends the process at once.
+func StopOnSecondSignal(ctx context.Context, stop func()) {
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 }
 
 // FromEnv sets each flag of fs that has an environment variable

@@ -18,6 +18,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/attribute"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/dhtrelay/dht-relay/hyperdht"
 	"github.com/dhtrelay/dht-relay/internal/limits"
+	"github.com/dhtrelay/dht-relay/internal/drain"
 	"github.com/dhtrelay/dht-relay/internal/routing"
 	"github.com/dhtrelay/dht-relay/internal/telemetry"
 )
@@ -109,6 +111,16 @@ func (w *Worker) Start(ctx context.Context) error {
 	w.stop = stop
 	go w.watchDHT(wctx)
 	return w.cfg.NATS.FlushTimeout(routing.FlushTimeout)
+}
+
+// Drain stops taking sessions and ends those open spread over d, as
+// Shutdown ends them, so that their clients come back (to other workers)
+// over d rather than at once.
+func (w *Worker) Drain(ctx context.Context, d time.Duration) {
+	w.mu.Lock()
+	w.closing = true // no session opens from now on
+	w.mu.Unlock()
+	drain.Spread(ctx, d, w.sessionList(), func(s *session) { go s.end(ErrShuttingDown, true) })
 }
 
 // Shutdown ends every session: its streams are destroyed with a reason the
