@@ -25,7 +25,7 @@ func TestComposeFile(t *testing.T) {
 	p, err := loader.LoadWithContext(context.Background(), types.ConfigDetails{
 		WorkingDir:  filepath.Dir(path),
 		ConfigFiles: []types.ConfigFile{{Filename: path, Content: b}},
-		Environment: types.Mapping{},
+		Environment: types.Mapping{"DHTRELAY_GOSSIP_KEY": "a2V5"},
 	}, func(o *loader.Options) { o.SetProjectName("dht-relay", true) })
 	if err != nil {
 		t.Fatalf("compose-spec: %v", err)
@@ -52,6 +52,9 @@ func TestComposeFile(t *testing.T) {
 		}
 		if s.Environment["DHTRELAY_GOSSIP_JOIN"] == nil {
 			t.Errorf("service %s joins no gossip", name)
+		}
+		if k := s.Environment["DHTRELAY_GOSSIP_KEY"]; k == nil || *k != "a2V5" {
+			t.Errorf("service %s gossips without the key given", name)
 		}
 		if filepath.Base(s.Entrypoint[0]) == "edge" && s.Environment["DHTRELAY_REDIS"] == nil {
 			t.Errorf("edge %s has no Redis URL", name)

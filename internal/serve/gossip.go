@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"log/slog"
+	"net"
+	"net/netip"
 	"strings"
 
 	"github.com/dhtrelay/dht-relay/internal/membership"
@@ -16,7 +18,13 @@ type Gossip struct {
 	Advertise string
 	Join      string
 	Key       string // base64
+	Insecure  bool   // gossip in the clear on a non-loopback address
 }
+
+// ErrGossipKey means gossip would bind an address others can reach with
+// no key: anyone reaching it could join the cluster and declare its
+// nodes dead.
+var ErrGossipKey = errors.New("--gossip-key is required when gossip binds a non-loopback address (or --gossip-insecure, for a network only the cluster reaches)")
 
 // GossipFlags registers the gossip flags on fs.
 func GossipFlags(fs *flag.FlagSet) *Gossip {
@@ -24,7 +32,8 @@ func GossipFlags(fs *flag.FlagSet) *Gossip {
 	fs.StringVar(&g.Bind, "gossip-bind", "0.0.0.0:7946", "memberlist gossip address, HOST:PORT, UDP and TCP (port 0 picks a free one)")
 	fs.StringVar(&g.Advertise, "gossip-advertise", "", "gossip address other nodes reach this one at, when it differs from --gossip-bind")
 	fs.StringVar(&g.Join, "gossip-join", "", "gossip addresses of other nodes to join, HOST:PORT[,HOST:PORT...]; names resolve to all their addresses")
-	fs.StringVar(&g.Key, "gossip-key", "", "base64 of a 16, 24 or 32-byte key that encrypts and authenticates gossip; set it whenever the gossip port is reachable from outside the cluster")
+	fs.StringVar(&g.Key, "gossip-key", "", "base64 of a 16, 24 or 32-byte key that encrypts and authenticates gossip; required unless gossip binds loopback")
+	fs.BoolVar(&g.Insecure, "gossip-insecure", false, "gossip without a key on a non-loopback address, on a network only the cluster reaches")
 	return g
 }
 
@@ -44,10 +53,27 @@ func (g *Gossip) Start(id string, role, watch membership.Role, onLost func(strin
 		}
 		key = k
 	}
-	if key == nil {
-		log.Warn("gossip is not encrypted (no --gossip-key): keep its port inside the cluster's network")
+	if key == nil && !loopback(g.Bind) {
+		if !g.Insecure {
+			return nil, ErrGossipKey
+		}
+		log.Warn("gossip is not encrypted (--gossip-insecure): keep its port inside the cluster's network")
 	}
 	return membership.Start(membership.Config{
 		ID: id, Role: role, Watch: watch, Bind: g.Bind, Advertise: g.Advertise, Join: join, Key: key, OnLost: onLost, Logger: log,
 	})
+}
+
+// loopback reports whether bind (HOST:PORT) is a loopback address, which
+// only this host reaches.
+func loopback(bind string) bool {
+	host, _, err := net.SplitHostPort(bind)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
 }

@@ -36,12 +36,10 @@ seccompProfile:
   value: {{ printf "$(POD_IP):%v" .Values.gossipPort | quote }}
 - name: DHTRELAY_GOSSIP_JOIN
   value: {{ printf "%s-gossip.%s.svc:%v" .Release.Name .Release.Namespace .Values.gossipPort | quote }}
-{{- if .Values.gossipKey }}
 - name: DHTRELAY_GOSSIP_KEY
   valueFrom: {secretKeyRef: {name: {{ printf "%s-gossip" .Release.Name }}, key: key}}
-{{- else if .Values.worker.hostNetwork }}
-{{- fail "gossipKey is required when workers use the host network: their gossip port is then on the node's own addresses" }}
-{{- end }}
+- name: DHTRELAY_DRAIN
+  value: {{ printf "%vs" .Values.drainSeconds | quote }}
 {{- end }}
 
 {{- define "dht-relay.probes" -}}
@@ -56,4 +54,37 @@ readinessProbe:
 {{- define "dht-relay.gossipPorts" -}}
 - {name: gossip-udp, containerPort: {{ .Values.gossipPort }}, protocol: UDP}
 - {name: gossip-tcp, containerPort: {{ .Values.gossipPort }}, protocol: TCP}
+{{- end }}
+
+{{/* The gossip key: the one given, else the one an earlier install made,
+else a new one. */}}
+{{- define "dht-relay.gossipKey" -}}
+{{- if .Values.gossipKey -}}
+{{ .Values.gossipKey }}
+{{- else -}}
+{{- $s := lookup "v1" "Secret" .Release.Namespace (printf "%s-gossip" .Release.Name) -}}
+{{- if and $s $s.data -}}
+{{ index $s.data "key" | b64dec }}
+{{- else -}}
+{{ randBytes 32 | b64enc }}
+{{- end -}}
+{{- end -}}
+{{- end }}
+
+{{/* What every pod of a component has besides its own: env, scheduling. */}}
+{{- define "dht-relay.podExtras" -}}
+{{- with .nodeSelector }}
+nodeSelector: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .tolerations }}
+tolerations: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{- define "dht-relay.componentEnv" -}}
+- name: GOMEMLIMIT
+  value: {{ .goMemLimit | quote }}
+{{- with .extraEnv }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
