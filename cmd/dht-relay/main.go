@@ -172,7 +172,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("worker not live: %w", err)
 	}
-	cl := serve.ClientListeners{Host: *host, Port: *port, Cert: *cert, Key: *key, Handler: e}
+	cl := serve.ClientListeners{Host: *host, Port: *port, Cert: *cert, Key: *key, Logger: log, Handler: e}
 	if tcpPort != nil {
 		cl.TCP, cl.TCPPort = true, *tcpPort
 	}

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -74,5 +76,50 @@ func TestTLSWebSocket(t *testing.T) {
 		r := u.Do(map[string]any{"cmd": "connect", "key": interop.PublicKey(echoSeed), "bytes": 8 << 20})
 		interop.RequireOK(t, mode+" 8 MB echo over wss", r)
 		t.Logf("%s: 8 MB echo over wss: %.1f MB/s", mode, r["mbps"])
+	}
+}
+
+// TestTLSReload: a certificate renewed in place is served to the next
+// client without a restart.
+func TestTLSReload(t *testing.T) {
+	interop.Require(t)
+	_, boot := interop.StartTestnet(t)
+	certFile, keyFile := selfSigned(t)
+	relay := startRelay(t, "--bootstrap", boot, "--cert", certFile, "--key", keyFile)
+	addr := strings.TrimPrefix(relay.ws, "wss://")
+	served := func() []byte {
+		c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].Raw
+	}
+	first := served()
+	newCert, newKey := selfSigned(t)
+	for _, f := range [][2]string{{newCert, certFile}, {newKey, keyFile}} {
+		b, err := os.ReadFile(f[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f[1], b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		got := served()
+		if bytes.Equal(got, want.Certificate[0]) {
+			break
+		}
+		if !bytes.Equal(got, first) {
+			t.Fatal("served a certificate that is neither the old nor the new")
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the renewed certificate is not served")
+		}
 	}
 }

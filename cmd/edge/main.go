@@ -112,7 +112,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := e.Start(ctx, members); err != nil {
 		return err
 	}
-	cl := serve.ClientListeners{Host: *host, Port: *port, Cert: *cert, Key: *key, Handler: e, TCP: *tcpPort >= 0, TCPPort: *tcpPort}
+	cl := serve.ClientListeners{Host: *host, Port: *port, Cert: *cert, Key: *key, Logger: log, Handler: e, TCP: *tcpPort >= 0, TCPPort: *tcpPort}
 	l, err := serve.Listen(cl, e)
 	if err != nil {
 		return err

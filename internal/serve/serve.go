@@ -194,10 +194,11 @@ func StartNode(ctx context.Context, bootstrap []netip.AddrPort, host netip.Addr,
 type ClientListeners struct {
 	Host    string
 	Port    int
-	Cert    string // TLS certificate file; with Key, WebSocket over TLS
+	Cert    string // TLS certificate file; with Key, WebSocket over TLS, reloaded when the files change
 	Key     string
-	TCPPort int  // the TCP transport's port, when TCP is set
-	TCP     bool // serve the TCP transport
+	Logger  *slog.Logger // where a reload is logged
+	TCPPort int          // the TCP transport's port, when TCP is set
+	TCP     bool         // serve the TCP transport
 	Handler http.Handler
 }
 
@@ -219,11 +220,15 @@ func Listen(cl ClientListeners, e *edge.Edge) (*Listening, error) {
 	}
 	var tlsConf *tls.Config
 	if cl.Cert != "" {
-		pair, err := tls.LoadX509KeyPair(cl.Cert, cl.Key)
-		if err != nil {
-			return nil, fmt.Errorf("TLS: %w", err)
+		log := cl.Logger
+		if log == nil {
+			log = slog.Default()
 		}
-		tlsConf = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+		files, err := loadCertFiles(cl.Cert, cl.Key, log)
+		if err != nil {
+			return nil, err
+		}
+		tlsConf = &tls.Config{GetCertificate: files.get, MinVersion: tls.VersionTLS12}
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(cl.Host, strconv.Itoa(cl.Port)))
 	if err != nil {
