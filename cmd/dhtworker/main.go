@@ -38,7 +38,7 @@ const gossipLeaveTimeout = time.Second
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("dhtworker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	natsURL := fs.String("nats", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
+	natsFlags := serve.RegisterNATS(fs)
 	id := fs.String("id", "", "worker id (a-z, 0-9, '-'; default random)")
 	bootstrap := fs.String("bootstrap", serve.PublicBootstrap, "HyperDHT bootstrap nodes, HOST:PORT[,HOST:PORT...]")
 	host := fs.String("dht-host", "0.0.0.0", "address the DHT node binds")
@@ -73,7 +73,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--dht-host: %w", err)
 	}
 	wid := serve.NodeID("worker", *id)
-	nc, err := serve.ConnectNATS(*natsURL, wid, log)
+	nc, err := natsFlags.Connect(ctx, wid, log)
 	if err != nil {
 		return err
 	}

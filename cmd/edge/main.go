@@ -42,7 +42,7 @@ const gossipLeaveTimeout = time.Second
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("edge", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	natsURL := fs.String("nats", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
+	natsFlags := serve.RegisterNATS(fs)
 	redisURL := fs.String("redis", "", "Redis URL for session affinity (redis://HOST:PORT/DB; off unless given: placement by hashing alone)")
 	id := fs.String("id", "", "edge id (a-z, 0-9, '-'; default random)")
 	port := fs.Int("port", 49443, "WebSocket port (0 picks a free one)")
@@ -80,7 +80,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	eid := serve.NodeID("edge", *id)
-	nc, err := serve.ConnectNATS(*natsURL, eid, log)
+	nc, err := natsFlags.Connect(ctx, eid, log)
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,8 @@
 // the handler gives back once done with it.
 //
 // It speaks the subscriber's half of the NATS client protocol: INFO,
-// CONNECT (token or user and password, TLS when the server asks), SUB,
+// CONNECT (token, user and password, nkey or user JWT; TLS when the
+// server asks or the followed connection has it), SUB,
 // PING/PONG, MSG and HMSG. The NATS client library copies every payload
 // into memory of its own, which at the rate of relayed stream data was
 // most of the garbage an edge or a worker made, and the collector's work
@@ -13,6 +14,7 @@ package natsfeed
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,10 +30,6 @@ import (
 // ErrNotConnected means the NATS connection the feed follows had no server
 // when the feed dialled.
 var ErrNotConnected = errors.New("natsfeed: NATS is not connected")
-
-// ErrUnsupportedAuth means the NATS connection authenticates in a way the
-// feed does not (nkeys, JWTs).
-var ErrUnsupportedAuth = errors.New("natsfeed: unsupported NATS authentication")
 
 const (
 	// pingInterval is how often the feed pings an otherwise quiet server;
@@ -195,17 +193,14 @@ func (f *Feed) step(c *conn) (op, error) {
 
 // info is what the feed reads of the server's INFO.
 type info struct {
-	TLSRequired bool `json:"tls_required"`
-	Headers     bool `json:"headers"`
+	TLSRequired bool   `json:"tls_required"`
+	Headers     bool   `json:"headers"`
+	Nonce       string `json:"nonce"` // signed with an nkey or a user JWT's key
 }
 
 // dial connects to the server the followed connection uses, subscribes
 // and waits for the server to confirm.
 func (f *Feed) dial() (*conn, error) {
-	opts := f.cfg.NATS.Opts
-	if opts.Nkey != "" || opts.UserJWT != nil {
-		return nil, ErrUnsupportedAuth
-	}
 	raw := f.cfg.NATS.ConnectedUrl()
 	if raw == "" {
 		return nil, ErrNotConnected
@@ -308,6 +303,9 @@ func (f *Feed) handshake(nc net.Conn, u *url.URL) (*conn, error) {
 	if user != "" {
 		connect["user"], connect["pass"] = user, pass
 	}
+	if err := sign(connect, opts, in.Nonce); err != nil {
+		return nil, err
+	}
 	b, _ := json.Marshal(connect)
 	if err := c.send(fmt.Sprintf("CONNECT %s\r\nSUB %s 1\r\nPING\r\n", b, f.cfg.Subject)); err != nil {
 		return nil, fmt.Errorf("natsfeed: subscribe: %w", err)
@@ -322,4 +320,32 @@ func (f *Feed) handshake(nc net.Conn, u *url.URL) (*conn, error) {
 			return c, nil
 		}
 	}
+}
+
+// sign adds to connect the proof an nkey or a user JWT (a credentials
+// file) gives, as the followed connection's options make it: the server's
+// nonce signed by the connection's own callback, base64url without
+// padding, as nats.go sends it.
+func sign(connect map[string]any, opts nats.Options, nonce string) error {
+	if opts.Nkey == "" && opts.UserJWT == nil {
+		return nil
+	}
+	if opts.SignatureCB == nil {
+		return fmt.Errorf("natsfeed: an nkey or JWT without a signature callback")
+	}
+	if opts.UserJWT != nil {
+		jwt, err := opts.UserJWT()
+		if err != nil {
+			return fmt.Errorf("natsfeed: user JWT: %w", err)
+		}
+		connect["jwt"] = jwt
+	} else {
+		connect["nkey"] = opts.Nkey
+	}
+	sig, err := opts.SignatureCB([]byte(nonce))
+	if err != nil {
+		return fmt.Errorf("natsfeed: signing the nonce: %w", err)
+	}
+	connect["sig"] = base64.RawURLEncoding.EncodeToString(sig)
+	return nil
 }

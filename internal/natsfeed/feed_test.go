@@ -18,6 +18,7 @@ import (
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 )
 
 func startServer(t *testing.T, opts natsserver.Options) *natsserver.Server {
@@ -168,6 +169,22 @@ func TestFeedAuthenticates(t *testing.T) {
 		startFeed(t, nc, "auth", c)
 		nc.Publish("auth", []byte("hi"))
 		c.wait(t, 1)
+	})
+	t.Run("nkey", func(t *testing.T) {
+		kp, _ := nkeys.CreateUser()
+		pub, _ := kp.PublicKey()
+		ns := startServer(t, natsserver.Options{Nkeys: []*natsserver.NkeyUser{{Nkey: pub}}})
+		nc := connect(t, ns.ClientURL(), nats.Nkey(pub, kp.Sign))
+		c := newCollector()
+		startFeed(t, nc, "auth", c)
+		nc.Publish("auth", []byte("hi"))
+		c.wait(t, 1)
+		// Another key's signature is refused.
+		other, _ := nkeys.CreateUser()
+		nc.Opts.SignatureCB = other.Sign
+		if _, err := Start(Config{NATS: nc, Subject: "auth", Handle: func(Msg) {}, Lost: func(error) {}}); err == nil {
+			t.Fatal("a nonce signed by another key was accepted")
+		}
 	})
 	t.Run("refused", func(t *testing.T) {
 		ns := startServer(t, natsserver.Options{Authorization: "s3cret"})

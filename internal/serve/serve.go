@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/netip"
+	"net/url"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -377,20 +378,103 @@ func FromEnv(fs *flag.FlagSet) error {
 	return err
 }
 
-// ConnectNATS connects to an external NATS, reconnecting for ever with a
-// bounded buffer: while NATS is away, at most reconnectBuffer bytes of
-// frames (the goodbyes of the sessions that ended) wait, and what does not
-// fit fails instead of growing memory.
-func ConnectNATS(urls, name string, log *slog.Logger) (*nats.Conn, error) {
+// NATSFlags says how a node reaches and proves itself to NATS.
+type NATSFlags struct {
+	urls          string
+	creds, nkey   string
+	ca, cert, key string
+}
+
+// RegisterNATS registers --nats and the NATS authentication and TLS flags
+// on fs.
+func RegisterNATS(fs *flag.FlagSet) *NATSFlags {
+	n := &NATSFlags{}
+	fs.StringVar(&n.urls, "nats", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated (tls:// for TLS)")
+	fs.StringVar(&n.creds, "nats-creds", "", "NATS credentials file (user JWT and nkey seed)")
+	fs.StringVar(&n.nkey, "nats-nkey", "", "file holding an nkey seed to authenticate to NATS with")
+	fs.StringVar(&n.ca, "nats-ca", "", "CA certificate file (PEM) NATS's certificate is checked against; implies TLS")
+	fs.StringVar(&n.cert, "nats-cert", "", "client certificate file (PEM) for NATS, with --nats-key")
+	fs.StringVar(&n.key, "nats-key", "", "client key file (PEM) for NATS, with --nats-cert")
+	return n
+}
+
+// options turns the flags into the NATS library's options.
+func (n *NATSFlags) options() ([]nats.Option, error) {
+	var opts []nats.Option
+	if n.creds != "" && n.nkey != "" {
+		return nil, errors.New("--nats-creds and --nats-nkey: give one")
+	}
+	if n.creds != "" {
+		opts = append(opts, nats.UserCredentials(n.creds))
+	}
+	if n.nkey != "" {
+		o, err := nats.NkeyOptionFromSeed(n.nkey)
+		if err != nil {
+			return nil, fmt.Errorf("--nats-nkey: %w", err)
+		}
+		opts = append(opts, o)
+	}
+	if n.ca != "" {
+		opts = append(opts, nats.RootCAs(n.ca))
+	}
+	if (n.cert == "") != (n.key == "") {
+		return nil, errors.New("--nats-cert and --nats-key go together")
+	}
+	if n.cert != "" {
+		opts = append(opts, nats.ClientCert(n.cert, n.key))
+	}
+	return opts, nil
+}
+
+// Connect connects to NATS, trying again with backoff until ctx is done
+// while no server answers, so that a node started before NATS waits for
+// it. Once connected it reconnects for ever with a bounded buffer: while
+// NATS is away, at most reconnectBuffer bytes of frames (the goodbyes of
+// the sessions that ended) wait, and what does not fit fails instead of
+// growing memory. URLs are logged and reported without their passwords.
+func (n *NATSFlags) Connect(ctx context.Context, name string, log *slog.Logger) (*nats.Conn, error) {
+	extra, err := n.options()
+	if err != nil {
+		return nil, err
+	}
 	// Edges and workers set the disconnect handler: they end their
 	// sessions then.
-	nc, err := nats.Connect(urls, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectBufSize(reconnectBuffer),
+	opts := append([]nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectBufSize(reconnectBuffer),
 		nats.ReconnectHandler(func(*nats.Conn) { log.Info("NATS reconnected") }),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { log.Error("NATS", "err", err) }))
-	if err != nil {
-		return nil, fmt.Errorf("nats %s: %w", urls, err)
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { log.Error("NATS", "err", err) })}, extra...)
+	shown := redactURLs(n.urls)
+	for wait := time.Second; ; wait = min(2*wait, maxConnectWait) {
+		nc, err := nats.Connect(n.urls, opts...)
+		if err == nil {
+			return nc, nil
+		}
+		if !errors.Is(err, nats.ErrNoServers) {
+			return nil, fmt.Errorf("nats %s: %w", shown, err)
+		}
+		log.Warn("NATS not reachable; trying again", "nats", shown, "err", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("nats %s: %w", shown, err)
+		case <-time.After(wait):
+		}
 	}
-	return nc, nil
+}
+
+// maxConnectWait is the longest pause between tries to reach NATS at start.
+const maxConnectWait = 15 * time.Second
+
+// redactURLs is urls (comma-separated) with any password replaced.
+func redactURLs(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			if _, ok := u.User.Password(); !ok {
+				u.User = url.UserPassword("", "") // a token in the user's place
+			}
+			parts[i] = u.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 // reconnectBuffer bounds what a node buffers while NATS is away.
