@@ -15,8 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/dhtrelay/dht-relay/internal/affinity"
 	"github.com/dhtrelay/dht-relay/internal/edge"
 	"github.com/dhtrelay/dht-relay/internal/limits"
@@ -43,7 +41,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("edge", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	natsFlags := serve.RegisterNATS(fs)
-	redisURL := fs.String("redis", "", "Redis URL for session affinity (redis://HOST:PORT/DB; off unless given: placement by hashing alone)")
+	redisFlags := serve.RegisterRedis(fs)
 	id := fs.String("id", "", "edge id (a-z, 0-9, '-'; default random)")
 	port := fs.Int("port", 49443, "WebSocket port (0 picks a free one)")
 	host := fs.String("host", "0.0.0.0", "address to listen on")
@@ -86,12 +84,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer nc.Close()
 	var place *affinity.Placer
-	if *redisURL != "" {
-		opt, err := redis.ParseURL(*redisURL)
-		if err != nil {
-			return fmt.Errorf("--redis: %w", err)
-		}
-		rdb := redis.NewClient(opt)
+	rdb, err := redisFlags.Client()
+	if err != nil {
+		return err
+	}
+	if rdb != nil {
 		defer rdb.Close()
 		place = affinity.New(rdb, log)
 	}

@@ -32,14 +32,14 @@ const redisTimeout = 500 * time.Millisecond
 
 // Placer places keys on workers.
 type Placer struct {
-	rdb *redis.Client
+	rdb redis.UniversalClient
 	log *slog.Logger
 
 	fallbacks atomic.Uint64
 }
 
 // New returns a Placer over rdb.
-func New(rdb *redis.Client, log *slog.Logger) *Placer {
+func New(rdb redis.UniversalClient, log *slog.Logger) *Placer {
 	if log == nil {
 		log = slog.Default()
 	}

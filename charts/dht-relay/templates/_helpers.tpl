@@ -18,6 +18,20 @@ seccompProfile:
 {{- define "dht-relay.commonEnv" -}}
 - name: DHTRELAY_NATS
   value: {{ required "nats.url is required" .Values.nats.url | quote }}
+{{- if .Values.nats.credsSecret }}
+- name: DHTRELAY_NATS_CREDS
+  value: /etc/dht-relay/nats/creds/creds
+{{- end }}
+{{- if .Values.nats.tlsSecret }}
+- name: DHTRELAY_NATS_CA
+  value: /etc/dht-relay/nats/tls/ca.crt
+{{- if .Values.nats.tlsClientCert }}
+- name: DHTRELAY_NATS_CERT
+  value: /etc/dht-relay/nats/tls/tls.crt
+- name: DHTRELAY_NATS_KEY
+  value: /etc/dht-relay/nats/tls/tls.key
+{{- end }}
+{{- end }}
 - name: DHTRELAY_MAX_SESSIONS
   value: {{ .Values.limits.maxSessions | quote }}
 - name: DHTRELAY_MAX_STREAMS
@@ -86,5 +100,26 @@ tolerations: {{- toYaml . | nindent 2 }}
   value: {{ .goMemLimit | quote }}
 {{- with .extraEnv }}
 {{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* The NATS files a pod mounts: credentials and TLS. */}}
+{{- define "dht-relay.natsMounts" -}}
+{{- if .Values.nats.credsSecret }}
+- {name: nats-creds, mountPath: /etc/dht-relay/nats/creds, readOnly: true}
+{{- end }}
+{{- if .Values.nats.tlsSecret }}
+- {name: nats-tls, mountPath: /etc/dht-relay/nats/tls, readOnly: true}
+{{- end }}
+{{- end }}
+
+{{- define "dht-relay.natsVolumes" -}}
+{{- with .Values.nats.credsSecret }}
+- name: nats-creds
+  secret: {secretName: {{ . | quote }}}
+{{- end }}
+{{- with .Values.nats.tlsSecret }}
+- name: nats-tls
+  secret: {secretName: {{ . | quote }}}
 {{- end }}
 {{- end }}
