@@ -64,7 +64,7 @@ type Config struct {
 // stopped by Close.
 type Feed struct {
 	cfg    Config
-	pool   sync.Pool
+	pool   *sync.Pool
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -79,7 +79,7 @@ type Feed struct {
 func Start(cfg Config) (*Feed, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &Feed{cfg: cfg, ctx: ctx, cancel: cancel, done: make(chan struct{})}
-	f.pool.New = func() any { b := make([]byte, bufSize); return &b }
+	f.pool = newPool()
 	c, err := f.dial()
 	if err != nil {
 		cancel()
@@ -268,7 +268,7 @@ func (f *Feed) handshake(nc net.Conn, u *url.URL) (*conn, error) {
 	if secure && opts.TLSHandshakeFirst {
 		tlsConn()
 	}
-	c := &conn{Conn: nc, r: newReader(nc, &f.pool)}
+	c := &conn{Conn: nc, r: newReader(nc, f.pool)}
 	o, _, arg, err := c.r.next()
 	if err != nil {
 		return nil, fmt.Errorf("natsfeed: reading INFO: %w", err)
@@ -282,7 +282,7 @@ func (f *Feed) handshake(nc net.Conn, u *url.URL) (*conn, error) {
 	}
 	if (secure || in.TLSRequired) && !opts.TLSHandshakeFirst {
 		tlsConn()
-		c = &conn{Conn: nc, r: newReader(nc, &f.pool)}
+		c = &conn{Conn: nc, r: newReader(nc, f.pool)}
 	}
 	connect := map[string]any{
 		"verbose": false, "pedantic": false, "lang": "go", "version": "natsfeed",

@@ -8,6 +8,7 @@ import (
 	"io"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
 )
@@ -53,18 +54,44 @@ const (
 )
 
 // Lease is a pooled buffer lent with a message; the zero Lease lends
-// nothing.
+// nothing. A Lease may be copied freely: of all the copies, the first
+// Release gives the buffer back and the others do nothing, even once the
+// buffer is lent again for another message, because each lending has a
+// generation of its own and a Release names the one it holds.
 type Lease struct {
-	buf  *[]byte
+	buf *pooled
+	gen uint64
+}
+
+// pooled is a payload buffer and the generation of its current lending.
+type pooled struct {
+	b    []byte
+	gen  atomic.Uint64
 	pool *sync.Pool
 }
 
-// Release gives the buffer back. The message's Data must not be used
-// after; releasing twice is a bug.
-func (l Lease) Release() {
-	if l.buf != nil {
-		l.pool.Put(l.buf)
+// newPool returns a pool of payload buffers to lend.
+func newPool() *sync.Pool {
+	pool := &sync.Pool{}
+	pool.New = func() any { return &pooled{b: make([]byte, bufSize), pool: pool} }
+	return pool
+}
+
+// lend takes a buffer from pool (of *pooled) and lends it.
+func lend(pool *sync.Pool) (Lease, []byte) {
+	p := pool.Get().(*pooled)
+	return Lease{buf: p, gen: p.gen.Load()}, p.b
+}
+
+// Release gives the buffer back, if this lending still holds it. The
+// message's Data must not be used after. It reports whether it did: false
+// for the zero Lease and for a lending already given back.
+func (l Lease) Release() bool {
+	if l.buf == nil || !l.buf.gen.CompareAndSwap(l.gen, l.gen+1) {
+		return false
 	}
+	l.buf.pool.Put(l.buf)
+	return true
 }
 
 // Msg is one message received.
@@ -81,7 +108,7 @@ type Msg struct {
 type reader struct {
 	src     io.Reader // what br reads from
 	br      *bufio.Reader
-	pool    *sync.Pool // *[]byte of bufSize
+	pool    *sync.Pool // *pooled of bufSize
 	subject []byte     // the last message's subject
 }
 
@@ -159,9 +186,9 @@ func (r *reader) message(arg []byte, headers bool) (Msg, error) {
 	m := Msg{Subject: r.subject}
 	var buf []byte
 	if total >= minPooled && total <= MaxPooled {
-		b := r.pool.Get().(*[]byte)
-		m.Lease = Lease{buf: b, pool: r.pool}
-		buf = (*b)[:total+2]
+		var b []byte
+		m.Lease, b = lend(r.pool)
+		buf = b[:total+2]
 	} else {
 		buf = make([]byte, total+2)
 	}

@@ -7,12 +7,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
-
-func newPool() *sync.Pool {
-	return &sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
-}
 
 // TestReaderOperations reads each server operation and refuses what the
 // protocol does not allow.
@@ -97,4 +94,41 @@ func FuzzReader(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestLeaseReleasesOnce: of a lease's copies, released at once from many
+// goroutines, exactly one gives the buffer back; a copy kept past that
+// cannot give back the buffer once it is lent for another message.
+func TestLeaseReleasesOnce(t *testing.T) {
+	pool := newPool()
+	l, _ := lend(pool)
+	var wg sync.WaitGroup
+	var released atomic.Int32
+	for range 16 {
+		c := l // a copy, as frames carry it
+		wg.Go(func() {
+			if c.Release() {
+				released.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := released.Load(); n != 1 {
+		t.Fatalf("%d of 16 copies gave the buffer back", n)
+	}
+	// The buffer is lent again; the stale copy must not take it back.
+	again, b := lend(pool)
+	if again.buf != l.buf {
+		t.Skip("the pool lent another buffer; nothing to check") // a collection emptied it
+	}
+	if l.Release() {
+		t.Fatal("a stale copy gave back a buffer lent to another message")
+	}
+	b[0] = 1 // still the second lending's
+	if !again.Release() || again.Release() {
+		t.Fatal("the current lending could not give its buffer back once")
+	}
+	if (Lease{}).Release() {
+		t.Fatal("the zero lease released something")
+	}
 }

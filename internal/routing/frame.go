@@ -57,8 +57,13 @@ type Frame struct {
 	// Lease holds Payload's buffer when it was lent from a pool; whoever
 	// is done with the payload last releases it. A lease never released
 	// costs nothing but the reuse.
-	Lease natsfeed.Lease
+	Lease Lease
 }
+
+// Lease is the pooled buffer a frame arrived in. Its copies may be passed
+// along freely: the first Release gives the buffer back, any other does
+// nothing (natsfeed.Lease).
+type Lease = natsfeed.Lease
 
 // AppendFrame appends a frame's encoding.
 func AppendFrame(b []byte, k Kind, seq uint64, payload []byte) []byte {

@@ -4,7 +4,6 @@ import (
 	"slices"
 
 	"github.com/dhtrelay/dht-relay/compact"
-	"github.com/dhtrelay/dht-relay/internal/natsfeed"
 	"github.com/dhtrelay/dht-relay/internal/routing"
 	"github.com/dhtrelay/dht-relay/relay"
 )
@@ -16,7 +15,7 @@ type outItem struct {
 	urgent  bool
 	data    *stream // stream data: the stream whose credit it holds
 	n       int
-	lease   natsfeed.Lease // stream data: payload's buffer, released once written
+	lease   routing.Lease // stream data: payload's buffer, released once written
 	// frame is, for stream data, the frame payload arrived in: its bytes
 	// in front of payload are free for the message's header.
 	frame []byte

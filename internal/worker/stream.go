@@ -13,7 +13,6 @@ import (
 
 	"github.com/dhtrelay/dht-relay/dhtrpc"
 	"github.com/dhtrelay/dht-relay/hyperdht"
-	"github.com/dhtrelay/dht-relay/internal/natsfeed"
 	"github.com/dhtrelay/dht-relay/internal/routing"
 	"github.com/dhtrelay/dht-relay/internal/telemetry"
 	"github.com/dhtrelay/dht-relay/relay"
@@ -52,7 +51,7 @@ type stream struct {
 // encoded: a frame of many tiny buffers is held at the cost of its bytes.
 type chunk struct {
 	bufs  relay.Buffers
-	lease natsfeed.Lease
+	lease routing.Lease
 }
 
 func newStream(s *session, id uint32, conn pipe) *stream {
@@ -223,7 +222,7 @@ func (st *stream) wake() {
 }
 
 // push queues the client's bytes for the peer; lease holds their buffer.
-func (st *stream) push(bufs relay.Buffers, lease natsfeed.Lease) error {
+func (st *stream) push(bufs relay.Buffers, lease routing.Lease) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	n := bufs.Bytes()
@@ -488,7 +487,7 @@ func (s *session) connected(m *relay.Connected) {
 	}
 }
 
-func (s *session) data(m *relay.Data, lease natsfeed.Lease) {
+func (s *session) data(m *relay.Data, lease routing.Lease) {
 	st := s.clientStream(m.Alias)
 	if st == nil {
 		lease.Release()
