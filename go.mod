@@ -5,7 +5,6 @@ go 1.26.8
 require (
 	filippo.io/edwards25519 v1.2.0
 	github.com/aead/chacha20 v0.0.0-20180709150244-8b13a72661da
-	github.com/aead/poly1305 v0.0.0-20180717145839-3fee0db0b635
 	github.com/compose-spec/compose-go/v2 v2.16.2
 	github.com/gorilla/websocket v1.5.3
 	github.com/hashicorp/memberlist v0.7.0

@@ -11,8 +11,25 @@ import (
 // TestKeyStreamMatchesChaCha20: the keystream, on the AVX-512 path where
 // the CPU has it, is RFC 8439 ChaCha20's from the block counter given, at
 // every length around the sixteen-block chunks, in place and not.
-func TestKeyStreamMatchesChaCha20(t *testing.T) {
-	t.Logf("AVX-512 path: %v", wide)
+func TestKeyStreamMatchesChaCha20(t *testing.T) { everyPath(t, testKeyStream) }
+
+// everyPath runs test on each path this build has: the narrow one, and
+// the AVX-512 one where the CPU has it. The purego build's path is tested
+// by running the package's tests with -tags purego.
+func everyPath(t *testing.T, test func(*testing.T)) {
+	has := wide
+	defer func() { wide = has }()
+	for _, w := range []bool{false, true} {
+		if w && !has {
+			t.Log("no AVX-512 code on this machine or in this build: the wide path is not tested")
+			continue
+		}
+		wide = w
+		t.Run(map[bool]string{false: "narrow", true: "wide"}[w], test)
+	}
+}
+
+func testKeyStream(t *testing.T) {
 	var key [KeySize]byte
 	var nonce [12]byte
 	for i, n := range []int{0, 1, 63, 64, 65, 127, 128, 1023, 1024, 1025, 2047, 2048, 2049, 16*1024 + 17, 65536 + 128 + 31} {
