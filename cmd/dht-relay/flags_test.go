@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/dhtrelay/dht-relay/internal/limits"
+	"github.com/dhtrelay/dht-relay/internal/serve"
 )
 
 // TestVersionAndEnvironment: --version prints the build and exits, and
@@ -27,5 +28,25 @@ func TestVersionAndEnvironment(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"--max-streams", "1", "--log-format", "yaml"}, &out, &out); err == nil || !strings.Contains(err.Error(), "log format") {
 		t.Fatalf("the command line did not win over the environment, or a bad log format passed: %v", err)
+	}
+}
+
+// TestFlagsRefuseWhatTheyCannotServe: a DHT host that is not IPv4, a TLS
+// certificate without its key, and a port out of range are refused at
+// start, not taken silently for something else.
+func TestFlagsRefuseWhatTheyCannotServe(t *testing.T) {
+	var out bytes.Buffer
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--dht-host", "::1", "--bootstrap", "127.0.0.1:1"}, serve.ErrDHTHostIPv4.Error()},
+		{[]string{"--cert", "c.pem"}, serve.ErrTLSPair.Error()},
+		{[]string{"--tcp-port", "70000"}, "port number"},
+	} {
+		err := run(context.Background(), append([]string{"--port", "0", "--drain", "0"}, c.args...), &out, &out)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v", c.args, err)
+		}
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -42,22 +41,9 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("dht-relay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	port := fs.Int("port", 49443, "WebSocket port (0 picks a free one)")
-	host := fs.String("host", "0.0.0.0", "address to listen on")
-	cert := fs.String("cert", "", "TLS certificate file (with --key)")
-	key := fs.String("key", "", "TLS key file (with --cert)")
+	client := serve.RegisterClient(fs)
 	access := serve.AccessFlags(fs)
-	var tcpPort *int
-	fs.Func("tcp-port", "serve the TCP transport on this port (0 picks a free one; off unless given)", func(s string) error {
-		var p int
-		if _, err := fmt.Sscan(s, &p); err != nil || p < 0 || p > 65535 {
-			return errors.New("not a port")
-		}
-		tcpPort = &p
-		return nil
-	})
-	bootstrap := fs.String("bootstrap", serve.PublicBootstrap, "HyperDHT bootstrap nodes, HOST:PORT[,HOST:PORT...]")
-	dhtPort := fs.Int("dht-port", 0, "UDP port of the DHT node (0 picks a free one)")
+	dht := serve.RegisterDHT(fs)
 	metrics := fs.String("metrics", "", "address for /metrics, /healthz and /readyz (off unless given)")
 	logging := serve.LogFlags(fs)
 	ops := serve.OpsFlags(fs)
@@ -84,20 +70,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if (*cert == "") != (*key == "") {
-		return serve.ErrTLSPair
-	}
 	log, err := logging.Logger(stderr)
 	if err != nil {
 		return err
 	}
-	boot, err := serve.ParseBootstrap(ctx, *bootstrap)
+	cl, err := client.Listeners(nil, log)
 	if err != nil {
 		return err
-	}
-	bindHost, err := netip.ParseAddr(*host)
-	if err != nil || !bindHost.Is4() {
-		bindHost = netip.IPv4Unspecified()
 	}
 
 	// Edge and worker reach the embedded server in its process, as the
@@ -131,7 +110,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer enc.Close()
 
-	node, err := serve.StartNode(ctx, boot, bindHost, uint16(*dhtPort), log)
+	node, err := dht.Start(ctx, log)
 	if err != nil {
 		return err
 	}
@@ -172,10 +151,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("worker not live: %w", err)
 	}
-	cl := serve.ClientListeners{Host: *host, Port: *port, Cert: *cert, Key: *key, Logger: log, Handler: e}
-	if tcpPort != nil {
-		cl.TCP, cl.TCPPort = true, *tcpPort
-	}
+	cl.Handler = e
 	l, err := serve.Listen(cl, e)
 	if err != nil {
 		return err

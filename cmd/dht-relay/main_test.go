@@ -26,7 +26,7 @@ func startRelay(t *testing.T, args ...string) *relayProc {
 	pr, pw := io.Pipe()
 	p := &relayProc{stop: stop, done: make(chan error, 1)}
 	go func() {
-		err := run(ctx, append([]string{"--host", "127.0.0.1", "--port", "0", "--tcp-port", "0", "--log-level", "warn", "--drain", "0"}, args...), pw, testLog{t})
+		err := run(ctx, append([]string{"--host", "127.0.0.1", "--port", "0", "--tcp-port", "0", "--log-level", "warn", "--drain", "0", "--dht-host", "127.0.0.1"}, args...), pw, testLog{t})
 		pw.CloseWithError(fmt.Errorf("relay exited: %v", err))
 		p.done <- err
 	}()

@@ -46,7 +46,7 @@ func startRelayBinaryIn(t testing.TB, wrap []string, boot string, extra ...strin
 	if b, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, b)
 	}
-	args := slices.Concat(wrap, []string{bin, "--host", "127.0.0.1", "--port", "0", "--tcp-port", "0", "--bootstrap", boot, "--log-level", "warn", "--drain", "0"}, extra)
+	args := slices.Concat(wrap, []string{bin, "--host", "127.0.0.1", "--port", "0", "--tcp-port", "0", "--bootstrap", boot, "--log-level", "warn", "--drain", "0", "--dht-host", "127.0.0.1"}, extra)
 	cmd := exec.Command(args[0], args[1:]...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -40,9 +39,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	natsFlags := serve.RegisterNATS(fs)
 	id := fs.String("id", "", "worker id (a-z, 0-9, '-'; default random)")
-	bootstrap := fs.String("bootstrap", serve.PublicBootstrap, "HyperDHT bootstrap nodes, HOST:PORT[,HOST:PORT...]")
-	host := fs.String("dht-host", "0.0.0.0", "address the DHT node binds")
-	dhtPort := fs.Int("dht-port", 0, "UDP port of the DHT node (0 picks a free one)")
+	dht := serve.RegisterDHT(fs)
 	metrics := fs.String("metrics", "", "address for /metrics, /healthz and /readyz (off unless given)")
 	logging := serve.LogFlags(fs)
 	ops := serve.OpsFlags(fs)
@@ -64,21 +61,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	boot, err := serve.ParseBootstrap(ctx, *bootstrap)
-	if err != nil {
-		return err
-	}
-	bind, err := netip.ParseAddr(*host)
-	if err != nil {
-		return fmt.Errorf("--dht-host: %w", err)
-	}
 	wid := serve.NodeID("worker", *id)
 	nc, err := natsFlags.Connect(ctx, wid, log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	node, err := serve.StartNode(ctx, boot, bind, uint16(*dhtPort), log)
+	node, err := dht.Start(ctx, log)
 	if err != nil {
 		return err
 	}

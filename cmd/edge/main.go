@@ -43,12 +43,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	natsFlags := serve.RegisterNATS(fs)
 	redisFlags := serve.RegisterRedis(fs)
 	id := fs.String("id", "", "edge id (a-z, 0-9, '-'; default random)")
-	port := fs.Int("port", 49443, "WebSocket port (0 picks a free one)")
-	host := fs.String("host", "0.0.0.0", "address to listen on")
-	cert := fs.String("cert", "", "TLS certificate file (with --key)")
-	key := fs.String("key", "", "TLS key file (with --cert)")
+	client := serve.RegisterClient(fs)
 	access := serve.AccessFlags(fs)
-	tcpPort := fs.Int("tcp-port", -1, "serve the TCP transport on this port (0 picks a free one; -1 off)")
 	metrics := fs.String("metrics", "", "address for /metrics, /healthz and /readyz (off unless given)")
 	logging := serve.LogFlags(fs)
 	ops := serve.OpsFlags(fs)
@@ -70,10 +66,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if (*cert == "") != (*key == "") {
-		return serve.ErrTLSPair
-	}
 	log, err := logging.Logger(stderr)
+	if err != nil {
+		return err
+	}
+	cl, err := client.Listeners(nil, log)
 	if err != nil {
 		return err
 	}
@@ -109,7 +106,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := e.Start(ctx, members); err != nil {
 		return err
 	}
-	cl := serve.ClientListeners{Host: *host, Port: *port, Cert: *cert, Key: *key, Logger: log, Handler: e, TCP: *tcpPort >= 0, TCPPort: *tcpPort}
+	cl.Handler = e
 	l, err := serve.Listen(cl, e)
 	if err != nil {
 		return err
