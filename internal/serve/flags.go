@@ -19,6 +19,7 @@ type ClientFlags struct {
 	port      int
 	cert, key string
 	tcpPort   int
+	acme      ACMEFlags
 }
 
 // RegisterClient registers --host, --port, --cert, --key and --tcp-port.
@@ -29,6 +30,7 @@ func RegisterClient(fs *flag.FlagSet) *ClientFlags {
 	fs.StringVar(&c.cert, "cert", "", "TLS certificate file (with --key), reloaded when it changes")
 	fs.StringVar(&c.key, "key", "", "TLS key file (with --cert)")
 	fs.IntVar(&c.tcpPort, "tcp-port", -1, "serve the TCP transport on this port (0 picks a free one; off unless given, or -1)")
+	c.acme.register(fs)
 	return c
 }
 
@@ -38,10 +40,17 @@ func (c *ClientFlags) Listeners(h http.Handler, log *slog.Logger) (ClientListene
 	if (c.cert == "") != (c.key == "") {
 		return ClientListeners{}, ErrTLSPair
 	}
+	if c.cert != "" && c.acme.hosts != "" {
+		return ClientListeners{}, errors.New("--cert and --acme-host: give one")
+	}
 	if c.port < 0 || c.port > 65535 || c.tcpPort < -1 || c.tcpPort > 65535 {
 		return ClientListeners{}, errors.New("--port and --tcp-port take a port number")
 	}
-	return ClientListeners{Host: c.host, Port: c.port, Cert: c.cert, Key: c.key, Logger: log, Handler: h, TCP: c.tcpPort >= 0, TCPPort: c.tcpPort}, nil
+	acme, err := c.acme.manager(log)
+	if err != nil {
+		return ClientListeners{}, err
+	}
+	return ClientListeners{Host: c.host, Port: c.port, Cert: c.cert, Key: c.key, ACME: acme, Logger: log, Handler: h, TCP: c.tcpPort >= 0, TCPPort: c.tcpPort}, nil
 }
 
 // DHTFlags says how a DHT node starts: the same flags on the all-in-one

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"golang.org/x/crypto/acme/autocert"
 
 	"github.com/dhtrelay/dht-relay/dhtrpc"
 	"github.com/dhtrelay/dht-relay/hyperdht"
@@ -197,9 +198,10 @@ type ClientListeners struct {
 	Port    int
 	Cert    string // TLS certificate file; with Key, WebSocket over TLS, reloaded when the files change
 	Key     string
-	Logger  *slog.Logger // where a reload is logged
-	TCPPort int          // the TCP transport's port, when TCP is set
-	TCP     bool         // serve the TCP transport
+	ACME    *autocert.Manager // else certificates from an ACME CA
+	Logger  *slog.Logger      // where a reload is logged
+	TCPPort int               // the TCP transport's port, when TCP is set
+	TCP     bool              // serve the TCP transport
 	Handler http.Handler
 }
 
@@ -220,7 +222,11 @@ func Listen(cl ClientListeners, e *edge.Edge) (*Listening, error) {
 		return nil, ErrTLSPair
 	}
 	var tlsConf *tls.Config
-	if cl.Cert != "" {
+	if cl.ACME != nil {
+		// TLSConfig answers the TLS-ALPN-01 challenge on this listener.
+		tlsConf = cl.ACME.TLSConfig()
+		tlsConf.MinVersion = tls.VersionTLS12
+	} else if cl.Cert != "" {
 		log := cl.Logger
 		if log == nil {
 			log = slog.Default()
