@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -373,5 +374,31 @@ func TestDrain(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("relay did not exit after the drain")
+	}
+}
+
+// TestStatusPage: a plain GET of / says what the relay is and that it
+// takes sessions; other paths are not found.
+func TestStatusPage(t *testing.T) {
+	interop.Require(t)
+	_, boot := interop.StartTestnet(t)
+	rel := startRelay(t, "--bootstrap", boot)
+	base := "http" + strings.TrimPrefix(rel.ws, "ws")
+	res, err := http.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(body), "accepting sessions") {
+		t.Fatalf("/: %s %q", res.Status, body)
+	}
+	res, err = http.Get(base + "/nothing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNotFound {
+		t.Fatalf("/nothing: %s", res.Status)
 	}
 }

@@ -416,6 +416,10 @@ func newSessionID() string {
 
 // ServeHTTP upgrades a request to the WebSocket transport and serves it.
 func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !websocket.IsWebSocketUpgrade(r) {
+		e.status(w, r)
+		return
+	}
 	remote := e.clientAddr(r)
 	release, err := e.admitted(remote)
 	if errors.Is(err, ErrBusy) || errors.Is(err, ErrShuttingDown) {
@@ -526,6 +530,31 @@ type tcpTransport struct {
 func (t *tcpTransport) WriteMessage(p []byte) error {
 	t.c.SetWriteDeadline(time.Now().Add(t.timeout))
 	return t.Stream.WriteMessage(p)
+}
+
+// status answers a request that is not a WebSocket upgrade: at / a short
+// page saying what this is and whether it takes sessions (503 when not,
+// so that a load balancer's check can use it), elsewhere 404.
+func (e *Edge) status(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/" {
+		http.NotFound(w, r)
+		return
+	}
+	e.mu.Lock()
+	draining := e.draining || e.closing
+	e.mu.Unlock()
+	state, code := "accepting sessions", http.StatusOK
+	switch {
+	case draining:
+		state, code = "draining: not accepting sessions", http.StatusServiceUnavailable
+	case e.Workers() == 0:
+		state, code = "no live worker: not accepting sessions", http.StatusServiceUnavailable
+	case e.budget.Tight():
+		state, code = "busy: not accepting sessions", http.StatusServiceUnavailable
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(code)
+	fmt.Fprintf(w, "dht-relay: a way into the Hyperswarm DHT for clients that speak WebSocket.\nConnect with @hyperswarm/dht-relay to this URL.\n\n%s\n", state)
 }
 
 // Drain refuses new sessions (kind draining, 503 at the upgrade) and ends
