@@ -4,8 +4,11 @@ package deploy
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/compose-spec/compose-go/v2/loader"
@@ -47,6 +50,9 @@ func TestComposeFile(t *testing.T) {
 		if !s.ReadOnly || len(s.CapDrop) == 0 {
 			t.Errorf("service %s is not locked down (read_only, cap_drop)", name)
 		}
+		if h := s.HealthCheck; h == nil || len(h.Test) < 3 || h.Test[2] != "--probe" || s.Environment["DHTRELAY_METRICS"] == nil {
+			t.Errorf("service %s has no health check probing its own /readyz", name)
+		}
 		if s.Environment["DHTRELAY_NATS"] == nil {
 			t.Errorf("service %s has no NATS URL", name)
 		}
@@ -62,5 +68,38 @@ func TestComposeFile(t *testing.T) {
 	}
 	if roles["nats"] != 1 || roles["redis"] != 1 || roles["worker"] != 2 || roles["edge"] != 2 {
 		t.Fatalf("cluster shape %v", roles)
+	}
+}
+
+// TestDashboardAndAlertsUseExportedMetrics: every dhtrelay_ series the
+// Grafana dashboard and the chart's alert rules query is one the README
+// lists as exported, and the dashboard is valid JSON.
+func TestDashboardAndAlertsUseExportedMetrics(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := regexp.MustCompile(`dhtrelay_[a-z_]+`)
+	exported := map[string]bool{}
+	for _, m := range series.FindAllString(string(readme), -1) {
+		exported[strings.TrimSuffix(m, "_bucket")] = true
+	}
+	dash, err := os.ReadFile("grafana/dht-relay.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !json.Valid(dash) {
+		t.Fatal("the dashboard is not JSON")
+	}
+	rules, err := os.ReadFile("../charts/dht-relay/templates/prometheusrule.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, src := range [][]byte{dash, rules} {
+		for _, m := range series.FindAllString(string(src), -1) {
+			if !exported[strings.TrimSuffix(m, "_bucket")] {
+				t.Errorf("%s is queried but not among the exported series the README lists", m)
+			}
+		}
 	}
 }

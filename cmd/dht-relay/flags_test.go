@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -48,5 +50,21 @@ func TestFlagsRefuseWhatTheyCannotServe(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: %v", c.args, err)
 		}
+	}
+}
+
+// TestProbe: --probe answers a health check without a shell: exit 0 for
+// a 200, an error otherwise.
+func TestProbe(t *testing.T) {
+	code := http.StatusOK
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(code) }))
+	defer srv.Close()
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"--probe", srv.URL}, &out, &out); err != nil {
+		t.Fatalf("a 200: %v", err)
+	}
+	code = http.StatusServiceUnavailable
+	if err := run(context.Background(), []string{"--probe", srv.URL}, &out, &out); err == nil {
+		t.Fatal("a 503 passed")
 	}
 }

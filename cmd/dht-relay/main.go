@@ -60,6 +60,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, "dht-relay", serve.Version())
 		return nil
 	}
+	if done, err := ops.Probe(); done {
+		return err
+	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
@@ -127,7 +130,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := w.Start(ctx); err != nil {
 		return err
 	}
-	e, err := edge.New(edge.Config{ID: "edge", NATS: enc, Limits: lim, Logger: log, BehindProxy: access.BehindProxy, ProxyHops: access.ProxyHops, Allow: allow, Origins: access.Origins(), Telemetry: tel})
+	e, err := edge.New(edge.Config{ID: "edge", NATS: enc, Limits: lim, Logger: log, BehindProxy: access.BehindProxy, ProxyHops: access.ProxyHops, Allow: allow, Origins: access.Origins(), Contact: client.Contact(), Telemetry: tel})
 	if err != nil {
 		return err
 	}

@@ -382,7 +382,7 @@ func TestDrain(t *testing.T) {
 func TestStatusPage(t *testing.T) {
 	interop.Require(t)
 	_, boot := interop.StartTestnet(t)
-	rel := startRelay(t, "--bootstrap", boot)
+	rel := startRelay(t, "--bootstrap", boot, "--contact", "abuse@relay.example")
 	base := "http" + strings.TrimPrefix(rel.ws, "ws")
 	res, err := http.Get(base + "/")
 	if err != nil {
@@ -390,7 +390,7 @@ func TestStatusPage(t *testing.T) {
 	}
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	if res.StatusCode != http.StatusOK || !strings.Contains(string(body), "accepting sessions") {
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(body), "accepting sessions") || !strings.Contains(string(body), "abuse@relay.example") {
 		t.Fatalf("/: %s %q", res.Status, body)
 	}
 	res, err = http.Get(base + "/nothing")

@@ -57,6 +57,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, "dhtworker", serve.Version())
 		return nil
 	}
+	if done, err := ops.Probe(); done {
+		return err
+	}
 	log, err := logging.Logger(stderr)
 	if err != nil {
 		return err

@@ -62,6 +62,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, "edge", serve.Version())
 		return nil
 	}
+	if done, err := ops.Probe(); done {
+		return err
+	}
 	allow, err := access.Allow()
 	if err != nil {
 		return err
@@ -94,7 +97,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer serve.FlushTelemetry(tel, log)
-	e, err := edge.New(edge.Config{ID: eid, NATS: nc, Limits: lim, Logger: log, BehindProxy: access.BehindProxy, ProxyHops: access.ProxyHops, Allow: allow, Origins: access.Origins(), Affinity: place, Telemetry: tel})
+	e, err := edge.New(edge.Config{ID: eid, NATS: nc, Limits: lim, Logger: log, BehindProxy: access.BehindProxy, ProxyHops: access.ProxyHops, Allow: allow, Origins: access.Origins(), Contact: client.Contact(), Affinity: place, Telemetry: tel})
 	if err != nil {
 		return err
 	}

@@ -65,6 +65,8 @@ type Config struct {
 	Affinity *affinity.Placer
 	// Telemetry traces and counts sessions (nil: telemetry.Nop).
 	Telemetry *telemetry.Telemetry
+	// Contact is who to tell of abuse, shown on the status page.
+	Contact string
 }
 
 // idleReadBuffer is the WebSocket read buffer of a session while it reads
@@ -555,6 +557,9 @@ func (e *Edge) status(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(code)
 	fmt.Fprintf(w, "dht-relay: a way into the Hyperswarm DHT for clients that speak WebSocket.\nConnect with @hyperswarm/dht-relay to this URL.\n\n%s\n", state)
+	if e.cfg.Contact != "" {
+		fmt.Fprintf(w, "abuse: %s\n", e.cfg.Contact)
+	}
 }
 
 // Drain refuses new sessions (kind draining, 503 at the upgrade) and ends

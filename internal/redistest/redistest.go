@@ -38,6 +38,13 @@ func URL(t testing.TB) string {
 // redis-server.
 func Start(t testing.TB) (string, func()) {
 	t.Helper()
+	return StartWith(t)
+}
+
+// StartWith is Start with more redis-server options (--requirepass, say);
+// the URL carries no credentials.
+func StartWith(t testing.TB, options ...string) (string, func()) {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Skip("no redis-server to start")
@@ -49,7 +56,7 @@ func Start(t testing.TB) (string, func()) {
 	addr := ln.Addr().String()
 	_, port, _ := net.SplitHostPort(addr)
 	ln.Close()
-	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	cmd := exec.Command(bin, append([]string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"}, options...)...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

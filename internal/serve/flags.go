@@ -19,6 +19,7 @@ type ClientFlags struct {
 	port      int
 	cert, key string
 	tcpPort   int
+	contact   string
 	acme      ACMEFlags
 }
 
@@ -30,9 +31,13 @@ func RegisterClient(fs *flag.FlagSet) *ClientFlags {
 	fs.StringVar(&c.cert, "cert", "", "TLS certificate file (with --key), reloaded when it changes")
 	fs.StringVar(&c.key, "key", "", "TLS key file (with --cert)")
 	fs.IntVar(&c.tcpPort, "tcp-port", -1, "serve the TCP transport on this port (0 picks a free one; off unless given, or -1)")
+	fs.StringVar(&c.contact, "contact", "", "who to tell of abuse, shown on the status page at /")
 	c.acme.register(fs)
 	return c
 }
+
+// Contact is --contact.
+func (c *ClientFlags) Contact() string { return c.contact }
 
 // Listeners checks the flags and returns the listeners they describe,
 // serving h.

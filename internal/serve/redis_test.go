@@ -1,10 +1,14 @@
 package serve
 
 import (
+	"context"
 	"flag"
+	"strings"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/dhtrelay/dht-relay/internal/redistest"
 )
 
 func TestRedisFlags(t *testing.T) {
@@ -40,6 +44,32 @@ func TestRedisFlags(t *testing.T) {
 	} {
 		if _, err := client(bad...); err == nil {
 			t.Errorf("%v accepted", bad)
+		}
+	}
+}
+
+// TestRedisPassword: a Redis that requires a password is reached with
+// the one in the URL, and refuses a client without it.
+func TestRedisPassword(t *testing.T) {
+	u, _ := redistest.StartWith(t, "--requirepass", "s3cret")
+	withPass := strings.Replace(u, "redis://", "redis://:s3cret@", 1)
+	for _, c := range []struct {
+		url string
+		ok  bool
+	}{{withPass, true}, {u, false}} {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		r := RegisterRedis(fs)
+		if err := fs.Parse([]string{"--redis", c.url}); err != nil {
+			t.Fatal(err)
+		}
+		rdb, err := r.Client()
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = rdb.Ping(context.Background()).Err()
+		rdb.Close()
+		if (err == nil) != c.ok {
+			t.Errorf("%s: ping %v", redactURLs(c.url), err)
 		}
 	}
 }

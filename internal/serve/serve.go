@@ -315,6 +315,7 @@ func serveOn(addr string, h http.Handler) (*http.Server, error) {
 type Ops struct {
 	debug    string
 	drain    time.Duration
+	probe    string
 	draining atomic.Bool
 }
 
@@ -322,8 +323,27 @@ type Ops struct {
 func OpsFlags(fs *flag.FlagSet) *Ops {
 	o := &Ops{}
 	fs.StringVar(&o.debug, "debug-addr", "", "address for the Go profiler, /debug/pprof/ (off unless given; the operator's network only)")
+	fs.StringVar(&o.probe, "probe", "", "only GET this URL (such as http://127.0.0.1:9090/readyz) and exit 0 if it answers 200: a container health check where there is no shell")
 	fs.DurationVar(&o.drain, "drain", 30*time.Second, "on SIGTERM, fail /readyz, refuse new sessions and end those open spread over this long, so their clients reconnect elsewhere over it rather than at once; a second signal stops at once")
 	return o
+}
+
+// Probe does what --probe asks, if it was given: done reports whether the
+// process should exit now, with err.
+func (o *Ops) Probe() (done bool, err error) {
+	if o.probe == "" {
+		return false, nil
+	}
+	c := &http.Client{Timeout: 5 * time.Second}
+	res, err := c.Get(o.probe)
+	if err != nil {
+		return true, err
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return true, fmt.Errorf("%s: %s", o.probe, res.Status)
+	}
+	return true, nil
 }
 
 // ErrDraining is what /readyz answers while the process drains.

@@ -56,6 +56,14 @@ seccompProfile:
   value: {{ printf "%vs" .Values.drainSeconds | quote }}
 {{- end }}
 
+{{- define "dht-relay.lifecycle" -}}
+# Readiness turns 503 as the drain starts; the pause lets the endpoints
+# drop the pod before it refuses new sessions.
+lifecycle:
+  preStop:
+    sleep: {seconds: 5}
+{{- end }}
+
 {{- define "dht-relay.probes" -}}
 livenessProbe:
   httpGet: {path: /healthz, port: metrics}
@@ -87,6 +95,12 @@ else a new one. */}}
 
 {{/* What every pod of a component has besides its own: env, scheduling. */}}
 {{- define "dht-relay.podExtras" -}}
+{{- with .affinity }}
+affinity: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .topologySpreadConstraints }}
+topologySpreadConstraints: {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- with .nodeSelector }}
 nodeSelector: {{- toYaml . | nindent 2 }}
 {{- end }}
