@@ -14,8 +14,8 @@ import (
 	"github.com/gorilla/websocket"
 	"golang.org/x/crypto/blake2b"
 
+	"github.com/dhtrelay/dht-relay/bytequeue"
 	"github.com/dhtrelay/dht-relay/hyperdht"
-	"github.com/dhtrelay/dht-relay/internal/bytequeue"
 	"github.com/dhtrelay/dht-relay/noise"
 	"github.com/dhtrelay/dht-relay/protomux"
 	"github.com/dhtrelay/dht-relay/secretstream"

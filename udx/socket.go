@@ -26,7 +26,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
-	"github.com/dhtrelay/dht-relay/internal/bytequeue"
+	"github.com/dhtrelay/dht-relay/bytequeue"
 )
 
 // Stream ids are chosen by the caller; a UDX instance holds the ids of its

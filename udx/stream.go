@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dhtrelay/dht-relay/internal/bytequeue"
+	"github.com/dhtrelay/dht-relay/bytequeue"
 )
 
 // Sizes and timers. Memory per stream is bounded by SendBufferSize of
