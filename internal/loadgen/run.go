@@ -14,11 +14,11 @@ import (
 
 // Config is a load to put on a relay.
 type Config struct {
-	URL      string   // ws:// or wss:// of the relay
-	Sessions int      // how many to open
-	Rate     float64  // sessions opened a second
-	InFlight int      // opens under way at most
-	Churn    float64  // sessions closed and opened again a second, once all are up
+	URL      string  // ws:// or wss:// of the relay
+	Sessions int     // how many to open
+	Rate     float64 // sessions opened a second
+	InFlight int     // opens under way at most
+	Churn    float64 // sessions closed and opened again a second, once all are up
 	Hold     time.Duration
 	Sources  *Sources
 	Metrics  string    // the relay's /metrics URL ("" reads nothing)
@@ -36,10 +36,10 @@ type Row struct {
 // Report is what a run found: a row at each tenth of the ramp, the setup
 // rate, and failures by kind.
 type Report struct {
-	Rows       []Row
-	SetupRate  float64 // sessions a second over the ramp
-	Errors     map[string]int
-	Churned    int
+	Rows         []Row
+	SetupRate    float64 // sessions a second over the ramp
+	Errors       map[string]int
+	Churned      int
 	EndedByRelay int // sessions the relay ended while they were held
 }
 
