@@ -32,6 +32,7 @@ type cluster struct {
 	metrics map[string]string // node id → metrics address
 	ws      map[string]string // edge id → ws:// URL
 	tcp     map[string]string // edge id → host:port of the TCP transport
+	gossip  map[string]string // node id → gossip address
 }
 
 func newCluster(t *testing.T, boot, redis string) *cluster {
@@ -41,7 +42,7 @@ func newCluster(t *testing.T, boot, redis string) *cluster {
 	return &cluster{
 		t: t, bin: buildCommands(t), nats: url, restartNATS: restart, boot: boot, redis: redis,
 		gossipKey: base64.StdEncoding.EncodeToString(key),
-		procs:     map[string]*exec.Cmd{}, metrics: map[string]string{}, ws: map[string]string{}, tcp: map[string]string{},
+		procs:     map[string]*exec.Cmd{}, metrics: map[string]string{}, ws: map[string]string{}, tcp: map[string]string{}, gossip: map[string]string{},
 	}
 }
 
@@ -65,8 +66,11 @@ func (c *cluster) started(id string, cmd *exec.Cmd, ready string) {
 			c.ws[id] = w
 		case strings.HasPrefix(w, "tcp://"):
 			c.tcp[id] = strings.TrimPrefix(w, "tcp://")
-		case w == "gossip" && i+1 < len(f) && c.seed == "":
-			c.seed = f[i+1]
+		case w == "gossip" && i+1 < len(f):
+			c.gossip[id] = f[i+1]
+			if c.seed == "" {
+				c.seed = f[i+1]
+			}
 		case w == "metrics" && i+1 < len(f):
 			c.metrics[id] = f[i+1]
 		}
