@@ -60,6 +60,9 @@ func (s *Stream) onPacket(sock *Socket, p []byte, from netip.AddrPort) bool {
 	s.onAck(h.ack, ranges)
 
 	needAck := h.flags&FlagHeartbeat != 0
+	if h.flags&(FlagData|FlagEnd) == 0 {
+		s.u.count.acksReceived.Add(1)
+	}
 	if h.flags&(FlagData|FlagEnd) != 0 {
 		s.onData(h.seq, h.flags, payload)
 		needAck = !s.delayAck(h.seq, h.flags)
@@ -137,6 +140,7 @@ func (s *Stream) onData(seq uint32, flags byte, payload []byte) {
 	}
 	off := seq - s.ack
 	s.stats.PacketsReceived++
+	s.u.count.dataReceived.Add(1)
 	// A packet is taken while any room is left, so a sender that sends a
 	// full packet into a nearly shut window loses nothing.
 	if off >= recvRing || s.buffered >= RecvBufferSize {
@@ -436,8 +440,10 @@ func (s *Stream) flush() {
 
 func (s *Stream) transmit(p *outPacket, now time.Time, pad int) {
 	s.stats.PacketsSent++
+	s.u.count.dataSent.Add(1)
 	if p.tx > 0 {
 		s.stats.Retransmits++
+		s.u.count.retransmits.Add(1)
 	}
 	p.lost = false
 	p.inflight = true

@@ -36,6 +36,38 @@ type UDX struct {
 	streams map[uint32]*Stream
 	enter   func(func() error) error
 	blocks  bytequeue.Pool
+	count   counters
+}
+
+// counters are what an instance's sockets and streams did, for Counts.
+type counters struct {
+	sendCalls, recvCalls                  atomic.Uint64
+	dataSent, retransmits, dataReceived   atomic.Uint64
+	acksReceived, acksSent, bytesReceived atomic.Uint64
+}
+
+// Counts is what an instance's sockets and streams have done: where the
+// cost of moving bytes goes (system calls per packet, retransmissions,
+// acks per data packet).
+type Counts struct {
+	SendCalls     uint64 // sendmsg calls (one may carry many packets with GSO)
+	RecvCalls     uint64 // recvmsg calls (one may bring many packets with GRO)
+	DataSent      uint64 // data packets sent, first sends and retransmissions
+	Retransmits   uint64
+	DataReceived  uint64 // data packets received, in order or not
+	AcksReceived  uint64 // packets received that carried no data
+	AcksSent      uint64 // packets sent that carried no data
+	BytesReceived uint64 // datagram bytes read
+}
+
+// Counts returns the instance's counters since it was made.
+func (u *UDX) Counts() Counts {
+	c := &u.count
+	return Counts{
+		SendCalls: c.sendCalls.Load(), RecvCalls: c.recvCalls.Load(),
+		DataSent: c.dataSent.Load(), Retransmits: c.retransmits.Load(), DataReceived: c.dataReceived.Load(),
+		AcksReceived: c.acksReceived.Load(), AcksSent: c.acksSent.Load(), BytesReceived: c.bytesReceived.Load(),
+	}
 }
 
 // New returns an empty UDX instance.
@@ -238,6 +270,8 @@ func (s *Socket) readLoop() {
 			}
 			continue
 		}
+		s.u.count.recvCalls.Add(1)
+		s.u.count.bytesReceived.Add(uint64(n))
 		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 		seg := n
 		if s.gro {
@@ -289,6 +323,7 @@ func (s *Socket) dispatch(p []byte, from netip.AddrPort) {
 
 // write sends a stream packet.
 func (s *Socket) write(p []byte, to netip.AddrPort) error {
+	s.u.count.sendCalls.Add(1)
 	_, err := s.conn.WriteToUDPAddrPort(p, to)
 	return err
 }
@@ -298,6 +333,7 @@ func (s *Socket) write(p []byte, to netip.AddrPort) error {
 func (s *Socket) writeSegments(p []byte, seg, n int, to netip.AddrPort, oob []byte) ([]byte, error) {
 	if n > 1 && s.gso.Load() {
 		oob = gsoControl(oob, seg)
+		s.u.count.sendCalls.Add(1)
 		_, _, err := s.conn.WriteMsgUDPAddrPort(p, oob, to)
 		if err == nil {
 			return oob, nil

@@ -511,6 +511,7 @@ func (s *Stream) sendAck() {
 	if len(sack) > 0 {
 		flags = FlagSACK
 	}
+	s.u.count.acksSent.Add(1)
 	s.writePacket(flags, s.seq, sack)
 }
 

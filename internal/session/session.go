@@ -576,16 +576,29 @@ func (s *Session) onWorker(f routing.Frame) {
 		s.mu.Unlock()
 		return
 	}
-	t := relay.MessageType(f.Kind)
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	queued, err := s.queueLocked(f)
+	s.mu.Unlock()
+	if !queued {
+		f.Lease.Release() // nothing holds the frame's buffer
+	}
+	if err != nil {
+		s.Fail(err)
+	}
+}
+
+// queueLocked queues a relay message from the worker for the client,
+// keeping the session's stream tables up to date; queued tells whether
+// the queue now reads from the frame's buffer, and err why the session
+// must end.
+func (s *Session) queueLocked(f routing.Frame) (queued bool, err error) {
+	t := relay.MessageType(f.Kind)
 	item := outItem{typ: t, payload: f.Payload}
 	switch t {
 	case relay.TypeOpen, relay.TypeConnection, relay.TypeData, relay.TypeDestroy:
 		m, err := f.Message()
 		if err != nil {
-			s.failLocked(err)
-			return
+			return false, err
 		}
 		switch m := m.(type) {
 		case *relay.Open:
@@ -602,12 +615,11 @@ func (s *Session) onWorker(f routing.Frame) {
 		case *relay.Data:
 			st := s.byWorker[m.Alias]
 			if st == nil {
-				return
+				return false, nil // the stream is gone: dropped
 			}
 			n := m.Buffers.Bytes()
 			if err := st.ledger.Receive(n); err != nil {
-				s.failLocked(err)
-				return
+				return false, err
 			}
 			item.data, item.n, item.lease, item.frame = st, n, f.Lease, f.Encoded
 			if m.Buffers.Count() == 1 {
@@ -618,18 +630,16 @@ func (s *Session) onWorker(f routing.Frame) {
 		item.urgent = true
 	}
 	if !s.out.push(item, s.cfg.Limits.ControlQueue) {
-		s.failLocked(ErrSlowClient)
+		return false, ErrSlowClient
 	}
+	// Queued: the payload is read from the frame's buffer until written
+	// (stream data releases it then; other messages leave it to the
+	// collector).
+	return true, nil
 }
 
 func (s *Session) enqueueLocked(m relay.Message) {
 	s.out.push(outItem{typ: m.Type(), payload: m.AppendPayload(nil)}, s.cfg.Limits.ControlQueue+len(s.byWorker)+len(s.connects))
-}
-
-func (s *Session) failLocked(err error) {
-	s.mu.Unlock()
-	s.Fail(err)
-	s.mu.Lock()
 }
 
 // closeAfterQueueLocked closes the session once everything queued so far

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -31,8 +32,10 @@ var ErrAnswerTimeout = errors.New("relay: client did not answer in time")
 // listens, queries, pumps) runs on goroutines the session starts and its
 // context stops.
 type session struct {
-	w         *Worker
-	id        string
+	w  *Worker
+	id string
+	// ending is set by the first endSoon: one goroutine ends the session.
+	ending    atomic.Bool
 	edge      string
 	custodial bool
 	link      *routing.Link
@@ -93,7 +96,7 @@ func (s *session) sendFrame(k routing.Kind, payload []byte) { s.sent(s.link.Send
 // was already closed, which means the session is ending anyway.
 func (s *session) sent(err error) {
 	if err != nil && !errors.Is(err, routing.ErrLinkClosed) {
-		go s.end(err, false)
+		s.endSoon(err, false)
 	}
 }
 
@@ -104,7 +107,7 @@ func (s *session) handle(f routing.Frame) {
 	case routing.KindCredit:
 		c, err := routing.DecodeCredit(f.Payload)
 		if err != nil {
-			go s.end(err, false)
+			s.endSoon(err, false)
 			return
 		}
 		s.mu.Lock()
@@ -115,14 +118,14 @@ func (s *session) handle(f routing.Frame) {
 		}
 		return
 	case routing.KindBye:
-		go s.end(nil, false)
+		s.endSoon(nil, false)
 		return
 	case routing.KindGone:
 		return
 	}
 	m, err := f.Message()
 	if err != nil {
-		go s.end(err, false)
+		s.endSoon(err, false)
 		return
 	}
 	switch m := m.(type) {
@@ -242,7 +245,7 @@ var ErrInternal = errors.New("relay: internal error")
 // "panic", and ends this session alone.
 func (s *session) contain() {
 	if v := recover(); v != nil {
-		go s.end(s.w.recovered(v, s.id), true)
+		s.endSoon(s.w.recovered(v, s.id), true)
 	}
 }
 
@@ -358,6 +361,15 @@ func announcers(r hyperdht.LookupResult) *relay.Announcers {
 // end ends the session: pending waits fail, streams are destroyed (with
 // err as the reason the client sees when tell is set), servers close and
 // unannounce, and the edge is told unless it is the one that ended it.
+// endSoon ends the session on a goroutine of its own, for callers that
+// hold locks or run on a shared goroutine (the feed's, a stream's pump);
+// of many calls, the first one's reason is the session's.
+func (s *session) endSoon(err error, tell bool) {
+	if s.ending.CompareAndSwap(false, true) {
+		go s.end(err, tell)
+	}
+}
+
 func (s *session) end(err error, tell bool) {
 	s.mu.Lock()
 	if s.ended {

@@ -494,6 +494,6 @@ func (s *session) data(m *relay.Data, lease routing.Lease) {
 		return // not open, or gone: the JS relay drops these too
 	}
 	if err := st.push(m.Buffers, lease); err != nil {
-		go s.end(err, true)
+		s.endSoon(err, true)
 	}
 }

@@ -101,7 +101,7 @@ func (w *Worker) Start(ctx context.Context) error {
 		ep.Close()
 		return fmt.Errorf("worker: subscribe: %w", err)
 	}
-	if err := errors.Join(w.observe(w.cfg.Telemetry.Meter), w.observeHeld(w.cfg.Telemetry.Meter)); err != nil {
+	if err := errors.Join(w.observe(w.cfg.Telemetry.Meter), w.observeHeld(w.cfg.Telemetry.Meter), w.observeUDX(w.cfg.Telemetry.Meter)); err != nil {
 		w.open.Unsubscribe()
 		ep.Close()
 		return fmt.Errorf("worker: %w", err)
@@ -120,7 +120,7 @@ func (w *Worker) Drain(ctx context.Context, d time.Duration) {
 	w.mu.Lock()
 	w.closing = true // no session opens from now on
 	w.mu.Unlock()
-	drain.Spread(ctx, d, w.sessionList(), func(s *session) { go s.end(ErrShuttingDown, true) })
+	drain.Spread(ctx, d, w.sessionList(), func(s *session) { s.endSoon(ErrShuttingDown, true) })
 }
 
 // Shutdown ends every session: its streams are destroyed with a reason the
@@ -216,7 +216,7 @@ func (w *Worker) onOpen(m *nats.Msg) {
 	w.sessions[req.Session] = s
 	w.mu.Unlock()
 	w.cfg.Telemetry.Metrics.Session(telemetry.RoleWorker, 1)
-	s.link = w.ep.Attach(req.Session, routing.EdgeSessions(req.Edge)+"."+req.Session, s.handle, func(err error) { go s.end(err, false) })
+	s.link = w.ep.Attach(req.Session, routing.EdgeSessions(req.Edge)+"."+req.Session, s.handle, func(err error) { s.endSoon(err, false) })
 	m.Respond(nil)
 }
 
@@ -226,7 +226,7 @@ func (w *Worker) EdgeLost(edge string) {
 	lost := slices.DeleteFunc(w.sessionList(), func(s *session) bool { return s.edge != edge })
 	for _, s := range lost {
 		w.log.Info("edge lost; ending its session", "edge", edge, "session", s.id)
-		go s.end(ErrEdgeLost, false)
+		s.endSoon(ErrEdgeLost, false)
 	}
 }
 
@@ -243,7 +243,7 @@ func (w *Worker) natsLost(nc *nats.Conn, err error) {
 	sessions := w.sessionList()
 	w.log.Warn("NATS disconnected; ending every session", "err", err, "sessions", len(sessions))
 	for _, s := range sessions {
-		go s.end(routing.ErrNATSLost, false)
+		s.endSoon(routing.ErrNATSLost, false)
 	}
 }
 

@@ -1,0 +1,41 @@
+package worker
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// observeUDX exports what the worker's UDX instance did: packets by
+// event and system calls by direction, so that the cost of relaying a GB
+// can be read as packets and calls per GB.
+func (w *Worker) observeUDX(m metric.Meter) error {
+	set := func(k, v string) metric.MeasurementOption {
+		return metric.WithAttributeSet(attribute.NewSet(attribute.String(k, v)))
+	}
+	sent, resent, received := set("event", "data_sent"), set("event", "retransmitted"), set("event", "data_received")
+	acksIn, acksOut := set("event", "ack_received"), set("event", "ack_sent")
+	send, recv := set("op", "send"), set("op", "receive")
+	_, err := m.Int64ObservableCounter("dhtrelay.udx.packets", metric.WithDescription("UDX packets of the worker's node: data sent (retransmissions included), retransmitted, data received, and packets without data (acks) received and sent."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			c := w.cfg.Node.DHT().UDX().Counts()
+			o.Observe(int64(c.DataSent), sent)
+			o.Observe(int64(c.Retransmits), resent)
+			o.Observe(int64(c.DataReceived), received)
+			o.Observe(int64(c.AcksReceived), acksIn)
+			o.Observe(int64(c.AcksSent), acksOut)
+			return nil
+		}))
+	if err != nil {
+		return err
+	}
+	_, err = m.Int64ObservableCounter("dhtrelay.udx.syscalls", metric.WithDescription("UDP system calls of the worker's node: sends (one may carry many packets with GSO) and receives (one may bring many with GRO)."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			c := w.cfg.Node.DHT().UDX().Counts()
+			o.Observe(int64(c.SendCalls), send)
+			o.Observe(int64(c.RecvCalls), recv)
+			return nil
+		}))
+	return err
+}
