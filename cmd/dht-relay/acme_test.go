@@ -56,16 +56,18 @@ func TestACME(t *testing.T) {
 
 	// pebble, validating TLS-ALPN-01 on the port the relay will serve.
 	relayPort, acmePort, mgmtPort := freePort(t), freePort(t), freePort(t)
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/letsencrypt/pebble/v2").Output()
-	if err != nil {
-		t.Fatalf("pebble's module: %v", err)
-	}
-	certs := filepath.Join(strings.TrimSpace(string(out)), "test", "certs")
+	// Building it fetches its module, whose test certificates serve
+	// pebble's own HTTPS.
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "pebble")
 	if b, err := exec.Command("go", "build", "-o", bin, "github.com/letsencrypt/pebble/v2/cmd/pebble").CombinedOutput(); err != nil {
 		t.Fatalf("build pebble: %v\n%s", err, b)
 	}
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/letsencrypt/pebble/v2").Output()
+	if err != nil || strings.TrimSpace(string(out)) == "" {
+		t.Fatalf("pebble's module: %v", err)
+	}
+	certs := filepath.Join(strings.TrimSpace(string(out)), "test", "certs")
 	conf, _ := json.Marshal(map[string]any{"pebble": map[string]any{
 		"listenAddress":           fmt.Sprintf("127.0.0.1:%d", acmePort),
 		"managementListenAddress": fmt.Sprintf("127.0.0.1:%d", mgmtPort),
