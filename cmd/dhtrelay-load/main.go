@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
@@ -40,6 +41,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sources := fs.String("sources", "", "prefix to dial from (such as 127.0.0.0/8 on loopback, with the relay's --allow-addresses or per-address limits in mind); empty: the system picks")
 	perAddress := fs.Int("per-address", 100, "sessions from one source address before the next")
 	metrics := fs.String("metrics", "", "the relay's metrics URL (http://HOST:PORT/metrics), read for its memory and goroutines")
+	work := fs.Int("work", 0, "sessions, besides the idle ones, that work all along: a lookup of a random topic (and an echo with --echo) each --work-every")
+	echoKey := fs.String("echo", "", "public key (hex) of a server that echoes, which working sessions connect to")
+	echoBytes := fs.Int("echo-bytes", 16<<10, "bytes each echo sends and reads back")
+	every := fs.Duration("work-every", time.Second, "how often each working session works")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -51,10 +56,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		prefix = p
 	}
+	w := loadgen.Work{Sessions: *work, EchoBytes: *echoBytes, Every: *every}
+	if *echoKey != "" {
+		if b, err := hex.DecodeString(*echoKey); err != nil || len(b) != 32 {
+			return fmt.Errorf("--echo: want 64 hex digits")
+		}
+		hex.Decode(w.Echo[:], []byte(*echoKey))
+	}
+	src := loadgen.NewSources(prefix, *perAddress)
+	var ws loadgen.WorkStats
+	wctx, stopWork := context.WithCancel(ctx)
+	worked := make(chan struct{})
+	go func() {
+		defer close(worked)
+		loadgen.RunWork(wctx, *url, w, src, &ws)
+	}()
 	rep, err := loadgen.Run(ctx, loadgen.Config{
 		URL: *url, Sessions: *sessions, Rate: *rate, InFlight: *inFlight, Hold: *hold, Churn: *churn,
-		Sources: loadgen.NewSources(prefix, *perAddress), Metrics: *metrics, Progress: stderr,
+		Sources: src, Metrics: *metrics, Progress: stderr,
 	})
+	stopWork()
+	<-worked
 	rep.Table(stdout)
+	if *work > 0 {
+		fmt.Fprintln(stdout)
+		ws.Table(stdout)
+	}
 	return err
 }
