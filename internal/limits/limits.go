@@ -48,7 +48,9 @@ type Limits struct {
 	// MaxFrame is the largest frame a client may send, refused before it
 	// is buffered. The JS client puts everything an application wrote in
 	// one tick into one data message, so this is also the largest single
-	// write a JS application can make.
+	// write a JS application can make; the default is the JS relay's (its
+	// WebSocket library's 100 MiB), and the read budget bounds how many
+	// such frames the edge holds at once.
 	MaxFrame int
 	// Caps are what an operator may impose on relayed data; each is off
 	// at zero, as it is by default.
@@ -93,7 +95,7 @@ func Default() Limits {
 		DHTRequestRate:     256,
 		ReadBudget:         256 << 20,
 		WorkerBudget:       512 << 20,
-		MaxFrame:           32 << 20,
+		MaxFrame:           100 << 20,
 		ControlQueue:       1024,
 		HandshakeTimeout:   10 * time.Second,
 		WriteTimeout:       30 * time.Second,
