@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
 	"sort"
@@ -140,7 +138,7 @@ func TestSoak(t *testing.T) {
 					continue
 				}
 				for ctx.Err() == nil {
-					if err := echoOnce(ctx, c, echoKey, msg); err != nil {
+					if err := loadgen.Echo(ctx, c, echoKey, msg); err != nil {
 						tally.add("echo failed: " + firstWords(err))
 						time.Sleep(time.Second) // as a client backs off
 						break
@@ -259,29 +257,6 @@ func soakClient(ctx context.Context, ws string) (*relay.Client, error) {
 	}
 	kp, _ := noise.GenerateKeyPair(rand.Reader)
 	return relay.NewClient(tr, relay.ClientConfig{KeyPair: kp, Custodial: true})
-}
-
-func echoOnce(ctx context.Context, c *relay.Client, key [32]byte, msg []byte) error {
-	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	conn, err := c.Connect(ectx, key)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	go conn.Write(msg)
-	got := make([]byte, len(msg))
-	done := make(chan error, 1)
-	go func() { _, err := io.ReadFull(conn, got); done <- err }()
-	select {
-	case err = <-done:
-	case <-ectx.Done():
-		return ectx.Err()
-	}
-	if err == nil && !bytes.Equal(got, msg) {
-		err = fmt.Errorf("echo differs")
-	}
-	return err
 }
 
 // firstWords is an error's text cut to what names its kind.

@@ -15,7 +15,6 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -24,7 +23,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -93,9 +91,11 @@ type Session struct {
 	done chan struct{}
 }
 
-// ErrRefused means the relay refused the session at the upgrade; Kind
-// names the status.
-var ErrRefused = errors.New("loadgen: session refused")
+// RefusedError means the relay refused the session at the upgrade, with
+// an HTTP status.
+type RefusedError struct{ Status string }
+
+func (e *RefusedError) Error() string { return "loadgen: session refused: " + e.Status }
 
 // Open opens an idle custodial session on the relay at url from src and
 // waits until the relay answers a ping, which it does once it has placed
@@ -104,7 +104,7 @@ func Open(ctx context.Context, url string, src netip.Addr) (*Session, error) {
 	c, res, err := dialer(src).DialContext(ctx, url, nil)
 	if err != nil {
 		if res != nil {
-			return nil, fmt.Errorf("%w: %s", ErrRefused, res.Status)
+			return nil, &RefusedError{Status: res.Status}
 		}
 		return nil, err
 	}
@@ -170,11 +170,12 @@ func (s *Session) Done() <-chan struct{} { return s.done }
 // Kind names an error of Open for counting.
 func Kind(err error) string {
 	var ne net.Error
+	var refused *RefusedError
 	switch {
 	case err == nil:
 		return "ok"
-	case errors.Is(err, ErrRefused):
-		return "refused " + err.Error()[len(ErrRefused.Error())+2:]
+	case errors.As(err, &refused):
+		return "refused " + refused.Status
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return "timeout"
 	case errors.Is(err, syscall.EADDRNOTAVAIL):
@@ -185,10 +186,9 @@ func Kind(err error) string {
 
 // Stats collects what the sessions met.
 type Stats struct {
-	Opened, Closed atomic.Int64
-	mu             sync.Mutex
-	setup          []time.Duration
-	errors         map[string]int
+	mu     sync.Mutex
+	setup  []time.Duration
+	errors map[string]int
 }
 
 // Record counts one attempt to open a session, taking d.
@@ -202,7 +202,6 @@ func (s *Stats) Record(d time.Duration, err error) {
 		s.errors[Kind(err)]++
 		return
 	}
-	s.Opened.Add(1)
 	s.setup = append(s.setup, d)
 }
 

@@ -27,10 +27,10 @@ type Config struct {
 
 // Row is the state at one point of the ramp.
 type Row struct {
-	Up                       int
-	SetupP50, SetupP99       time.Duration
-	RSS, Goroutines, OnRelay int64
-	Errors                   int
+	Up                 int
+	SetupP50, SetupP99 time.Duration
+	RSS, Goroutines    int64
+	Errors             int
 }
 
 // Report is what a run found: a row at each tenth of the ramp, the setup
@@ -88,7 +88,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			r.Errors += n
 		}
 		if cfg.Metrics != "" {
-			r.RSS, r.Goroutines, r.OnRelay, _ = Metrics(ctx, cfg.Metrics)
+			r.RSS, r.Goroutines, _, _ = Metrics(ctx, cfg.Metrics)
 		}
 		rep.Rows = append(rep.Rows, r)
 	}
@@ -174,7 +174,7 @@ hold:
 	for _, s := range sessions {
 		select {
 		case <-s.Done():
-			stats.Closed.Add(1)
+			rep.EndedByRelay++
 		default:
 			alive = append(alive, s)
 		}
@@ -186,7 +186,6 @@ hold:
 		s.Close()
 	}
 	rep.Errors = stats.Errors()
-	rep.EndedByRelay = int(stats.Closed.Load())
 	return rep, ctx.Err()
 }
 

@@ -124,7 +124,7 @@ func workSession(ctx context.Context, url string, w Work, src netip.Addr, stats 
 		}
 		if w.Echo != ([32]byte{}) {
 			t0 := time.Now()
-			err := echo(ctx, cl, w.Echo, msg)
+			err := Echo(ctx, cl, w.Echo, msg)
 			stats.record("connect and echo", time.Since(t0), err)
 		}
 		var topic [32]byte
@@ -137,7 +137,8 @@ func workSession(ctx context.Context, url string, w Work, src netip.Addr, stats 
 	}
 }
 
-func echo(ctx context.Context, c *relay.Client, key [32]byte, msg []byte) error {
+// Echo connects c to key and has msg echoed back, within 30 s.
+func Echo(ctx context.Context, c *relay.Client, key [32]byte, msg []byte) error {
 	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	conn, err := c.Connect(ectx, key)
