@@ -77,7 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cl, err := client.Listeners(nil, log)
+	cl, err := client.Listeners(log)
 	if err != nil {
 		return err
 	}
@@ -154,7 +154,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("worker not live: %w", err)
 	}
-	cl.Handler = e
 	l, err := serve.Listen(cl, e)
 	if err != nil {
 		return err

@@ -73,7 +73,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cl, err := client.Listeners(nil, log)
+	cl, err := client.Listeners(log)
 	if err != nil {
 		return err
 	}
@@ -109,7 +109,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := e.Start(ctx, members); err != nil {
 		return err
 	}
-	cl.Handler = e
 	l, err := serve.Listen(cl, e)
 	if err != nil {
 		return err

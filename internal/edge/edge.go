@@ -348,10 +348,7 @@ func (e *Edge) admitted(remote string) (release func(), err error) {
 	} else {
 		addr, _ = netip.ParseAddr(remote)
 	}
-	e.mu.Lock()
-	draining := e.draining || e.closing
-	e.mu.Unlock()
-	if draining {
+	if e.stopping() {
 		e.cfg.Telemetry.Metrics.Error("draining")
 		return nil, ErrShuttingDown
 	}
@@ -542,12 +539,9 @@ func (e *Edge) status(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	e.mu.Lock()
-	draining := e.draining || e.closing
-	e.mu.Unlock()
 	state, code := "accepting sessions", http.StatusOK
 	switch {
-	case draining:
+	case e.stopping():
 		state, code = "draining: not accepting sessions", http.StatusServiceUnavailable
 	case e.Workers() == 0:
 		state, code = "no live worker: not accepting sessions", http.StatusServiceUnavailable
@@ -560,6 +554,14 @@ func (e *Edge) status(w http.ResponseWriter, r *http.Request) {
 	if e.cfg.Contact != "" {
 		fmt.Fprintf(w, "abuse: %s\n", e.cfg.Contact)
 	}
+}
+
+// stopping reports whether the edge drains or shuts down: it takes no
+// new session.
+func (e *Edge) stopping() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.draining || e.closing
 }
 
 // Drain refuses new sessions (kind draining, 503 at the upgrade) and ends

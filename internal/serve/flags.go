@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/netip"
 
 	"github.com/dhtrelay/dht-relay/hyperdht"
@@ -39,9 +38,8 @@ func RegisterClient(fs *flag.FlagSet) *ClientFlags {
 // Contact is --contact.
 func (c *ClientFlags) Contact() string { return c.contact }
 
-// Listeners checks the flags and returns the listeners they describe,
-// serving h.
-func (c *ClientFlags) Listeners(h http.Handler, log *slog.Logger) (ClientListeners, error) {
+// Listeners checks the flags and returns the listeners they describe.
+func (c *ClientFlags) Listeners(log *slog.Logger) (ClientListeners, error) {
 	if (c.cert == "") != (c.key == "") {
 		return ClientListeners{}, ErrTLSPair
 	}
@@ -55,7 +53,7 @@ func (c *ClientFlags) Listeners(h http.Handler, log *slog.Logger) (ClientListene
 	if err != nil {
 		return ClientListeners{}, err
 	}
-	return ClientListeners{Host: c.host, Port: c.port, Cert: c.cert, Key: c.key, ACME: acme, Logger: log, Handler: h, TCP: c.tcpPort >= 0, TCPPort: c.tcpPort}, nil
+	return ClientListeners{Host: c.host, Port: c.port, Cert: c.cert, Key: c.key, ACME: acme, Logger: log, TCP: c.tcpPort >= 0, TCPPort: c.tcpPort}, nil
 }
 
 // DHTFlags says how a DHT node starts: the same flags on the all-in-one

@@ -202,7 +202,6 @@ type ClientListeners struct {
 	Logger  *slog.Logger      // where a reload is logged
 	TCPPort int               // the TCP transport's port, when TCP is set
 	TCP     bool              // serve the TCP transport
-	Handler http.Handler
 }
 
 // Listening is an edge's bound listeners.
@@ -218,9 +217,6 @@ var ErrTLSPair = errors.New("--cert and --key go together: give both or neither"
 
 // Listen binds the client listeners and starts serving.
 func Listen(cl ClientListeners, e *edge.Edge) (*Listening, error) {
-	if (cl.Cert == "") != (cl.Key == "") {
-		return nil, ErrTLSPair
-	}
 	var tlsConf *tls.Config
 	if cl.ACME != nil {
 		// TLSConfig answers the TLS-ALPN-01 challenge on this listener.
@@ -249,7 +245,7 @@ func Listen(cl ClientListeners, e *edge.Edge) (*Listening, error) {
 	// The URLs name the host as given (0.0.0.0 stays 0.0.0.0, not the
 	// dual-stack [::] Go reports) with the port actually bound.
 	l := &Listening{WS: scheme + "://" + net.JoinHostPort(cl.Host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))}
-	l.srv = &http.Server{Handler: cl.Handler, ReadHeaderTimeout: 10 * time.Second}
+	l.srv = &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
 	go l.srv.Serve(ln)
 	if cl.TCP {
 		tln, err := net.Listen("tcp", net.JoinHostPort(cl.Host, strconv.Itoa(cl.TCPPort)))

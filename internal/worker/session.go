@@ -32,10 +32,8 @@ var ErrAnswerTimeout = errors.New("relay: client did not answer in time")
 // listens, queries, pumps) runs on goroutines the session starts and its
 // context stops.
 type session struct {
-	w  *Worker
-	id string
-	// ending is set by the first endSoon: one goroutine ends the session.
-	ending    atomic.Bool
+	w         *Worker
+	id        string
 	edge      string
 	custodial bool
 	link      *routing.Link
@@ -45,6 +43,9 @@ type session struct {
 	// bytes paces the session's relayed bytes (--session-byte-rate); nil
 	// without that cap.
 	bytes *rate.Limiter
+
+	// ending is set by the first endSoon: one goroutine ends the session.
+	ending atomic.Bool
 
 	// The tables are made on first use: most sessions are idle.
 	mu       sync.Mutex
