@@ -8,12 +8,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/dhtrelay/dht-relay/internal/await"
 	"github.com/dhtrelay/dht-relay/internal/interop"
+	"github.com/dhtrelay/dht-relay/internal/loadgen"
 	"github.com/dhtrelay/dht-relay/internal/redistest"
 	"github.com/dhtrelay/dht-relay/noise"
 	"github.com/dhtrelay/dht-relay/relay"
@@ -205,14 +208,132 @@ func TestNATSRestart(t *testing.T) {
 
 	kp, _ := noise.GenerateKeyPair(rand.Reader)
 	client := dialClient(t, ctx, c.ws["e1"], kp, true)
-	conn, err := client.Connect(ctx, echoKey)
+	streamAcross(t, ctx, client, echoKey, func() {
+		// Readiness follows NATS: not ready while it is away.
+		notReady := make(chan bool, 1)
+		go func() {
+			time.Sleep(time.Second)
+			notReady <- readyz(c.metrics["e1"]) == http.StatusServiceUnavailable && readyz(c.metrics["w1"]) == http.StatusServiceUnavailable
+		}()
+		c.restartNATS(2 * time.Second)
+		if !<-notReady {
+			t.Error("edge or worker ready while NATS was away")
+		}
+	})
+	restarted := time.Now()
+
+	for {
+		kp, _ := noise.GenerateKeyPair(rand.Reader)
+		fresh := dialClient(t, ctx, c.ws["e1"], kp, true)
+		if err := echoOnce(ctx, fresh, echoKey); err == nil {
+			t.Logf("a new client echoes %v after NATS came back", time.Since(restarted).Round(time.Millisecond))
+			break
+		} else if time.Since(restarted) > 20*time.Second {
+			t.Fatalf("no new client served within 20 s of NATS coming back: %v", err)
+		}
+		fresh.Close()
+		time.Sleep(250 * time.Millisecond)
+	}
+	for id, p := range c.procs {
+		if p.ProcessState != nil {
+			t.Errorf("%s exited", id)
+		}
+	}
+	await.True(t, "edge and worker ready again", func() bool {
+		return readyz(c.metrics["e1"]) == http.StatusOK && readyz(c.metrics["w1"]) == http.StatusOK
+	})
+}
+
+// TestNATSServerKilled: edge and worker use different servers of a NATS
+// cluster of three; the edge's server is shut down, then the worker's.
+// Each time both carry on through the servers left: sessions that lost no
+// frame go on (idle ones, and clients that connect and echo again), and a
+// stream open across the loss carries on intact or ends with an error,
+// never with data lost or stalled.
+func TestNATSServerKilled(t *testing.T) {
+	interop.Require(t)
+	boot, echoKey := startJSEcho(t, interop.RandomSeed())
+	c := newCluster(t, boot, "")
+	c.natsCluster = startNATSCluster(t, 3)
+	c.worker("w1")  // on n0
+	c.edge("e1", 1) // on n1
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	const idle = 40
+	src := loadgen.NewSources(netip.MustParsePrefix("127.0.0.0/8"), 10)
+	var sessions []*loadgen.Session
+	for range idle {
+		s, err := loadgen.Open(ctx, c.ws["e1"], src.Next())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		sessions = append(sessions, s)
+	}
+	var clients []*relay.Client
+	for _, custodial := range []bool{true, false} {
+		kp, _ := noise.GenerateKeyPair(rand.Reader)
+		cl := dialClient(t, ctx, c.ws["e1"], kp, custodial)
+		if err := echoOnce(ctx, cl, echoKey); err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, cl)
+	}
+	for _, n := range []int{1, 0} {
+		what := map[int]string{1: "the edge's", 0: "the worker's"}[n]
+		// Its own session: one that lost frames ends.
+		kp, _ := noise.GenerateKeyPair(rand.Reader)
+		streamer := dialClient(t, ctx, c.ws["e1"], kp, true)
+		streamAcross(t, ctx, streamer, echoKey, func() {
+			t.Logf("shutting down %s NATS server", what)
+			c.natsCluster[n].Shutdown()
+		})
+		await.True(t, "edge and worker ready again", func() bool {
+			return readyz(c.metrics["e1"]) == http.StatusOK && readyz(c.metrics["w1"]) == http.StatusOK
+		})
+		for i, cl := range clients {
+			if err := echoOnce(ctx, cl, echoKey); err != nil {
+				t.Fatalf("after %s server went, client %d: %v", what, i, err)
+			}
+		}
+		ended := 0
+		for _, s := range sessions {
+			select {
+			case <-s.Done():
+				ended++
+			default:
+			}
+		}
+		if ended > 0 {
+			t.Fatalf("after %s server went, %d of %d idle sessions ended", what, ended, idle)
+		}
+		if got, _ := strconv.Atoi(metric(c.metrics["e1"], "dhtrelay_sessions")); got < idle+len(clients) {
+			t.Errorf("the edge counts %d sessions", got)
+		}
+	}
+}
+
+// echoOnce connects c to key and echoes 64 KiB.
+func echoOnce(ctx context.Context, c *relay.Client, key [32]byte) error {
+	msg := make([]byte, 64<<10)
+	rand.Read(msg)
+	return loadgen.Echo(ctx, c, key, msg)
+}
+
+// streamAcross streams 4 MiB through an echo server at key, 64 KiB every
+// 20 ms, while outage runs, and fails t if the stream stalls or delivers
+// other data; an error ending it is an outcome as good as data intact.
+func streamAcross(t *testing.T, ctx context.Context, c *relay.Client, key [32]byte, outage func()) {
+	t.Helper()
+	conn, err := c.Connect(ctx, key)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer conn.Close()
 	data := make([]byte, 4<<20)
 	rand.Read(data)
 	go func() {
-		// Spread over the outage: 64 KiB every 20 ms.
 		for off := 0; off < len(data); off += 64 << 10 {
 			if _, err := conn.Write(data[off : off+64<<10]); err != nil {
 				return
@@ -225,6 +346,7 @@ func TestNATSRestart(t *testing.T) {
 		stalled.Store(true)
 		conn.Close()
 	})
+	defer watchdog.Stop()
 	got := make(chan error, 1)
 	back := make([]byte, len(data))
 	go func() {
@@ -232,19 +354,8 @@ func TestNATSRestart(t *testing.T) {
 		got <- err
 	}()
 	time.Sleep(300 * time.Millisecond)
-	// Readiness follows NATS: not ready while it is away.
-	notReady := make(chan bool, 1)
-	go func() {
-		time.Sleep(time.Second)
-		notReady <- readyz(c.metrics["e1"]) == http.StatusServiceUnavailable && readyz(c.metrics["w1"]) == http.StatusServiceUnavailable
-	}()
-	c.restartNATS(2 * time.Second)
-	restarted := time.Now()
-	if !<-notReady {
-		t.Error("edge or worker ready while NATS was away")
-	}
+	outage()
 	err = <-got
-	watchdog.Stop()
 	switch {
 	case stalled.Load():
 		t.Fatal("the stream across the outage stalled: neither its data nor an error")
@@ -255,35 +366,6 @@ func TestNATSRestart(t *testing.T) {
 	default:
 		t.Log("the stream across the outage carried on intact")
 	}
-
-	for {
-		kp, _ := noise.GenerateKeyPair(rand.Reader)
-		fresh := dialClient(t, ctx, c.ws["e1"], kp, true)
-		conn, err := fresh.Connect(ctx, echoKey)
-		if err == nil {
-			msg := make([]byte, 256<<10)
-			rand.Read(msg)
-			go conn.Write(msg)
-			echo := make([]byte, len(msg))
-			if _, err = io.ReadFull(conn, echo); err == nil && bytes.Equal(echo, msg) {
-				t.Logf("a new client echoes %v after NATS came back", time.Since(restarted).Round(time.Millisecond))
-				break
-			}
-		}
-		fresh.Close()
-		if time.Since(restarted) > 20*time.Second {
-			t.Fatalf("no new client served within 20 s of NATS coming back: %v", err)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	for id, p := range c.procs {
-		if p.ProcessState != nil {
-			t.Errorf("%s exited", id)
-		}
-	}
-	waitFor(t, "edge and worker ready again", func() bool {
-		return readyz(c.metrics["e1"]) == http.StatusOK && readyz(c.metrics["w1"]) == http.StatusOK
-	})
 }
 
 // readyz returns the status of a node's /readyz.

@@ -12,19 +12,26 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
 )
 
 // cluster runs edges and workers as separate processes on loopback, over
-// one NATS server, gossiping membership with each other.
+// one NATS server (or a cluster of them), gossiping membership with each
+// other.
 type cluster struct {
-	t         *testing.T
-	bin       string
-	nats      string
-	boot      string   // the DHT the workers join
-	redis     string   // empty: placement by hashing alone
-	env       []string // added to every node's environment
-	seed      string   // gossip address of the first node started
-	gossipKey string   // base64, shared by the cluster's nodes
+	t    *testing.T
+	bin  string
+	nats string
+	// natsCluster, when set, are the servers of a NATS cluster, each node
+	// given one of them in turn (and learning the others from it).
+	natsCluster []*natsserver.Server
+	nodes       int      // nodes started, for taking turns
+	boot        string   // the DHT the workers join
+	redis       string   // empty: placement by hashing alone
+	env         []string // added to every node's environment
+	seed        string   // gossip address of the first node started
+	gossipKey   string   // base64, shared by the cluster's nodes
 	// restartNATS stops NATS and starts it again after down.
 	restartNATS func(down time.Duration)
 
@@ -49,7 +56,12 @@ func newCluster(t *testing.T, boot, redis string) *cluster {
 // common are the flags every node takes: NATS, gossip, metrics, each
 // on a port the node picks and reports in its ready line.
 func (c *cluster) common(id string) []string {
-	args := []string{"--nats", c.nats, "--id", id, "--gossip-bind", "127.0.0.1:0", "--gossip-key", c.gossipKey, "--metrics", "127.0.0.1:0", "--log-level", "error"}
+	nats := c.nats
+	if len(c.natsCluster) > 0 {
+		nats = c.natsCluster[c.nodes%len(c.natsCluster)].ClientURL()
+	}
+	c.nodes++
+	args := []string{"--nats", nats, "--id", id, "--gossip-bind", "127.0.0.1:0", "--gossip-key", c.gossipKey, "--metrics", "127.0.0.1:0", "--log-level", "error"}
 	if c.seed != "" {
 		args = append(args, "--gossip-join", c.seed)
 	}

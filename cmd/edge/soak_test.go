@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
 
 	"github.com/dhtrelay/dht-relay/internal/interop"
 	"github.com/dhtrelay/dht-relay/internal/loadgen"
@@ -54,7 +57,9 @@ func (s *soakTally) echoed() {
 // NATS, Redis) for SOAK (a duration, such as 10m; skipped unless set)
 // under thousands of idle sessions, clients echoing through JS peers, and
 // lookups and announces throughout; a worker is killed with -9 at a
-// quarter, an edge at half, NATS restarted at three quarters. It reports
+// quarter, an edge at half, NATS restarted at three quarters (with
+// SOAK_NATS_CLUSTER set, NATS is a cluster of three servers and the one
+// most nodes use is shut down instead). It reports
 // per minute what the clients were served and what failed, how long each
 // fault cost them, and each node's memory at start and end.
 func TestSoak(t *testing.T) {
@@ -69,6 +74,21 @@ func TestSoak(t *testing.T) {
 	}
 	peer, boot, echoKey := startJSEchoPeer(t, strings.Repeat("5a", 32))
 	cl := newCluster(t, boot, redistest.URL(t))
+	natsFault := func() string {
+		cl.restartNATS(5 * time.Second)
+		return "NATS stopped for 5 s"
+	}
+	if os.Getenv("SOAK_NATS_CLUSTER") != "" {
+		// Three routed servers, each node given one in turn; the fault
+		// kills the one most nodes use.
+		cl.natsCluster = startNATSCluster(t, 3)
+		natsFault = func() string {
+			busiest := slices.MaxFunc(cl.natsCluster, func(a, b *natsserver.Server) int { return a.NumClients() - b.NumClients() })
+			name, clients := busiest.Name(), busiest.NumClients()
+			busiest.Shutdown()
+			return fmt.Sprintf("NATS server %s of three shut down, with %d of the nodes' connections", name, clients)
+		}
+	}
 	cl.env = []string{"DHTRELAY_ALLOW_ADDRESSES=127.0.0.0/8"}
 	cl.worker("w1")
 	cl.worker("w2")
@@ -214,7 +234,7 @@ func TestSoak(t *testing.T) {
 		urls = append(urls, ws)
 		edgeMu.Unlock()
 	})
-	fault(d/4, "NATS stopped for 5 s", func() { cl.restartNATS(5 * time.Second) })
+	fault(d/4, "NATS fault", func() { t.Logf("%.0fs: %s", time.Since(tally.start).Seconds(), natsFault()) })
 	<-ctx.Done()
 	wg.Wait()
 	_ = peer

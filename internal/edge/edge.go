@@ -192,7 +192,7 @@ func (e *Edge) Start(ctx context.Context, workers Workers) error {
 		ep.Close()
 		return err
 	}
-	e.cfg.NATS.SetDisconnectErrHandler(e.natsLost)
+	e.cfg.NATS.SetDisconnectErrHandler(e.natsInterrupted)
 	pctx, stop := context.WithCancel(context.Background())
 	e.stop = stop
 	if e.cfg.Affinity != nil {
@@ -320,16 +320,27 @@ func (e *Edge) WorkerLost(worker string) {
 // NATSUp reports whether the edge can both send and receive over NATS.
 func (e *Edge) NATSUp() bool { return e.cfg.NATS.IsConnected() && e.ep.Up() }
 
-// natsLost ends every session when NATS goes away: frames in flight may
-// be lost then, and a session that lost one whose gap no later frame
-// shows (a credit, the last data) would stall without a word. Clients
-// reconnect once NATS is back; their servers wait on the workers.
+// natsInterrupted learns that the publishing connection to NATS failed.
+// Sessions wait for it to come back (to another server of a cluster, or
+// the same one restarted) and then check that no frame was lost either
+// way (routing.Endpoint.Interrupted); a session that lost one ends.
+func (e *Edge) natsInterrupted(nc *nats.Conn, err error) {
+	if nc.IsClosed() {
+		return // our own shutdown
+	}
+	e.log.Warn("NATS disconnected; sessions wait for it and then check their frames", "err", err, "within", routing.ResyncWithin)
+	e.ep.Interrupted(err)
+}
+
+// natsLost ends every session when NATS stays away past
+// routing.ResyncWithin. Clients reconnect once NATS is back; their servers
+// wait on the workers.
 func (e *Edge) natsLost(nc *nats.Conn, err error) {
 	if nc.IsClosed() {
 		return // our own shutdown
 	}
 	sessions := e.sessionList()
-	e.log.Warn("NATS disconnected; ending every session", "err", err, "sessions", len(sessions))
+	e.log.Warn("NATS lost; ending every session", "err", err, "sessions", len(sessions))
 	for _, s := range sessions {
 		s.LinkLost(routing.ErrNATSLost)
 	}

@@ -7,9 +7,12 @@
 // relay protocol's own messages, payload byte for byte as on the client's
 // wire, so an edge forwards most of what a worker says without re-encoding;
 // the kinds from 64 up are routing's own: credit for stream data, a stream
-// that is gone, and the end of a session. A gap in the sequence numbers
-// means NATS dropped a frame: the session fails loudly instead of losing
-// data silently.
+// that is gone, the end of a session, and a sync. A gap in the sequence
+// numbers means NATS dropped a frame: the session fails loudly instead of
+// losing data silently. After a NATS connection was lost and came back
+// (to another server of a cluster, or the same one restarted), each side
+// of a session sends a sync and asks for one back, so that a frame lost
+// with nothing after it still shows as a gap.
 package routing
 
 import (
@@ -36,7 +39,14 @@ const (
 	KindGone
 	// KindBye ends the session, with a reason.
 	KindBye
+	// KindSync carries nothing but its sequence number, which shows the
+	// receiver any gap before it; a payload of syncAsk asks for a sync
+	// back. Links handle syncs themselves.
+	KindSync
 )
+
+// syncAsk is the payload of a sync that asks for one back.
+const syncAsk = 1
 
 // ErrBadFrame means a frame could not be decoded.
 var ErrBadFrame = errors.New("routing: bad frame")
@@ -81,7 +91,7 @@ func DecodeFrame(p []byte) (Frame, error) {
 		return Frame{}, fmt.Errorf("%w: %v", ErrBadFrame, err)
 	}
 	k := Kind(p[0])
-	if k > KindBye || (k < KindCredit && relay.MessageType(k) > relay.TypeNoiseReply) {
+	if k > KindSync || (k < KindCredit && relay.MessageType(k) > relay.TypeNoiseReply) {
 		return Frame{}, fmt.Errorf("%w: kind %d", ErrBadFrame, k)
 	}
 	return Frame{Kind: k, Seq: seq, Payload: r.Rest(), Encoded: p}, nil

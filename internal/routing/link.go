@@ -2,9 +2,11 @@ package routing
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -12,10 +14,18 @@ import (
 	"github.com/dhtrelay/dht-relay/relay"
 )
 
-// ErrNATSLost means a node lost its NATS connection: frames sent
-// meanwhile may be lost without a later frame to show the gap, so the
-// sessions it carried end.
+// ErrNATSLost means a node lost its NATS connection and did not get it
+// back within ResyncWithin, so the sessions it carried end.
 var ErrNATSLost = errors.New("relay: connection between edge and worker lost")
+
+// ResyncWithin is how long sessions wait for NATS to come back after their
+// node lost it: their clients' traffic stalls meanwhile, and a client
+// whose relay is gone for longer is better off reconnecting (to another
+// edge, if this one stays cut off).
+const ResyncWithin = 10 * time.Second
+
+// resyncPoll is how often a resync looks whether NATS is back.
+const resyncPoll = 20 * time.Millisecond
 
 // ErrFramesLost means a session's frames arrived with a gap: NATS dropped
 // some.
@@ -30,22 +40,86 @@ type Endpoint struct {
 	feed *natsfeed.Feed
 
 	bufs sync.Pool // *[]byte: frames being encoded, so idle links hold no buffer
+	lost func(error)
 
-	mu    sync.Mutex
-	links map[string]*Link
+	ctx    context.Context // done once closed: stops a resync
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	links     map[string]*Link
+	losses    uint64 // connection losses seen, by Interrupted
+	resyncing bool   // a resync goroutine runs
 }
 
 // NewEndpoint subscribes to prefix.* on the server nc is connected to.
-// lost learns when that subscription's connection failed: frames may have
-// been lost, and the sessions they belonged to cannot go on.
+// lost learns that NATS was lost and did not come back within
+// ResyncWithin: the sessions cannot go on.
 func NewEndpoint(nc *nats.Conn, prefix string, lost func(error)) (*Endpoint, error) {
-	e := &Endpoint{nc: nc, links: map[string]*Link{}}
-	feed, err := natsfeed.Start(natsfeed.Config{NATS: nc, Subject: prefix + ".*", Handle: e.dispatch, Lost: lost})
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &Endpoint{nc: nc, links: map[string]*Link{}, lost: lost, ctx: ctx, cancel: cancel}
+	feed, err := natsfeed.Start(natsfeed.Config{NATS: nc, Subject: prefix + ".*", Handle: e.dispatch, Lost: e.Interrupted})
 	if err != nil {
+		cancel()
 		return nil, fmt.Errorf("routing: subscribe %s: %w", prefix, err)
 	}
 	e.feed = feed
 	return e, nil
+}
+
+// Interrupted learns that a connection to NATS failed (the feed's, or the
+// publishing connection's, which the endpoint's owner watches): frames may
+// have been lost. Once both connections are back, every link sends a
+// sync and asks for one back, so that a gap either way shows and fails
+// its session; sessions that lost nothing go on. If NATS is not back
+// within ResyncWithin, lost is called instead.
+func (e *Endpoint) Interrupted(err error) {
+	e.mu.Lock()
+	e.losses++
+	start := !e.resyncing
+	e.resyncing = true
+	e.mu.Unlock()
+	if start {
+		go e.resync(err) // stops once synced, timed out or closed
+	}
+}
+
+func (e *Endpoint) resync(cause error) {
+	t := time.NewTicker(resyncPoll)
+	defer t.Stop()
+	for {
+		deadline := time.Now().Add(ResyncWithin)
+		for !e.nc.IsConnected() || !e.feed.Up() {
+			if time.Now().After(deadline) {
+				e.mu.Lock()
+				e.resyncing = false
+				e.mu.Unlock()
+				e.lost(fmt.Errorf("%w: not back within %v: %w", ErrNATSLost, ResyncWithin, cause))
+				return
+			}
+			select {
+			case <-e.ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+		e.mu.Lock()
+		seen := e.losses
+		links := make([]*Link, 0, len(e.links))
+		for _, l := range e.links {
+			links = append(links, l)
+		}
+		e.mu.Unlock()
+		for _, l := range links {
+			l.Send(KindSync, []byte{syncAsk}) // a closed link needs none
+		}
+		e.mu.Lock()
+		again := e.losses != seen // lost again while syncing: sync again
+		e.resyncing = again
+		e.mu.Unlock()
+		if !again {
+			return
+		}
+	}
 }
 
 // Up reports whether the endpoint receives: a session that starts while
@@ -53,7 +127,10 @@ func NewEndpoint(nc *nats.Conn, prefix string, lost func(error)) (*Endpoint, err
 func (e *Endpoint) Up() bool { return e.feed.Up() }
 
 // Close unsubscribes; links stop receiving.
-func (e *Endpoint) Close() error { return e.feed.Close() }
+func (e *Endpoint) Close() error {
+	e.cancel()
+	return e.feed.Close()
+}
 
 func (e *Endpoint) dispatch(m natsfeed.Msg) {
 	id := m.Subject[bytes.LastIndexByte(m.Subject, '.')+1:]
@@ -70,11 +147,21 @@ func (e *Endpoint) dispatch(m natsfeed.Msg) {
 	}
 	if err != nil {
 		m.Lease.Release()
-		l.Close()
+		// Nothing more is received; sending stays open for the
+		// session's goodbye.
+		l.detach()
 		l.onFail(err)
 		return
 	}
 	l.seqIn = f.Seq
+	if f.Kind == KindSync {
+		ask := len(f.Payload) == 1 && f.Payload[0] == syncAsk
+		m.Lease.Release()
+		if ask {
+			l.Send(KindSync, nil) // a closed link needs none
+		}
+		return
+	}
 	f.Header = m.Header
 	f.Lease = m.Lease
 	l.handle(f)
@@ -97,7 +184,8 @@ type Link struct {
 
 // Attach starts a session's link: frames for session id reach handle;
 // frames sent go to out. onFail learns of lost or undecodable frames; the
-// link is closed by then.
+// link receives nothing more by then, and sends until closed, so that the
+// peer can be told.
 func (e *Endpoint) Attach(id, out string, handle func(Frame), onFail func(error)) *Link {
 	l := &Link{e: e, id: id, out: out, handle: handle, onFail: onFail}
 	e.mu.Lock()
@@ -185,11 +273,17 @@ func (l *Link) SendMessageHeader(m relay.Message, h nats.Header) error {
 	return l.publish(m.AppendPayload(AppendFrame(l.e.buffer(), Kind(m.Type()), l.seqOut, nil)), h)
 }
 
-// Close detaches the link; later frames for the session are ignored.
+// Close detaches the link and stops its sending; later frames for the
+// session are ignored.
 func (l *Link) Close() {
 	l.mu.Lock()
 	l.closed = true
 	l.mu.Unlock()
+	l.detach()
+}
+
+// detach stops the link's receiving.
+func (l *Link) detach() {
 	l.e.mu.Lock()
 	if l.e.links[l.id] == l {
 		delete(l.e.links, l.id)

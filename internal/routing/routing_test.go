@@ -7,12 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/url"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/dhtrelay/dht-relay/internal/await"
 	"github.com/dhtrelay/dht-relay/internal/natsfeed"
 	"github.com/dhtrelay/dht-relay/relay"
 )
@@ -28,7 +31,7 @@ func TestFrameRoundTrip(t *testing.T) {
 	if err != nil || got.(*relay.Data).Alias != 7 || first(got.(*relay.Data).Buffers) != "hello" {
 		t.Fatalf("%+v %v", got, err)
 	}
-	for _, bad := range [][]byte{nil, {28, 1}, {byte(KindBye) + 1, 1}, {byte(KindCredit)}} {
+	for _, bad := range [][]byte{nil, {28, 1}, {byte(KindSync) + 1, 1}, {byte(KindCredit)}} {
 		if _, err := DecodeFrame(bad); !errors.Is(err, ErrBadFrame) {
 			t.Errorf("%x: %v", bad, err)
 		}
@@ -56,6 +59,7 @@ func FuzzDecodeFrame(f *testing.F) {
 	f.Add(AppendFrame(nil, Kind(relay.TypeData), 1, (&relay.Data{Alias: 1, Buffers: relay.MakeBuffers([]byte{1, 2})}).AppendPayload(nil)))
 	f.Add(AppendFrame(nil, KindCredit, 2, AppendCredit(nil, Credit{1, 65536})))
 	f.Add(AppendFrame(nil, KindGone, 3, AppendGone(nil, Gone{1, 2})))
+	f.Add(AppendFrame(nil, KindSync, 4, []byte{syncAsk}))
 	f.Add((&OpenRequest{Session: "s", Edge: "e", Handshake: relay.Handshake{Custodial: true}}).Encode())
 	f.Fuzz(func(t *testing.T, p []byte) {
 		if fr, err := DecodeFrame(p); err == nil {
@@ -266,4 +270,147 @@ func TestLinkOrderAndLoss(t *testing.T) {
 func first(b relay.Buffers) string {
 	p, _ := b.Next()
 	return string(p)
+}
+
+// startNATSCluster runs three NATS servers routed to each other on
+// loopback and returns them, each ready and seeing the other two.
+func startNATSCluster(t *testing.T) []*natsserver.Server {
+	t.Helper()
+	var servers []*natsserver.Server
+	var routes []*url.URL
+	for i := range 3 {
+		o := &natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true, ServerName: fmt.Sprint("n", i),
+			Cluster: natsserver.ClusterOpts{Name: "test", Host: "127.0.0.1", Port: -1}, Routes: routes}
+		ns, err := natsserver.NewServer(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go ns.Start()
+		if !ns.ReadyForConnections(10 * time.Second) {
+			t.Fatal("nats did not start")
+		}
+		t.Cleanup(ns.Shutdown)
+		routes = append(routes, &url.URL{Scheme: "nats", Host: ns.ClusterAddr().String()})
+		servers = append(servers, ns)
+	}
+	await.True(t, "the servers route to each other", func() bool {
+		for _, ns := range servers {
+			if ns.NumRoutes() < 2 {
+				return false
+			}
+		}
+		return true
+	})
+	return servers
+}
+
+// TestLinksOutliveAServer: an endpoint whose NATS server dies fails over
+// to another server of the cluster, and its sessions go on, except one
+// whose frame was lost meanwhile. That frame was the last its sender sent,
+// so only the sync after the failover shows the gap.
+func TestLinksOutliveAServer(t *testing.T) {
+	servers := startNATSCluster(t)
+	connect := func(ns *natsserver.Server) *nats.Conn {
+		// One server's URL, as a node is usually given: the client learns
+		// the others from it.
+		nc, err := nats.Connect(ns.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		return nc
+	}
+	ncA, ncB := connect(servers[0]), connect(servers[1])
+	lostA := make(chan error, 1)
+	a, err := NewEndpoint(ncA, "test.a", func(err error) { lostA <- err })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ncA.SetDisconnectErrHandler(func(_ *nats.Conn, err error) { a.Interrupted(err) })
+	b, err := NewEndpoint(ncB, "test.b", func(err error) { t.Errorf("b lost NATS: %v", err) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+
+	type end struct {
+		got    chan Frame
+		failed chan error
+	}
+	attach := func(id string) (*Link, *Link, end) {
+		e := end{got: make(chan Frame, 16), failed: make(chan error, 1)}
+		la := a.Attach(id, "test.b."+id, func(f Frame) { e.got <- f }, func(err error) { e.failed <- err })
+		lb := b.Attach(id, "test.a."+id, func(Frame) {}, func(err error) { t.Errorf("b's link %s failed: %v", id, err) })
+		return la, lb, e
+	}
+	_, quietB, quiet := attach("quiet")
+	_, lossyB, lossy := attach("lossy")
+	for _, l := range []*Link{quietB, lossyB} {
+		if err := l.Send(KindBye, []byte("before")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, e := range []end{quiet, lossy} {
+		if f := <-e.got; string(f.Payload) != "before" {
+			t.Fatalf("got %q", f.Payload)
+		}
+	}
+
+	servers[0].Shutdown()
+	await.True(t, "a's feed sees its server gone", func() bool { return !a.Up() })
+	// Published while a subscribes nowhere: lost, and nothing follows it.
+	if err := lossyB.Send(KindBye, []byte("lost")); err != nil {
+		t.Fatal(err)
+	}
+	ncB.Flush()
+
+	select {
+	case err := <-lossy.failed:
+		if !errors.Is(err, ErrFramesLost) {
+			t.Fatalf("the lossy link failed with %v", err)
+		}
+	case f := <-lossy.got:
+		t.Fatalf("the lost frame arrived: %q", f.Payload)
+	case err := <-lostA:
+		t.Fatalf("a gave up on NATS: %v", err)
+	case <-time.After(ResyncWithin + 5*time.Second):
+		t.Fatal("the lost frame went unnoticed")
+	}
+	if err := quietB.Send(KindBye, []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case f := <-quiet.got:
+		if string(f.Payload) != "after" {
+			t.Fatalf("got %q", f.Payload)
+		}
+	case err := <-quiet.failed:
+		t.Fatalf("the quiet link failed: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the quiet link carried nothing after the failover")
+	}
+	if got := ncA.ConnectedUrl(); got == servers[0].ClientURL() {
+		t.Fatalf("a is still on the dead server %s", got)
+	}
+}
+
+// TestEndpointGivesUp: an endpoint whose NATS stays away past
+// ResyncWithin says so, for its owner to end the sessions.
+func TestEndpointGivesUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// A resync polls a connection state; nothing but the clock moves.
+		e := &Endpoint{links: map[string]*Link{}}
+		lost := make(chan error, 1)
+		e.lost = func(err error) { lost <- err }
+		e.ctx, e.cancel = context.WithCancel(context.Background())
+		defer e.cancel()
+		e.nc = &nats.Conn{} // never connected
+		e.Interrupted(errors.New("server gone"))
+		start := time.Now()
+		err := <-lost
+		if !errors.Is(err, ErrNATSLost) || time.Since(start) < ResyncWithin {
+			t.Fatalf("gave up after %v with %v", time.Since(start), err)
+		}
+	})
 }

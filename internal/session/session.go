@@ -319,7 +319,8 @@ func (s *Session) contain() {
 }
 
 // LinkLost ends the session because the way to its worker is gone (the
-// worker died: ErrWorkerLost; NATS went away: routing.ErrNATSLost): every
+// worker died: ErrWorkerLost; NATS went away: routing.ErrNATSLost) or
+// lost frames (routing.ErrFramesLost): every
 // stream is destroyed with the reason, then the client is disconnected.
 func (s *Session) LinkLost(reason error) {
 	s.mu.Lock()
@@ -530,7 +531,10 @@ func (s *Session) take(st *stream, want int) (int, error) {
 	}
 }
 
-func (s *Session) onLinkFail(err error) { s.Fail(err) }
+// onLinkFail ends the session when frames from the worker were lost or
+// undecodable: its streams are destroyed with the cause, which the client
+// sees, and the worker is told on the way out.
+func (s *Session) onLinkFail(err error) { s.LinkLost(err) }
 
 // onWorker handles one frame from the worker, on the endpoint's goroutine;
 // it never blocks.

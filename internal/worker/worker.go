@@ -106,7 +106,7 @@ func (w *Worker) Start(ctx context.Context) error {
 		ep.Close()
 		return fmt.Errorf("worker: %w", err)
 	}
-	w.cfg.NATS.SetDisconnectErrHandler(w.natsLost)
+	w.cfg.NATS.SetDisconnectErrHandler(w.natsInterrupted)
 	wctx, stop := context.WithCancel(context.Background())
 	w.stop = stop
 	go w.watchDHT(wctx)
@@ -216,7 +216,7 @@ func (w *Worker) onOpen(m *nats.Msg) {
 	w.sessions[req.Session] = s
 	w.mu.Unlock()
 	w.cfg.Telemetry.Metrics.Session(telemetry.RoleWorker, 1)
-	s.link = w.ep.Attach(req.Session, routing.EdgeSessions(req.Edge)+"."+req.Session, s.handle, func(err error) { s.endSoon(err, false) })
+	s.link = w.ep.Attach(req.Session, routing.EdgeSessions(req.Edge)+"."+req.Session, s.handle, func(err error) { s.endSoon(err, true) })
 	m.Respond(nil)
 }
 
@@ -233,15 +233,26 @@ func (w *Worker) EdgeLost(edge string) {
 // NATSUp reports whether the worker can both send and receive over NATS.
 func (w *Worker) NATSUp() bool { return w.cfg.NATS.IsConnected() && w.ep.Up() }
 
-// natsLost ends every session when NATS goes away, as the edges end
-// theirs (edge.natsLost); servers wait out their grace for their clients
-// to come back.
+// natsInterrupted learns that the publishing connection to NATS failed;
+// sessions wait for it and check their frames, as the edge's do
+// (edge.natsInterrupted).
+func (w *Worker) natsInterrupted(nc *nats.Conn, err error) {
+	if nc.IsClosed() {
+		return // our own shutdown
+	}
+	w.log.Warn("NATS disconnected; sessions wait for it and then check their frames", "err", err, "within", routing.ResyncWithin)
+	w.ep.Interrupted(err)
+}
+
+// natsLost ends every session when NATS stays away past
+// routing.ResyncWithin, as the edges end theirs (edge.natsLost); servers
+// wait out their grace for their clients to come back.
 func (w *Worker) natsLost(nc *nats.Conn, err error) {
 	if nc.IsClosed() {
 		return // our own shutdown
 	}
 	sessions := w.sessionList()
-	w.log.Warn("NATS disconnected; ending every session", "err", err, "sessions", len(sessions))
+	w.log.Warn("NATS lost; ending every session", "err", err, "sessions", len(sessions))
 	for _, s := range sessions {
 		s.endSoon(routing.ErrNATSLost, false)
 	}
