@@ -8,9 +8,10 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/dhtrelay/dht-relay/compact"
-	"time"
+	"github.com/dhtrelay/dht-relay/internal/await"
 )
 
 var lo = netip.MustParseAddr("127.0.0.1")
@@ -356,11 +357,7 @@ func TestAdaptiveNodeTurnsPersistent(t *testing.T) {
 		t.Fatalf("after bootstrap: firewalled %v persistent %v, want reachable and ephemeral", firewalled, d.Persistent())
 	}
 	d.tick(time.Now())
-	for deadline := time.Now().Add(10 * time.Second); !d.Persistent(); time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("stable adaptive node did not turn persistent")
-		}
-	}
+	await.Within(t, 10*time.Second, "the stable adaptive node to turn persistent", d.Persistent)
 	if d.ID() != NodeID(d.ServerSocket().LocalAddr()) {
 		t.Fatal("persistent id is not the id of the server address")
 	}
@@ -392,17 +389,11 @@ func TestDownHintRemovesDeadNode(t *testing.T) {
 	if _, _, _, err := b.Request(ctx, a.ServerSocket().LocalAddr(), true, CmdDownHint, nil, compactAddr(dead), nil); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+	await.Within(t, 10*time.Second, "the hinted dead node to leave the table", func() bool {
 		a.mu.Lock()
-		gone := !a.table.has(NodeID(dead))
-		a.mu.Unlock()
-		if gone {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("hinted dead node still in the table")
-		}
-	}
+		defer a.mu.Unlock()
+		return !a.table.has(NodeID(dead))
+	})
 }
 
 func compactAddr(a netip.AddrPort) []byte { return compact.AppendIPv4(nil, a) }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/dhtrelay/dht-relay/internal/await"
 )
 
 func TestCongestionWindowFollowsDHTRPC(t *testing.T) {
@@ -129,17 +131,11 @@ func silentPeer(t *testing.T) (netip.AddrPort, *atomic.Int64) {
 
 func waitHealth(t *testing.T, d *DHT, ok func(Health) bool) Health {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		h := d.Health()
-		if ok(h) {
-			return h
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("health never reached the state: %+v", h)
-		}
-		time.Sleep(5 * time.Millisecond)
+	var h Health
+	if !await.Poll(10*time.Second, func() bool { h = d.Health(); return ok(h) }) {
+		t.Fatalf("health never reached the state: %+v", h)
 	}
+	return h
 }
 
 func TestRepliesGiveTheWindowBack(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/dhtrelay/dht-relay/internal/await"
 	"github.com/dhtrelay/dht-relay/internal/interop"
 	"github.com/dhtrelay/dht-relay/noise"
 	"github.com/dhtrelay/dht-relay/protomux"
@@ -86,11 +87,7 @@ func TestUnchangedJSClientOverWebSocket(t *testing.T) {
 	if err := s.ch.Send(&Ping{}); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(5 * time.Second); !s.ch.LastSeen().After(before); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no pong")
-		}
-	}
+	await.Within(t, 5*time.Second, "a pong", func() bool { return s.ch.LastSeen().After(before) })
 	// The relay going away closes the client's stream.
 	s.ws.Close()
 	if line, err := js.ReadLineWithin(10 * time.Second); err != nil || line != `{"closed":true}` {

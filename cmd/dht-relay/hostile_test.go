@@ -13,6 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/dhtrelay/dht-relay/internal/await"
 	"github.com/dhtrelay/dht-relay/internal/interop"
 )
 
@@ -170,11 +171,8 @@ func TestReadBudget(t *testing.T) {
 	}
 	honest.ping(t)
 	// The stalled messages time out; their bytes come back.
-	for metricInt(t, rel.metrics, "dhtrelay_read_budget_bytes ") != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("stalled messages still hold %d bytes", metricInt(t, rel.metrics, "dhtrelay_read_budget_bytes "))
-		}
-		time.Sleep(100 * time.Millisecond)
+	if !await.Poll(time.Until(deadline), func() bool { return metricInt(t, rel.metrics, "dhtrelay_read_budget_bytes ") == 0 }) {
+		t.Fatalf("stalled messages still hold %d bytes", metricInt(t, rel.metrics, "dhtrelay_read_budget_bytes "))
 	}
 	honest.ping(t)
 	late, err := dialIdleClient(rel.ws)
@@ -237,13 +235,9 @@ func TestSmallAllowanceBeforeHandshake(t *testing.T) {
 			}
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for errorCountAt(t, rel.metrics, "message_too_large") != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the refusal was not counted as message_too_large")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	await.Within(t, 10*time.Second, "the refusal counted as message_too_large", func() bool {
+		return errorCountAt(t, rel.metrics, "message_too_large") == 1
+	})
 }
 
 // TestWorkerBudget: clients that never read make the worker's streams
@@ -267,12 +261,8 @@ func TestWorkerBudget(t *testing.T) {
 	defer c.Close()
 	env := &hostileEnv{rel: rel, pid: rel.cmd.Process.Pid, source: keyOf(source).Public}
 	stop := neverRead(t, env)
-	deadline := time.Now().Add(30 * time.Second)
-	for metricInt(t, rel.metrics, "dhtrelay_worker_held_bytes ") < budget*9/10 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the worker holds %d bytes for clients that never read", metricInt(t, rel.metrics, "dhtrelay_worker_held_bytes "))
-		}
-		time.Sleep(100 * time.Millisecond)
+	if !await.Poll(30*time.Second, func() bool { return metricInt(t, rel.metrics, "dhtrelay_worker_held_bytes ") >= budget*9/10 }) {
+		t.Fatalf("the worker holds %d bytes for clients that never read", metricInt(t, rel.metrics, "dhtrelay_worker_held_bytes "))
 	}
 	if err := echoOver(t, c, keyOf(echo).Public, 64); err == nil || !strings.Contains(err.Error(), "budget") {
 		t.Fatalf("a connect with the worker's budget spent: %v", err)
@@ -285,12 +275,9 @@ func TestWorkerBudget(t *testing.T) {
 		t.Fatal("a new session was opened with the worker's budget spent")
 	}
 	stop()
-	for metricInt(t, rel.metrics, "dhtrelay_worker_held_bytes ") > budget/2 {
-		if time.Now().After(deadline) {
-			t.Fatal("the streams of clients gone still hold the budget")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	await.True(t, "the streams of clients gone to give the budget back", func() bool {
+		return metricInt(t, rel.metrics, "dhtrelay_worker_held_bytes ") <= budget/2
+	})
 	if err := echoOver(t, c, keyOf(echo).Public, 64); err != nil {
 		t.Fatalf("a connect once the budget came back: %v", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dhtrelay/dht-relay/internal/await"
 	"github.com/dhtrelay/dht-relay/internal/redistest"
 	"github.com/dhtrelay/dht-relay/internal/routing"
 	"github.com/dhtrelay/dht-relay/noise"
@@ -45,16 +46,16 @@ func TestAffinityAcrossEdges(t *testing.T) {
 	}
 	sessions := func(w string) string { return metric(c.metrics[w], "dhtrelay_sessions") }
 	client := connect(wss[0])
-	waitFor(t, "the session on w1", func() bool { return sessions("w1") == "1" })
+	await.True(t, "the session on w1", func() bool { return sessions("w1") == "1" })
 	client.Close()
-	waitFor(t, "the session to end", func() bool { return sessions("w1") == "0" })
+	await.True(t, "the session to end", func() bool { return sessions("w1") == "0" })
 
 	c.worker("w3")
 	c.waitWorkers("e1", 3)
 	c.waitWorkers("e2", 3)
 	client = connect(wss[1])
 	defer client.Close()
-	waitFor(t, "the reconnect on w1", func() bool { return sessions("w1") == "1" })
+	await.True(t, "the reconnect on w1", func() bool { return sessions("w1") == "1" })
 	if s := sessions("w3"); s != "0" {
 		t.Fatalf("w3 holds %s sessions", s)
 	}

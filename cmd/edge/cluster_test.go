@@ -14,6 +14,8 @@ import (
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
+
+	"github.com/dhtrelay/dht-relay/internal/await"
 )
 
 // cluster runs edges and workers as separate processes on loopback, over
@@ -111,7 +113,7 @@ func (c *cluster) edge(id string, workers int) string {
 func (c *cluster) waitWorkers(edge string, n int) {
 	c.t.Helper()
 	want := string(rune('0' + n))
-	waitFor(c.t, edge+" to see "+want+" workers", func() bool { return metric(c.metrics[edge], "dhtrelay_workers_live") == want })
+	await.True(c.t, edge+" to see "+want+" workers", func() bool { return metric(c.metrics[edge], "dhtrelay_workers_live") == want })
 }
 
 // kill ends a node with SIGKILL: no goodbye to anyone.
@@ -156,15 +158,4 @@ func metricsPage(addr string) (string, error) {
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	return string(b), err
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

@@ -17,6 +17,7 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/dhtrelay/dht-relay/internal/await"
 	"github.com/dhtrelay/dht-relay/internal/interop"
 	"github.com/dhtrelay/dht-relay/noise"
 	"github.com/dhtrelay/dht-relay/relay"
@@ -155,11 +156,11 @@ func TestTelemetry(t *testing.T) {
 	}
 
 	for _, op := range []string{"session.open", "connect", "listen", "announce"} {
-		waitFor(t, "a trace of "+op+" from edge to worker", func() bool {
+		await.True(t, "a trace of "+op+" from edge to worker", func() bool {
 			return rec.linked("edge "+op, "edge", "worker "+op, "dhtworker")
 		})
 	}
-	waitFor(t, "metrics over OTLP", func() bool {
+	await.True(t, "metrics over OTLP", func() bool {
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
 		return rec.metrics["dhtrelay.sessions"] && rec.metrics["dhtrelay.relayed"] && rec.metrics["dhtrelay.connect.duration"]

@@ -42,4 +42,10 @@ func (b *Budget) Used() int64 { return b.used.Load() }
 // Tight reports whether more than nine tenths of the budget is taken: the
 // point where new sessions are turned away so that those open can finish
 // what they are reading.
-func (b *Budget) Tight() bool { return b.used.Load()*10 > b.limit*9 }
+func (b *Budget) Tight() bool { return TightAt(b.used.Load(), b.limit) }
+
+// TightAt is the rule Tight applies, for a figure kept elsewhere (such as
+// a worker's, which it samples from its streams rather than counts): more
+// than nine tenths of limit used. The last tenth is what work already
+// admitted may still grow into while new work is refused.
+func TightAt(used, limit int64) bool { return used*10 > limit*9 }

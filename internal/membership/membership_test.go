@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/dhtrelay/dht-relay/internal/await"
 )
 
 type lostLog chan string
@@ -23,12 +25,8 @@ func start(t *testing.T, id string, role, watch Role, join []string, lost lostLo
 
 func waitLive(t *testing.T, m *Members, want ...string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !slices.Equal(m.Live(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s sees %v, want %v", m.cfg.ID, m.Live(), want)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !await.Poll(10*time.Second, func() bool { return slices.Equal(m.Live(), want) }) {
+		t.Fatalf("%s sees %v, want %v", m.cfg.ID, m.Live(), want)
 	}
 }
 

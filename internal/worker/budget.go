@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/dhtrelay/dht-relay/internal/budget"
 )
 
 // ErrWorkerBudget means the worker refused a session or a stream because
@@ -39,9 +41,10 @@ func (h *held) bytes() int64 {
 	return h.last
 }
 
-// overBudget reports whether the worker should refuse new work.
+// overBudget reports whether the worker should refuse new work, by the
+// rule the edge's read budget follows.
 func (w *Worker) overBudget() bool {
-	return w.held.bytes()*10 > int64(w.cfg.Limits.WorkerBudget)*9
+	return budget.TightAt(w.held.bytes(), int64(w.cfg.Limits.WorkerBudget))
 }
 
 func (w *Worker) observeHeld(m metric.Meter) error {
