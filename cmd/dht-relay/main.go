@@ -44,7 +44,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	client := serve.RegisterClient(fs)
 	access := serve.AccessFlags(fs)
 	dht := serve.RegisterDHT(fs)
-	metrics := fs.String("metrics", "", "address for /metrics, /healthz and /readyz (off unless given)")
 	logging := serve.LogFlags(fs)
 	ops := serve.OpsFlags(fs)
 	version := fs.Bool("version", false, "print the version and exit")
@@ -162,32 +161,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if l.TCP != "" {
 		ready += " " + l.TCP
 	}
-	if *metrics != "" {
-		h, err := serve.Health(*metrics, ops.Ready(w.Ready), tel.Handler())
-		if err != nil {
-			l.Close()
-			return err
-		}
-		defer h.Close()
-		ready += " metrics " + h.Addr
-	}
-	debug, stopDebug, err := ops.StartDebug()
+	endpoints, stopEndpoints, err := ops.Endpoints(w.Ready, tel.Handler())
 	if err != nil {
 		l.Close()
 		return err
 	}
-	defer stopDebug()
-	if debug != "" {
-		ready += " debug " + debug
-	}
-	fmt.Fprintln(stdout, ready)
+	defer stopEndpoints()
+	fmt.Fprintln(stdout, ready+endpoints)
 
 	<-ctx.Done()
-	d := ops.Drain()
-	log.Info("draining", "sessions", e.Sessions(), "over", d)
-	dctx, cancel := context.WithTimeout(context.Background(), d+serve.ShutdownTimeout)
-	e.Drain(dctx, d)
-	cancel()
+	ops.DrainSessions(log, e)
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), serve.ShutdownTimeout)
 	defer cancel()

@@ -40,7 +40,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	natsFlags := serve.RegisterNATS(fs)
 	id := fs.String("id", "", "worker id (a-z, 0-9, '-'; default random)")
 	dht := serve.RegisterDHT(fs)
-	metrics := fs.String("metrics", "", "address for /metrics, /healthz and /readyz (off unless given)")
 	logging := serve.LogFlags(fs)
 	ops := serve.OpsFlags(fs)
 	version := fs.Bool("version", false, "print the version and exit")
@@ -93,29 +92,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer members.Close(gossipLeaveTimeout)
 	ready := fmt.Sprintf("dhtworker %s ready: dht %s gossip %s", wid, node.DHT().ServerSocket().LocalAddr(), members.Addr())
-	if *metrics != "" {
-		h, err := serve.Health(*metrics, ops.Ready(w.Ready), tel.Handler())
-		if err != nil {
-			return err
-		}
-		defer h.Close()
-		ready += " metrics " + h.Addr
-	}
-	debug, stopDebug, err := ops.StartDebug()
+	endpoints, stopEndpoints, err := ops.Endpoints(w.Ready, tel.Handler())
 	if err != nil {
 		return err
 	}
-	defer stopDebug()
-	if debug != "" {
-		ready += " debug " + debug
-	}
-	fmt.Fprintln(stdout, ready)
+	defer stopEndpoints()
+	fmt.Fprintln(stdout, ready+endpoints)
 	<-ctx.Done()
-	d := ops.Drain()
-	log.Info("draining", "sessions", w.Sessions(), "over", d)
-	dctx, cancel := context.WithTimeout(context.Background(), d+serve.ShutdownTimeout)
-	w.Drain(dctx, d)
-	cancel()
+	ops.DrainSessions(log, w)
 	sctx, cancel := context.WithTimeout(context.Background(), serve.ShutdownTimeout)
 	defer cancel()
 	return w.Shutdown(sctx)

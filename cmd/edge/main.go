@@ -45,7 +45,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	id := fs.String("id", "", "edge id (a-z, 0-9, '-'; default random)")
 	client := serve.RegisterClient(fs)
 	access := serve.AccessFlags(fs)
-	metrics := fs.String("metrics", "", "address for /metrics, /healthz and /readyz (off unless given)")
 	logging := serve.LogFlags(fs)
 	ops := serve.OpsFlags(fs)
 	version := fs.Bool("version", false, "print the version and exit")
@@ -118,39 +117,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ready += " " + l.TCP
 	}
 	ready += " gossip " + members.Addr()
-	if *metrics != "" {
-		h, err := serve.Health(*metrics, ops.Ready(func() error {
-			if !e.NATSUp() {
-				return errors.New("NATS not connected")
-			}
-			if e.Workers() == 0 {
-				return errors.New("no live worker")
-			}
-			return nil
-		}), tel.Handler())
-		if err != nil {
-			l.Close()
-			return err
+	endpoints, stopEndpoints, err := ops.Endpoints(func() error {
+		if !e.NATSUp() {
+			return errors.New("NATS not connected")
 		}
-		defer h.Close()
-		ready += " metrics " + h.Addr
-	}
-	debug, stopDebug, err := ops.StartDebug()
+		if e.Workers() == 0 {
+			return errors.New("no live worker")
+		}
+		return nil
+	}, tel.Handler())
 	if err != nil {
 		l.Close()
 		return err
 	}
-	defer stopDebug()
-	if debug != "" {
-		ready += " debug " + debug
-	}
-	fmt.Fprintln(stdout, ready)
+	defer stopEndpoints()
+	fmt.Fprintln(stdout, ready+endpoints)
 	<-ctx.Done()
-	d := ops.Drain()
-	log.Info("draining", "sessions", e.Sessions(), "over", d)
-	dctx, cancel := context.WithTimeout(context.Background(), d+serve.ShutdownTimeout)
-	e.Drain(dctx, d)
-	cancel()
+	ops.DrainSessions(log, e)
 	l.Close()
 	sctx, cancel := context.WithTimeout(context.Background(), serve.ShutdownTimeout)
 	defer cancel()

@@ -306,18 +306,20 @@ func serveOn(addr string, h http.Handler) (*http.Server, error) {
 	return srv, nil
 }
 
-// Ops is how a binary is operated: where its debug endpoints listen and
-// how it drains on SIGTERM.
+// Ops is how a binary is operated: where its health, metrics and debug
+// endpoints listen and how it drains on SIGTERM.
 type Ops struct {
+	metrics  string
 	debug    string
 	drain    time.Duration
 	probe    string
 	draining atomic.Bool
 }
 
-// OpsFlags registers --debug-addr and --drain on fs.
+// OpsFlags registers --metrics, --debug-addr, --probe and --drain on fs.
 func OpsFlags(fs *flag.FlagSet) *Ops {
 	o := &Ops{}
+	fs.StringVar(&o.metrics, "metrics", "", "address for /metrics, /healthz and /readyz (off unless given)")
 	fs.StringVar(&o.debug, "debug-addr", "", "address for the Go profiler, /debug/pprof/ (off unless given; the operator's network only)")
 	fs.StringVar(&o.probe, "probe", "", "only GET this URL (such as http://127.0.0.1:9090/readyz) and exit 0 if it answers 200: a container health check where there is no shell")
 	fs.DurationVar(&o.drain, "drain", 30*time.Second, "on SIGTERM, fail /readyz, refuse new sessions and end those open spread over this long, so their clients reconnect elsewhere over it rather than at once; a second signal stops at once")
@@ -345,33 +347,56 @@ func (o *Ops) Probe() (done bool, err error) {
 // ErrDraining is what /readyz answers while the process drains.
 var ErrDraining = errors.New("draining")
 
-// Ready is ready failing with ErrDraining once the process drains.
-func (o *Ops) Ready(ready func() error) func() error {
-	return func() error {
-		if o.draining.Load() {
-			return ErrDraining
+// Endpoints serves /metrics (from metrics), /healthz and /readyz (from
+// ready, failing with ErrDraining once the process drains) on --metrics,
+// and the profiler on --debug-addr, each if given. It returns what the
+// ready line says of them and a function that stops them.
+func (o *Ops) Endpoints(ready func() error, metrics http.Handler) (line string, stop func(), err error) {
+	var servers []*http.Server
+	stop = func() {
+		for _, s := range servers {
+			s.Close()
 		}
-		return ready()
 	}
+	if o.metrics != "" {
+		h, err := Health(o.metrics, func() error {
+			if o.draining.Load() {
+				return ErrDraining
+			}
+			return ready()
+		}, metrics)
+		if err != nil {
+			return "", nil, err
+		}
+		servers = append(servers, h)
+		line += " metrics " + h.Addr
+	}
+	if o.debug != "" {
+		d, err := Debug(o.debug)
+		if err != nil {
+			stop()
+			return "", nil, err
+		}
+		servers = append(servers, d)
+		line += " debug " + d.Addr
+	}
+	return line, stop, nil
 }
 
-// Drain marks the process draining and returns how long the drain takes.
-func (o *Ops) Drain() time.Duration {
+// Drainer is a node whose sessions can be drained.
+type Drainer interface {
+	Sessions() int
+	Drain(ctx context.Context, d time.Duration)
+}
+
+// DrainSessions marks the process draining (/readyz fails from now on)
+// and ends n's sessions spread over --drain.
+func (o *Ops) DrainSessions(log *slog.Logger, n Drainer) {
 	o.draining.Store(true)
-	return o.drain
-}
-
-// StartDebug serves the profiler if --debug-addr was given; the address
-// bound is "" otherwise. stop closes it.
-func (o *Ops) StartDebug() (addr string, stop func(), err error) {
-	if o.debug == "" {
-		return "", func() {}, nil
-	}
-	srv, err := Debug(o.debug)
-	if err != nil {
-		return "", nil, err
-	}
-	return srv.Addr, func() { srv.Close() }, nil
+	log.Info("draining", "sessions", n.Sessions(), "over", o.drain)
+	ctx, cancel := context.WithTimeout(context.Background(), o.drain+ShutdownTimeout)
+	defer cancel()
+	n.Drain(ctx, o.drain)
 }
 
 // StopOnSecondSignal restores the default handling of the signals ctx
