@@ -46,24 +46,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	dht := serve.RegisterDHT(fs)
 	logging := serve.LogFlags(fs)
 	ops := serve.OpsFlags(fs)
-	version := fs.Bool("version", false, "print the version and exit")
 	lim := limits.Default()
 	serve.LimitFlags(fs, &lim)
-	if err := serve.FromEnv(fs); err != nil {
+	if done, err := ops.Parse(fs, args, stdout); done {
 		return err
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *version {
-		fmt.Fprintln(stdout, "dht-relay", serve.Version())
-		return nil
-	}
-	if done, err := ops.Probe(); done {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	if err := lim.Validate(); err != nil {
 		return err

@@ -309,6 +309,7 @@ func serveOn(addr string, h http.Handler) (*http.Server, error) {
 // Ops is how a binary is operated: where its health, metrics and debug
 // endpoints listen and how it drains on SIGTERM.
 type Ops struct {
+	version  bool
 	metrics  string
 	debug    string
 	drain    time.Duration
@@ -316,9 +317,11 @@ type Ops struct {
 	draining atomic.Bool
 }
 
-// OpsFlags registers --metrics, --debug-addr, --probe and --drain on fs.
+// OpsFlags registers --version, --metrics, --debug-addr, --probe and
+// --drain on fs.
 func OpsFlags(fs *flag.FlagSet) *Ops {
 	o := &Ops{}
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.StringVar(&o.metrics, "metrics", "", "address for /metrics, /healthz and /readyz (off unless given)")
 	fs.StringVar(&o.debug, "debug-addr", "", "address for the Go profiler, /debug/pprof/ (off unless given; the operator's network only)")
 	fs.StringVar(&o.probe, "probe", "", "only GET this URL (such as http://127.0.0.1:9090/readyz) and exit 0 if it answers 200: a container health check where there is no shell")
@@ -326,9 +329,32 @@ func OpsFlags(fs *flag.FlagSet) *Ops {
 	return o
 }
 
-// Probe does what --probe asks, if it was given: done reports whether the
-// process should exit now, with err.
-func (o *Ops) Probe() (done bool, err error) {
+// Parse sets fs's flags from the environment (FromEnv) and then from args,
+// and does what --version and --probe ask. done reports whether the
+// process has nothing more to do, with err.
+func (o *Ops) Parse(fs *flag.FlagSet, args []string, stdout io.Writer) (done bool, err error) {
+	if err := FromEnv(fs); err != nil {
+		return true, err
+	}
+	if err := fs.Parse(args); err != nil {
+		return true, err
+	}
+	if o.version {
+		fmt.Fprintln(stdout, fs.Name(), Version())
+		return true, nil
+	}
+	if done, err := o.probeOnce(); done {
+		return true, err
+	}
+	if fs.NArg() > 0 {
+		return true, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return false, nil
+}
+
+// probeOnce does what --probe asks, if it was given: done reports whether
+// the process should exit now, with err.
+func (o *Ops) probeOnce() (done bool, err error) {
 	if o.probe == "" {
 		return false, nil
 	}
