@@ -2,10 +2,14 @@ package relay
 
 import (
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -35,51 +39,106 @@ func wsPair(t *testing.T) (*WebSocketFramed, *WebSocketFramed) {
 	return a, b
 }
 
-// TestChannelKeepalive: the relay side's pings keep a client side alive
-// past its alive timeout, and are answered.
-func TestChannelKeepalive(t *testing.T) {
-	a, b := wsPair(t)
-	errs := make(chan error, 4)
-	onErr := func(e error) { errs <- e }
-	muxA, muxB := protomux.New(a), protomux.New(b)
-	relaySide, err := OpenChannel(muxA, ChannelConfig{Ping: true, PingInterval: 20 * time.Millisecond, AliveTimeout: time.Second, OnError: onErr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := OpenChannel(muxB, ChannelConfig{AliveTimeout: 200 * time.Millisecond, OnError: onErr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go muxA.Run()
-	go muxB.Run()
-	time.Sleep(600 * time.Millisecond)
+// pipeFramed is one end of an in-memory framed pipe, for tests that run
+// on synctest's clock, where a socket's wait would not count as blocked.
+type pipeFramed struct {
+	in, out chan []byte
+	done    chan struct{}
+	once    sync.Once
+}
+
+func framedPipe() (*pipeFramed, *pipeFramed) {
+	ab, ba := make(chan []byte, 64), make(chan []byte, 64)
+	return &pipeFramed{in: ba, out: ab, done: make(chan struct{})}, &pipeFramed{in: ab, out: ba, done: make(chan struct{})}
+}
+
+func (p *pipeFramed) ReadMessage() ([]byte, error) {
 	select {
-	case e := <-errs:
-		t.Fatalf("a side gave up: %v", e)
-	default:
-	}
-	if client.LastSeen().IsZero() || relaySide.LastSeen().IsZero() {
-		t.Fatal("no pings or pongs seen")
+	case m := <-p.in:
+		return m, nil
+	case <-p.done:
+		return nil, io.EOF
 	}
 }
 
-// TestChannelDeadPeer: a peer that never speaks is given up on.
-func TestChannelDeadPeer(t *testing.T) {
-	a, _ := wsPair(t)
-	errs := make(chan error, 1)
-	muxA := protomux.New(a)
-	if _, err := OpenChannel(muxA, ChannelConfig{AliveTimeout: 100 * time.Millisecond, OnError: func(e error) { errs <- e }}); err != nil {
-		t.Fatal(err)
-	}
-	go muxA.Run()
+func (p *pipeFramed) WriteMessage(b []byte) error {
 	select {
-	case e := <-errs:
+	case p.out <- slices.Clone(b):
+		return nil
+	case <-p.done:
+		return io.ErrClosedPipe
+	}
+}
+
+// Close ends this end: its reader sees EOF; the other end hears nothing
+// more from it.
+func (p *pipeFramed) Close() { p.once.Do(func() { close(p.done) }) }
+
+// TestChannelKeepalive: at the protocol's timings, the relay side's pings
+// keep a client that never pings alive for as long as it answers, and the
+// relay gives up on it AliveTimeout after its last pong.
+func TestChannelKeepalive(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b := framedPipe()
+		relayErrs, clientErrs := make(chan error, 4), make(chan error, 4)
+		muxA, muxB := protomux.New(a), protomux.New(b)
+		relaySide, err := OpenChannel(muxA, ChannelConfig{Ping: true, OnError: func(e error) { relayErrs <- e }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		client, err := OpenChannel(muxB, ChannelConfig{OnError: func(e error) { clientErrs <- e }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go muxA.Run()
+		go muxB.Run()
+		time.Sleep(10 * time.Minute)
+		synctest.Wait()
+		select {
+		case e := <-relayErrs:
+			t.Fatalf("the relay gave up on an answering client: %v", e)
+		case e := <-clientErrs:
+			t.Fatalf("the client gave up on a pinging relay: %v", e)
+		default:
+		}
+		if since := time.Since(client.LastSeen()); since >= PingInterval {
+			t.Fatalf("the client last heard a ping %v ago", since)
+		}
+		lastPong := relaySide.LastSeen()
+		b.Close() // the client goes silent
+		e := <-relayErrs
+		if !errors.Is(e, ErrNotAlive) {
+			t.Fatalf("the relay gave up with %v", e)
+		}
+		if after := time.Since(lastPong); after < AliveTimeout || after > AliveTimeout+time.Second {
+			t.Fatalf("the relay gave up %v after the last pong, not %v", after, AliveTimeout)
+		}
+		a.Close()
+	})
+}
+
+// TestChannelDeadPeer: a peer that never speaks is given up on
+// AliveTimeout after the channel opened.
+func TestChannelDeadPeer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b := framedPipe()
+		errs := make(chan error, 1)
+		muxA := protomux.New(a)
+		start := time.Now()
+		if _, err := OpenChannel(muxA, ChannelConfig{OnError: func(e error) { errs <- e }}); err != nil {
+			t.Fatal(err)
+		}
+		go muxA.Run()
+		e := <-errs
 		if !errors.Is(e, ErrNotAlive) {
 			t.Fatalf("got %v", e)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("a silent peer was never given up on")
-	}
+		if after := time.Since(start); after != AliveTimeout {
+			t.Fatalf("given up on after %v, not %v", after, AliveTimeout)
+		}
+		a.Close()
+		b.Close()
+	})
 }
 
 // TestChannelBadMessage: an undecodable message is reported, for the
