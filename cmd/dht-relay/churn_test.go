@@ -77,3 +77,27 @@ func TestChurnLeavesNothing(t *testing.T) {
 		t.Errorf("heap %d KB after the churn, %d KB before", heap1>>10, heap0>>10)
 	}
 }
+
+// TestLoadGeneratorWorks: the load generator's working share announces,
+// finds its own announce, and echoes through a JS peer, through the relay,
+// with no failure.
+func TestLoadGeneratorWorks(t *testing.T) {
+	interop.Require(t)
+	peer, boot := interop.StartTestnet(t)
+	echo := interop.RandomSeed()
+	interop.RequireOK(t, "js listen", peer.Do("listen", echo))
+	rel := startRelayBinary(t, boot)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	var stats loadgen.WorkStats
+	w := loadgen.Work{Sessions: 4, Echo: keyOf(echo).Public, EchoBytes: 16 << 10, Every: 500 * time.Millisecond}
+	loadgen.RunWork(ctx, rel.ws, w, loadgen.NewSources(netip.Prefix{}, 1), &stats)
+	for _, op := range []string{"announce", "lookup", "connect and echo"} {
+		if stats.Done(op) < w.Sessions {
+			t.Errorf("%s done %d times by %d sessions", op, stats.Done(op), w.Sessions)
+		}
+	}
+	if f := stats.Failures(); len(f) > 0 {
+		t.Errorf("failures: %v", f)
+	}
+}

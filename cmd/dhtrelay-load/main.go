@@ -41,7 +41,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sources := fs.String("sources", "", "prefix to dial from (such as 127.0.0.0/8 on loopback, with the relay's --allow-addresses or per-address limits in mind); empty: the system picks")
 	perAddress := fs.Int("per-address", 100, "sessions from one source address before the next")
 	metrics := fs.String("metrics", "", "the relay's metrics URL (http://HOST:PORT/metrics), read for its memory and goroutines")
-	work := fs.Int("work", 0, "sessions, besides the idle ones, that work all along: a lookup of a random topic (and an echo with --echo) each --work-every")
+	work := fs.Int("work", 0, "sessions, besides the idle ones, that work all along: each --work-every, an announce of a topic of its own and a lookup that must find it (and an echo with --echo)")
 	echoKey := fs.String("echo", "", "public key (hex) of a server that echoes, which working sessions connect to")
 	echoBytes := fs.Int("echo-bytes", 16<<10, "bytes each echo sends and reads back")
 	every := fs.Duration("work-every", time.Second, "how often each working session works")

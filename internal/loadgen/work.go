@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
 	"sort"
 	"sync"
@@ -18,7 +19,9 @@ import (
 
 // Work is what the working share of the sessions does, each on a relay
 // client of its own, once a period: connect to Echo and have EchoBytes
-// echoed (when Echo is set), and look up a random topic.
+// echoed (when Echo is set), announce itself on a topic of its own and
+// look that topic up, expecting to find itself, as peers of an
+// application find each other.
 type Work struct {
 	Sessions  int
 	Echo      [32]byte // a server that echoes what it is sent; zero: no echo
@@ -51,6 +54,20 @@ func (w *WorkStats) record(op string, d time.Duration, err error) {
 		w.times = map[string][]time.Duration{}
 	}
 	w.times[op] = append(w.times[op], d)
+}
+
+// Done is how many times op succeeded.
+func (w *WorkStats) Done(op string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.times[op])
+}
+
+// Failures are the failures so far, by operation and error.
+func (w *WorkStats) Failures() map[string]int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return maps.Clone(w.errors)
 }
 
 // Table writes each operation's count and latency p50 and p99, and the
@@ -112,6 +129,8 @@ func workSession(ctx context.Context, url string, w Work, src netip.Addr, stats 
 	defer cl.Close()
 	msg := make([]byte, w.EchoBytes)
 	rand.Read(msg)
+	var topic [32]byte
+	rand.Read(topic[:])
 	tick := time.NewTicker(w.Every)
 	defer tick.Stop()
 	for {
@@ -127,15 +146,30 @@ func workSession(ctx context.Context, url string, w Work, src netip.Addr, stats 
 			err := Echo(ctx, cl, w.Echo, msg)
 			stats.record("connect and echo", time.Since(t0), err)
 		}
-		var topic [32]byte
-		rand.Read(topic[:])
+		qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		t0 := time.Now()
-		lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := cl.Lookup(lctx, topic, func(relay.Announcers) {})
+		err := cl.Announce(qctx, topic, kp)
+		stats.record("announce", time.Since(t0), err)
+		if err == nil {
+			found := false
+			t0 = time.Now()
+			err = cl.Lookup(qctx, topic, func(a relay.Announcers) {
+				for _, p := range a.Peers {
+					found = found || p.PublicKey == kp.Public
+				}
+			})
+			if err == nil && !found {
+				err = ErrNotFound
+			}
+			stats.record("lookup", time.Since(t0), err)
+		}
 		cancel()
-		stats.record("lookup", time.Since(t0), err)
 	}
 }
+
+// ErrNotFound means a working session's lookup of its own topic did not
+// find its own announce.
+var ErrNotFound = errors.New("loadgen: own announce not found")
 
 // Echo connects c to key and has msg echoed back, within 30 s.
 func Echo(ctx context.Context, c *relay.Client, key [32]byte, msg []byte) error {
