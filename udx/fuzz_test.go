@@ -1,6 +1,7 @@
 package udx
 
 import (
+	"net"
 	"net/netip"
 	"testing"
 )
@@ -20,10 +21,14 @@ func FuzzPacket(f *testing.F) {
 	f.Add(h[:])
 
 	u := New()
-	sock, err := u.Listen(netip.MustParseAddrPort("127.0.0.1:0"), func([]byte, netip.AddrPort) {})
+	// A socket with no reader of its own: the fuzz target is its reader,
+	// dispatching as a read does and then sending what the read owes.
+	conn, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
 	if err != nil {
 		f.Fatal(err)
 	}
+	f.Cleanup(func() { conn.Close() })
+	sock := &Socket{u: u, conn: conn, raw: func([]byte, netip.AddrPort) {}, done: make(chan struct{})}
 	sink, _ := New().Listen(netip.MustParseAddrPort("127.0.0.1:0"), nil)
 	from := sink.LocalAddr()
 	f.Fuzz(func(t *testing.T, p []byte) {
@@ -35,6 +40,8 @@ func FuzzPacket(f *testing.F) {
 		s.Write([]byte("some data to have in flight"))
 		sock.dispatch(p, from)
 		sock.dispatch(p, from)
+		sock.flushStreams()
+		sock.flushAcks()
 		s.Close()
 		u.release(s)
 	})

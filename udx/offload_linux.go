@@ -22,18 +22,6 @@ func enableOffload(rc syscall.RawConn) (gso, gro bool) {
 	return gso, gro
 }
 
-// queuedInput returns what, given a socket's descriptor, stores in *n the
-// size of the datagram waiting to be read, 0 if none.
-func queuedInput(n *int) func(fd uintptr) {
-	return func(fd uintptr) {
-		v, err := unix.IoctlGetInt(int(fd), unix.SIOCINQ)
-		if err != nil {
-			v = 0
-		}
-		*n = v
-	}
-}
-
 // groSegmentSize returns the segment size of a coalesced read, or 0.
 func groSegmentSize(oob []byte) int {
 	msgs, err := unix.ParseSocketControlMessage(oob)

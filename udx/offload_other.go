@@ -4,10 +4,11 @@ package udx
 
 import "syscall"
 
+func newDatagramReader(s *Socket) datagramReader { return &singleReader{conn: s.conn} }
+
 func enableOffload(syscall.RawConn) (gso, gro bool) { return false, false }
 func groSegmentSize([]byte) int                     { return 0 }
 func gsoControl(b []byte, _ int) []byte             { return b }
-func queuedInput(*int) func(fd uintptr)             { return nil }
 
 var oobSize = 0
 

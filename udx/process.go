@@ -73,7 +73,14 @@ func (s *Stream) onPacket(sock *Socket, p []byte, from netip.AddrPort) bool {
 	}
 	reset := h.flags&FlagDestroy != 0 && seqLessEq(s.ack, h.seq)
 	if !reset {
-		s.flush()
+		// What this packet lets the stream send leaves at the end of the
+		// read it came in, with what the read's other packets let it
+		// send: acks arrive in runs, and each releases a packet or two,
+		// which alone would be a send each.
+		if !s.flushOwed {
+			s.flushOwed = true
+			sock.queueFlush(s)
+		}
 		if needAck && !s.ackPending {
 			s.ackPending = true
 			sock.queueAck(s)
@@ -502,6 +509,16 @@ func (s *Stream) sendBatch() {
 	// A failed send is a lost packet; retransmission recovers it.
 	s.oob, _ = s.socket.writeSegments(b.buf, b.seg, b.n, s.remote, s.oob)
 	b.n, b.short = 0, false
+}
+
+// flushOwedSends sends what the packets of a read let the stream send.
+func (s *Stream) flushOwedSends() {
+	s.mu.Lock()
+	if s.flushOwed {
+		s.flushOwed = false
+		s.flush()
+	}
+	s.mu.Unlock()
 }
 
 // sendPendingAck sends the ack a read left owed, unless data carried it.

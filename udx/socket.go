@@ -166,12 +166,10 @@ type Socket struct {
 	gso   atomic.Bool
 	gro   bool
 
-	// Touched only by the reader: acks owed, and what tells whether
-	// another datagram is queued (nil where that cannot be told).
-	pendingAcks []*Stream
-	rc          syscall.RawConn
-	peek        func(fd uintptr)
-	queuedBytes int
+	// Touched only by the reader: the streams owing an ack, and those
+	// owing the sends a read's packets allowed.
+	pendingAcks    []*Stream
+	pendingFlushes []*Stream
 }
 
 // readBufferSize is the largest datagram a socket reads.
@@ -197,9 +195,6 @@ func (u *UDX) Listen(addr netip.AddrPort, raw RawHandler) (*Socket, error) {
 		gso, gro := enableOffload(rc)
 		s.gso.Store(gso)
 		s.gro = gro
-		if s.peek = queuedInput(&s.queuedBytes); s.peek != nil {
-			s.rc = rc
-		}
 	}
 	go s.readLoop()
 	return s, nil
@@ -249,54 +244,107 @@ func (s *Socket) Close() error {
 	return err
 }
 
-// maxAckHold bounds how many reads in a row may leave their acks to the
-// next one.
+// maxAckHold bounds how many datagrams read in a row may leave their acks
+// to the next read.
 const maxAckHold = 8
 
+// datagramReader reads what waits on a socket: read fills its slots with
+// the datagrams waiting, at least one, and returns how many; with wait
+// false it returns 0 at once when none waits. datagram returns slot i's
+// bytes, control data and sender, valid until the next read.
+type datagramReader interface {
+	read(wait bool) (int, error)
+	datagram(i int) (p, oob []byte, from netip.AddrPort)
+}
+
 // readLoop reads datagrams, or runs of coalesced ones, and dispatches them.
-// The acks the streams owe are sent once per read, not once per packet,
-// and held while more datagrams are already queued: one ack then covers
-// those too, and each ack is a send, the receiver's largest cost.
+// The acks the streams owe are held while more datagrams wait, up to
+// maxAckHold datagrams, and sent once none does: one ack then covers
+// them all, and each ack is a send, a receiver's largest cost after its
+// reads.
 func (s *Socket) readLoop() {
 	defer close(s.done)
-	buf := make([]byte, readBufferSize)
-	oob := make([]byte, oobSize)
+	r := newDatagramReader(s)
 	held := 0
 	for {
-		n, oobn, _, from, err := s.conn.ReadMsgUDPAddrPort(buf, oob)
+		owed := len(s.pendingAcks) > 0
+		if owed && held >= maxAckHold {
+			s.flushAcks()
+			held, owed = 0, false
+		}
+		n, err := r.read(!owed)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue
 		}
-		s.u.count.recvCalls.Add(1)
-		s.u.count.bytesReceived.Add(uint64(n))
-		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		seg := n
-		if s.gro {
-			if g := groSegmentSize(oob[:oobn]); g > 0 {
-				seg = g
-			}
-		}
-		for off := 0; off < n; off += seg {
-			s.dispatch(buf[off:min(off+seg, n)], from)
-		}
-		if held < maxAckHold && len(s.pendingAcks) > 0 && s.queued() {
-			held++
+		if n == 0 { // nothing waits: the acks go now
+			s.flushAcks()
+			held = 0
 			continue
 		}
-		held = 0
-		s.flushAcks()
+		s.u.count.recvCalls.Add(1)
+		for i := range n {
+			p, oob, from := r.datagram(i)
+			s.u.count.bytesReceived.Add(uint64(len(p)))
+			seg := len(p)
+			if s.gro {
+				if g := groSegmentSize(oob); g > 0 {
+					seg = g
+				}
+			}
+			for off := 0; off < len(p); off += seg {
+				s.dispatch(p[off:min(off+seg, len(p))], from)
+			}
+			held++
+		}
+		s.flushStreams()
 	}
 }
 
-// queued tells whether another datagram waits to be read.
-func (s *Socket) queued() bool {
-	if s.rc == nil || s.rc.Control(s.peek) != nil {
-		return false
+// singleReader reads one datagram a call, where datagrams cannot be read
+// in batches.
+type singleReader struct {
+	conn *net.UDPConn
+	buf  []byte
+	oob  []byte
+	n    int
+	oobn int
+	from netip.AddrPort
+}
+
+// read cannot tell whether a datagram waits without waiting for one, so
+// it answers 0 when asked not to wait: the acks owed go after every read.
+func (r *singleReader) read(wait bool) (int, error) {
+	if !wait {
+		return 0, nil
 	}
-	return s.queuedBytes > 0
+	if r.buf == nil {
+		r.buf, r.oob = make([]byte, readBufferSize), make([]byte, oobSize)
+	}
+	var err error
+	r.n, r.oobn, _, r.from, err = r.conn.ReadMsgUDPAddrPort(r.buf, r.oob)
+	if err != nil {
+		return 0, err
+	}
+	r.from = netip.AddrPortFrom(r.from.Addr().Unmap(), r.from.Port())
+	return 1, nil
+}
+
+func (r *singleReader) datagram(int) (p, oob []byte, from netip.AddrPort) {
+	return r.buf[:r.n], r.oob[:r.oobn], r.from
+}
+
+// queueFlush notes that st may send more at the end of this read.
+func (s *Socket) queueFlush(st *Stream) { s.pendingFlushes = append(s.pendingFlushes, st) }
+
+func (s *Socket) flushStreams() {
+	for i, st := range s.pendingFlushes {
+		st.flushOwedSends()
+		s.pendingFlushes[i] = nil
+	}
+	s.pendingFlushes = s.pendingFlushes[:0]
 }
 
 // queueAck notes that st owes an ack at the end of this read.

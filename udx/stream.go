@@ -155,6 +155,7 @@ type Stream struct {
 	readCh      chan struct{}
 	finished    bool
 	ackPending  bool
+	flushOwed   bool        // a read's packets let it send; the socket flushes it at the read's end
 	delayed     bool        // an in-order packet's ack is being held back
 	ackTimer    *time.Timer // sends a held-back ack after ackDelay
 
