@@ -8,9 +8,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
-	"strings"
 	"testing"
-	"unicode"
 
 	"github.com/dhtrelay/dht-relay/internal/interop"
 )
@@ -33,61 +31,6 @@ var codecs = map[string]func() message{
 	"mutablePutRequest":  func() message { return &MutablePutRequest{} },
 	"mutableGetResponse": func() message { return &MutableGetResponse{} },
 	"pluginRequest":      func() message { return &PluginRequest{} },
-}
-
-// jsName maps a Go field name to the JS one: ID → id, UDX → udx,
-// PeerAddress → peerAddress.
-func jsName(f string) string {
-	if strings.ToUpper(f) == f {
-		return strings.ToLower(f)
-	}
-	r := []rune(f)
-	r[0] = unicode.ToLower(r[0])
-	return string(r)
-}
-
-// view renders a Go value as JSON-like data in the shape the JS program
-// prints, for comparison after normalize.
-func view(v reflect.Value) any {
-	switch x := v.Interface().(type) {
-	case []byte:
-		if x == nil {
-			return nil
-		}
-		return hex.EncodeToString(x)
-	case netip.AddrPort:
-		return map[string]any{"host": x.Addr().String(), "port": float64(x.Port())}
-	}
-	switch v.Kind() {
-	case reflect.Pointer:
-		if v.IsNil() {
-			return nil
-		}
-		return view(v.Elem())
-	case reflect.Array:
-		b := make([]byte, v.Len())
-		reflect.Copy(reflect.ValueOf(b), v)
-		return hex.EncodeToString(b)
-	case reflect.Slice:
-		out := []any{}
-		for i := 0; i < v.Len(); i++ {
-			out = append(out, view(v.Index(i)))
-		}
-		return out
-	case reflect.Struct:
-		m := map[string]any{}
-		for i := 0; i < v.NumField(); i++ {
-			m[jsName(v.Type().Field(i).Name)] = view(v.Field(i))
-		}
-		return m
-	case reflect.Bool:
-		return v.Bool()
-	case reflect.Uint64:
-		return float64(v.Uint())
-	case reflect.String:
-		return v.String()
-	}
-	panic("view: " + v.Type().String())
 }
 
 // normalize makes the two sides comparable: absent, null and empty arrays
@@ -164,7 +107,7 @@ func TestVectorsFromJS(t *testing.T) {
 			continue
 		}
 		seen[v.Codec] = true
-		if !same(t, v.Value, view(reflect.ValueOf(m))) {
+		if !same(t, v.Value, interop.JSView{}.Of(reflect.ValueOf(m))) {
 			t.Errorf("#%d %s: fields differ", i, v.Codec)
 		}
 		if got := m.Encode(nil); !bytes.Equal(got, raw) {
@@ -271,7 +214,7 @@ func TestVectorsToJS(t *testing.T) {
 		if o.Hex != in[i].Hex {
 			t.Errorf("%s: JS re-encoded %s\nwant %s", label, o.Hex, in[i].Hex)
 		}
-		if !same(t, o.Value, view(reflect.ValueOf(msgs[i]))) {
+		if !same(t, o.Value, interop.JSView{}.Of(reflect.ValueOf(msgs[i]))) {
 			t.Errorf("%s: fields differ", label)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
@@ -21,81 +22,47 @@ type vector struct {
 	Hex   string         `json:"hex"`
 }
 
-// jsName maps a Go field name to the JS message field name.
-func jsName(f string) string {
-	if f == "ID" {
-		return "id"
-	}
-	f = strings.TrimSuffix(f, "ID") + map[bool]string{true: "Id"}[strings.HasSuffix(f, "ID")]
-	return strings.ToLower(f[:1]) + f[1:]
-}
-
-// jsView renders a Go message the way test/interop/lib/json.js renders a JS
-// one: buffers as hex, addresses as {host, port} (inlined where JS spreads
-// them), everything keyed by the JS field names.
-func jsView(v reflect.Value, out map[string]any) {
-	for i := 0; i < v.NumField(); i++ {
-		f := v.Type().Field(i)
-		fv := v.Field(i)
-		if f.Anonymous {
-			jsView(fv, out)
-			continue
+// relayView renders a Go message the way test/interop/lib/json.js renders
+// a JS one: addresses with their family, a node's id (null when absent),
+// a Data message's buffers as "data", and an Address field spread into its
+// message, as the JS codecs do.
+var relayView = interop.JSView{
+	NilBytes: "",
+	Value: func(v reflect.Value) (any, bool) {
+		switch x := v.Interface().(type) {
+		case netip.AddrPort:
+			return addressView(x), true
+		case Node:
+			out := addressView(x.Address)
+			out["id"] = nil
+			if x.ID != nil {
+				out["id"] = hex.EncodeToString(x.ID)
+			}
+			return out, true
 		}
-		if b, ok := fv.Interface().(Buffers); ok { // the JS codec's "data"
+		return nil, false
+	},
+	Field: func(f reflect.StructField, v reflect.Value, out map[string]any) bool {
+		switch x := v.Interface().(type) {
+		case Buffers:
 			ps := []any{}
-			for p := range b.All() {
+			for p := range x.All() {
 				ps = append(ps, hex.EncodeToString(p))
 			}
 			out["data"] = ps
-			continue
+			return true
+		case netip.AddrPort:
+			if f.Name == "Address" {
+				maps.Copy(out, addressView(x))
+				return true
+			}
 		}
-		if ap, ok := fv.Interface().(netip.AddrPort); ok && f.Name == "Address" {
-			out["host"], out["port"], out["family"] = ap.Addr().String(), float64(ap.Port()), float64(4)
-			continue
-		}
-		out[jsName(f.Name)] = jsValue(fv)
-	}
+		return false
+	},
 }
 
-func jsValue(v reflect.Value) any {
-	switch x := v.Interface().(type) {
-	case []byte:
-		return hex.EncodeToString(x)
-	case netip.AddrPort:
-		return map[string]any{"host": x.Addr().String(), "port": float64(x.Port()), "family": float64(4)}
-	case Node:
-		return map[string]any{"id": nilHex(x.ID), "host": x.Address.Addr().String(), "port": float64(x.Address.Port()), "family": float64(4)}
-	}
-	switch v.Kind() {
-	case reflect.Array:
-		b := make([]byte, v.Len())
-		reflect.Copy(reflect.ValueOf(b), v)
-		return hex.EncodeToString(b)
-	case reflect.Slice:
-		out := []any{}
-		for i := 0; i < v.Len(); i++ {
-			out = append(out, jsValue(v.Index(i)))
-		}
-		return out
-	case reflect.Struct:
-		m := map[string]any{}
-		jsView(v, m)
-		return m
-	case reflect.Bool:
-		return v.Bool()
-	case reflect.Uint32:
-		return float64(v.Uint())
-	case reflect.String:
-		return v.String()
-	}
-	panic("jsValue: unhandled " + v.Type().String())
-}
-
-func nilHex(p []byte) any {
-	if p == nil {
-		return nil
-	}
-	return hex.EncodeToString(p)
+func addressView(a netip.AddrPort) map[string]any {
+	return map[string]any{"host": a.Addr().String(), "port": float64(a.Port()), "family": float64(4)}
 }
 
 // isAbsent reports whether a Go value is how a field the JS side decodes as
@@ -116,8 +83,7 @@ func isAbsent(v any) bool {
 
 func compareView(t *testing.T, label string, js map[string]any, m Message) {
 	t.Helper()
-	g := map[string]any{}
-	jsView(reflect.ValueOf(m).Elem(), g)
+	g := relayView.Of(reflect.ValueOf(m).Elem()).(map[string]any)
 	for k, jv := range js {
 		gv, ok := g[k]
 		if jv == nil {
@@ -288,7 +254,7 @@ func TestAnnouncersFromJS(t *testing.T) {
 		if err := a.UnmarshalBinary(raw); err != nil {
 			t.Fatalf("#%d: %v", i, err)
 		}
-		if got := normalize(jsValue(reflect.ValueOf(a))); !reflect.DeepEqual(got, normalize(v.Value)) {
+		if got := normalize(relayView.Of(reflect.ValueOf(a))); !reflect.DeepEqual(got, normalize(v.Value)) {
 			t.Errorf("#%d: Go %v\nJS %v", i, got, v.Value)
 		}
 		if got, _ := a.AppendBinary(nil); !bytes.Equal(got, raw) {
