@@ -145,7 +145,7 @@ func measure(files map[string][]line, n int) (total, repeated int, blocks []bloc
 		}
 	}
 	covered := map[string]map[int]bool{} // file → indexes of kept lines repeated
-	index := map[string]map[int]int{}   // file → line number → index
+	index := map[string]map[int]int{}    // file → line number → index
 	for f, ls := range files {
 		index[f] = map[int]int{}
 		for i, l := range ls {
