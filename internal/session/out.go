@@ -2,6 +2,7 @@ package session
 
 import (
 	"slices"
+	"sync"
 
 	"github.com/dhtrelay/dht-relay/compact"
 	"github.com/dhtrelay/dht-relay/internal/routing"
@@ -44,30 +45,114 @@ const (
 	joinChunks = 16        // chunks in one joined message
 )
 
-// outQueue is what waits to be written to the client, under Session.mu:
-// urgent messages first, the rest in order. Stream data is bounded by
-// credit; everything else by the control limit.
+// outQueue is what waits to be written to the client: urgent messages
+// first, the rest in order. Stream data is bounded by credit; everything
+// else by the control limit. It owns its writer, a goroutine that runs
+// only while there is something to write (an idle session holds none)
+// and hands each message, or run of joined chunks, to write outside the
+// queue's lock. The lock is the queue's own: a caller may hold the
+// session's around a call, never the other way round.
 type outQueue struct {
+	// Set before use.
+	write  func(it outItem, run []outItem, scratch *writeScratch) bool // false: stop writing, the session is over
+	closed func()                                                      // the queue emptied after close
+	joins  bool                                                        // chunks may be joined into one message
+	budget Budget                                                      // holds the stream data queued and being written (nil: none)
+
+	mu      sync.Mutex
 	urgent  []outItem
 	fifo    []outItem
 	control int // non-data items queued
 	closing bool
-	writing bool // a writer goroutine is running
+	writing bool // the writer is running
 	dropped bool // the session is over: data is let go as it comes
-	start   func()
-	budget  Budget // holds the stream data queued and being written (nil: none)
 }
 
-// signal makes sure a writer runs: an idle session has no writer
-// goroutine, one starts when there is something to write.
+// writeScratch is the writer's room for a joined message's parts,
+// allocated once per run of the writer rather than per message.
+type writeScratch struct {
+	parts [2 * joinChunks][]byte
+	head  [16]byte
+	lens  [joinChunks - 1][9]byte // each later chunk's length
+}
+
+// signal makes sure the writer runs; q.mu is held.
 func (q *outQueue) signal() {
 	if !q.writing {
 		q.writing = true
-		go q.start()
+		go q.run() // ends once the queue is empty
 	}
 }
 
-// push queues it; false when the control limit is exceeded.
+// run is the writer: it writes what is queued until the queue is empty,
+// then runs closed if the queue was closed.
+func (q *outQueue) run() {
+	var runBuf [joinChunks - 1]outItem
+	var scratch writeScratch
+	for {
+		q.mu.Lock()
+		it, ok := q.pop()
+		run := runBuf[:0]
+		if ok && q.joins && it.chunk != nil {
+			run = q.popChunks(it.data, joinMax-len(it.chunk), run)
+		}
+		closing := q.closing
+		if !ok {
+			q.writing = false
+		}
+		q.mu.Unlock()
+		if !ok {
+			if closing {
+				q.closed()
+			}
+			return
+		}
+		if !q.write(it, run, &scratch) {
+			q.mu.Lock()
+			q.writing = false
+			q.mu.Unlock()
+			return
+		}
+	}
+}
+
+// Push queues it; false when the control limit is exceeded.
+func (q *outQueue) Push(it outItem, limit int) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.push(it, limit)
+}
+
+// CloseAfter closes the queue once what is queued so far is written, and
+// reports false if it was closing already.
+func (q *outQueue) CloseAfter() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closing {
+		return false
+	}
+	q.closing = true
+	q.signal()
+	return true
+}
+
+// Closing reports whether the queue was closed.
+func (q *outQueue) Closing() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.closing
+}
+
+// Drop lets go of everything queued, for a session that is over: the
+// data's buffers and what it held of the budget. The items the writer has
+// popped are its own to let go.
+func (q *outQueue) Drop() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.drop()
+}
+
+// push is Push with q.mu held.
 func (q *outQueue) push(it outItem, limit int) bool {
 	switch {
 	case it.data == nil:
@@ -128,9 +213,7 @@ func (q *outQueue) popChunks(st *stream, room int, run []outItem) []outItem {
 	return run
 }
 
-// drop lets go of everything queued, for a session that is over: the
-// data's buffers and what it held of the budget. The item a writer has
-// popped is its own to let go.
+// drop is Drop with q.mu held.
 func (q *outQueue) drop() {
 	for _, it := range slices.Concat(q.urgent, q.fifo) {
 		it.lease.Release()
@@ -158,77 +241,49 @@ func (q *outQueue) tidy() {
 	}
 }
 
-// writer writes queued messages to the client and grants credit for the
-// stream data written, until the queue is empty; it is the only writer of
-// stream messages, and runs only while there is something to write.
-func (s *Session) writer() {
+// writeOut writes one message popped from the queue, or a run of a
+// stream's chunks joined into one, and grants credit for the stream data
+// written; it runs on the queue's writer, the only writer of stream
+// messages. False means the session is over.
+func (s *Session) writeOut(it outItem, run []outItem, sc *writeScratch) bool {
 	defer s.contain()
-	// The join's scratch lives on this goroutine's stack, which exists
-	// only while there is something to write.
-	var runBuf [joinChunks - 1]outItem
-	var parts [2 * joinChunks][]byte
-	var head [16]byte
-	var lens [joinChunks - 1][9]byte // each later chunk's length
-	_, joins := s.cfg.Framed.(gatherWriter)
-	for {
-		s.mu.Lock()
-		it, ok := s.out.pop()
-		run := runBuf[:0]
-		if ok && joins && it.chunk != nil {
-			run = s.out.popChunks(it.data, joinMax-len(it.chunk), run)
-		}
-		closing := s.out.closing
-		if !ok {
-			s.out.writing = false
-		}
-		s.mu.Unlock()
-		if !ok {
-			if closing {
-				s.stop()
-				s.cfg.Framed.Close()
-			}
-			return
-		}
-		n := it.n
-		for _, r := range run {
-			n += r.n
-		}
-		if s.ctx.Err() != nil {
-			s.letGo(it, run, n)
-			s.mu.Lock()
-			s.out.writing = false
-			s.mu.Unlock()
-			return
-		}
-		var err error
-		switch room := len(it.frame) - len(it.payload); {
-		case len(run) > 0:
-			ps := append(parts[:0], relay.AppendDataBuffersHeader(head[:0], it.data.worker, 1+len(run), len(it.chunk)), it.chunk)
-			for i, r := range run {
-				ps = append(ps, compact.AppendUint(lens[i][:0], uint64(len(r.chunk))), r.chunk)
-			}
-			err = s.ch.SendPayloadVec(relay.TypeData, ps)
-			clear(ps)
-		case room > 0:
-			err = s.ch.SendPayloadIn(it.typ, it.frame, room)
-		default:
-			err = s.ch.SendPayload(it.typ, it.payload)
-		}
+	n := it.n
+	for _, r := range run {
+		n += r.n
+	}
+	if s.ctx.Err() != nil {
 		s.letGo(it, run, n)
-		if err != nil {
-			s.Fail(err)
-			return
+		return false
+	}
+	var err error
+	switch room := len(it.frame) - len(it.payload); {
+	case len(run) > 0:
+		ps := append(sc.parts[:0], relay.AppendDataBuffersHeader(sc.head[:0], it.data.worker, 1+len(run), len(it.chunk)), it.chunk)
+		for i, r := range run {
+			ps = append(ps, compact.AppendUint(sc.lens[i][:0], uint64(len(r.chunk))), r.chunk)
 		}
-		if it.data != nil {
-			s.mu.Lock()
-			grant := it.data.ledger.Consume(n)
-			worker := it.data.worker
-			s.mu.Unlock()
-			if grant > 0 {
-				s.link.Send(routing.KindCredit, routing.AppendCredit(nil, routing.Credit{Alias: worker, Bytes: grant}))
-			}
+		err = s.ch.SendPayloadVec(relay.TypeData, ps)
+		clear(ps)
+	case room > 0:
+		err = s.ch.SendPayloadIn(it.typ, it.frame, room)
+	default:
+		err = s.ch.SendPayload(it.typ, it.payload)
+	}
+	s.letGo(it, run, n)
+	if err != nil {
+		s.Fail(err)
+		return false
+	}
+	if it.data != nil {
+		s.mu.Lock()
+		grant := it.data.ledger.Consume(n)
+		worker := it.data.worker
+		s.mu.Unlock()
+		if grant > 0 {
+			s.link.Send(routing.KindCredit, routing.AppendCredit(nil, routing.Credit{Alias: worker, Bytes: grant}))
 		}
 	}
+	return true
 }
 
 // letGo releases what the writer popped, written or not: the buffers and

@@ -24,8 +24,7 @@ func TestPopChunksJoinsOnlyTheStreamsNextChunks(t *testing.T) {
 		{"capacity", []outItem{chunk(a, 10), chunk(a, 10), chunk(a, 10)}, 100, 2, 2},
 	}
 	for _, c := range cases {
-		var q outQueue
-		q.start = func() {}
+		q := &outQueue{writing: true} // as if the writer ran: none starts
 		for _, it := range c.queue {
 			q.push(it, 10)
 		}
@@ -37,8 +36,7 @@ func TestPopChunksJoinsOnlyTheStreamsNextChunks(t *testing.T) {
 			t.Fatalf("%s: %d left queued, want %d", c.name, left, len(c.queue)-c.want)
 		}
 	}
-	var q outQueue
-	q.start = func() {}
+	q := &outQueue{writing: true}
 	q.push(chunk(a, 10), 10)
 	q.push(outItem{payload: []byte{1}, urgent: true}, 10)
 	if run := q.popChunks(a, 100, make([]outItem, 0, 8)); len(run) != 0 {
@@ -63,7 +61,7 @@ func (b *countBudget) Give(n int) { b.held -= n }
 func TestQueuedDataHoldsTheBudget(t *testing.T) {
 	st := &stream{worker: 1}
 	b := &countBudget{}
-	q := outQueue{start: func() {}, budget: b}
+	q := &outQueue{writing: true, budget: b}
 	q.push(outItem{data: st, n: 100, chunk: make([]byte, 100)}, 10)
 	q.push(outItem{payload: []byte{1}}, 10)
 	q.push(outItem{data: st, n: 50, chunk: make([]byte, 50)}, 10)

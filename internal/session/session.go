@@ -174,8 +174,8 @@ func New(cfg Config) *Session {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	s := &Session{cfg: cfg, ctx: ctx, stop: stop}
-	s.out.start = s.writer
-	s.out.budget = cfg.Budget
+	_, joins := cfg.Framed.(gatherWriter)
+	s.out = outQueue{write: s.writeOut, closed: s.closedOut, joins: joins, budget: cfg.Budget}
 	return s
 }
 
@@ -273,7 +273,7 @@ func (s *Session) finish(runErr error) {
 	for _, st := range s.byWorker {
 		st.gate.Close(context.Canceled)
 	}
-	s.out.drop()
+	s.out.Drop()
 	err := s.err
 	s.mu.Unlock()
 	s.cfg.OnClose()
@@ -284,7 +284,7 @@ func (s *Session) finish(runErr error) {
 // transport is closed once what is queued for the client is written.
 func (s *Session) Fail(err error) {
 	s.mu.Lock()
-	if s.err != nil || s.out.closing {
+	if s.err != nil || s.out.Closing() {
 		s.mu.Unlock()
 		return
 	}
@@ -633,7 +633,7 @@ func (s *Session) queueLocked(f routing.Frame) (queued bool, err error) {
 	case relay.TypeNoiseSend, relay.TypeNoiseReceive, relay.TypeSignAnnounce, relay.TypeSignUnannounce, relay.TypeIncoming:
 		item.urgent = true
 	}
-	if !s.out.push(item, s.cfg.Limits.ControlQueue) {
+	if !s.out.Push(item, s.cfg.Limits.ControlQueue) {
 		return false, ErrSlowClient
 	}
 	// Queued: the payload is read from the frame's buffer until written
@@ -643,16 +643,19 @@ func (s *Session) queueLocked(f routing.Frame) (queued bool, err error) {
 }
 
 func (s *Session) enqueueLocked(m relay.Message) {
-	s.out.push(outItem{typ: m.Type(), payload: m.AppendPayload(nil)}, s.cfg.Limits.ControlQueue+len(s.byWorker)+len(s.connects))
+	s.out.Push(outItem{typ: m.Type(), payload: m.AppendPayload(nil)}, s.cfg.Limits.ControlQueue+len(s.byWorker)+len(s.connects))
 }
 
 // closeAfterQueueLocked closes the session once everything queued so far
 // has been written.
 func (s *Session) closeAfterQueueLocked(err error) {
-	if s.out.closing || s.err != nil {
-		return
+	if s.err == nil && s.out.CloseAfter() {
+		s.err = err
 	}
-	s.err = err
-	s.out.closing = true
-	s.out.signal()
+}
+
+// closedOut ends the session once the queue, closed, is written.
+func (s *Session) closedOut() {
+	s.stop()
+	s.cfg.Framed.Close()
 }
