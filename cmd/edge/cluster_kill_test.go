@@ -17,6 +17,7 @@ import (
 	"github.com/dhtrelay/dht-relay/internal/await"
 	"github.com/dhtrelay/dht-relay/internal/interop"
 	"github.com/dhtrelay/dht-relay/internal/loadgen"
+	"github.com/dhtrelay/dht-relay/internal/natstest"
 	"github.com/dhtrelay/dht-relay/internal/redistest"
 	"github.com/dhtrelay/dht-relay/noise"
 	"github.com/dhtrelay/dht-relay/relay"
@@ -254,7 +255,7 @@ func TestNATSServerKilled(t *testing.T) {
 	interop.Require(t)
 	boot, echoKey := startJSEcho(t, interop.RandomSeed())
 	c := newCluster(t, boot, "")
-	c.natsCluster = startNATSCluster(t, 3)
+	c.natsCluster = natstest.Cluster(t, 3)
 	c.worker("w1")  // on n0
 	c.edge("e1", 1) // on n1
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

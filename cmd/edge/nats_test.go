@@ -14,6 +14,8 @@ import (
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
+
+	"github.com/dhtrelay/dht-relay/internal/natstest"
 )
 
 // TestEdgeWaitsForNATSWithNkey: an edge started before NATS waits for it,
@@ -61,13 +63,7 @@ func TestEdgeWaitsForNATSWithNkey(t *testing.T) {
 		t.Fatalf("ready with no NATS: %q", l)
 	case <-time.After(1500 * time.Millisecond):
 	}
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true,
-		Nkeys: []*natsserver.NkeyUser{{Nkey: pub}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	t.Cleanup(ns.Shutdown)
+	natstest.Run(t, natsserver.Options{Port: port, Nkeys: []*natsserver.NkeyUser{{Nkey: pub}}})
 	select {
 	case l := <-lines:
 		if !strings.Contains(l, "ready") {

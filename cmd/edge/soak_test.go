@@ -18,6 +18,7 @@ import (
 
 	"github.com/dhtrelay/dht-relay/internal/interop"
 	"github.com/dhtrelay/dht-relay/internal/loadgen"
+	"github.com/dhtrelay/dht-relay/internal/natstest"
 	"github.com/dhtrelay/dht-relay/internal/redistest"
 	"github.com/dhtrelay/dht-relay/noise"
 	"github.com/dhtrelay/dht-relay/relay"
@@ -81,7 +82,7 @@ func TestSoak(t *testing.T) {
 	if os.Getenv("SOAK_NATS_CLUSTER") != "" {
 		// Three routed servers, each node given one in turn; the fault
 		// kills the one most nodes use.
-		cl.natsCluster = startNATSCluster(t, 3)
+		cl.natsCluster = natstest.Cluster(t, 3)
 		natsFault = func() string {
 			busiest := slices.MaxFunc(cl.natsCluster, func(a, b *natsserver.Server) int { return a.NumClients() - b.NumClients() })
 			name, clients := busiest.Name(), busiest.NumClients()

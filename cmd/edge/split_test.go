@@ -5,11 +5,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,8 +15,8 @@ import (
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
-	"github.com/dhtrelay/dht-relay/internal/await"
 	"github.com/dhtrelay/dht-relay/internal/interop"
+	"github.com/dhtrelay/dht-relay/internal/natstest"
 	"github.com/dhtrelay/dht-relay/noise"
 )
 
@@ -84,7 +82,7 @@ func buildCommands(t *testing.T) string {
 func startNATS(t *testing.T) (string, func(down time.Duration)) {
 	t.Helper()
 	var mu sync.Mutex
-	ns := runNATS(t, &natsserver.Options{Port: -1})
+	ns := natstest.Run(t, natsserver.Options{})
 	port := ns.Addr().(*net.TCPAddr).Port
 	t.Cleanup(func() {
 		mu.Lock()
@@ -97,49 +95,9 @@ func startNATS(t *testing.T) (string, func(down time.Duration)) {
 		ns.Shutdown()
 		ns.WaitForShutdown()
 		time.Sleep(down)
-		ns = runNATS(t, &natsserver.Options{Port: port})
+		ns = natstest.Run(t, natsserver.Options{Port: port})
 	}
 	return ns.ClientURL(), restart
-}
-
-// runNATS starts a NATS server on loopback with o's settings and waits
-// until it takes clients.
-func runNATS(t *testing.T, o *natsserver.Options) *natsserver.Server {
-	t.Helper()
-	o.Host, o.NoLog, o.NoSigs = "127.0.0.1", true, true
-	ns, err := natsserver.NewServer(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
-	return ns
-}
-
-// startNATSCluster runs n NATS servers routed to each other on loopback,
-// each seeing all the others, and stops them when the test ends.
-func startNATSCluster(t *testing.T, n int) []*natsserver.Server {
-	t.Helper()
-	var servers []*natsserver.Server
-	var routes []*url.URL
-	for i := range n {
-		ns := runNATS(t, &natsserver.Options{Port: -1, ServerName: fmt.Sprint("n", i),
-			Cluster: natsserver.ClusterOpts{Name: "relay", Host: "127.0.0.1", Port: -1}, Routes: slices.Clone(routes)})
-		t.Cleanup(ns.Shutdown)
-		routes = append(routes, &url.URL{Scheme: "nats", Host: ns.ClusterAddr().String()})
-		servers = append(servers, ns)
-	}
-	await.True(t, "the NATS servers route to each other", func() bool {
-		for _, ns := range servers {
-			if ns.NumRoutes() < n-1 {
-				return false
-			}
-		}
-		return true
-	})
-	return servers
 }
 
 // startJSEcho starts a JS testnet with a JS echo server on the key of

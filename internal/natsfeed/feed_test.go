@@ -19,25 +19,9 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
-)
 
-func startServer(t *testing.T, opts natsserver.Options) *natsserver.Server {
-	t.Helper()
-	opts.Host, opts.NoLog, opts.NoSigs = "127.0.0.1", true, true
-	if opts.Port == 0 {
-		opts.Port = -1
-	}
-	ns, err := natsserver.NewServer(&opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats did not start")
-	}
-	t.Cleanup(ns.Shutdown)
-	return ns
-}
+	"github.com/dhtrelay/dht-relay/internal/natstest"
+)
 
 func connect(t *testing.T, url string, opts ...nats.Option) *nats.Conn {
 	t.Helper()
@@ -96,7 +80,7 @@ func startFeed(t *testing.T, nc *nats.Conn, subject string, c *collector) *Feed 
 // headers, arrive whole and in order; those of a stream data frame's size
 // come in pooled buffers, small and large ones do not.
 func TestFeedDeliversInOrder(t *testing.T) {
-	ns := startServer(t, natsserver.Options{})
+	ns := natstest.Run(t, natsserver.Options{})
 	nc := connect(t, ns.ClientURL())
 	c := newCollector()
 	startFeed(t, nc, "feed.*", c)
@@ -151,7 +135,7 @@ func encodeHeader(h nats.Header) []byte {
 // given as an option or in its URL, and with a user and password.
 func TestFeedAuthenticates(t *testing.T) {
 	t.Run("token", func(t *testing.T) {
-		ns := startServer(t, natsserver.Options{Authorization: "s3cret"})
+		ns := natstest.Run(t, natsserver.Options{Authorization: "s3cret"})
 		for _, nc := range []*nats.Conn{
 			connect(t, ns.ClientURL(), nats.Token("s3cret")),
 			connect(t, strings.Replace(ns.ClientURL(), "nats://", "nats://s3cret@", 1)),
@@ -163,7 +147,7 @@ func TestFeedAuthenticates(t *testing.T) {
 		}
 	})
 	t.Run("user", func(t *testing.T) {
-		ns := startServer(t, natsserver.Options{Username: "edge", Password: "pw"})
+		ns := natstest.Run(t, natsserver.Options{Username: "edge", Password: "pw"})
 		nc := connect(t, ns.ClientURL(), nats.UserInfo("edge", "pw"))
 		c := newCollector()
 		startFeed(t, nc, "auth", c)
@@ -173,7 +157,7 @@ func TestFeedAuthenticates(t *testing.T) {
 	t.Run("nkey", func(t *testing.T) {
 		kp, _ := nkeys.CreateUser()
 		pub, _ := kp.PublicKey()
-		ns := startServer(t, natsserver.Options{Nkeys: []*natsserver.NkeyUser{{Nkey: pub}}})
+		ns := natstest.Run(t, natsserver.Options{Nkeys: []*natsserver.NkeyUser{{Nkey: pub}}})
 		nc := connect(t, ns.ClientURL(), nats.Nkey(pub, kp.Sign))
 		c := newCollector()
 		startFeed(t, nc, "auth", c)
@@ -187,7 +171,7 @@ func TestFeedAuthenticates(t *testing.T) {
 		}
 	})
 	t.Run("refused", func(t *testing.T) {
-		ns := startServer(t, natsserver.Options{Authorization: "s3cret"})
+		ns := natstest.Run(t, natsserver.Options{Authorization: "s3cret"})
 		nc := connect(t, ns.ClientURL(), nats.Token("s3cret"))
 		nc.Opts.Token = "wrong"
 		if _, err := Start(Config{NATS: nc, Subject: "auth", Handle: func(Msg) {}, Lost: func(error) {}}); err == nil {
@@ -199,7 +183,7 @@ func TestFeedAuthenticates(t *testing.T) {
 // TestFeedFollowsInProcess: a connection made in the server's process is
 // followed there; the server listens on no port the feed could dial.
 func TestFeedFollowsInProcess(t *testing.T) {
-	ns := startServer(t, natsserver.Options{DontListen: true})
+	ns := natstest.Run(t, natsserver.Options{DontListen: true})
 	nc := connect(t, "nats://embedded", nats.InProcessServer(ns))
 	c := newCollector()
 	startFeed(t, nc, "inproc", c)
@@ -216,7 +200,7 @@ func TestFeedFollowsInProcess(t *testing.T) {
 // TestFeedRedials: when the server goes away the feed reports the loss and
 // is not up, and once the server is back it receives again.
 func TestFeedRedials(t *testing.T) {
-	ns := startServer(t, natsserver.Options{})
+	ns := natstest.Run(t, natsserver.Options{})
 	port := ns.Addr().(*net.TCPAddr).Port
 	nc := connect(t, ns.ClientURL())
 	c := newCollector()
@@ -236,7 +220,7 @@ func TestFeedRedials(t *testing.T) {
 	if f.Up() {
 		t.Fatal("up while the server is away")
 	}
-	startServer(t, natsserver.Options{Port: port})
+	natstest.Run(t, natsserver.Options{Port: port})
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		nc.Publish("redial", []byte("after"))
@@ -257,7 +241,7 @@ func TestFeedRedials(t *testing.T) {
 // TestFeedCloseReportsNoLoss: closing the feed ends its goroutine without
 // calling Lost.
 func TestFeedCloseReportsNoLoss(t *testing.T) {
-	ns := startServer(t, natsserver.Options{})
+	ns := natstest.Run(t, natsserver.Options{})
 	nc := connect(t, ns.ClientURL())
 	c := newCollector()
 	f := startFeed(t, nc, "close", c)
@@ -290,7 +274,7 @@ func TestFeedTLS(t *testing.T) {
 	cert, _ := x509.ParseCertificate(der)
 	roots := x509.NewCertPool()
 	roots.AddCert(cert)
-	ns := startServer(t, natsserver.Options{TLS: true, TLSConfig: &tls.Config{
+	ns := natstest.Run(t, natsserver.Options{TLS: true, TLSConfig: &tls.Config{
 		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
 		MinVersion:   tls.VersionTLS12,
 	}})

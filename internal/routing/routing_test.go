@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net/url"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/dhtrelay/dht-relay/internal/await"
 	"github.com/dhtrelay/dht-relay/internal/natsfeed"
+	"github.com/dhtrelay/dht-relay/internal/natstest"
 	"github.com/dhtrelay/dht-relay/relay"
 )
 
@@ -203,16 +203,7 @@ func TestPlacementSpread(t *testing.T) {
 
 func startNATS(t *testing.T) *nats.Conn {
 	t.Helper()
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats did not start")
-	}
-	t.Cleanup(ns.Shutdown)
-	nc, err := nats.Connect(ns.ClientURL())
+	nc, err := nats.Connect(natstest.Run(t, natsserver.Options{}).ClientURL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,44 +263,12 @@ func first(b relay.Buffers) string {
 	return string(p)
 }
 
-// startNATSCluster runs three NATS servers routed to each other on
-// loopback and returns them, each ready and seeing the other two.
-func startNATSCluster(t *testing.T) []*natsserver.Server {
-	t.Helper()
-	var servers []*natsserver.Server
-	var routes []*url.URL
-	for i := range 3 {
-		o := &natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true, ServerName: fmt.Sprint("n", i),
-			Cluster: natsserver.ClusterOpts{Name: "test", Host: "127.0.0.1", Port: -1}, Routes: routes}
-		ns, err := natsserver.NewServer(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		go ns.Start()
-		if !ns.ReadyForConnections(10 * time.Second) {
-			t.Fatal("nats did not start")
-		}
-		t.Cleanup(ns.Shutdown)
-		routes = append(routes, &url.URL{Scheme: "nats", Host: ns.ClusterAddr().String()})
-		servers = append(servers, ns)
-	}
-	await.True(t, "the servers route to each other", func() bool {
-		for _, ns := range servers {
-			if ns.NumRoutes() < 2 {
-				return false
-			}
-		}
-		return true
-	})
-	return servers
-}
-
 // TestLinksOutliveAServer: an endpoint whose NATS server dies fails over
 // to another server of the cluster, and its sessions go on, except one
 // whose frame was lost meanwhile. That frame was the last its sender sent,
 // so only the sync after the failover shows the gap.
 func TestLinksOutliveAServer(t *testing.T) {
-	servers := startNATSCluster(t)
+	servers := natstest.Cluster(t, 3)
 	connect := func(ns *natsserver.Server) *nats.Conn {
 		// One server's URL, as a node is usually given: the client learns
 		// the others from it.
