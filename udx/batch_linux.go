@@ -5,6 +5,7 @@ package udx
 import (
 	"encoding/binary"
 	"net/netip"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -31,7 +32,8 @@ type mmsghdr struct {
 // packet was a receiver's largest cost.
 type batchReader struct {
 	rc    syscall.RawConn
-	more  bool // the last read filled every slot: grow before the next
+	calls *atomic.Uint64 // the instance's receive calls
+	more  bool           // the last read filled every slot: grow before the next
 	hdrs  []mmsghdr
 	iovs  []unix.Iovec
 	names []unix.RawSockaddrInet6 // room for either family's address
@@ -42,9 +44,9 @@ type batchReader struct {
 func newDatagramReader(s *Socket) datagramReader {
 	rc, err := s.conn.SyscallConn()
 	if err != nil {
-		return &singleReader{conn: s.conn}
+		return &singleReader{conn: s.conn, calls: &s.u.count.recvCalls}
 	}
-	b := &batchReader{rc: rc}
+	b := &batchReader{rc: rc, calls: &s.u.count.recvCalls}
 	b.grow(1)
 	return b
 }
@@ -87,6 +89,7 @@ func (b *batchReader) read(wait bool) (int, error) {
 	var errno syscall.Errno
 	err := b.rc.Read(func(fd uintptr) bool {
 		for {
+			b.calls.Add(1)
 			r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(len(b.hdrs)), unix.MSG_DONTWAIT, 0, 0)
 			switch e {
 			case unix.EINTR:

@@ -26,9 +26,13 @@ func TestReaderTakesWhatWaits(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer peer.Close()
-			r := newDatagramReader(&Socket{conn: conn})
+			u := New()
+			r := newDatagramReader(&Socket{u: u, conn: conn})
 			if n, err := r.read(false); n != 0 || err != nil {
 				t.Fatalf("nothing sent, yet read %d, %v", n, err)
+			}
+			if runtime.GOOS == "linux" && u.Counts().RecvCalls != 1 {
+				t.Fatalf("a read that found nothing counted as %d calls", u.Counts().RecvCalls)
 			}
 			// Sizes up to what one slot holds, the largest late in the run.
 			sizes := []int{1, 1200, 1500, 9000, 1, 60000, 1400, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40}
@@ -61,6 +65,9 @@ func TestReaderTakesWhatWaits(t *testing.T) {
 			}
 			if n, err := r.read(false); n != 0 || err != nil {
 				t.Fatalf("all read, yet read %d more, %v", n, err)
+			}
+			if c := u.Counts().RecvCalls; c < uint64(calls) {
+				t.Fatalf("%d reads counted as %d calls", calls, c)
 			}
 			if runtime.GOOS == "linux" && calls > len(sizes)/4 {
 				t.Fatalf("%d datagrams took %d reads", len(sizes), calls)

@@ -4,7 +4,9 @@ package udx
 
 import "syscall"
 
-func newDatagramReader(s *Socket) datagramReader { return &singleReader{conn: s.conn} }
+func newDatagramReader(s *Socket) datagramReader {
+	return &singleReader{conn: s.conn, calls: &s.u.count.recvCalls}
+}
 
 func enableOffload(syscall.RawConn) (gso, gro bool) { return false, false }
 func groSegmentSize([]byte) int                     { return 0 }

@@ -51,7 +51,7 @@ type counters struct {
 // acks per data packet).
 type Counts struct {
 	SendCalls     uint64 // sendmsg calls (one may carry many packets with GSO)
-	RecvCalls     uint64 // recvmsg calls (one may bring many packets with GRO)
+	RecvCalls     uint64 // receive calls, recvmsg or recvmmsg, those that found nothing waiting too (one may bring many packets)
 	DataSent      uint64 // data packets sent, first sends and retransmissions
 	Retransmits   uint64
 	DataReceived  uint64 // data packets received, in order or not
@@ -284,7 +284,6 @@ func (s *Socket) readLoop() {
 			held = 0
 			continue
 		}
-		s.u.count.recvCalls.Add(1)
 		for i := range n {
 			p, oob, from := r.datagram(i)
 			s.u.count.bytesReceived.Add(uint64(len(p)))
@@ -306,12 +305,13 @@ func (s *Socket) readLoop() {
 // singleReader reads one datagram a call, where datagrams cannot be read
 // in batches.
 type singleReader struct {
-	conn *net.UDPConn
-	buf  []byte
-	oob  []byte
-	n    int
-	oobn int
-	from netip.AddrPort
+	conn  *net.UDPConn
+	calls *atomic.Uint64
+	buf   []byte
+	oob   []byte
+	n     int
+	oobn  int
+	from  netip.AddrPort
 }
 
 // read cannot tell whether a datagram waits without waiting for one, so
@@ -324,6 +324,7 @@ func (r *singleReader) read(wait bool) (int, error) {
 		r.buf, r.oob = make([]byte, readBufferSize), make([]byte, oobSize)
 	}
 	var err error
+	r.calls.Add(1)
 	r.n, r.oobn, _, r.from, err = r.conn.ReadMsgUDPAddrPort(r.buf, r.oob)
 	if err != nil {
 		return 0, err
