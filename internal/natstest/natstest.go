@@ -57,3 +57,19 @@ func Cluster(t testing.TB, n int) []*natsserver.Server {
 	})
 	return servers
 }
+
+// AwaitInterest waits until every server knows of a subscription to
+// subject: a cluster spreads interest over its routes a moment after a
+// client subscribes, and what is published on another server before then
+// is dropped.
+func AwaitInterest(t testing.TB, subject string, servers ...*natsserver.Server) {
+	t.Helper()
+	await.True(t, "interest in "+subject+" on every server", func() bool {
+		for _, ns := range servers {
+			if ns.Running() && !ns.GlobalAccount().SubscriptionInterest(subject) {
+				return false
+			}
+		}
+		return true
+	})
+}

@@ -39,9 +39,11 @@ const (
 	KindGone
 	// KindBye ends the session, with a reason.
 	KindBye
-	// KindSync carries nothing but its sequence number, which shows the
-	// receiver any gap before it; a payload of syncAsk asks for a sync
-	// back. Links handle syncs themselves.
+	// KindSync takes no number of its own: its sequence number is the
+	// last its sender used, which shows the receiver any gap before it.
+	// A payload of syncAsk asks for a sync back. Being unnumbered, a sync
+	// can be lost or repeated without breaking the count. Links handle
+	// syncs themselves.
 	KindSync
 )
 

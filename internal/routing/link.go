@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -24,8 +25,15 @@ var ErrNATSLost = errors.New("relay: connection between edge and worker lost")
 // edge, if this one stays cut off).
 const ResyncWithin = 10 * time.Second
 
-// resyncPoll is how often a resync looks whether NATS is back.
+// resyncPoll is how often a resync looks whether NATS is back, and
+// whether its asks were answered.
 const resyncPoll = 20 * time.Millisecond
+
+// askAgain is how long a resync waits for a link's answer before asking
+// again: on a NATS cluster an answer is lost when it is published before
+// the asking endpoint's new subscription has reached the answering
+// endpoint's server.
+const askAgain = 250 * time.Millisecond
 
 // ErrFramesLost means a session's frames arrived with a gap: NATS dropped
 // some.
@@ -106,11 +114,12 @@ func (e *Endpoint) resync(cause error) {
 		seen := e.losses
 		links := make([]*Link, 0, len(e.links))
 		for _, l := range e.links {
+			l.unsynced.Store(true)
 			links = append(links, l)
 		}
 		e.mu.Unlock()
-		for _, l := range links {
-			l.Send(KindSync, []byte{syncAsk}) // a closed link needs none
+		if !e.syncAll(links, t.C) {
+			return
 		}
 		e.mu.Lock()
 		again := e.losses != seen // lost again while syncing: sync again
@@ -118,6 +127,40 @@ func (e *Endpoint) resync(cause error) {
 		e.mu.Unlock()
 		if !again {
 			return
+		}
+	}
+}
+
+// syncAll asks each link for a sync, again every askAgain, until each has
+// answered or ended, or ResyncWithin has passed: a peer that stays silent
+// that long is gone, which its session learns otherwise. It reports false
+// once the endpoint is closed.
+func (e *Endpoint) syncAll(links []*Link, tick <-chan time.Time) bool {
+	deadline := time.Now().Add(ResyncWithin)
+	var asked time.Time
+	for {
+		now := time.Now()
+		ask := now.Sub(asked) >= askAgain
+		if ask {
+			asked = now
+		}
+		pending := 0
+		for _, l := range links {
+			if !l.unsynced.Load() || !l.attached() {
+				continue
+			}
+			if ask && l.sync(true) != nil {
+				continue // closed: it needs none
+			}
+			pending++
+		}
+		if pending == 0 || now.After(deadline) {
+			return true
+		}
+		select {
+		case <-e.ctx.Done():
+			return false
+		case <-tick:
 		}
 	}
 }
@@ -142,8 +185,14 @@ func (e *Endpoint) dispatch(m natsfeed.Msg) {
 		return // a session that has ended here
 	}
 	f, err := DecodeFrame(m.Data)
-	if err == nil && f.Seq != l.seqIn+1 {
-		err = fmt.Errorf("%w: expected frame %d, got %d", ErrFramesLost, l.seqIn+1, f.Seq)
+	if err == nil {
+		want := l.seqIn + 1
+		if f.Kind == KindSync {
+			want = l.seqIn // a sync takes no number
+		}
+		if f.Seq != want {
+			err = fmt.Errorf("%w: expected frame %d, got %d", ErrFramesLost, want, f.Seq)
+		}
 	}
 	if err != nil {
 		m.Lease.Release()
@@ -153,15 +202,17 @@ func (e *Endpoint) dispatch(m natsfeed.Msg) {
 		l.onFail(err)
 		return
 	}
-	l.seqIn = f.Seq
 	if f.Kind == KindSync {
 		ask := len(f.Payload) == 1 && f.Payload[0] == syncAsk
 		m.Lease.Release()
 		if ask {
-			l.Send(KindSync, nil) // a closed link needs none
+			l.sync(false) // a closed link needs none
+		} else {
+			l.unsynced.Store(false)
 		}
 		return
 	}
+	l.seqIn = f.Seq
 	f.Header = m.Header
 	f.Lease = m.Lease
 	l.handle(f)
@@ -176,6 +227,8 @@ type Link struct {
 	handle func(Frame)
 	onFail func(error)
 	seqIn  uint64 // the subscription goroutine's
+	// unsynced: a resync asked for a sync and none has come back yet.
+	unsynced atomic.Bool
 
 	mu     sync.Mutex
 	seqOut uint64
@@ -207,6 +260,21 @@ func (l *Link) Send(k Kind, payload []byte) error {
 	}
 	l.seqOut++
 	return l.publish(AppendFrame(l.e.buffer(), k, l.seqOut, payload), nil)
+}
+
+// sync sends a sync, which asks for one back if ask. It takes no
+// number: it carries the last one sent.
+func (l *Link) sync(ask bool) error {
+	var payload []byte
+	if ask {
+		payload = []byte{syncAsk}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrLinkClosed
+	}
+	return l.publish(AppendFrame(l.e.buffer(), KindSync, l.seqOut, payload), nil)
 }
 
 func (e *Endpoint) buffer() []byte {
@@ -280,6 +348,13 @@ func (l *Link) Close() {
 	l.closed = true
 	l.mu.Unlock()
 	l.detach()
+}
+
+// attached reports whether the link still receives.
+func (l *Link) attached() bool {
+	l.e.mu.Lock()
+	defer l.e.mu.Unlock()
+	return l.e.links[l.id] == l
 }
 
 // detach stops the link's receiving.

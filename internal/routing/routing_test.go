@@ -305,6 +305,9 @@ func TestLinksOutliveAServer(t *testing.T) {
 	}
 	_, quietB, quiet := attach("quiet")
 	_, lossyB, lossy := attach("lossy")
+	for _, sub := range []string{"test.a.quiet", "test.b.quiet"} {
+		natstest.AwaitInterest(t, sub, servers...)
+	}
 	for _, l := range []*Link{quietB, lossyB} {
 		if err := l.Send(KindBye, []byte("before")); err != nil {
 			t.Fatal(err)
@@ -351,6 +354,73 @@ func TestLinksOutliveAServer(t *testing.T) {
 	}
 	if got := ncA.ConnectedUrl(); got == servers[0].ClientURL() {
 		t.Fatalf("a is still on the dead server %s", got)
+	}
+}
+
+// TestSyncsAreAskedAgain: a resync asks each link again until its peer
+// answers, as an answer is lost when it leaves before the asking
+// endpoint's subscription has spread over the NATS cluster; the asks and
+// the answer take no number, so neither breaks the count.
+func TestSyncsAreAskedAgain(t *testing.T) {
+	nc := startNATS(t)
+	a, err := NewEndpoint(nc, "test.a", func(err error) { t.Errorf("a lost NATS: %v", err) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	got := make(chan Frame, 4)
+	failed := make(chan error, 1)
+	la := a.Attach("s1", "test.b.s1", func(f Frame) { got <- f }, func(err error) { failed <- err })
+	if err := la.Send(KindBye, []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	// The peer, seen as NATS carries it: it answers nothing at first.
+	asks, err := nc.SubscribeSync("test.b.s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+	a.Interrupted(errors.New("a blip"))
+	for range 2 {
+		m, err := asks.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatalf("not asked again: %v", err)
+		}
+		f, err := DecodeFrame(m.Data)
+		if err != nil || f.Kind != KindSync || f.Seq != 1 || !bytes.Equal(f.Payload, []byte{syncAsk}) {
+			t.Fatalf("asked with %+v %v", f, err)
+		}
+	}
+	nc.Publish("test.a.s1", AppendFrame(nil, KindSync, 0, nil))
+	nc.Publish("test.a.s1", AppendFrame(nil, KindBye, 1, []byte("after")))
+	select {
+	case f := <-got:
+		if string(f.Payload) != "after" {
+			t.Fatalf("got %q", f.Payload)
+		}
+	case err := <-failed:
+		t.Fatalf("the link failed: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("nothing after the answer")
+	}
+	// Answered: the asking stops. An ask already on its way may still
+	// come; none after it.
+	time.Sleep(2 * askAgain)
+	for _, err := asks.NextMsg(0); err == nil; _, err = asks.NextMsg(0) {
+	}
+	if m, err := asks.NextMsg(2 * askAgain); err == nil {
+		t.Fatalf("asked again after the answer: %q", m.Data)
+	}
+	// A sync whose number shows a frame this end never received fails
+	// the link, as a numbered frame skipping one would.
+	nc.Publish("test.a.s1", AppendFrame(nil, KindSync, 3, nil))
+	select {
+	case err := <-failed:
+		if !errors.Is(err, ErrFramesLost) {
+			t.Fatalf("failed with %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a gap shown by a sync went unnoticed")
 	}
 }
 

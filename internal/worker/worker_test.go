@@ -108,8 +108,8 @@ func TestWorkerEndsASessionThatLostFrames(t *testing.T) {
 }
 
 // TestWorkerAnswersASync: a sync that asks for one back, as an edge sends
-// after its NATS connection came back, is answered with the worker's next
-// number; the session goes on.
+// after its NATS connection came back, is answered with the last number
+// the worker sent; the session goes on.
 func TestWorkerAnswersASync(t *testing.T) {
 	w, e := startWorker(t)
 	_, frames, failed := e.open(t, "s1")
@@ -126,7 +126,7 @@ func TestWorkerAnswersASync(t *testing.T) {
 		t.Fatalf("no answer to the sync: %v", err)
 	}
 	f, err := routing.DecodeFrame(m.Data)
-	if err != nil || f.Kind != routing.KindSync || f.Seq != 1 || len(f.Payload) != 0 {
+	if err != nil || f.Kind != routing.KindSync || f.Seq != 0 || len(f.Payload) != 0 {
 		t.Fatalf("the worker answered %+v %v", f, err)
 	}
 	select {
