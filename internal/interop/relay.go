@@ -88,6 +88,21 @@ func (u *User) Do(cmd map[string]any) map[string]any {
 	return u.Read()
 }
 
+// Try sends the client a command and returns its answer, or the error
+// that kept it from answering (it exited, or said nothing within 90 s).
+func (u *User) Try(cmd map[string]any) (map[string]any, error) {
+	u.Send(cmd)
+	line, err := u.p.ReadLineWithin(90 * time.Second)
+	if err != nil {
+		return nil, err
+	}
+	var r map[string]any
+	if err := json.Unmarshal([]byte(line), &r); err != nil {
+		return nil, fmt.Errorf("relay client: %w: %s", err, line)
+	}
+	return r, nil
+}
+
 // Send sends the client a command without waiting for its answer.
 func (u *User) Send(cmd map[string]any) {
 	b, _ := json.Marshal(cmd)

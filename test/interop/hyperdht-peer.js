@@ -11,6 +11,8 @@
 //   findPeer <publicKeyHex>           {"found": bool}
 //   listen <seedHex>                  {"ok": true}, an echo server
 //   listenSource <seedHex> <bytes>    {"ok": true}, a server that sends bytes
+//   listenSink <seedHex>              {"ok": true}, a server that reads to the
+//                                     end, then sends the byte count (8 bytes, LE)
 //   fetch <publicKeyHex>              {"bytes": n, "mbps": MB/s} reading to the end
 //   listenMux <seedHex>               {"ok": true}, a server that talks over
 //                                     four Protomux channels (lib/mux-talk.js)
@@ -99,6 +101,20 @@ async function main () {
             socket.end()
           }
           pump()
+        })
+        await s.listen(DHT.keyPair(buf(a)))
+        servers.push(s)
+        out({ ok: true })
+      } else if (cmd === 'listenSink') {
+        const s = node.createServer((socket) => {
+          socket.on('error', () => {})
+          let got = 0
+          socket.on('data', (d) => { got += d.byteLength })
+          socket.on('end', () => {
+            const n = Buffer.alloc(8)
+            n.writeBigUInt64LE(BigInt(got))
+            socket.end(n)
+          })
         })
         await s.listen(DHT.keyPair(buf(a)))
         servers.push(s)

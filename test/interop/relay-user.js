@@ -18,6 +18,9 @@
 //   {"cmd":"unannounce","topic":hex,"seed":hex}  {"ok":true}
 //   {"cmd":"swarm","topic":hex,"text":s}         joins a Hyperswarm over the relayed
 //       node, writes text to every connection and prints {"swarm":text received}
+//   {"cmd":"upload","key":hex,"bytes":n}         writes n bytes at once to a sink
+//       server (hyperdht-peer.js listenSink) and ends: {"ok":true,"mbps":MB/s} once
+//       the sink counted all of them
 //   {"cmd":"sink","key":hex,"pauseMs":n}        connects and reads nothing for
 //       pauseMs, then reads to the end: {"ok":true,"bytes":n,"mbps":MB/s after the pause}
 // When the relay goes away it prints {"closed":true,"reason":error or null}.
@@ -155,6 +158,26 @@ async function handle (c) {
     })
     swarm.join(buf(c.topic), { server: true, client: true })
     return { ok: true }
+  }
+  if (c.cmd === 'upload') {
+    const s = node.connect(buf(c.key))
+    let t0 = 0n
+    const reply = []
+    await new Promise((resolve, reject) => {
+      s.on('error', reject)
+      s.once('open', () => {
+        t0 = process.hrtime.bigint()
+        const chunk = Buffer.alloc(65536, 1)
+        for (let i = 0; i < c.bytes; i += chunk.byteLength) s.write(chunk)
+        s.end()
+      })
+      s.on('data', (d) => reply.push(d))
+      s.on('end', resolve)
+    })
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9
+    const counted = Number(Buffer.concat(reply).readBigUInt64LE(0))
+    if (counted !== c.bytes) throw new Error('the sink counted ' + counted + ' of ' + c.bytes)
+    return { ok: true, mbps: counted / seconds / 1e6 }
   }
   if (c.cmd === 'sink') {
     const s = node.connect(buf(c.key))
