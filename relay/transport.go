@@ -69,6 +69,8 @@ type WebSocketFramed struct {
 	// maxRead is the largest message read from now on, at most the
 	// library's limit set when made (SetReadLimit).
 	maxRead atomic.Int64
+	// split is the stream data message being read in pieces, if any.
+	split *dataSplit
 }
 
 // ErrMessageTooLarge means a message was longer than the read limit.
@@ -181,13 +183,19 @@ func (w *WebSocketFramed) ReadMessage() ([]byte, error) {
 // ReadBuffersFrom or NewServerWebSocketFramed set, or from a pool of its
 // own, without ReadMessage's copy; the caller gives it back with Return
 // once done with the message's bytes.
+//
+// A message of stream data longer than the pool's buffer comes as several
+// Data messages, each in a buffer of the pool (see dataSplit).
 func (w *WebSocketFramed) ReadLent() (*[]byte, error) {
+	if w.reads == nil {
+		w.reads = NewReadBuffers()
+	}
+	if w.split != nil {
+		return w.readSplit(w.reads.Get().(*[]byte))
+	}
 	r, err := w.next()
 	if err != nil {
 		return nil, err
-	}
-	if w.reads == nil {
-		w.reads = NewReadBuffers()
 	}
 	if w.budget != nil {
 		// A message that holds budget must come whole in time: a client
@@ -198,6 +206,12 @@ func (w *WebSocketFramed) ReadLent() (*[]byte, error) {
 	bp := w.reads.Get().(*[]byte)
 	b := (*bp)[:0]
 	for {
+		if len(b) == cap(b) && len(b) > 0 {
+			if s, ok := startSplit(b, r, w.maxRead.Load()); ok {
+				w.split = s
+				return w.readSplit(bp)
+			}
+		}
 		if len(b) == cap(b) {
 			// Doubling, admitted before it is made.
 			if !w.take(cap(b)) {
@@ -219,6 +233,21 @@ func (w *WebSocketFramed) ReadLent() (*[]byte, error) {
 			w.giveBack()
 			return nil, fmt.Errorf("relay: websocket read: %w", err)
 		}
+	}
+	*bp = b
+	return bp, nil
+}
+
+// readSplit reads the next piece of the message being split into bp.
+func (w *WebSocketFramed) readSplit(bp *[]byte) (*[]byte, error) {
+	b, err := w.split.next((*bp)[:0])
+	if err != nil {
+		w.split = nil
+		w.reads.Put(bp)
+		return nil, err
+	}
+	if w.split.done() {
+		w.split = nil
 	}
 	*bp = b
 	return bp, nil

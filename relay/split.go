@@ -1,0 +1,174 @@
+package relay
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/dhtrelay/dht-relay/compact"
+)
+
+// dataSplit reads a message of stream data that does not fit one read
+// buffer as a sequence of Data messages on the same channel and alias,
+// each within a read buffer. The JS client sends all that is written to a
+// stream in one tick as one message (64 MiB for one large write), and
+// reading that whole would take a buffer of its size, grown by doubling:
+// at upload rates most of a relay's CPU went to growing and clearing those
+// buffers, and its memory to holding them. Buffers that fit a read buffer
+// stay whole; a longer one arrives in parts, as the relay forwards it in
+// parts of its own anyway.
+type dataSplit struct {
+	pend    []byte    // read before splitting began, not yet handed on
+	r       io.Reader // the rest of the message
+	prefix  []byte    // channel, type and alias, as the message began
+	buffers uint64    // buffers not yet begun
+	left    int       // bytes of the buffer begun not yet read
+	inBuf   bool      // a buffer is begun
+	read    int64     // the message's bytes read, for the read limit
+	max     int64     // the read limit
+}
+
+// splitCount is how a piece encodes its buffer count: compact-encoding's
+// three-byte form (0xfd and a uint16), which decoders take for any value,
+// so that the count is written once the piece is full.
+const (
+	splitCountSize = 3
+	maxSplitCount  = 1<<16 - 1
+)
+
+// minSplitRoom is the least room a piece must have after its head: the
+// longest buffer length and a byte of data.
+const minSplitRoom = 10
+
+// startSplit begins splitting a message whose first bytes, b, fill a read
+// buffer and whose rest r holds; later pieces are read into buffers as
+// large. It reports false if the message is not stream data, or its head
+// leaves a piece no room.
+func startSplit(b []byte, r io.Reader, max int64) (*dataSplit, bool) {
+	if !isStreamData(b) {
+		return nil, false
+	}
+	h := compact.NewReader(b)
+	h.Uint()   // channel
+	h.Uint()   // type
+	h.Uint32() // alias
+	at := len(b) - h.Len()
+	count := h.Uint()
+	if h.Err() != nil || cap(b)-at-splitCountSize < minSplitRoom {
+		return nil, false
+	}
+	return &dataSplit{
+		pend:    append([]byte(nil), b[len(b)-h.Len():]...),
+		r:       r,
+		prefix:  append([]byte(nil), b[:at]...),
+		buffers: count,
+		read:    int64(len(b)),
+		max:     max,
+	}, true
+}
+
+// done reports whether the message has been read to its end.
+func (s *dataSplit) done() bool { return s.buffers == 0 && !s.inBuf }
+
+// fill reads exactly len(p) bytes of the message.
+func (s *dataSplit) fill(p []byte) error {
+	n := copy(p, s.pend)
+	s.pend = s.pend[n:]
+	if n == len(p) {
+		return nil
+	}
+	k, err := io.ReadFull(s.r, p[n:])
+	s.read += int64(k)
+	if s.read > s.max {
+		return fmt.Errorf("%w: over %d bytes", ErrMessageTooLarge, s.max)
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("relay: stream data message ends early: %w", compact.ErrOutOfBounds)
+	}
+	if err != nil {
+		return fmt.Errorf("relay: websocket read: %w", err)
+	}
+	return nil
+}
+
+// length reads a buffer's compact length.
+func (s *dataSplit) length() (int, error) {
+	var p [9]byte
+	if err := s.fill(p[:1]); err != nil {
+		return 0, err
+	}
+	n := 0
+	switch p[0] {
+	case 0xfd:
+		n = 2
+	case 0xfe:
+		n = 4
+	case 0xff:
+		n = 8
+	}
+	if err := s.fill(p[1 : 1+n]); err != nil {
+		return 0, err
+	}
+	v := compact.NewReader(p[:1+n]).Uint()
+	if v > uint64(s.max) {
+		return 0, fmt.Errorf("%w: a buffer of %d bytes", ErrMessageTooLarge, v)
+	}
+	return int(v), nil
+}
+
+// next reads the next piece into b's capacity and returns it: a Data
+// message of the whole buffers that fit, or of one part of a buffer that
+// does not.
+func (s *dataSplit) next(b []byte) ([]byte, error) {
+	b = append(b[:0], s.prefix...)
+	at := len(b)
+	b = append(b, 0xfd, 0, 0)
+	count := 0
+	for count < maxSplitCount {
+		if !s.inBuf {
+			if s.buffers == 0 {
+				break
+			}
+			n, err := s.length()
+			if err != nil {
+				return nil, err
+			}
+			s.buffers--
+			s.inBuf, s.left = true, n
+		}
+		free := cap(b) - len(b)
+		k := s.left
+		if compact.UintSize(uint64(k))+k > free {
+			if count > 0 {
+				break // it goes whole, or first, in the next piece
+			}
+			k = free - compact.UintSize(uint64(free))
+		}
+		b = compact.AppendUint(b, uint64(k))
+		if err := s.fill(b[len(b) : len(b)+k]); err != nil {
+			return nil, err
+		}
+		b = b[:len(b)+k]
+		s.left -= k
+		s.inBuf = s.left > 0
+		count++
+		if s.inBuf {
+			break // the buffer goes on in the next piece
+		}
+	}
+	binary.LittleEndian.PutUint16(b[at+1:], uint16(count))
+	if s.done() {
+		// What follows the last buffer is ignored, as when the message
+		// is read whole.
+		s.pend = nil
+		k, err := io.Copy(io.Discard, s.r)
+		if s.read += k; s.read > s.max {
+			return nil, fmt.Errorf("%w: over %d bytes", ErrMessageTooLarge, s.max)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("relay: websocket read: %w", err)
+		}
+	}
+	return b, nil
+}

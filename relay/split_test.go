@@ -1,0 +1,252 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/dhtrelay/dht-relay/compact"
+)
+
+// dataFrame encodes a Data message of alias on channel ch, as a protomux
+// frame.
+func dataFrame(ch uint64, alias uint32, ps ...[]byte) []byte {
+	b := compact.AppendUint(compact.AppendUint(nil, ch), uint64(TypeData))
+	return (&Data{Alias: alias, Buffers: MakeBuffers(ps...)}).AppendPayload(b)
+}
+
+// piece is one Data message as a split reads it.
+type piece struct {
+	ch      uint64
+	alias   uint32
+	buffers [][]byte
+}
+
+func readPiece(t testing.TB, frame []byte) piece {
+	t.Helper()
+	r := compact.NewReader(frame)
+	p := piece{ch: r.Uint()}
+	if typ := r.Uint(); typ != uint64(TypeData) {
+		t.Fatalf("a piece of type %d", typ)
+	}
+	p.alias = r.Uint32()
+	for range r.Uint() {
+		p.buffers = append(p.buffers, bytes.Clone(r.Buffer()))
+	}
+	if r.Err() != nil || r.Len() != 0 {
+		t.Fatalf("a piece that does not decode: %v, %d bytes left", r.Err(), r.Len())
+	}
+	return p
+}
+
+// serveMessages serves a WebSocket that sends msgs as binary messages and
+// returns the client's end, which reads through pooled buffers.
+func serveMessages(t *testing.T, msgs ...[]byte) *WebSocketFramed {
+	t.Helper()
+	up := websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for _, m := range msgs {
+			c.WriteMessage(websocket.BinaryMessage, m)
+		}
+		c.ReadMessage() // until the client closes
+	}))
+	t.Cleanup(srv.Close)
+	tr, err := DialWebSocket(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	return tr.(*WebSocketFramed)
+}
+
+// TestLongStreamDataComesInPieces: a Data message longer than a read
+// buffer, as the JS client sends for one large write, is read as Data
+// messages of the same channel and alias, each within a pool buffer;
+// buffers that fit one stay whole, longer ones come in parts, and the
+// bytes are the message's, in order. The messages around it are read as
+// usual.
+func TestLongStreamDataComesInPieces(t *testing.T) {
+	fill := func(n int, v byte) []byte { return bytes.Repeat([]byte{v}, n) }
+	var bufs [][]byte
+	bufs = append(bufs, fill(10, 1), fill(100<<10, 2), nil, fill(3, 3))
+	for i := range 5 {
+		bufs = append(bufs, fill(20<<10, byte(10+i)))
+	}
+	bufs = append(bufs, fill(300<<10, 4), fill(64<<10-30, 5))
+	for i := range 3000 {
+		bufs = append(bufs, fill(i%7, byte(i))) // many tiny ones
+	}
+	long := dataFrame(300, 7, bufs...)
+	short := dataFrame(1, 2, []byte("short"))
+	f := serveMessages(t, short, long, short)
+
+	read := func() []byte {
+		bp, err := f.ReadLent()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := bytes.Clone(*bp)
+		if cap(*bp) > maxReadBuffer {
+			t.Fatalf("a buffer of %d bytes", cap(*bp))
+		}
+		f.Return(bp)
+		return b
+	}
+	if got := read(); !bytes.Equal(got, short) {
+		t.Fatalf("the first message read as %d bytes", len(got))
+	}
+	var got [][]byte
+	parted := false // the last buffer read goes on in the next piece
+	pieces := 0
+	for {
+		frame := read()
+		if bytes.Equal(frame, short) {
+			break
+		}
+		pieces++
+		p := readPiece(t, frame)
+		if p.ch != 300 || p.alias != 7 {
+			t.Fatalf("a piece on channel %d alias %d", p.ch, p.alias)
+		}
+		for i, b := range p.buffers {
+			if i == 0 && parted {
+				got[len(got)-1] = append(got[len(got)-1], b...)
+			} else {
+				got = append(got, b)
+			}
+		}
+		// A piece ends inside a buffer only when that buffer did not fit.
+		parted = len(got) > 0 && len(got[len(got)-1]) < len(bufs[len(got)-1])
+	}
+	if len(got) != len(bufs) {
+		t.Fatalf("%d buffers came back of %d", len(got), len(bufs))
+	}
+	for i := range bufs {
+		if !bytes.Equal(got[i], bufs[i]) {
+			t.Fatalf("buffer %d: %d bytes came back of %d", i, len(got[i]), len(bufs[i]))
+		}
+	}
+	if min := len(long) / (64 << 10); pieces < min || pieces > 2*min+2 {
+		t.Fatalf("%d pieces for %d bytes", pieces, len(long))
+	}
+}
+
+// TestLongStreamDataWhole: buffers that fit a read buffer are not split
+// across pieces.
+func TestLongStreamDataWhole(t *testing.T) {
+	var bufs [][]byte
+	for i := range 40 {
+		bufs = append(bufs, bytes.Repeat([]byte{byte(i)}, 10<<10+i))
+	}
+	f := serveMessages(t, dataFrame(1, 1, bufs...))
+	n := 0
+	for n < len(bufs) {
+		bp, err := f.ReadLent()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range readPiece(t, *bp).buffers {
+			if !bytes.Equal(b, bufs[n]) {
+				t.Fatalf("buffer %d came back as %d bytes", n, len(b))
+			}
+			n++
+		}
+		f.Return(bp)
+	}
+}
+
+// TestLongStreamDataRefused: a split message that ends before the
+// buffers it declares fails as undecodable; one past the read limit fails
+// as too large.
+func TestLongStreamDataRefused(t *testing.T) {
+	short := dataFrame(1, 1, bytes.Repeat([]byte{1}, 200<<10))
+	short = short[:len(short)-1]
+	f := serveMessages(t, short)
+	var err error
+	for err == nil {
+		var bp *[]byte
+		if bp, err = f.ReadLent(); err == nil {
+			f.Return(bp)
+		}
+	}
+	if !errors.Is(err, compact.ErrOutOfBounds) {
+		t.Fatalf("a truncated message read as %v", err)
+	}
+
+	f = serveMessages(t, dataFrame(1, 1, bytes.Repeat([]byte{1}, 200<<10)))
+	f.SetReadLimit(100 << 10)
+	for err = nil; err == nil; {
+		var bp *[]byte
+		if bp, err = f.ReadLent(); err == nil {
+			f.Return(bp)
+		}
+	}
+	if !errors.Is(err, ErrMessageTooLarge) {
+		t.Fatalf("a message past the limit read as %v", err)
+	}
+}
+
+// FuzzSplit: splitting any message into pieces of a small buffer gives
+// the buffers the message decodes to whole, or fails where decoding it
+// whole fails.
+func FuzzSplit(f *testing.F) {
+	f.Add(dataFrame(1, 1, []byte("hello"), nil, bytes.Repeat([]byte{2}, 300)))
+	f.Add(dataFrame(9, 3, bytes.Repeat([]byte{2}, 70), []byte{1}))
+	f.Add(append(dataFrame(1, 1, make([]byte, 100)), 1, 2, 3))
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		const size = 64
+		if len(msg) < size {
+			return
+		}
+		var whole Data
+		r := compact.NewReader(msg)
+		r.Uint()
+		r.Uint()
+		whole.decode(r)
+		var want []byte
+		for b := range whole.Buffers.All() {
+			want = append(want, b...)
+		}
+		s, ok := startSplit(msg[:size], bytes.NewReader(msg[size:]), 1<<20)
+		if !ok {
+			return
+		}
+		var got []byte
+		var err error
+		for range len(msg) + 1 {
+			var b []byte
+			if b, err = s.next(make([]byte, 0, size)); err != nil {
+				break
+			}
+			if len(b) > size {
+				t.Fatalf("a piece of %d bytes", len(b))
+			}
+			for _, p := range readPiece(t, b).buffers {
+				got = append(got, p...)
+			}
+			if s.done() {
+				break
+			}
+		}
+		if !s.done() && err == nil {
+			t.Fatal("the split did not end")
+		}
+		if (err == nil) != (r.Err() == nil) {
+			t.Fatalf("split: %v, whole: %v", err, r.Err())
+		}
+		if err == nil && !bytes.Equal(got, want) {
+			t.Fatalf("split gave %x, whole %x", got, want)
+		}
+	})
+}
