@@ -517,6 +517,9 @@ func (b Buffers) Append(p []byte) Buffers {
 	return Buffers{count: b.count + 1, enc: compact.AppendBuffer(b.enc, p)}
 }
 
+// BuffersIn returns an empty batch that encodes into room's capacity.
+func BuffersIn(room []byte) Buffers { return Buffers{enc: room[:0]} }
+
 // Cleared returns an empty batch that reuses this one's encoding.
 func (b Buffers) Cleared() Buffers { return Buffers{enc: b.enc[:0]} }
 

@@ -396,7 +396,7 @@ func (e *Edge) serve(t session.Transport, remote string, release func()) {
 	}
 	metrics := e.cfg.Telemetry.Metrics
 	s := session.New(session.Config{
-		ID: id, Framed: t, Opener: e, Limits: &e.cfg.Limits, Remote: remote, Logger: e.log, Tracer: e.cfg.Telemetry.Tracer, Budget: e.budget,
+		ID: id, Framed: t, Opener: e, Limits: &e.cfg.Limits, Remote: remote, Logger: e.log, Tracer: e.cfg.Telemetry.Tracer, Budget: e.budget, Batches: e.reads,
 		OnClose: func() {
 			e.mu.Lock()
 			delete(e.sessions, id)

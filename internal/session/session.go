@@ -76,6 +76,10 @@ type Config struct {
 	// Budget is the edge's, which the stream data queued for the client
 	// counts against (nil: none).
 	Budget Budget
+	// Batches lends the buffers in which stream data forwarded in parts
+	// is gathered (relay.NewReadBuffers; nil: a pool of the session's
+	// own). The edge shares its read buffers' pool.
+	Batches *sync.Pool
 }
 
 // Budget is what queued stream data is counted against: it cannot be
@@ -171,6 +175,9 @@ func New(cfg Config) *Session {
 	}
 	if cfg.Tracer == nil {
 		cfg.Tracer = tracenoop.NewTracerProvider().Tracer("")
+	}
+	if cfg.Batches == nil {
+		cfg.Batches = relay.NewReadBuffers()
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	s := &Session{cfg: cfg, ctx: ctx, stop: stop}
@@ -467,6 +474,13 @@ func (s *Session) clientData(m *relay.Data) {
 		cur   []byte // what is left of the buffer being sent
 		room  int    // credit taken and not yet used
 	)
+	if rest.Size() > maxBatch || left > routing.MaxChunk {
+		// Sent in parts, gathered in a lent buffer: at upload rates a
+		// buffer made for each would be most of the edge's garbage.
+		bp := s.cfg.Batches.Get().(*[]byte)
+		defer s.cfg.Batches.Put(bp)
+		batch = relay.BuffersIn(*bp)
+	}
 	flush := func() bool {
 		if batch.Count() == 0 {
 			return true
