@@ -21,7 +21,8 @@ import (
 type dataSplit struct {
 	pend    []byte    // read before splitting began, not yet handed on
 	r       io.Reader // the rest of the message
-	prefix  []byte    // channel, type and alias, as the message began
+	prefix  []byte    // channel, type and alias, as the message began; in head
+	head    [maxHead]byte
 	buffers uint64    // buffers not yet begun
 	left    int       // bytes of the buffer begun not yet read
 	inBuf   bool      // a buffer is begun
@@ -37,14 +38,19 @@ const (
 	maxSplitCount  = 1<<16 - 1
 )
 
+// maxHead is the longest prefix of a Data message: channel, type and
+// alias.
+const maxHead = 9 + 9 + 4
+
 // minSplitRoom is the least room a piece must have after its head: the
 // longest buffer length and a byte of data.
 const minSplitRoom = 10
 
 // startSplit begins splitting a message whose first bytes, b, fill a read
 // buffer and whose rest r holds; later pieces are read into buffers as
-// large. It reports false if the message is not stream data, or its head
-// leaves a piece no room.
+// large. The split reads from b until it has handed on all of it. It
+// reports false if the message is not stream data, or its head leaves a
+// piece no room.
 func startSplit(b []byte, r io.Reader, max int64) (*dataSplit, bool) {
 	if !isStreamData(b) {
 		return nil, false
@@ -58,15 +64,20 @@ func startSplit(b []byte, r io.Reader, max int64) (*dataSplit, bool) {
 	if h.Err() != nil || cap(b)-at-splitCountSize < minSplitRoom {
 		return nil, false
 	}
-	return &dataSplit{
-		pend:    append([]byte(nil), b[len(b)-h.Len():]...),
+	s := &dataSplit{
+		pend:    b[len(b)-h.Len():],
 		r:       r,
-		prefix:  append([]byte(nil), b[:at]...),
 		buffers: count,
 		read:    int64(len(b)),
 		max:     max,
-	}, true
+	}
+	s.prefix = s.head[:copy(s.head[:], b[:at])]
+	return s, true
 }
+
+// pending reports whether the split still reads from the buffer it began
+// with.
+func (s *dataSplit) pending() bool { return len(s.pend) > 0 }
 
 // done reports whether the message has been read to its end.
 func (s *dataSplit) done() bool { return s.buffers == 0 && !s.inBuf }

@@ -69,8 +69,11 @@ type WebSocketFramed struct {
 	// maxRead is the largest message read from now on, at most the
 	// library's limit set when made (SetReadLimit).
 	maxRead atomic.Int64
-	// split is the stream data message being read in pieces, if any.
-	split *dataSplit
+	// split is the stream data message being read in pieces, if any;
+	// splitFrom is the buffer it began in, lent until the split has read
+	// all of it.
+	split     *dataSplit
+	splitFrom *[]byte
 }
 
 // ErrMessageTooLarge means a message was longer than the read limit.
@@ -206,10 +209,12 @@ func (w *WebSocketFramed) ReadLent() (*[]byte, error) {
 	bp := w.reads.Get().(*[]byte)
 	b := (*bp)[:0]
 	for {
-		if len(b) == cap(b) && len(b) > 0 {
+		if len(b) == cap(b) && cap(b) >= maxReadBuffer {
+			// As long as the pool keeps, and not longer: messages below
+			// that are read whole into buffers the pool keeps.
 			if s, ok := startSplit(b, r, w.maxRead.Load()); ok {
-				w.split = s
-				return w.readSplit(bp)
+				w.split, w.splitFrom = s, bp
+				return w.readSplit(w.reads.Get().(*[]byte))
 			}
 		}
 		if len(b) == cap(b) {
@@ -241,6 +246,10 @@ func (w *WebSocketFramed) ReadLent() (*[]byte, error) {
 // readSplit reads the next piece of the message being split into bp.
 func (w *WebSocketFramed) readSplit(bp *[]byte) (*[]byte, error) {
 	b, err := w.split.next((*bp)[:0])
+	if w.splitFrom != nil && (err != nil || !w.split.pending()) {
+		w.Return(w.splitFrom)
+		w.splitFrom = nil
+	}
 	if err != nil {
 		w.split = nil
 		w.reads.Put(bp)
