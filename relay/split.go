@@ -23,11 +23,11 @@ type dataSplit struct {
 	r       io.Reader // the rest of the message
 	prefix  []byte    // channel, type and alias, as the message began; in head
 	head    [maxHead]byte
-	buffers uint64    // buffers not yet begun
-	left    int       // bytes of the buffer begun not yet read
-	inBuf   bool      // a buffer is begun
-	read    int64     // the message's bytes read, for the read limit
-	max     int64     // the read limit
+	buffers uint64 // buffers not yet begun
+	left    int    // bytes of the buffer begun not yet read
+	inBuf   bool   // a buffer is begun
+	read    int64  // the message's bytes read, for the read limit
+	max     int64  // the read limit
 }
 
 // splitCount is how a piece encodes its buffer count: compact-encoding's
