@@ -6,6 +6,8 @@ import (
 	"errors"
 
 	"golang.org/x/crypto/chacha20"
+	//lint:ignore SA1019 the one-time MAC, kept running across a message's parts
+	"golang.org/x/crypto/poly1305"
 )
 
 // Sizes of libsodium's crypto_secretstream_xchacha20poly1305.
@@ -143,4 +145,64 @@ func (s *sodiumState) rekey() {
 	copy(s.key[:], kn[:KeySize])
 	copy(s.nonce[4:], kn[KeySize:])
 	s.resetCounter()
+}
+
+// sealer seals one message of a length known up front in parts of any
+// size, for a writer that learns the message's bytes a part at a time:
+// the wire bytes are those seal makes of the whole.
+type sealer struct {
+	s    *sodiumState
+	mac  *poly1305.MAC
+	n    int             // the message's length
+	off  int             // message bytes sealed so far
+	ks   [blockSize]byte // keystream of the block off is in, once begun
+	tag  byte
+	head byte // the encrypted tag
+}
+
+// begin starts sealing a message of n bytes with tag.
+func (s *sodiumState) begin(n int, tag byte) *sealer {
+	var kb [msgOffset]byte
+	xorKeyStream(kb[:], kb[:], &s.nonce, &s.key, 0)
+	kb[blockSize] ^= tag
+	z := &sealer{s: s, mac: poly1305.New((*[32]byte)(kb[:32])), n: n, tag: tag, head: kb[blockSize]}
+	z.mac.Write(kb[blockSize:msgOffset])
+	return z
+}
+
+// part encrypts the message's next len(p) bytes into dst.
+func (z *sealer) part(dst, p []byte) {
+	out := dst[:len(p)]
+	for len(p) > 0 {
+		block, within := z.off/blockSize, z.off%blockSize
+		if within == 0 && len(p) >= blockSize {
+			whole := len(p) &^ (blockSize - 1)
+			xorKeyStream(dst[:whole], p[:whole], &z.s.nonce, &z.s.key, uint32(msgOffset/blockSize+block))
+			dst, p, z.off = dst[whole:], p[whole:], z.off+whole
+			continue
+		}
+		if within == 0 {
+			z.ks = [blockSize]byte{}
+			xorKeyStream(z.ks[:], z.ks[:], &z.s.nonce, &z.s.key, uint32(msgOffset/blockSize+block))
+		}
+		k := min(blockSize-within, len(p))
+		for i := range k {
+			dst[i] = p[i] ^ z.ks[within+i]
+		}
+		dst, p, z.off = dst[k:], p[k:], z.off+k
+	}
+	z.mac.Write(out)
+}
+
+// finish returns the MAC, once all n bytes are sealed, and moves the
+// state on to the next message.
+func (z *sealer) finish() [tagSize]byte {
+	var tail [15 + 16]byte
+	pad := z.n & 0xf
+	binary.LittleEndian.PutUint64(tail[pad+8:], uint64(blockSize+z.n))
+	z.mac.Write(tail[:pad+16])
+	var m [tagSize]byte
+	z.mac.Sum(m[:0])
+	z.s.advance(&m, z.tag)
+	return m
 }

@@ -63,3 +63,40 @@ func TestSealMatchesReference(t *testing.T) {
 		}
 	}
 }
+
+// TestSealInParts: a message sealed in parts, of any sizes and at any
+// offsets into a keystream block, is sealed to the bytes seal makes of it
+// whole, and leaves the state where seal does.
+func TestSealInParts(t *testing.T) {
+	var key [KeySize]byte
+	var hdr [HeaderSize]byte
+	key[5], hdr[9] = 3, 4
+	var whole, parted sodiumState
+	whole.init(&key, &hdr)
+	parted.init(&key, &hdr)
+	cuts := [][]int{{1}, {63}, {64}, {65}, {7, 57, 64, 1}, {100, 28}, {4096}, {13, 4000, 1}}
+	for _, n := range []int{0, 1, 63, 64, 65, 127, 1000, 4096 + 17, 70_001} {
+		for _, cut := range cuts {
+			m := make([]byte, n)
+			for i := range m {
+				m[i] = byte(i * 31)
+			}
+			buf := make([]byte, bufferSize(n))
+			whole.seal(buf, m, TagMessage)
+			z := parted.begin(n, TagMessage)
+			got := make([]byte, n)
+			for off, i := 0, 0; off < n; i++ {
+				k := min(cut[i%len(cut)], n-off)
+				z.part(got[off:], m[off:off+k])
+				off += k
+			}
+			mac := z.finish()
+			if z.head != buf[msgOffset-1] || !bytes.Equal(got, buf[msgOffset:msgOffset+n]) || !bytes.Equal(mac[:], buf[msgOffset+n:msgOffset+n+16]) {
+				t.Fatalf("length %d in parts of %v: sealed otherwise than whole", n, cut)
+			}
+			if parted.nonce != whole.nonce {
+				t.Fatalf("length %d: the state moved on otherwise", n)
+			}
+		}
+	}
+}

@@ -133,6 +133,7 @@ type Stream struct {
 
 	wmu       sync.Mutex
 	enc       sodiumState
+	long      *sealer // the message BeginMessage began, while its bytes come
 	wbuf      []byte
 	werr      error
 	lastWrite atomic.Int64
@@ -370,6 +371,9 @@ func (s *Stream) writeMessage(p []byte) error {
 	if s.werr != nil {
 		return s.werr
 	}
+	if s.long != nil {
+		return ErrMessageOpen
+	}
 	n := len(p)
 	need := bufferSize(n)
 	if cap(s.wbuf) < need {
@@ -380,7 +384,44 @@ func (s *Stream) writeMessage(p []byte) error {
 	// The frame is the 3-byte length and the body that seal laid out.
 	body := 1 + n + 16
 	buf[msgOffset-4], buf[msgOffset-3], buf[msgOffset-2] = byte(body), byte(body>>8), byte(body>>16)
-	if _, err := s.raw.Write(buf[msgOffset-4 : msgOffset+n+16]); err != nil {
+	return s.writeRaw(buf[msgOffset-4 : msgOffset+n+16])
+}
+
+// ErrMessageOpen means a message was written while one that BeginMessage
+// began still lacked bytes.
+var ErrMessageOpen = errors.New("secretstream: a message begun is not yet whole")
+
+// BeginMessage begins a message of n bytes, which the Writes that follow
+// carry in parts of any size: the other end receives it as one message,
+// as if written whole. A relay forwarding a large write that reaches it
+// in parts so keeps the write one message, which the other end's framing
+// (Protomux, say) relies on. Keepalives wait until it is whole.
+func (s *Stream) BeginMessage(n int) error {
+	if n > MaxMessageSize {
+		return fmt.Errorf("%w: %d bytes", ErrMessageTooLarge, n)
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.werr != nil {
+		return s.werr
+	}
+	if s.long != nil {
+		return ErrMessageOpen
+	}
+	s.long = s.enc.begin(n, TagMessage)
+	body := 1 + n + tagSize
+	head := []byte{byte(body), byte(body >> 8), byte(body >> 16), s.long.head}
+	if n == 0 {
+		m := s.long.finish()
+		s.long = nil
+		head = append(head, m[:]...)
+	}
+	return s.writeRaw(head)
+}
+
+// writeRaw writes frame bytes; the write lock is held.
+func (s *Stream) writeRaw(b []byte) error {
+	if _, err := s.raw.Write(b); err != nil {
 		s.werr = fmt.Errorf("secretstream: write: %w", err)
 		return s.werr
 	}
@@ -388,11 +429,46 @@ func (s *Stream) writeMessage(p []byte) error {
 	return nil
 }
 
-// Write implements io.Writer, sending p in messages of at most WriteChunk.
+// writePart seals and writes what p holds of the message begun, and its
+// MAC once it is whole; it returns the bytes of p taken.
+func (s *Stream) writePart(p []byte) (int, error) {
+	z := s.long
+	k := min(len(p), z.n-z.off)
+	whole := z.off+k == z.n
+	need := k
+	if whole {
+		need += tagSize
+	}
+	if cap(s.wbuf) < need {
+		s.wbuf = make([]byte, max(need, bufferSize(WriteChunk)))
+	}
+	buf := s.wbuf[:need]
+	z.part(buf, p[:k])
+	if whole {
+		m := z.finish()
+		copy(buf[k:], m[:])
+		s.long = nil
+	}
+	return k, s.writeRaw(buf)
+}
+
+// Write implements io.Writer, sending p in messages of at most WriteChunk,
+// or as the rest of a message BeginMessage began.
 func (s *Stream) Write(p []byte) (int, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	written := 0
+	for s.long != nil && len(p) > 0 {
+		if s.werr != nil {
+			return written, s.werr
+		}
+		k, err := s.writePart(p)
+		written += k
+		p = p[k:]
+		if err != nil {
+			return written, err
+		}
+	}
 	for len(p) > 0 {
 		n := min(len(p), WriteChunk)
 		if err := s.writeMessage(p[:n]); err != nil {
@@ -411,7 +487,9 @@ func (s *Stream) onKeepAlive() {
 		return
 	}
 	idle := time.Since(time.Unix(0, s.lastWrite.Load()))
-	if idle >= s.keepAlive {
+	if s.long != nil {
+		idle = 0 // a message's bytes are on their way
+	} else if idle >= s.keepAlive {
 		if s.writeMessage(nil) != nil {
 			return
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"errors"
 	"io"
 	"net"
 	"testing"
@@ -81,6 +82,45 @@ func TestMessagesBothWays(t *testing.T) {
 		}
 		if !bytes.Equal(m, bytes.Repeat([]byte{byte(n)}, n)) {
 			t.Fatalf("message of %d bytes corrupted", n)
+		}
+	}
+}
+
+// TestMessageInParts: a message begun with its length and written in
+// parts arrives as one message, between messages written whole; a whole
+// message written while one begun lacks bytes is refused.
+func TestMessageInParts(t *testing.T) {
+	a, b := streamPair(t, 0)
+	long := make([]byte, 300_001)
+	rand.Read(long)
+	go func() {
+		a.WriteMessage([]byte("before"))
+		if err := a.BeginMessage(len(long)); err != nil {
+			t.Error(err)
+			return
+		}
+		for off := 0; off < len(long); off += 32 << 10 {
+			chunk := long[off:min(off+32<<10, len(long))]
+			if off == 64<<10 {
+				if err := a.WriteMessage([]byte("no")); !errors.Is(err, ErrMessageOpen) {
+					t.Errorf("a message written inside one begun: %v", err)
+				}
+			}
+			if _, err := a.Write(chunk); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+		a.BeginMessage(0)
+		a.Write([]byte("after"))
+	}()
+	for _, want := range [][]byte{[]byte("before"), long, {}, []byte("after")} {
+		m, err := b.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(m, want) {
+			t.Fatalf("a message of %d bytes arrived as %d", len(want), len(m))
 		}
 	}
 }
