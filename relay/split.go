@@ -12,12 +12,15 @@ import (
 // dataSplit reads a message of stream data that does not fit one read
 // buffer as a sequence of Data messages on the same channel and alias,
 // each within a read buffer. The JS client sends all that is written to a
-// stream in one tick as one message (64 MiB for one large write), and
-// reading that whole would take a buffer of its size, grown by doubling:
-// at upload rates most of a relay's CPU went to growing and clearing those
-// buffers, and its memory to holding them. Buffers that fit a read buffer
-// stay whole; a longer one arrives in parts, as the relay forwards it in
-// parts of its own anyway.
+// stream in one tick as one message (64 MiB for 1,024 writes of 64 KiB),
+// and reading that whole would take a buffer of its size, grown by
+// doubling: at upload rates most of a relay's CPU went to growing and
+// clearing those buffers, and its memory to holding them. The message is
+// split between its buffers: each buffer is one write, which the peer must
+// receive as one SecretStream message, so a buffer longer than a read
+// buffer comes whole in a piece of its own, in a buffer grown for it, up
+// to MaxWholeBuffer; only a longer one, which no SecretStream message
+// carries whole, arrives in parts.
 type dataSplit struct {
 	pend    []byte    // read before splitting began, not yet handed on
 	r       io.Reader // the rest of the message
@@ -25,9 +28,11 @@ type dataSplit struct {
 	head    [maxHead]byte
 	buffers uint64 // buffers not yet begun
 	left    int    // bytes of the buffer begun not yet read
+	whole   int    // the buffer begun's length
 	inBuf   bool   // a buffer is begun
 	read    int64  // the message's bytes read, for the read limit
 	max     int64  // the read limit
+	need    int    // the buffer errNeedRoom asked for
 }
 
 // splitCount is how a piece encodes its buffer count: compact-encoding's
@@ -37,6 +42,14 @@ const (
 	splitCountSize = 3
 	maxSplitCount  = 1<<16 - 1
 )
+
+// MaxWholeBuffer is the longest buffer of stream data read whole: the
+// most one SecretStream message carries (its length has three bytes).
+const MaxWholeBuffer = 1<<24 - 1
+
+// errNeedRoom means a piece needs a buffer of dataSplit.need bytes for the
+// buffer it begins with.
+var errNeedRoom = errors.New("relay: a buffer longer than the read buffer")
 
 // maxHead is the longest prefix of a Data message: channel, type and
 // alias.
@@ -129,8 +142,9 @@ func (s *dataSplit) length() (int, error) {
 }
 
 // next reads the next piece into b's capacity and returns it: a Data
-// message of the whole buffers that fit, or of one part of a buffer that
-// does not.
+// message of the whole buffers that fit, or of one part of a buffer
+// longer than MaxWholeBuffer. It fails with errNeedRoom, having read
+// nothing, when a piece of one buffer needs a larger b.
 func (s *dataSplit) next(b []byte) ([]byte, error) {
 	b = append(b[:0], s.prefix...)
 	at := len(b)
@@ -146,13 +160,17 @@ func (s *dataSplit) next(b []byte) ([]byte, error) {
 				return nil, err
 			}
 			s.buffers--
-			s.inBuf, s.left = true, n
+			s.inBuf, s.left, s.whole = true, n, n
 		}
 		free := cap(b) - len(b)
 		k := s.left
 		if compact.UintSize(uint64(k))+k > free {
 			if count > 0 {
 				break // it goes whole, or first, in the next piece
+			}
+			if k <= MaxWholeBuffer && s.left == s.whole {
+				s.need = len(b) + compact.UintSize(uint64(k)) + k
+				return nil, errNeedRoom
 			}
 			k = free - compact.UintSize(uint64(free))
 		}

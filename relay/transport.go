@@ -246,13 +246,25 @@ func (w *WebSocketFramed) ReadLent() (*[]byte, error) {
 // readSplit reads the next piece of the message being split into bp.
 func (w *WebSocketFramed) readSplit(bp *[]byte) (*[]byte, error) {
 	b, err := w.split.next((*bp)[:0])
+	if errors.Is(err, errNeedRoom) {
+		// A buffer that is one write comes whole, in room admitted
+		// before it is made.
+		if !w.take(w.split.need - cap(*bp)) {
+			err = ErrReadBudget
+		} else {
+			*bp = slices.Grow((*bp)[:0], w.split.need)
+			b, err = w.split.next(*bp)
+		}
+	}
 	if w.splitFrom != nil && (err != nil || !w.split.pending()) {
-		w.Return(w.splitFrom)
+		if cap(*w.splitFrom) <= maxReadBuffer {
+			w.reads.Put(w.splitFrom)
+		}
 		w.splitFrom = nil
 	}
 	if err != nil {
 		w.split = nil
-		w.reads.Put(bp)
+		w.Return(bp)
 		return nil, err
 	}
 	if w.split.done() {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -163,7 +164,8 @@ func RequireOK(t testing.TB, what string, r map[string]any) {
 // ClientMatrix runs the unchanged JS client against a relay joined to the
 // testnet of peer (bootstrap boot), at ws (ws://…) and tcp (host:port),
 // custodial and not: connections to a JS server (8 MB echo, Protomux
-// channels both ways, 32 streams at once, a missing key), a relayed server that a JS peer connects to (its
+// channels both ways, writes of up to 1 MiB arriving whole, 32 streams
+// at once, a missing key), a relayed server that a JS peer connects to (its
 // firewall allowing and denying), lookup, announce and unannounce seen
 // from JS, and a Hyperswarm on the relayed node meeting a JS one.
 func ClientMatrix(t *testing.T, peer *Peer, boot, ws, tcp string) {
@@ -172,6 +174,8 @@ func ClientMatrix(t *testing.T, peer *Peer, boot, ws, tcp string) {
 	echoKey := PublicKey(echoSeed)
 	muxSeed := RandomSeed()
 	RequireOK(t, "js listenMux", peer.Do("listenMux", muxSeed))
+	sizesSeed := RandomSeed()
+	RequireOK(t, "js listenSizes", peer.Do("listenSizes", sizesSeed))
 
 	for _, transport := range []string{"ws", "tcp"} {
 		for _, mode := range []string{"custodial", "noncustodial"} {
@@ -189,6 +193,20 @@ func ClientMatrix(t *testing.T, peer *Peer, boot, ws, tcp string) {
 				// Protomux reads each data event as one message: the
 				// peer's messages must arrive one per buffer.
 				RequireOK(t, "four Protomux channels with a JS peer", u.Do(map[string]any{"cmd": "mux", "key": PublicKey(muxSeed)}))
+
+				// Each write is one message at the peer, however long, as
+				// the JS relay writes each buffer: a 1 MiB Protomux
+				// message must not reach the peer in pieces.
+				sizes := []int{100 << 10, 5, 1 << 20, 300 << 10, 33 << 10}
+				r = u.Do(map[string]any{"cmd": "sizes", "key": PublicKey(sizesSeed), "sizes": sizes})
+				RequireOK(t, "writes of up to 1 MiB", r)
+				var got []int
+				for _, n := range r["got"].([]any) {
+					got = append(got, int(n.(float64)))
+				}
+				if !slices.Equal(got, sizes) {
+					t.Fatalf("writes of %v bytes reached the peer as messages of %v", sizes, r["got"])
+				}
 
 				RequireOK(t, "32 streams", u.Do(map[string]any{"cmd": "streams", "key": echoKey, "n": 32, "bytes": 64 << 10}))
 

@@ -45,6 +45,10 @@ const (
 	// can be lost or repeated without breaking the count. Links handle
 	// syncs themselves.
 	KindSync
+	// KindMessage says that the next Bytes of the client's stream data on
+	// Alias, which come in parts, are one write: one SecretStream message
+	// to the peer, as the JS relay writes each buffer.
+	KindMessage
 )
 
 // syncAsk is the payload of a sync that asks for one back.
@@ -93,7 +97,7 @@ func DecodeFrame(p []byte) (Frame, error) {
 		return Frame{}, fmt.Errorf("%w: %v", ErrBadFrame, err)
 	}
 	k := Kind(p[0])
-	if k > KindSync || (k < KindCredit && relay.MessageType(k) > relay.TypeNoiseReply) {
+	if k > KindMessage || (k < KindCredit && relay.MessageType(k) > relay.TypeNoiseReply) {
 		return Frame{}, fmt.Errorf("%w: kind %d", ErrBadFrame, k)
 	}
 	return Frame{Kind: k, Seq: seq, Payload: r.Rest(), Encoded: p}, nil
@@ -148,4 +152,25 @@ func DecodeGone(p []byte) (Gone, error) {
 		return Gone{}, fmt.Errorf("%w: gone: %v", ErrBadFrame, err)
 	}
 	return g, nil
+}
+
+// Message is a KindMessage payload.
+type Message struct {
+	Alias uint32
+	Bytes uint64
+}
+
+// AppendMessage appends m's encoding.
+func AppendMessage(b []byte, m Message) []byte {
+	return compact.AppendUint(compact.AppendUint32(b, m.Alias), m.Bytes)
+}
+
+// DecodeMessage decodes a KindMessage payload.
+func DecodeMessage(p []byte) (Message, error) {
+	r := compact.NewReader(p)
+	m := Message{Alias: r.Uint32(), Bytes: r.Uint()}
+	if err := r.Err(); err != nil {
+		return Message{}, fmt.Errorf("%w: message: %v", ErrBadFrame, err)
+	}
+	return m, nil
 }

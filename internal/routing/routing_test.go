@@ -31,7 +31,7 @@ func TestFrameRoundTrip(t *testing.T) {
 	if err != nil || got.(*relay.Data).Alias != 7 || first(got.(*relay.Data).Buffers) != "hello" {
 		t.Fatalf("%+v %v", got, err)
 	}
-	for _, bad := range [][]byte{nil, {28, 1}, {byte(KindSync) + 1, 1}, {byte(KindCredit)}} {
+	for _, bad := range [][]byte{nil, {28, 1}, {byte(KindMessage) + 1, 1}, {byte(KindCredit)}} {
 		if _, err := DecodeFrame(bad); !errors.Is(err, ErrBadFrame) {
 			t.Errorf("%x: %v", bad, err)
 		}
@@ -43,6 +43,10 @@ func TestFrameRoundTrip(t *testing.T) {
 	g, err := DecodeGone(AppendGone(nil, Gone{Alias: 1, ClientAlias: 2}))
 	if err != nil || g != (Gone{1, 2}) {
 		t.Fatalf("%+v %v", g, err)
+	}
+	msg, err := DecodeMessage(AppendMessage(nil, Message{Alias: 3, Bytes: 1 << 20}))
+	if err != nil || msg != (Message{3, 1 << 20}) {
+		t.Fatalf("%+v %v", msg, err)
 	}
 	o := OpenRequest{Session: "abc", Edge: "edge-1", Handshake: relay.Handshake{Custodial: true, PublicKey: [32]byte{1}, SecretKey: [64]byte{2}}}
 	o2, err := DecodeOpenRequest(o.Encode())
@@ -60,6 +64,7 @@ func FuzzDecodeFrame(f *testing.F) {
 	f.Add(AppendFrame(nil, KindCredit, 2, AppendCredit(nil, Credit{1, 65536})))
 	f.Add(AppendFrame(nil, KindGone, 3, AppendGone(nil, Gone{1, 2})))
 	f.Add(AppendFrame(nil, KindSync, 4, []byte{syncAsk}))
+	f.Add(AppendFrame(nil, KindMessage, 5, AppendMessage(nil, Message{1, 100_000})))
 	f.Add((&OpenRequest{Session: "s", Edge: "e", Handshake: relay.Handshake{Custodial: true}}).Encode())
 	f.Fuzz(func(t *testing.T, p []byte) {
 		if fr, err := DecodeFrame(p); err == nil {
@@ -68,7 +73,9 @@ func FuzzDecodeFrame(f *testing.F) {
 				DecodeCredit(fr.Payload)
 			case KindGone:
 				DecodeGone(fr.Payload)
-			case KindBye:
+			case KindMessage:
+				DecodeMessage(fr.Payload)
+			case KindBye, KindSync:
 			default:
 				fr.Message()
 			}

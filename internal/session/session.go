@@ -458,7 +458,8 @@ func (s *Session) toWorkerTraced(op string, m relay.Message) {
 
 // clientData forwards a client's stream data as the worker's credit
 // allows, holding the client's transport still while there is none. Each
-// buffer stays a buffer of its own (a SecretStream message at the peer);
+// buffer stays a buffer of its own (a SecretStream message at the peer),
+// and one sent in parts is announced as one (KindMessage);
 // the buffers travel in batches of at most maxBatch encoded bytes, so a
 // message of many tiny buffers costs the link no more frames than its bytes.
 func (s *Session) clientData(m *relay.Data) {
@@ -512,6 +513,17 @@ func (s *Session) clientData(m *relay.Data) {
 		}
 		if len(cur) == 0 {
 			cur, _ = rest.Next()
+			if len(cur) > room {
+				// It goes in parts: the worker learns that they are one
+				// write, one SecretStream message to the peer.
+				if !flush() {
+					return
+				}
+				if err := s.link.Send(routing.KindMessage, routing.AppendMessage(nil, routing.Message{Alias: m.Alias, Bytes: uint64(len(cur))})); err != nil {
+					s.Fail(err)
+					return
+				}
+			}
 			continue
 		}
 		k := min(len(cur), room)

@@ -118,6 +118,16 @@ func (s *session) handle(f routing.Frame) {
 			st.gate.Grant(c.Bytes)
 		}
 		return
+	case routing.KindMessage:
+		m, err := routing.DecodeMessage(f.Payload)
+		if err != nil {
+			s.endSoon(err, false)
+			return
+		}
+		if st := s.clientStream(m.Alias); st != nil {
+			st.message(m.Bytes)
+		}
+		return
 	case routing.KindBye:
 		s.endSoon(nil, false)
 		return

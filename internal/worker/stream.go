@@ -49,9 +49,19 @@ type stream struct {
 
 // chunk is a frame of client data waiting for the peer, its buffers still
 // encoded: a frame of many tiny buffers is held at the cost of its bytes.
+// A chunk with message set holds no data: it says that the next message
+// bytes are one write (routing.KindMessage).
 type chunk struct {
-	bufs  relay.Buffers
-	lease routing.Lease
+	bufs    relay.Buffers
+	lease   routing.Lease
+	message uint64
+}
+
+// messageBeginner is a pipe that sends a write arriving in parts as one
+// message (secretstream); the raw UDX stream of a non-custodial client
+// carries bytes the client framed itself.
+type messageBeginner interface {
+	BeginMessage(n int) error
 }
 
 func newStream(s *session, id uint32, conn pipe) *stream {
@@ -178,6 +188,14 @@ func (st *stream) writePump() {
 		st.queue[0] = chunk{}
 		st.queue = st.queue[1:]
 		st.mu.Unlock()
+		if c.message > 0 {
+			if err := st.beginMessage(c.message); err != nil {
+				st.fail(err)
+				st.pumpDone()
+				return
+			}
+			continue
+		}
 		err := st.writeFrame(c.bufs)
 		st.s.w.held.queued.Add(-int64(c.bufs.Size()))
 		c.lease.Release() // Write has copied the bytes
@@ -238,6 +256,28 @@ func (st *stream) push(bufs relay.Buffers, lease routing.Lease) error {
 	st.s.w.held.queued.Add(int64(bufs.Size()))
 	st.wake()
 	return nil
+}
+
+// message queues the news that the next n bytes are one write.
+func (st *stream) message(n uint64) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.ended || st.destroyed {
+		return
+	}
+	st.queue = append(st.queue, chunk{message: n})
+	st.wake()
+}
+
+// beginMessage begins a message of n bytes on a pipe that frames them. A
+// write longer than a SecretStream message can carry goes on in messages
+// of its own, as before it was announced; the JS relay fails its stream.
+func (st *stream) beginMessage(n uint64) error {
+	mb, ok := st.conn.(messageBeginner)
+	if !ok || n > secretstream.MaxMessageSize {
+		return nil
+	}
+	return mb.BeginMessage(int(n))
 }
 
 func (st *stream) end() {

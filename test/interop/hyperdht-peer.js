@@ -13,6 +13,8 @@
 //   listenSource <seedHex> <bytes>    {"ok": true}, a server that sends bytes
 //   listenSink <seedHex>              {"ok": true}, a server that reads to the
 //                                     end, then sends the byte count (8 bytes, LE)
+//   listenSizes <seedHex>             {"ok": true}, a server that answers each
+//                                     message (data event) with its length (4 bytes, LE)
 //   fetch <publicKeyHex>              {"bytes": n, "mbps": MB/s} reading to the end
 //   listenMux <seedHex>               {"ok": true}, a server that talks over
 //                                     four Protomux channels (lib/mux-talk.js)
@@ -115,6 +117,19 @@ async function main () {
             n.writeBigUInt64LE(BigInt(got))
             socket.end(n)
           })
+        })
+        await s.listen(DHT.keyPair(buf(a)))
+        servers.push(s)
+        out({ ok: true })
+      } else if (cmd === 'listenSizes') {
+        const s = node.createServer((socket) => {
+          socket.on('error', () => {})
+          socket.on('data', (d) => {
+            const n = Buffer.alloc(4)
+            n.writeUInt32LE(d.byteLength)
+            socket.write(n)
+          })
+          socket.on('end', () => socket.end())
         })
         await s.listen(DHT.keyPair(buf(a)))
         servers.push(s)

@@ -21,6 +21,9 @@
 //   {"cmd":"upload","key":hex,"bytes":n}         writes n bytes at once to a sink
 //       server (hyperdht-peer.js listenSink) and ends: {"ok":true,"mbps":MB/s} once
 //       the sink counted all of them
+//   {"cmd":"sizes","key":hex,"sizes":[n...]}    writes a buffer of each size in one tick
+//       to a server that answers each message with its length (hyperdht-peer.js
+//       listenSizes): {"ok":true,"got":[the lengths the server received]}
 //   {"cmd":"sink","key":hex,"pauseMs":n}        connects and reads nothing for
 //       pauseMs, then reads to the end: {"ok":true,"bytes":n,"mbps":MB/s after the pause}
 // When the relay goes away it prints {"closed":true,"reason":error or null}.
@@ -178,6 +181,28 @@ async function handle (c) {
     const counted = Number(Buffer.concat(reply).readBigUInt64LE(0))
     if (counted !== c.bytes) throw new Error('the sink counted ' + counted + ' of ' + c.bytes)
     return { ok: true, mbps: counted / seconds / 1e6 }
+  }
+  if (c.cmd === 'sizes') {
+    const s = node.connect(buf(c.key))
+    const got = []
+    let pending = b4a.alloc(0)
+    await new Promise((resolve, reject) => {
+      s.on('error', reject)
+      s.once('open', () => {
+        for (const n of c.sizes) s.write(b4a.alloc(n, n & 0xff))
+      })
+      s.on('data', (d) => {
+        pending = b4a.concat([pending, d])
+        while (pending.byteLength >= 4) {
+          got.push(pending.readUInt32LE(0))
+          pending = pending.subarray(4)
+        }
+        if (got.length >= c.sizes.length) resolve()
+      })
+      s.on('close', resolve)
+    })
+    s.destroy()
+    return { ok: true, got }
   }
   if (c.cmd === 'sink') {
     const s = node.connect(buf(c.key))
