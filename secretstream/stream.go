@@ -345,6 +345,15 @@ func (s *Stream) ReadChunk(max, room int) ([]byte, error) {
 	return s.rbuf[off-room : off+n], nil
 }
 
+// Unread is how much of the message ReadChunk returned part of is still to
+// come: a reader forwarding a message in parts learns its length from its
+// first part and this.
+func (s *Stream) Unread() int {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	return len(s.unread)
+}
+
 // fillUnread reads the next message once the last one has been read.
 func (s *Stream) fillUnread() error {
 	for len(s.unread) == 0 {

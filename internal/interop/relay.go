@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -176,6 +177,13 @@ func ClientMatrix(t *testing.T, peer *Peer, boot, ws, tcp string) {
 	RequireOK(t, "js listenMux", peer.Do("listenMux", muxSeed))
 	sizesSeed := RandomSeed()
 	RequireOK(t, "js listenSizes", peer.Do("listenSizes", sizesSeed))
+	writes := []int{100 << 10, 5, 1 << 20, 300 << 10, 33 << 10}
+	writesSeed := RandomSeed()
+	var csv []string
+	for _, n := range writes {
+		csv = append(csv, strconv.Itoa(n))
+	}
+	RequireOK(t, "js listenWrites", peer.Do("listenWrites", writesSeed, strings.Join(csv, ",")))
 
 	for _, transport := range []string{"ws", "tcp"} {
 		for _, mode := range []string{"custodial", "noncustodial"} {
@@ -197,15 +205,22 @@ func ClientMatrix(t *testing.T, peer *Peer, boot, ws, tcp string) {
 				// Each write is one message at the peer, however long, as
 				// the JS relay writes each buffer: a 1 MiB Protomux
 				// message must not reach the peer in pieces.
-				sizes := []int{100 << 10, 5, 1 << 20, 300 << 10, 33 << 10}
-				r = u.Do(map[string]any{"cmd": "sizes", "key": PublicKey(sizesSeed), "sizes": sizes})
-				RequireOK(t, "writes of up to 1 MiB", r)
-				var got []int
-				for _, n := range r["got"].([]any) {
-					got = append(got, int(n.(float64)))
+				ints := func(l any) (got []int) {
+					for _, n := range l.([]any) {
+						got = append(got, int(n.(float64)))
+					}
+					return got
 				}
-				if !slices.Equal(got, sizes) {
-					t.Fatalf("writes of %v bytes reached the peer as messages of %v", sizes, r["got"])
+				r = u.Do(map[string]any{"cmd": "sizes", "key": PublicKey(sizesSeed), "sizes": writes})
+				RequireOK(t, "writes of up to 1 MiB", r)
+				if got := ints(r["got"]); !slices.Equal(got, writes) {
+					t.Fatalf("writes of %v bytes reached the peer as messages of %v", writes, got)
+				}
+				// And the peer's, each one data event at the client.
+				r = u.Do(map[string]any{"cmd": "reads", "key": PublicKey(writesSeed)})
+				RequireOK(t, "reads of up to 1 MiB", r)
+				if got := ints(r["got"]); !slices.Equal(got, writes) {
+					t.Fatalf("the peer's writes of %v bytes reached the client as data events of %v", writes, got)
 				}
 
 				RequireOK(t, "32 streams", u.Do(map[string]any{"cmd": "streams", "key": echoKey, "n": 32, "bytes": 64 << 10}))

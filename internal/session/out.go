@@ -23,6 +23,9 @@ type outItem struct {
 	// chunk is the bytes of stream data that came as one buffer, which
 	// the writer may join with the stream's next queued chunks.
 	chunk []byte
+	// credited: the worker was granted the data's credit when it was
+	// gathered (a message that came in parts, which holds no frame).
+	credited bool
 }
 
 // Joining queued chunks of a stream into one data message: the client's
@@ -257,7 +260,7 @@ func (s *Session) writeOut(it outItem, run []outItem, sc *writeScratch) bool {
 	}
 	var err error
 	switch room := len(it.frame) - len(it.payload); {
-	case len(run) > 0:
+	case len(run) > 0 || it.credited:
 		ps := append(sc.parts[:0], relay.AppendDataBuffersHeader(sc.head[:0], it.data.worker, 1+len(run), len(it.chunk)), it.chunk)
 		for i, r := range run {
 			ps = append(ps, compact.AppendUint(sc.lens[i][:0], uint64(len(r.chunk))), r.chunk)
@@ -275,6 +278,9 @@ func (s *Session) writeOut(it outItem, run []outItem, sc *writeScratch) bool {
 		return false
 	}
 	if it.data != nil {
+		if it.credited {
+			n -= it.n
+		}
 		s.mu.Lock()
 		grant := it.data.ledger.Consume(n)
 		worker := it.data.worker

@@ -166,6 +166,11 @@ type stream struct {
 	client uint32 // 0 until the client names it
 	gate   *routing.Gate
 	ledger routing.Ledger
+	// gather is a message of the peer's arriving in parts
+	// (routing.KindMessage), which the client must get as one buffer;
+	// gatherLeft is what is still to come of it.
+	gather     []byte
+	gatherLeft int
 }
 
 // New returns a session on cfg.Framed; Start serves it.
@@ -279,6 +284,7 @@ func (s *Session) finish(runErr error) {
 	s.mu.Lock()
 	for _, st := range s.byWorker {
 		st.gate.Close(context.Canceled)
+		s.dropGatherLocked(st)
 	}
 	s.out.Drop()
 	err := s.err
@@ -593,6 +599,7 @@ func (s *Session) onWorker(f routing.Frame) {
 				delete(s.byClient, st.client)
 			}
 			st.gate.Close(context.Canceled)
+			s.dropGatherLocked(st)
 		}
 		s.mu.Unlock()
 		return
@@ -605,30 +612,95 @@ func (s *Session) onWorker(f routing.Frame) {
 		s.closeAfterQueueLocked(reason)
 		s.mu.Unlock()
 		return
+	case routing.KindMessage:
+		m, err := routing.DecodeMessage(f.Payload)
+		if err == nil {
+			s.mu.Lock()
+			err = s.gatherLocked(m)
+			s.mu.Unlock()
+		}
+		if err != nil {
+			s.Fail(err)
+		}
+		return
 	}
 	s.mu.Lock()
-	queued, err := s.queueLocked(f)
+	queued, grant, err := s.queueLocked(f)
 	s.mu.Unlock()
 	if !queued {
 		f.Lease.Release() // nothing holds the frame's buffer
+	}
+	if grant.Bytes > 0 {
+		s.link.Send(routing.KindCredit, routing.AppendCredit(nil, grant))
 	}
 	if err != nil {
 		s.Fail(err)
 	}
 }
 
+// gatherLocked begins gathering a message of the peer's that comes in
+// parts.
+func (s *Session) gatherLocked(m routing.Message) error {
+	st := s.byWorker[m.Alias]
+	switch {
+	case st == nil:
+		return nil // the stream is gone
+	case st.gatherLeft > 0 || m.Bytes == 0 || m.Bytes > relay.MaxWholeBuffer:
+		return fmt.Errorf("%w: a message of %d bytes announced", routing.ErrBadFrame, m.Bytes)
+	}
+	st.gatherLeft = int(m.Bytes)
+	return nil
+}
+
+// gatherPartLocked adds a part of the message st gathers, and queues the
+// message once whole. The part's bytes are copied, so its credit is
+// granted at once: a message longer than the credit window would
+// otherwise never be whole. The edge's budget holds what is gathered.
+func (s *Session) gatherPartLocked(st *stream, m *relay.Data) (routing.Credit, error) {
+	p, _ := m.Buffers.Next()
+	if m.Buffers.Count() != 0 || len(p) > st.gatherLeft {
+		return routing.Credit{}, fmt.Errorf("%w: a part overruns the message", routing.ErrBadFrame)
+	}
+	if err := st.ledger.Receive(len(p)); err != nil {
+		return routing.Credit{}, err
+	}
+	if st.gather == nil {
+		st.gather = make([]byte, 0, st.gatherLeft)
+	}
+	st.gather = append(st.gather, p...)
+	st.gatherLeft -= len(p)
+	s.out.hold(len(p))
+	grant := routing.Credit{Alias: st.worker, Bytes: st.ledger.Consume(len(p))}
+	if st.gatherLeft > 0 {
+		return grant, nil
+	}
+	whole := st.gather
+	st.gather = nil
+	s.out.give(len(whole)) // held again as queued
+	if !s.out.Push(outItem{typ: relay.TypeData, data: st, n: len(whole), chunk: whole, credited: true}, s.cfg.Limits.ControlQueue) {
+		return grant, ErrSlowClient
+	}
+	return grant, nil
+}
+
+// dropGatherLocked lets go of what st gathered.
+func (s *Session) dropGatherLocked(st *stream) {
+	s.out.give(len(st.gather))
+	st.gather, st.gatherLeft = nil, 0
+}
+
 // queueLocked queues a relay message from the worker for the client,
 // keeping the session's stream tables up to date; queued tells whether
 // the queue now reads from the frame's buffer, and err why the session
 // must end.
-func (s *Session) queueLocked(f routing.Frame) (queued bool, err error) {
+func (s *Session) queueLocked(f routing.Frame) (queued bool, grant routing.Credit, err error) {
 	t := relay.MessageType(f.Kind)
 	item := outItem{typ: t, payload: f.Payload}
 	switch t {
 	case relay.TypeOpen, relay.TypeConnection, relay.TypeData, relay.TypeDestroy:
 		m, err := f.Message()
 		if err != nil {
-			return false, err
+			return false, grant, err
 		}
 		switch m := m.(type) {
 		case *relay.Open:
@@ -645,11 +717,15 @@ func (s *Session) queueLocked(f routing.Frame) (queued bool, err error) {
 		case *relay.Data:
 			st := s.byWorker[m.Alias]
 			if st == nil {
-				return false, nil // the stream is gone: dropped
+				return false, grant, nil // the stream is gone: dropped
+			}
+			if st.gatherLeft > 0 {
+				grant, err := s.gatherPartLocked(st, m)
+				return false, grant, err
 			}
 			n := m.Buffers.Bytes()
 			if err := st.ledger.Receive(n); err != nil {
-				return false, err
+				return false, grant, err
 			}
 			item.data, item.n, item.lease, item.frame = st, n, f.Lease, f.Encoded
 			if m.Buffers.Count() == 1 {
@@ -660,12 +736,12 @@ func (s *Session) queueLocked(f routing.Frame) (queued bool, err error) {
 		item.urgent = true
 	}
 	if !s.out.Push(item, s.cfg.Limits.ControlQueue) {
-		return false, ErrSlowClient
+		return false, grant, ErrSlowClient
 	}
 	// Queued: the payload is read from the frame's buffer until written
 	// (stream data releases it then; other messages leave it to the
 	// collector).
-	return true, nil
+	return true, grant, nil
 }
 
 func (s *Session) enqueueLocked(m relay.Message) {

@@ -112,11 +112,19 @@ type chunkReader interface {
 	ReadChunk(max, room int) ([]byte, error)
 }
 
+// messageReader is a chunkReader that reads messages (secretstream): it
+// tells how much of the message being read is still to come.
+type messageReader interface {
+	Unread() int
+}
+
 func (st *stream) readPump() {
 	defer st.s.contain()
 	// The bytes are read behind room for the frame's headers, and sent
 	// from where they were read.
 	cr, lends := st.conn.(chunkReader)
+	mr, framed := st.conn.(messageReader)
+	inMessage := false // a message is being sent in parts
 	var buf []byte
 	if !lends {
 		buf = make([]byte, routing.DataRoom+routing.MaxChunk)
@@ -142,6 +150,15 @@ func (st *stream) readPump() {
 				st.fail(cerr)
 				st.pumpDone()
 				return
+			}
+			if framed {
+				// A message of the peer's that goes in parts is announced
+				// with its length, for the edge to hand the client whole.
+				left := mr.Unread()
+				if !inMessage && left > 0 {
+					st.s.sendFrame(routing.KindMessage, routing.AppendMessage(nil, routing.Message{Alias: st.id, Bytes: uint64(k + left)}))
+				}
+				inMessage = left > 0
 			}
 			st.s.sendData(st.id, buf[:routing.DataRoom+k])
 			st.s.w.cfg.Telemetry.Metrics.Relayed(true, k)

@@ -15,6 +15,8 @@
 //                                     end, then sends the byte count (8 bytes, LE)
 //   listenSizes <seedHex>             {"ok": true}, a server that answers each
 //                                     message (data event) with its length (4 bytes, LE)
+//   listenWrites <seedHex> <n,n,...>  {"ok": true}, a server that writes a buffer
+//                                     of each length, then ends
 //   fetch <publicKeyHex>              {"bytes": n, "mbps": MB/s} reading to the end
 //   listenMux <seedHex>               {"ok": true}, a server that talks over
 //                                     four Protomux channels (lib/mux-talk.js)
@@ -130,6 +132,16 @@ async function main () {
             socket.write(n)
           })
           socket.on('end', () => socket.end())
+        })
+        await s.listen(DHT.keyPair(buf(a)))
+        servers.push(s)
+        out({ ok: true })
+      } else if (cmd === 'listenWrites') {
+        const sizes = b.split(',').map(Number)
+        const s = node.createServer((socket) => {
+          socket.on('error', () => {})
+          for (const n of sizes) socket.write(Buffer.alloc(n, n & 0xff))
+          socket.end()
         })
         await s.listen(DHT.keyPair(buf(a)))
         servers.push(s)

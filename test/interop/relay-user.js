@@ -24,6 +24,9 @@
 //   {"cmd":"sizes","key":hex,"sizes":[n...]}    writes a buffer of each size in one tick
 //       to a server that answers each message with its length (hyperdht-peer.js
 //       listenSizes): {"ok":true,"got":[the lengths the server received]}
+//   {"cmd":"reads","key":hex}                    reads to the end from a server that
+//       writes buffers (hyperdht-peer.js listenWrites): {"ok":true,"got":[each data
+//       event's length]}
 //   {"cmd":"sink","key":hex,"pauseMs":n}        connects and reads nothing for
 //       pauseMs, then reads to the end: {"ok":true,"bytes":n,"mbps":MB/s after the pause}
 // When the relay goes away it prints {"closed":true,"reason":error or null}.
@@ -202,6 +205,17 @@ async function handle (c) {
       s.on('close', resolve)
     })
     s.destroy()
+    return { ok: true, got }
+  }
+  if (c.cmd === 'reads') {
+    const s = node.connect(buf(c.key))
+    const got = []
+    await new Promise((resolve, reject) => {
+      s.on('error', reject)
+      s.on('data', (d) => got.push(d.byteLength))
+      s.on('end', resolve)
+    })
+    s.end()
     return { ok: true, got }
   }
   if (c.cmd === 'sink') {
