@@ -59,14 +59,14 @@ func BenchmarkCostVsJSPeers(b *testing.B) {
 	// The JS client sends what is written in one tick as one message, and
 	// the upload and the echo write all they send at once: one 64 MiB
 	// message.
-	const size, upSize, echoSize, runs = 1024 << 20, 64 << 20, 64 << 20, 6
+	const size, upSize, echoSize, runs = 256 << 20, 64 << 20, 64 << 20, 3
 	peer, boot := interop.StartTestnet(b)
 	source, sink, echo := interop.RandomSeed(), interop.RandomSeed(), interop.RandomSeed()
 	interop.RequireOK(b, "source", peer.Do("listenSource", source, strconv.Itoa(size)))
 	interop.RequireOK(b, "sink", peer.Do("listenSink", sink))
 	interop.RequireOK(b, "echo", peer.Do("listen", echo))
-	ours := startRelayBinary(b, boot, "--allow-addresses", "127.0.0.1", "--metrics", "127.0.0.1:0", "--debug-addr", "127.0.0.1:6061")
-	relays := []relayUnderTest{{name: "go", ws: ours.ws, pid: ours.cmd.Process.Pid}}
+	ours := startRelayBinary(b, boot, "--allow-addresses", "127.0.0.1", "--metrics", "127.0.0.1:0")
+	relays := []relayUnderTest{{name: "go", ws: ours.ws, pid: ours.cmd.Process.Pid}, startJSRelay(b, boot)}
 	// A phase is one kind of transfer, run three times: the command the
 	// JS client is given, and the bytes and rate one run moved.
 	type phase struct {
@@ -89,9 +89,9 @@ func BenchmarkCostVsJSPeers(b *testing.B) {
 	// Through the JS relay, a non-custodial client often crashes on a
 	// connect (noise-handshake, in the JS client): each phase has a client
 	// of its own, and a run whose client crashed is said and not counted.
-	for _, mode := range []string{os.Getenv("MODE")} {
+	for _, mode := range []string{"noncustodial", "custodial"} {
 		for _, r := range relays {
-			for _, p := range phases[0:1] {
+			for _, p := range phases {
 				u := interop.StartUser(b, "ws", r.ws, mode)
 				var u0 udxCounts
 				if r.name == "go" {
