@@ -258,6 +258,20 @@ func (s *Session) writeOut(it outItem, run []outItem, sc *writeScratch) bool {
 		s.letGo(it, run, n)
 		return false
 	}
+	// Gathered messages had their credit granted as they came; what was
+	// gathered while they waited is owed once none waits.
+	consume, gathered := 0, 0
+	count := func(r outItem) {
+		if r.credited {
+			gathered++
+		} else {
+			consume += r.n
+		}
+	}
+	count(it)
+	for _, r := range run {
+		count(r)
+	}
 	var err error
 	switch room := len(it.frame) - len(it.payload); {
 	case len(run) > 0 || it.credited:
@@ -278,11 +292,14 @@ func (s *Session) writeOut(it outItem, run []outItem, sc *writeScratch) bool {
 		return false
 	}
 	if it.data != nil {
-		if it.credited {
-			n -= it.n
-		}
 		s.mu.Lock()
-		grant := it.data.ledger.Consume(n)
+		if st := it.data; gathered > 0 {
+			if st.waiting -= gathered; st.waiting == 0 {
+				consume += st.owed
+				st.owed = 0
+			}
+		}
+		grant := it.data.ledger.Consume(consume)
 		worker := it.data.worker
 		s.mu.Unlock()
 		if grant > 0 {

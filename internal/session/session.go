@@ -171,6 +171,12 @@ type stream struct {
 	// gatherLeft is what is still to come of it.
 	gather     []byte
 	gatherLeft int
+	// waiting counts gathered messages queued and not yet written; while
+	// one waits, the credit of the bytes gathered meanwhile is owed, and
+	// granted once it is written. So a client that does not read holds
+	// one gathered message and a window per stream, no more.
+	waiting int
+	owed    int
 }
 
 // New returns a session on cfg.Framed; Start serves it.
@@ -654,8 +660,9 @@ func (s *Session) gatherLocked(m routing.Message) error {
 
 // gatherPartLocked adds a part of the message st gathers, and queues the
 // message once whole. The part's bytes are copied, so its credit is
-// granted at once: a message longer than the credit window would
-// otherwise never be whole. The edge's budget holds what is gathered.
+// granted at once (a message longer than the credit window would
+// otherwise never be whole), unless a gathered message of the stream
+// waits to be written. The edge's budget holds what is gathered.
 func (s *Session) gatherPartLocked(st *stream, m *relay.Data) (routing.Credit, error) {
 	p, _ := m.Buffers.Next()
 	if m.Buffers.Count() != 0 || len(p) > st.gatherLeft {
@@ -670,12 +677,18 @@ func (s *Session) gatherPartLocked(st *stream, m *relay.Data) (routing.Credit, e
 	st.gather = append(st.gather, p...)
 	st.gatherLeft -= len(p)
 	s.out.hold(len(p))
-	grant := routing.Credit{Alias: st.worker, Bytes: st.ledger.Consume(len(p))}
+	grant := routing.Credit{Alias: st.worker}
+	if st.waiting == 0 {
+		grant.Bytes = st.ledger.Consume(len(p))
+	} else {
+		st.owed += len(p)
+	}
 	if st.gatherLeft > 0 {
 		return grant, nil
 	}
 	whole := st.gather
 	st.gather = nil
+	st.waiting++
 	s.out.give(len(whole)) // held again as queued
 	if !s.out.Push(outItem{typ: relay.TypeData, data: st, n: len(whole), chunk: whole, credited: true}, s.cfg.Limits.ControlQueue) {
 		return grant, ErrSlowClient
