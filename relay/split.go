@@ -33,6 +33,7 @@ type dataSplit struct {
 	read    int64  // the message's bytes read, for the read limit
 	max     int64  // the read limit
 	need    int    // the buffer errNeedRoom asked for
+	ahead   []byte // lookahead's room, once a short read needs it
 }
 
 // splitCount is how a piece encodes its buffer count: compact-encoding's
@@ -95,14 +96,30 @@ func (s *dataSplit) pending() bool { return len(s.pend) > 0 }
 // done reports whether the message has been read to its end.
 func (s *dataSplit) done() bool { return s.buffers == 0 && !s.inBuf }
 
+// lookahead is what a split reads ahead of a short read: a message of a
+// million empty buffers is a million one-byte lengths, each a call into
+// the WebSocket reader if read alone.
+const lookahead = 16 << 10
+
 // fill reads exactly len(p) bytes of the message.
 func (s *dataSplit) fill(p []byte) error {
 	n := copy(p, s.pend)
 	s.pend = s.pend[n:]
-	if n == len(p) {
+	p = p[n:]
+	if len(p) == 0 {
 		return nil
 	}
-	k, err := io.ReadFull(s.r, p[n:])
+	var k int
+	var err error
+	if len(p) >= lookahead {
+		k, err = io.ReadFull(s.r, p)
+	} else {
+		if s.ahead == nil {
+			s.ahead = make([]byte, lookahead)
+		}
+		k, err = io.ReadAtLeast(s.r, s.ahead, len(p))
+		s.pend = s.ahead[copy(p, s.ahead[:k]):k]
+	}
 	s.read += int64(k)
 	if s.read > s.max {
 		return fmt.Errorf("%w: over %d bytes", ErrMessageTooLarge, s.max)
@@ -114,6 +131,38 @@ func (s *dataSplit) fill(p []byte) error {
 		return fmt.Errorf("relay: websocket read: %w", err)
 	}
 	return nil
+}
+
+// wholeRun measures the run of whole buffers, at most max of them, that
+// lies at the start of p and fits in room: n bytes, k buffers.
+func wholeRun(p []byte, room int, max uint64) (n, k int) {
+	for uint64(k) < max {
+		rest := p[n:]
+		if len(rest) == 0 {
+			break
+		}
+		head, size := 1, uint64(rest[0])
+		switch rest[0] {
+		case 0xfd:
+			head = 3
+		case 0xfe:
+			head = 5
+		case 0xff:
+			head = 9
+		}
+		if len(rest) < head {
+			break
+		}
+		if head > 1 {
+			size = compact.NewReader(rest[:head]).Uint()
+		}
+		if size > uint64(len(rest)-head) || n+head+int(size) > room {
+			break
+		}
+		n += head + int(size)
+		k++
+	}
+	return n, k
 }
 
 // length reads a buffer's compact length.
@@ -151,6 +200,18 @@ func (s *dataSplit) next(b []byte) ([]byte, error) {
 	b = append(b, 0xfd, 0, 0)
 	count := 0
 	for count < maxSplitCount {
+		if !s.inBuf && len(s.pend) > 0 {
+			// Whole buffers that lie in what was read ahead go in one
+			// copy: a message of many tiny buffers costs its bytes.
+			n, k := wholeRun(s.pend, cap(b)-len(b), min(s.buffers, uint64(maxSplitCount-count)))
+			b = append(b, s.pend[:n]...)
+			s.pend = s.pend[n:]
+			s.buffers -= uint64(k)
+			count += k
+			if count == maxSplitCount {
+				break
+			}
+		}
 		if !s.inBuf {
 			if s.buffers == 0 {
 				break
