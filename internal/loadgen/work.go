@@ -133,6 +133,12 @@ func workSession(ctx context.Context, url string, w Work, src netip.Addr, stats 
 	rand.Read(topic[:])
 	tick := time.NewTicker(w.Every)
 	defer tick.Stop()
+	// An operation the run's end cut short is no failure of the relay's.
+	record := func(op string, t0 time.Time, err error) {
+		if ctx.Err() == nil {
+			stats.record(op, time.Since(t0), err)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -143,13 +149,12 @@ func workSession(ctx context.Context, url string, w Work, src netip.Addr, stats 
 		}
 		if w.Echo != ([32]byte{}) {
 			t0 := time.Now()
-			err := Echo(ctx, cl, w.Echo, msg)
-			stats.record("connect and echo", time.Since(t0), err)
+			record("connect and echo", t0, Echo(ctx, cl, w.Echo, msg))
 		}
 		qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		t0 := time.Now()
 		err := cl.Announce(qctx, topic, kp)
-		stats.record("announce", time.Since(t0), err)
+		record("announce", t0, err)
 		if err == nil {
 			found := false
 			t0 = time.Now()
@@ -161,7 +166,7 @@ func workSession(ctx context.Context, url string, w Work, src netip.Addr, stats 
 			if err == nil && !found {
 				err = ErrNotFound
 			}
-			stats.record("lookup", time.Since(t0), err)
+			record("lookup", t0, err)
 		}
 		cancel()
 	}
