@@ -24,8 +24,10 @@ type outItem struct {
 	// the writer may join with the stream's next queued chunks.
 	chunk []byte
 	// credited: the worker was granted the data's credit when it was
-	// gathered (a message that came in parts, which holds no frame).
+	// gathered (a message that came in parts, which holds no frame);
+	// lent is the buffer it was gathered in, if Config.Batches lent it.
 	credited bool
+	lent     *[]byte
 }
 
 // Joining queued chunks of a stream into one data message: the client's
@@ -312,10 +314,18 @@ func (s *Session) writeOut(it outItem, run []outItem, sc *writeScratch) bool {
 // letGo releases what the writer popped, written or not: the buffers and
 // the n bytes of stream data they held of the budget.
 func (s *Session) letGo(it outItem, run []outItem, n int) {
-	it.lease.Release()
+	s.release(it)
 	for i := range run {
-		run[i].lease.Release()
+		s.release(run[i])
 		run[i] = outItem{}
 	}
 	s.out.give(n)
+}
+
+// release gives back the buffer an item's bytes lie in.
+func (s *Session) release(it outItem) {
+	it.lease.Release()
+	if it.lent != nil {
+		s.cfg.Batches.Put(it.lent)
+	}
 }

@@ -170,6 +170,7 @@ type stream struct {
 	// (routing.KindMessage), which the client must get as one buffer;
 	// gatherLeft is what is still to come of it.
 	gather     []byte
+	gatherBuf  *[]byte // gather's buffer when lent by Config.Batches
 	gatherLeft int
 	// waiting counts gathered messages queued and not yet written; while
 	// one waits, the credit of the bytes gathered meanwhile is owed, and
@@ -672,7 +673,14 @@ func (s *Session) gatherPartLocked(st *stream, m *relay.Data) (routing.Credit, e
 		return routing.Credit{}, err
 	}
 	if st.gather == nil {
-		st.gather = make([]byte, 0, st.gatherLeft)
+		// Most peers write 64 KiB at a time: their messages fit a lent
+		// buffer, and the garbage of one made for each is spared.
+		if bp := s.cfg.Batches.Get().(*[]byte); cap(*bp) >= st.gatherLeft {
+			st.gather, st.gatherBuf = (*bp)[:0], bp
+		} else {
+			s.cfg.Batches.Put(bp)
+			st.gather = make([]byte, 0, st.gatherLeft)
+		}
 	}
 	st.gather = append(st.gather, p...)
 	st.gatherLeft -= len(p)
@@ -686,11 +694,11 @@ func (s *Session) gatherPartLocked(st *stream, m *relay.Data) (routing.Credit, e
 	if st.gatherLeft > 0 {
 		return grant, nil
 	}
-	whole := st.gather
-	st.gather = nil
+	it := outItem{typ: relay.TypeData, data: st, n: len(st.gather), chunk: st.gather, credited: true, lent: st.gatherBuf}
+	st.gather, st.gatherBuf = nil, nil
 	st.waiting++
-	s.out.give(len(whole)) // held again as queued
-	if !s.out.Push(outItem{typ: relay.TypeData, data: st, n: len(whole), chunk: whole, credited: true}, s.cfg.Limits.ControlQueue) {
+	s.out.give(it.n) // held again as queued
+	if !s.out.Push(it, s.cfg.Limits.ControlQueue) {
 		return grant, ErrSlowClient
 	}
 	return grant, nil
@@ -699,7 +707,10 @@ func (s *Session) gatherPartLocked(st *stream, m *relay.Data) (routing.Credit, e
 // dropGatherLocked lets go of what st gathered.
 func (s *Session) dropGatherLocked(st *stream) {
 	s.out.give(len(st.gather))
-	st.gather, st.gatherLeft = nil, 0
+	if st.gatherBuf != nil {
+		s.cfg.Batches.Put(st.gatherBuf)
+	}
+	st.gather, st.gatherBuf, st.gatherLeft = nil, nil, 0
 }
 
 // queueLocked queues a relay message from the worker for the client,
