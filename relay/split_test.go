@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 
@@ -201,6 +204,72 @@ func TestLongStreamDataRefused(t *testing.T) {
 	}
 	if !errors.Is(err, ErrMessageTooLarge) {
 		t.Fatalf("a message past the limit read as %v", err)
+	}
+}
+
+// countingBudget is a ReadBudget without a limit that counts what is held.
+type countingBudget struct{ held atomic.Int64 }
+
+func (b *countingBudget) Take(n int) bool { b.held.Add(int64(n)); return true }
+func (b *countingBudget) Give(n int)      { b.held.Add(-int64(n)) }
+
+// TestStalledSplitTimesOut: a client that stops inside a long message of
+// stream data fails the read within the write timeout, as inside a
+// message read whole, and what the message held of the read budget comes
+// back: a stalled split holds nothing for ever.
+func TestStalledSplitTimesOut(t *testing.T) {
+	up := websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		// 600 KiB of a message of a hundred 10 KiB buffers, and then
+		// nothing: the stall comes after pieces were read.
+		var bufs [][]byte
+		for range 100 {
+			bufs = append(bufs, make([]byte, 10<<10))
+		}
+		mw, _ := c.NextWriter(websocket.BinaryMessage)
+		mw.Write(dataFrame(1, 1, bufs...)[:600<<10])
+		c.ReadMessage() // until the client closes
+	}))
+	defer srv.Close()
+	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	f := NewWebSocketFramed(c, 1<<30, 300*time.Millisecond)
+	var b countingBudget
+	f.SetReadBudget(&b)
+	failed := make(chan error, 1)
+	go func() {
+		var err error
+		for err == nil {
+			var bp *[]byte
+			if bp, err = f.ReadLent(); err == nil {
+				f.Return(bp)
+			}
+		}
+		failed <- err
+	}()
+	select {
+	case err = <-failed:
+	case <-time.After(10 * time.Second):
+		c.Close()
+		<-failed
+		t.Fatal("a stalled message held its reader past the write timeout")
+	}
+	if ne, ok := errors.AsType[net.Error](err); !ok || !ne.Timeout() {
+		t.Fatalf("a stalled message read as %v", err)
+	}
+	if f.Splitting() {
+		t.Fatal("still splitting after the read failed")
+	}
+	if held := b.held.Load(); held != 0 {
+		t.Fatalf("%d bytes of the budget still held", held)
 	}
 }
 

@@ -71,10 +71,16 @@ type WebSocketFramed struct {
 	maxRead atomic.Int64
 	// split is the stream data message being read in pieces, if any;
 	// splitFrom is the buffer it began in, lent until the split has read
-	// all of it.
-	split     *dataSplit
-	splitFrom *[]byte
+	// all of it, and splitTaken what that buffer holds of the budget.
+	split      *dataSplit
+	splitFrom  *[]byte
+	splitTaken int
 }
+
+// Splitting reports whether a long message is being read in pieces: the
+// reader must come back for the rest within the write timeout, and not
+// park meanwhile.
+func (w *WebSocketFramed) Splitting() bool { return w.split != nil }
 
 // ErrMessageTooLarge means a message was longer than the read limit.
 var ErrMessageTooLarge = errors.New("relay: message too large")
@@ -214,6 +220,7 @@ func (w *WebSocketFramed) ReadLent() (*[]byte, error) {
 			// that are read whole into buffers the pool keeps.
 			if s, ok := startSplit(b, r, w.maxRead.Load()); ok {
 				w.split, w.splitFrom = s, bp
+				w.splitTaken, w.taken = w.taken, 0
 				return w.readSplit(w.reads.Get().(*[]byte))
 			}
 		}
@@ -245,6 +252,12 @@ func (w *WebSocketFramed) ReadLent() (*[]byte, error) {
 
 // readSplit reads the next piece of the message being split into bp.
 func (w *WebSocketFramed) readSplit(bp *[]byte) (*[]byte, error) {
+	if w.budget != nil {
+		// Each piece must come in time, as a message read whole must: a
+		// client that stalls inside one would hold its buffers for ever.
+		w.c.SetReadDeadline(time.Now().Add(w.writeTimeout))
+		defer w.c.SetReadDeadline(time.Time{})
+	}
 	b, err := w.split.next((*bp)[:0])
 	if errors.Is(err, errNeedRoom) {
 		// A buffer that is one write comes whole, in room admitted
@@ -260,7 +273,10 @@ func (w *WebSocketFramed) readSplit(bp *[]byte) (*[]byte, error) {
 		if cap(*w.splitFrom) <= maxReadBuffer {
 			w.reads.Put(w.splitFrom)
 		}
-		w.splitFrom = nil
+		if w.budget != nil && w.splitTaken > 0 {
+			w.budget.Give(w.splitTaken)
+		}
+		w.splitFrom, w.splitTaken = nil, 0
 	}
 	if err != nil {
 		w.split = nil

@@ -80,7 +80,7 @@ func newParkingWS(c *websocket.Conn, br *bufio.Reader, f *relay.WebSocketFramed,
 const parkAfter = 20 * time.Millisecond
 
 func (t *parkingWS) Park(resume func()) bool {
-	if t.br.Buffered() > 0 {
+	if t.br.Buffered() > 0 || t.Splitting() {
 		return false
 	}
 	t.conn.SetReadDeadline(time.Now().Add(parkAfter))
