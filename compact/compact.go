@@ -41,6 +41,21 @@ func UintSize(v uint64) int {
 	}
 }
 
+// UintHeadSize is the size of the compact uint whose first byte is first,
+// for a reader that takes the uint's bytes from a stream.
+func UintHeadSize(first byte) int {
+	switch first {
+	case 0xfd:
+		return 3
+	case 0xfe:
+		return 5
+	case 0xff:
+		return 9
+	default:
+		return 1
+	}
+}
+
 // AppendUint appends v in the shortest compact uint form: one byte up to 0xfc,
 // else a marker byte (fd, fe, ff) and a 2, 4 or 8 byte little-endian value.
 func AppendUint(b []byte, v uint64) []byte {

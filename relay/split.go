@@ -141,21 +141,11 @@ func wholeRun(p []byte, room int, max uint64) (n, k int) {
 		if len(rest) == 0 {
 			break
 		}
-		head, size := 1, uint64(rest[0])
-		switch rest[0] {
-		case 0xfd:
-			head = 3
-		case 0xfe:
-			head = 5
-		case 0xff:
-			head = 9
-		}
+		head := compact.UintHeadSize(rest[0])
 		if len(rest) < head {
 			break
 		}
-		if head > 1 {
-			size = compact.NewReader(rest[:head]).Uint()
-		}
+		size := compact.NewReader(rest[:head]).Uint()
 		if size > uint64(len(rest)-head) || n+head+int(size) > room {
 			break
 		}
@@ -171,19 +161,11 @@ func (s *dataSplit) length() (int, error) {
 	if err := s.fill(p[:1]); err != nil {
 		return 0, err
 	}
-	n := 0
-	switch p[0] {
-	case 0xfd:
-		n = 2
-	case 0xfe:
-		n = 4
-	case 0xff:
-		n = 8
-	}
-	if err := s.fill(p[1 : 1+n]); err != nil {
+	n := compact.UintHeadSize(p[0])
+	if err := s.fill(p[1:n]); err != nil {
 		return 0, err
 	}
-	v := compact.NewReader(p[:1+n]).Uint()
+	v := compact.NewReader(p[:n]).Uint()
 	if v > uint64(s.max) {
 		return 0, fmt.Errorf("%w: a buffer of %d bytes", ErrMessageTooLarge, v)
 	}

@@ -270,9 +270,7 @@ func (w *WebSocketFramed) readSplit(bp *[]byte) (*[]byte, error) {
 		}
 	}
 	if w.splitFrom != nil && (err != nil || !w.split.pending()) {
-		if cap(*w.splitFrom) <= maxReadBuffer {
-			w.reads.Put(w.splitFrom)
-		}
+		w.recycle(w.splitFrom)
 		if w.budget != nil && w.splitTaken > 0 {
 			w.budget.Give(w.splitTaken)
 		}
@@ -293,6 +291,12 @@ func (w *WebSocketFramed) readSplit(bp *[]byte) (*[]byte, error) {
 // Return gives back a buffer ReadLent lent.
 func (w *WebSocketFramed) Return(bp *[]byte) {
 	w.giveBack()
+	w.recycle(bp)
+}
+
+// recycle gives a read buffer back to the pool, unless it grew past what
+// the pool keeps.
+func (w *WebSocketFramed) recycle(bp *[]byte) {
 	if cap(*bp) <= maxReadBuffer {
 		w.reads.Put(bp)
 	}

@@ -697,10 +697,10 @@ func (s *Session) gatherPartLocked(st *stream, m *relay.Data) (routing.Credit, e
 	it := outItem{typ: relay.TypeData, data: st, n: len(st.gather), chunk: st.gather, credited: true, lent: st.gatherBuf}
 	st.gather, st.gatherBuf = nil, nil
 	st.waiting++
-	s.out.give(it.n) // held again as queued
-	if !s.out.Push(it, s.cfg.Limits.ControlQueue) {
-		return grant, ErrSlowClient
-	}
+	// Held again as queued; stream data, bounded by credit, is never
+	// refused.
+	s.out.give(it.n)
+	s.out.Push(it, s.cfg.Limits.ControlQueue)
 	return grant, nil
 }
 
