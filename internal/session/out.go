@@ -227,6 +227,8 @@ func (q *outQueue) drop() {
 	q.urgent, q.fifo, q.control, q.dropped = nil, nil, 0, true
 }
 
+func (q *outQueue) take(n int) bool { return q.budget == nil || q.budget.Take(n) }
+
 func (q *outQueue) hold(n int) {
 	if q.budget != nil {
 		q.budget.Hold(n)

@@ -51,7 +51,8 @@ func TestPopChunksJoinsOnlyTheStreamsNextChunks(t *testing.T) {
 // countBudget is a Budget that counts what it holds.
 type countBudget struct{ held int }
 
-func (b *countBudget) Hold(n int) { b.held += n }
+func (b *countBudget) Take(n int) bool { b.held += n; return true }
+func (b *countBudget) Hold(n int)      { b.held += n }
 func (b *countBudget) Give(n int) { b.held -= n }
 
 // TestQueuedDataHoldsTheBudget: stream data queued for the client counts

@@ -82,10 +82,12 @@ type Config struct {
 	Batches *sync.Pool
 }
 
-// Budget is what queued stream data is counted against: it cannot be
-// refused (the worker was granted credit for it), only held and given
-// back.
+// Budget is what queued stream data is counted against. Data the worker
+// was granted credit for cannot be refused, only held and given back; a
+// peer's message to be gathered whole is taken, and refused when it does
+// not fit.
 type Budget interface {
+	Take(n int) bool
 	Hold(n int)
 	Give(n int)
 }
@@ -655,6 +657,12 @@ func (s *Session) gatherLocked(m routing.Message) error {
 	case st.gatherLeft > 0 || m.Bytes == 0 || m.Bytes > relay.MaxWholeBuffer:
 		return fmt.Errorf("%w: a message of %d bytes announced", routing.ErrBadFrame, m.Bytes)
 	}
+	// Gathering holds the whole message however slowly its parts come,
+	// beyond what credit bounds: it is taken from the budget up front, so
+	// that streams gathering at once cannot hold more than the edge has.
+	if !s.out.take(int(m.Bytes)) {
+		return fmt.Errorf("%w: no room for a peer's message of %d bytes", relay.ErrReadBudget, m.Bytes)
+	}
 	st.gatherLeft = int(m.Bytes)
 	return nil
 }
@@ -663,7 +671,8 @@ func (s *Session) gatherLocked(m routing.Message) error {
 // message once whole. The part's bytes are copied, so its credit is
 // granted at once (a message longer than the credit window would
 // otherwise never be whole), unless a gathered message of the stream
-// waits to be written. The edge's budget holds what is gathered.
+// waits to be written. The message was taken from the edge's budget
+// when announced.
 func (s *Session) gatherPartLocked(st *stream, m *relay.Data) (routing.Credit, error) {
 	p, _ := m.Buffers.Next()
 	if m.Buffers.Count() != 0 || len(p) > st.gatherLeft {
@@ -684,7 +693,6 @@ func (s *Session) gatherPartLocked(st *stream, m *relay.Data) (routing.Credit, e
 	}
 	st.gather = append(st.gather, p...)
 	st.gatherLeft -= len(p)
-	s.out.hold(len(p))
 	grant := routing.Credit{Alias: st.worker}
 	if st.waiting == 0 {
 		grant.Bytes = st.ledger.Consume(len(p))
@@ -704,9 +712,10 @@ func (s *Session) gatherPartLocked(st *stream, m *relay.Data) (routing.Credit, e
 	return grant, nil
 }
 
-// dropGatherLocked lets go of what st gathered.
+// dropGatherLocked lets go of what st gathered, and of what it took of
+// the budget for the rest.
 func (s *Session) dropGatherLocked(st *stream) {
-	s.out.give(len(st.gather))
+	s.out.give(len(st.gather) + st.gatherLeft)
 	if st.gatherBuf != nil {
 		s.cfg.Batches.Put(st.gatherBuf)
 	}
