@@ -53,7 +53,7 @@ type countBudget struct{ held int }
 
 func (b *countBudget) Take(n int) bool { b.held += n; return true }
 func (b *countBudget) Hold(n int)      { b.held += n }
-func (b *countBudget) Give(n int) { b.held -= n }
+func (b *countBudget) Give(n int)      { b.held -= n }
 
 // TestQueuedDataHoldsTheBudget: stream data queued for the client counts
 // against the edge's budget until it is let go, written or dropped, and a
