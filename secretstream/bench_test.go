@@ -137,3 +137,23 @@ func BenchmarkSealOpen(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSealInParts is a long message sealed as its parts come
+// (BeginMessage's path): 1 MiB in parts of 32 KiB, the most one relay
+// frame carries.
+func BenchmarkSealInParts(b *testing.B) {
+	const size, part = 1 << 20, 32 << 10
+	var key [KeySize]byte
+	var hdr [HeaderSize]byte
+	var tx sodiumState
+	tx.init(&key, &hdr)
+	msg, out := make([]byte, size), make([]byte, size)
+	b.SetBytes(size)
+	for b.Loop() {
+		z := tx.begin(size, TagMessage)
+		for off := 0; off < size; off += part {
+			z.part(out[off:], msg[off:off+part])
+		}
+		z.finish()
+	}
+}

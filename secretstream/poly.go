@@ -57,6 +57,135 @@ func polySum(msg []byte, key *[32]byte) [16]byte {
 	return p.tag()
 }
 
+// polyMAC is a Poly1305 tag over a message given in pieces of any size,
+// for a sealer that learns the message a part at a time. Where the
+// AVX-512 code runs, each piece's whole chunks go to it, which starts
+// from a tag of zero: the tag so far is carried over them as
+// h·r^blocks + theirs. Elsewhere x/crypto's incremental MAC does it all.
+type polyMAC struct {
+	p       polyState
+	narrow  *poly1305.MAC // when the AVX-512 code does not run
+	started bool          // p.h holds blocks already taken
+	buf     [16]byte      // the start of a block not yet whole
+	n       int           // bytes in buf
+}
+
+func newPolyMAC(key *[32]byte) *polyMAC {
+	if !wide {
+		return &polyMAC{narrow: poly1305.New(key)}
+	}
+	return &polyMAC{p: newPoly(key)}
+}
+
+func (m *polyMAC) write(msg []byte) {
+	if m.narrow != nil {
+		m.narrow.Write(msg)
+		return
+	}
+	if m.n > 0 {
+		k := copy(m.buf[m.n:], msg)
+		m.n, msg = m.n+k, msg[k:]
+		if m.n < 16 {
+			return
+		}
+		m.blocks(m.buf[:])
+		m.n = 0
+	}
+	if len(msg) >= polyChunk {
+		h0, h1, h2 := m.p.h0, m.p.h1, m.p.h2
+		if rest, ok := m.p.wide(msg); ok {
+			if m.started {
+				// What came before, times r once for each block taken
+				// since, plus the tag of those blocks alone.
+				x := mulLimbs(limbs(reduce(h0, h1, h2)), powR(m.p.r0, m.p.r1, (len(msg)-len(rest))/16))
+				a0, a1, a2 := fromLimbs(x)
+				var c uint64
+				m.p.h0, c = bits.Add64(m.p.h0, a0, 0)
+				m.p.h1, c = bits.Add64(m.p.h1, a1, c)
+				m.p.h2 += a2 + c
+				m.p.h0, m.p.h1, m.p.h2 = reduce(m.p.h0, m.p.h1, m.p.h2)
+			}
+			m.started, msg = true, rest
+		}
+	}
+	whole := len(msg) &^ 15
+	m.blocks(msg[:whole])
+	m.n = copy(m.buf[:], msg[whole:])
+}
+
+// blocks takes msg's whole blocks, one by one.
+func (m *polyMAC) blocks(msg []byte) {
+	for ; len(msg) >= 16; msg = msg[16:] {
+		m.p.block(binary.LittleEndian.Uint64(msg), binary.LittleEndian.Uint64(msg[8:]), 1)
+		m.started = true
+	}
+}
+
+func (m *polyMAC) sum() [16]byte {
+	var t [16]byte
+	if m.narrow != nil {
+		m.narrow.Sum(t[:0])
+		return t
+	}
+	if m.n > 0 {
+		var b [16]byte
+		copy(b[:], m.buf[:m.n])
+		b[m.n] = 1
+		m.p.block(binary.LittleEndian.Uint64(b[:]), binary.LittleEndian.Uint64(b[8:]), 0)
+	}
+	return m.p.tag()
+}
+
+// powR is r^k mod p, in 26-bit limbs, by squaring and multiplying over
+// k's bits (k is a length, not a secret).
+func powR(r0, r1 uint64, k int) [5]uint64 {
+	result := [5]uint64{1}
+	base := limbs(r0, r1, 0)
+	for ; k > 0; k >>= 1 {
+		if k&1 == 1 {
+			result = mulLimbs(result, base)
+		}
+		base = mulLimbs(base, base)
+	}
+	return result
+}
+
+// mulLimbs is a·b mod p, nearly reduced, for a and b in 26-bit limbs
+// below about 2^26 each: every product is below 2^55, and a sum of five
+// with the wrapped ones times 5 below 2^58.
+func mulLimbs(a, b [5]uint64) [5]uint64 {
+	s1, s2, s3, s4 := 5*b[1], 5*b[2], 5*b[3], 5*b[4]
+	d := [5]uint64{
+		a[0]*b[0] + a[1]*s4 + a[2]*s3 + a[3]*s2 + a[4]*s1,
+		a[0]*b[1] + a[1]*b[0] + a[2]*s4 + a[3]*s3 + a[4]*s2,
+		a[0]*b[2] + a[1]*b[1] + a[2]*b[0] + a[3]*s4 + a[4]*s3,
+		a[0]*b[3] + a[1]*b[2] + a[2]*b[1] + a[3]*b[0] + a[4]*s4,
+		a[0]*b[4] + a[1]*b[3] + a[2]*b[2] + a[3]*b[1] + a[4]*b[0],
+	}
+	const m = 1<<26 - 1
+	for i := range 4 {
+		d[i+1] += d[i] >> 26
+		d[i] &= m
+	}
+	d[0] += 5 * (d[4] >> 26)
+	d[4] &= m
+	d[1] += d[0] >> 26
+	d[0] &= m
+	return d
+}
+
+// fromLimbs puts 26-bit limbs, each below 2^30, together in three words,
+// reduced.
+func fromLimbs(l [5]uint64) (uint64, uint64, uint64) {
+	v0, c0 := bits.Add64(l[0], l[1]<<26, 0)
+	v0, c1 := bits.Add64(v0, l[2]<<52, 0)
+	v1 := c0 + c1 + l[2]>>12
+	v1, c0 = bits.Add64(v1, l[3]<<14, 0)
+	v1, c1 = bits.Add64(v1, l[4]<<40, 0)
+	v2 := c0 + c1 + l[4]>>24
+	return reduce(v0, v1, v2)
+}
+
 // block adds the block m1:m0 (plus hi · 2^128) to h and multiplies by r.
 func (p *polyState) block(m0, m1, hi uint64) {
 	var c uint64

@@ -2,8 +2,6 @@
 
 package secretstream
 
-import "math/bits"
-
 // polyWideMin is the fewest chunks worth the AVX-512 code: below it,
 // setting up r's powers costs more than the poly1305 package's AVX2 code
 // saves.
@@ -63,14 +61,7 @@ func (p *polyState) wide(msg []byte) ([]byte, bool) {
 			l[k] += out[k][j]
 		}
 	}
-	// Each limb is below 2^30: their sum, l0 + l1·2^26 + ... + l4·2^104,
-	// is put together in three words and reduced.
-	v0, c0 := bits.Add64(l[0], l[1]<<26, 0)
-	v0, c1 := bits.Add64(v0, l[2]<<52, 0)
-	v1 := c0 + c1 + l[2]>>12
-	v1, c0 = bits.Add64(v1, l[3]<<14, 0)
-	v1, c1 = bits.Add64(v1, l[4]<<40, 0)
-	v2 := c0 + c1 + l[4]>>24
-	p.h0, p.h1, p.h2 = reduce(v0, v1, v2)
+	// Each limb is below 2^30: their sum, l0 + l1·2^26 + ... + l4·2^104.
+	p.h0, p.h1, p.h2 = fromLimbs(l)
 	return msg[n*polyChunk:], true
 }

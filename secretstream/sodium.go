@@ -6,8 +6,6 @@ import (
 	"errors"
 
 	"golang.org/x/crypto/chacha20"
-	//lint:ignore SA1019 the one-time MAC, kept running across a message's parts
-	"golang.org/x/crypto/poly1305"
 )
 
 // Sizes of libsodium's crypto_secretstream_xchacha20poly1305.
@@ -152,7 +150,7 @@ func (s *sodiumState) rekey() {
 // the wire bytes are those seal makes of the whole.
 type sealer struct {
 	s    *sodiumState
-	mac  *poly1305.MAC
+	mac  *polyMAC
 	n    int             // the message's length
 	off  int             // message bytes sealed so far
 	ks   [blockSize]byte // keystream of the block off is in, once begun
@@ -165,8 +163,8 @@ func (s *sodiumState) begin(n int, tag byte) *sealer {
 	var kb [msgOffset]byte
 	xorKeyStream(kb[:], kb[:], &s.nonce, &s.key, 0)
 	kb[blockSize] ^= tag
-	z := &sealer{s: s, mac: poly1305.New((*[32]byte)(kb[:32])), n: n, tag: tag, head: kb[blockSize]}
-	z.mac.Write(kb[blockSize:msgOffset])
+	z := &sealer{s: s, mac: newPolyMAC((*[32]byte)(kb[:32])), n: n, tag: tag, head: kb[blockSize]}
+	z.mac.write(kb[blockSize:msgOffset])
 	return z
 }
 
@@ -191,7 +189,7 @@ func (z *sealer) part(dst, p []byte) {
 		}
 		dst, p, z.off = dst[k:], p[k:], z.off+k
 	}
-	z.mac.Write(out)
+	z.mac.write(out)
 }
 
 // finish returns the MAC, once all n bytes are sealed, and moves the
@@ -200,9 +198,8 @@ func (z *sealer) finish() [tagSize]byte {
 	var tail [15 + 16]byte
 	pad := z.n & 0xf
 	binary.LittleEndian.PutUint64(tail[pad+8:], uint64(blockSize+z.n))
-	z.mac.Write(tail[:pad+16])
-	var m [tagSize]byte
-	z.mac.Sum(m[:0])
+	z.mac.write(tail[:pad+16])
+	m := z.mac.sum()
 	z.s.advance(&m, z.tag)
 	return m
 }
