@@ -33,8 +33,11 @@ const (
 	// MaxMessageSize is the largest plaintext one message can carry: the
 	// 3-byte length covers the body, which adds ABytes.
 	MaxMessageSize = 1<<24 - 1 - ABytes
-	// WriteChunk is the largest message Write sends; longer writes are split.
-	WriteChunk = 64 << 10
+	// keptWrite is the largest message whose sealing buffer the stream
+	// keeps for the next: a longer one is sealed in a buffer of its own,
+	// so that one long write does not hold its length for the stream's
+	// life.
+	keptWrite = 64 << 10
 	// readBufferSize is the buffered reader in front of the raw stream:
 	// enough to take a run of small messages in one read. Bodies at least
 	// this long are read past it, straight into the message buffer; a
@@ -385,10 +388,16 @@ func (s *Stream) writeMessage(p []byte) error {
 	}
 	n := len(p)
 	need := bufferSize(n)
-	if cap(s.wbuf) < need {
-		s.wbuf = make([]byte, need)
+	var buf []byte
+	switch {
+	case cap(s.wbuf) >= need:
+		buf = s.wbuf[:need]
+	case n > keptWrite:
+		buf = make([]byte, need)
+	default:
+		s.wbuf = make([]byte, bufferSize(keptWrite))
+		buf = s.wbuf[:need]
 	}
-	buf := s.wbuf[:need]
 	s.enc.seal(buf, p, TagMessage)
 	// The frame is the 3-byte length and the body that seal laid out.
 	body := 1 + n + 16
@@ -448,10 +457,16 @@ func (s *Stream) writePart(p []byte) (int, error) {
 	if whole {
 		need += tagSize
 	}
-	if cap(s.wbuf) < need {
-		s.wbuf = make([]byte, max(need, bufferSize(WriteChunk)))
+	var buf []byte
+	switch {
+	case cap(s.wbuf) >= need:
+		buf = s.wbuf[:need]
+	case need > keptWrite:
+		buf = make([]byte, need)
+	default:
+		s.wbuf = make([]byte, bufferSize(keptWrite))
+		buf = s.wbuf[:need]
 	}
-	buf := s.wbuf[:need]
 	z.part(buf, p[:k])
 	if whole {
 		m := z.finish()
@@ -461,8 +476,11 @@ func (s *Stream) writePart(p []byte) (int, error) {
 	return k, s.writeRaw(buf)
 }
 
-// Write implements io.Writer, sending p in messages of at most WriteChunk,
-// or as the rest of a message BeginMessage began.
+// Write implements io.Writer, sending p as one message, as the JS
+// SecretStream sends each write (Protomux and all built on it read a
+// message as a frame), or as the rest of a message BeginMessage began.
+// A write longer than a message can be (MaxMessageSize), which the JS
+// stream refuses, goes in messages of MaxMessageSize and the rest.
 func (s *Stream) Write(p []byte) (int, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -479,7 +497,7 @@ func (s *Stream) Write(p []byte) (int, error) {
 		}
 	}
 	for len(p) > 0 {
-		n := min(len(p), WriteChunk)
+		n := min(len(p), MaxMessageSize)
 		if err := s.writeMessage(p[:n]); err != nil {
 			return written, err
 		}
