@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +16,9 @@ import (
 
 	"github.com/dhtrelay/dht-relay/internal/await"
 	"github.com/dhtrelay/dht-relay/internal/interop"
+	"github.com/dhtrelay/dht-relay/noise"
+	"github.com/dhtrelay/dht-relay/relay"
+	"github.com/dhtrelay/dht-relay/udx"
 )
 
 // from dials from the loopback address ip, which Linux routes like
@@ -281,4 +285,46 @@ func TestWorkerBudget(t *testing.T) {
 	if err := echoOver(t, c, keyOf(echo).Public, 64); err != nil {
 		t.Fatalf("a connect once the budget came back: %v", err)
 	}
+}
+
+// TestWorkerCountsPeerMessages: a peer's message that the worker reads
+// whole and sends on in parts counts in what the worker holds while the
+// client does not take it, as the worker's budget has to see it: a
+// client that never reads, writing three 6 MiB messages to an echoing JS
+// peer, leaves the worker holding most of the third, read from UDX (so out
+// of its buffers) and waiting for credit: 9.0 MiB held in all, where only
+// the 4.0 MiB in UDX's buffers counted before.
+func TestWorkerCountsPeerMessages(t *testing.T) {
+	interop.Require(t)
+	peer, boot := interop.StartTestnet(t)
+	echo := interop.RandomSeed()
+	interop.RequireOK(t, "js listen", peer.Do("listen", echo))
+	rel := startRelayBinary(t, boot, "--metrics", "127.0.0.1:0")
+	ic := openIdleClient(t, rel.ws)
+	opened := false
+	ic.onMessage = func(typ uint64, _ []byte) { opened = opened || typ == uint64(relay.TypeOpen) }
+	kp, _ := noise.GenerateKeyPair(rand.Reader)
+	ic.send(&relay.Connect{Custodial: true, Alias: 1, PublicKey: kp.Public, SecretKey: kp.Secret, RemotePublicKey: keyOf(echo).Public})
+	for deadline := time.Now().Add(30 * time.Second); !opened; {
+		if time.Now().After(deadline) {
+			t.Fatal("the stream did not open")
+		}
+		ic.ping(t)
+	}
+	const size = 6 << 20
+	for range 3 {
+		ic.send(&relay.Data{Alias: 1, Buffers: relay.MakeBuffers(make([]byte, size))})
+	}
+	// From here on the client reads nothing. The UDX stream's window
+	// fills with what follows (udx.RecvBufferSize, 4 MiB, counted
+	// before); the third message's rest comes on top.
+	if !await.Poll(30*time.Second, func() bool {
+		return metricInt(t, rel.metrics, "dhtrelay_worker_held_bytes ") >= udx.RecvBufferSize+size/2
+	}) {
+		t.Fatalf("the worker holds %d bytes with a peer's message waiting for a client that does not read", metricInt(t, rel.metrics, "dhtrelay_worker_held_bytes "))
+	}
+	ic.c.Close()
+	await.True(t, "the message to be let go with its session", func() bool {
+		return metricInt(t, rel.metrics, "dhtrelay_worker_held_bytes ") < 1<<20
+	})
 }

@@ -21,10 +21,13 @@ var ErrWorkerBudget = errors.New("relay: the worker's memory budget is spent")
 const heldEvery = 100 * time.Millisecond
 
 // held is what the worker's streams hold in memory: the UDX buffers of
-// every stream of its node, and client data queued for peers.
+// every stream of its node, client data queued for peers, and what peers'
+// messages sent on in parts have still to send (SecretStream reads a
+// message whole, up to 16 MiB, before any of it may go).
 type held struct {
-	udx    func() int64
-	queued atomic.Int64 // encoded client data waiting for the peer
+	udx      func() int64
+	queued   atomic.Int64 // encoded client data waiting for the peer
+	messages atomic.Int64 // peers' messages not yet sent on
 
 	mu   sync.Mutex
 	at   time.Time
@@ -36,7 +39,7 @@ func (h *held) bytes() int64 {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if now := time.Now(); now.Sub(h.at) >= heldEvery {
-		h.at, h.last = now, h.udx()+h.queued.Load()
+		h.at, h.last = now, h.udx()+h.queued.Load()+h.messages.Load()
 	}
 	return h.last
 }
@@ -48,7 +51,7 @@ func (w *Worker) overBudget() bool {
 }
 
 func (w *Worker) observeHeld(m metric.Meter) error {
-	_, err := m.Int64ObservableGauge("dhtrelay.worker.held", metric.WithUnit("By"), metric.WithDescription("Bytes the worker's streams hold, received for clients and sent to peers unacked, against --worker-budget."),
+	_, err := m.Int64ObservableGauge("dhtrelay.worker.held", metric.WithUnit("By"), metric.WithDescription("Bytes the worker's streams hold, received for clients (peers' messages not yet sent on included) and sent to peers unacked, against --worker-budget."),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
 			o.Observe(w.held.bytes())
 			return nil

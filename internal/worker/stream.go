@@ -125,6 +125,8 @@ func (st *stream) readPump() {
 	cr, lends := st.conn.(chunkReader)
 	mr, framed := st.conn.(messageReader)
 	inMessage := false // a message is being sent in parts
+	counted := 0       // what of it is counted in the worker's held bytes
+	defer func() { st.s.w.held.messages.Add(-int64(counted)) }()
 	var buf []byte
 	if !lends {
 		buf = make([]byte, routing.DataRoom+routing.MaxChunk)
@@ -159,6 +161,8 @@ func (st *stream) readPump() {
 					st.s.sendFrame(routing.KindMessage, routing.AppendMessage(nil, routing.Message{Alias: st.id, Bytes: uint64(k + left)}))
 				}
 				inMessage = left > 0
+				st.s.w.held.messages.Add(int64(left - counted))
+				counted = left
 			}
 			st.s.sendData(st.id, buf[:routing.DataRoom+k])
 			st.s.w.cfg.Telemetry.Metrics.Relayed(true, k)
