@@ -59,10 +59,11 @@ const (
 // session's around a call, never the other way round.
 type outQueue struct {
 	// Set before use.
-	write  func(it outItem, run []outItem, scratch *writeScratch) bool // false: stop writing, the session is over
-	closed func()                                                      // the queue emptied after close
-	joins  bool                                                        // chunks may be joined into one message
-	budget Budget                                                      // holds the stream data queued and being written (nil: none)
+	write   func(it outItem, run []outItem, scratch *writeScratch) bool // false: stop writing, the session is over
+	closed  func()                                                      // the queue emptied after close
+	release func(outItem)                                               // gives back the buffer an item's bytes lie in
+	joins   bool                                                        // chunks may be joined into one message
+	budget  Budget                                                      // holds the stream data queued and being written (nil: none)
 
 	mu      sync.Mutex
 	urgent  []outItem
@@ -166,7 +167,7 @@ func (q *outQueue) push(it outItem, limit int) bool {
 		}
 		q.control++
 	case q.dropped:
-		it.lease.Release()
+		q.release(it)
 		return true
 	default:
 		q.hold(it.n)
@@ -221,7 +222,7 @@ func (q *outQueue) popChunks(st *stream, room int, run []outItem) []outItem {
 // drop is Drop with q.mu held.
 func (q *outQueue) drop() {
 	for _, it := range slices.Concat(q.urgent, q.fifo) {
-		it.lease.Release()
+		q.release(it)
 		q.give(it.n)
 	}
 	q.urgent, q.fifo, q.control, q.dropped = nil, nil, 0, true

@@ -24,7 +24,7 @@ func TestPopChunksJoinsOnlyTheStreamsNextChunks(t *testing.T) {
 		{"capacity", []outItem{chunk(a, 10), chunk(a, 10), chunk(a, 10)}, 100, 2, 2},
 	}
 	for _, c := range cases {
-		q := &outQueue{writing: true} // as if the writer ran: none starts
+		q := &outQueue{writing: true, release: func(it outItem) { it.lease.Release() }} // as if the writer ran: none starts
 		for _, it := range c.queue {
 			q.push(it, 10)
 		}
@@ -36,7 +36,7 @@ func TestPopChunksJoinsOnlyTheStreamsNextChunks(t *testing.T) {
 			t.Fatalf("%s: %d left queued, want %d", c.name, left, len(c.queue)-c.want)
 		}
 	}
-	q := &outQueue{writing: true}
+	q := &outQueue{writing: true, release: func(it outItem) { it.lease.Release() }}
 	q.push(chunk(a, 10), 10)
 	q.push(outItem{payload: []byte{1}, urgent: true}, 10)
 	if run := q.popChunks(a, 100, make([]outItem, 0, 8)); len(run) != 0 {
@@ -58,14 +58,17 @@ func (b *countBudget) Give(n int)      { b.held -= n }
 // TestQueuedDataHoldsTheBudget: stream data queued for the client counts
 // against the edge's budget until it is let go, written or dropped, and a
 // session that is over holds nothing of it, even for data that arrives
-// after it ended.
+// after it ended; what is dropped gives its buffers back, a gathered
+// message's lent one too.
 func TestQueuedDataHoldsTheBudget(t *testing.T) {
 	st := &stream{worker: 1}
 	b := &countBudget{}
-	q := &outQueue{writing: true, budget: b}
+	var released []outItem
+	q := &outQueue{writing: true, budget: b, release: func(it outItem) { released = append(released, it) }}
+	lent := make([]byte, 50)
 	q.push(outItem{data: st, n: 100, chunk: make([]byte, 100)}, 10)
 	q.push(outItem{payload: []byte{1}}, 10)
-	q.push(outItem{data: st, n: 50, chunk: make([]byte, 50)}, 10)
+	q.push(outItem{data: st, n: 50, chunk: lent, credited: true, lent: &lent}, 10)
 	if b.held != 150 {
 		t.Fatalf("queued data holds %d, want 150", b.held)
 	}
@@ -75,8 +78,11 @@ func TestQueuedDataHoldsTheBudget(t *testing.T) {
 	if b.held != 0 {
 		t.Fatalf("a session over still holds %d", b.held)
 	}
+	if len(released) != 2 || released[1].lent != &lent {
+		t.Fatalf("dropping released %d items, the gathered one's buffer %v", len(released), len(released) == 2 && released[1].lent == &lent)
+	}
 	q.push(outItem{data: st, n: 70, chunk: make([]byte, 70)}, 10)
-	if b.held != 0 || len(q.fifo) != 0 {
-		t.Fatalf("data arriving after the end holds %d, %d queued", b.held, len(q.fifo))
+	if b.held != 0 || len(q.fifo) != 0 || len(released) != 3 {
+		t.Fatalf("data arriving after the end holds %d, %d queued, %d released in all", b.held, len(q.fifo), len(released))
 	}
 }

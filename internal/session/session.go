@@ -196,7 +196,7 @@ func New(cfg Config) *Session {
 	ctx, stop := context.WithCancel(context.Background())
 	s := &Session{cfg: cfg, ctx: ctx, stop: stop}
 	_, joins := cfg.Framed.(gatherWriter)
-	s.out = outQueue{write: s.writeOut, closed: s.closedOut, joins: joins, budget: cfg.Budget}
+	s.out = outQueue{write: s.writeOut, closed: s.closedOut, release: s.release, joins: joins, budget: cfg.Budget}
 	return s
 }
 
