@@ -657,13 +657,18 @@ func (s *Session) gatherLocked(m routing.Message) error {
 	case st.gatherLeft > 0 || m.Bytes == 0 || m.Bytes > relay.MaxWholeBuffer:
 		return fmt.Errorf("%w: a message of %d bytes announced", routing.ErrBadFrame, m.Bytes)
 	}
-	// Gathering holds the whole message however slowly its parts come,
-	// beyond what credit bounds: it is taken from the budget up front, so
-	// that streams gathering at once cannot hold more than the edge has.
-	if !s.out.take(int(m.Bytes)) {
-		return fmt.Errorf("%w: no room for a peer's message of %d bytes", relay.ErrReadBudget, m.Bytes)
+	// A message no longer than the credit window holds no more than
+	// credit lets any stream's data hold, and is held as such data is,
+	// never refused. A longer one is gathered however slowly its parts
+	// come, past what credit bounds: it is taken from the budget up front,
+	// so that streams gathering at once cannot hold more than the edge has.
+	n := int(m.Bytes)
+	if n <= routing.Window {
+		s.out.hold(n)
+	} else if !s.out.take(n) {
+		return fmt.Errorf("%w: no room for a peer's message of %d bytes", relay.ErrReadBudget, n)
 	}
-	st.gatherLeft = int(m.Bytes)
+	st.gatherLeft = n
 	return nil
 }
 
@@ -671,8 +676,8 @@ func (s *Session) gatherLocked(m routing.Message) error {
 // message once whole. The part's bytes are copied, so its credit is
 // granted at once (a message longer than the credit window would
 // otherwise never be whole), unless a gathered message of the stream
-// waits to be written. The message was taken from the edge's budget
-// when announced.
+// waits to be written. The message was counted against the edge's
+// budget when announced.
 func (s *Session) gatherPartLocked(st *stream, m *relay.Data) (routing.Credit, error) {
 	p, _ := m.Buffers.Next()
 	if m.Buffers.Count() != 0 || len(p) > st.gatherLeft {
