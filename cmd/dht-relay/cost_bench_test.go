@@ -122,8 +122,9 @@ func BenchmarkCostVsJSPeers(b *testing.B) {
 		}
 	}
 	// Set side by side: what ours spends against the JS relay, and what
-	// its kernel time alone is against the JS relay's whole, the least
-	// any relay moving the same packets and bytes could reach here.
+	// its kernel time alone is against the JS relay's whole, which no
+	// work in the relay's own code brings down (the packets are libudx's,
+	// the bytes the client's).
 	for _, what := range slices.Sorted(maps.Keys(costs)) {
 		c := costs[what]
 		if len(c) != 2 || c[0].relay != "go" {
