@@ -24,7 +24,9 @@ func openFiles(t *testing.T, pid int) int {
 
 // TestChurnLeavesNothing: thousands of sessions opened and closed, from
 // addresses spread over 127.0.0.0/8, leave the relay's goroutines and
-// descriptors where they were and its heap within a few percent.
+// descriptors where they were and its live heap within a few percent and
+// half a megabyte (it grew by 130-300 KB in six runs without a leak):
+// 4,000 sessions that each left 200 bytes behind would be caught.
 func TestChurnLeavesNothing(t *testing.T) {
 	interop.Require(t)
 	if testing.Short() {
@@ -53,7 +55,7 @@ func TestChurnLeavesNothing(t *testing.T) {
 	}
 	time.Sleep(time.Second) // the first round's sessions finish closing
 	g0, fd0 := goroutines(t, rel), openFiles(t, pid)
-	heap0, rss0 := heapAfterGC(t, rel), rss(t, pid)
+	heap0, rss0 := liveAfterGC(t, rel), rss(t, pid)
 	cycles := 4000
 	if n, err := strconv.Atoi(os.Getenv("CHURN_CYCLES")); err == nil {
 		cycles = n // a longer run, by hand
@@ -64,8 +66,8 @@ func TestChurnLeavesNothing(t *testing.T) {
 	}
 	took := time.Since(start)
 	g1, fd1 := settle(g0, fd0, 2)
-	heap1, rss1 := heapAfterGC(t, rel), rss(t, pid)
-	t.Logf("%d sessions opened and closed in %v: goroutines %d -> %d, descriptors %d -> %d, heap %d -> %d KB, RSS %d -> %d MB",
+	heap1, rss1 := liveAfterGC(t, rel), rss(t, pid)
+	t.Logf("%d sessions opened and closed in %v: goroutines %d -> %d, descriptors %d -> %d, live heap %d -> %d KB, RSS %d -> %d MB",
 		cycles, took.Round(time.Millisecond), g0, g1, fd0, fd1, heap0>>10, heap1>>10, rss0>>20, rss1>>20)
 	if g1 > g0+2 {
 		t.Errorf("goroutines %d after the churn, %d before", g1, g0)
@@ -73,8 +75,8 @@ func TestChurnLeavesNothing(t *testing.T) {
 	if fd1 > fd0+2 {
 		t.Errorf("descriptors %d after the churn, %d before", fd1, fd0)
 	}
-	if heap1 > heap0+heap0/20+1<<20 {
-		t.Errorf("heap %d KB after the churn, %d KB before", heap1>>10, heap0>>10)
+	if heap1 > heap0+heap0/20+512<<10 {
+		t.Errorf("live heap %d KB after the churn, %d KB before", heap1>>10, heap0>>10)
 	}
 }
 
