@@ -328,3 +328,36 @@ func TestWorkerCountsPeerMessages(t *testing.T) {
 		return metricInt(t, rel.metrics, "dhtrelay_worker_held_bytes ") < 1<<20
 	})
 }
+
+// TestWorkerBudgetFailsLongMessages: with the worker's budget spent, a
+// stream opened before on which a peer's message longer than the credit
+// window arrives for a client that does not read is failed and counted
+// as worker_budget, instead of holding the message past the budget.
+func TestWorkerBudgetFailsLongMessages(t *testing.T) {
+	interop.Require(t)
+	peer, boot := interop.StartTestnet(t)
+	echo := interop.RandomSeed()
+	interop.RequireOK(t, "js listen", peer.Do("listen", echo))
+	const budget = 8 << 20
+	rel := startRelayBinary(t, boot, "--worker-budget", strconv.Itoa(budget), "--metrics", "127.0.0.1:0")
+	ic := openIdleClient(t, rel.ws)
+	opened := false
+	ic.onMessage = func(typ uint64, _ []byte) { opened = opened || typ == uint64(relay.TypeOpen) }
+	kp, _ := noise.GenerateKeyPair(rand.Reader)
+	ic.send(&relay.Connect{Custodial: true, Alias: 1, PublicKey: kp.Public, SecretKey: kp.Secret, RemotePublicKey: keyOf(echo).Public})
+	for deadline := time.Now().Add(30 * time.Second); !opened; {
+		if time.Now().After(deadline) {
+			t.Fatal("the stream did not open")
+		}
+		ic.ping(t)
+	}
+	for range 3 {
+		ic.send(&relay.Data{Alias: 1, Buffers: relay.MakeBuffers(make([]byte, 6<<20))})
+	}
+	if !await.Poll(30*time.Second, func() bool { return errorCountAt(t, rel.metrics, "worker_budget") > 0 }) {
+		t.Fatalf("no stream failed on the worker's budget; the worker holds %d bytes", metricInt(t, rel.metrics, "dhtrelay_worker_held_bytes "))
+	}
+	await.True(t, "the failed stream to give its bytes back", func() bool {
+		return metricInt(t, rel.metrics, "dhtrelay_worker_held_bytes ") < budget*9/10
+	})
+}

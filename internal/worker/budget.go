@@ -12,8 +12,9 @@ import (
 	"github.com/dhtrelay/dht-relay/internal/budget"
 )
 
-// ErrWorkerBudget means the worker refused a session or a stream because
-// its streams hold nine tenths of --worker-budget.
+// ErrWorkerBudget means the worker refused a session or a stream, or
+// failed a stream on a peer's message longer than the credit window,
+// because its streams hold nine tenths of --worker-budget.
 var ErrWorkerBudget = errors.New("relay: the worker's memory budget is spent")
 
 // heldEvery is how stale the figure a refusal is decided on may be:
@@ -46,8 +47,11 @@ func (h *held) bytes() int64 {
 
 // overBudget reports whether the worker should refuse new work, by the
 // rule the edge's read budget follows.
-func (w *Worker) overBudget() bool {
-	return budget.TightAt(w.held.bytes(), int64(w.cfg.Limits.WorkerBudget))
+func (w *Worker) overBudget() bool { return w.overBudgetWith(0) }
+
+// overBudgetWith is overBudget for work that would hold n more bytes.
+func (w *Worker) overBudgetWith(n int) bool {
+	return budget.TightAt(w.held.bytes()+int64(n), int64(w.cfg.Limits.WorkerBudget))
 }
 
 func (w *Worker) observeHeld(m metric.Meter) error {

@@ -157,6 +157,13 @@ func (st *stream) readPump() {
 				// A message of the peer's that goes in parts is announced
 				// with its length, for the edge to hand the client whole.
 				left := mr.Unread()
+				if !inMessage && left > routing.Window && st.s.w.overBudgetWith(left) {
+					// Held until the client takes it, past what credit
+					// bounds: refused while the worker's budget is spent.
+					st.fail(ErrWorkerBudget)
+					st.pumpDone()
+					return
+				}
 				if !inMessage && left > 0 {
 					st.s.sendFrame(routing.KindMessage, routing.AppendMessage(nil, routing.Message{Alias: st.id, Bytes: uint64(k + left)}))
 				}
