@@ -388,16 +388,7 @@ func (s *Stream) writeMessage(p []byte) error {
 	}
 	n := len(p)
 	need := bufferSize(n)
-	var buf []byte
-	switch {
-	case cap(s.wbuf) >= need:
-		buf = s.wbuf[:need]
-	case n > keptWrite:
-		buf = make([]byte, need)
-	default:
-		s.wbuf = make([]byte, bufferSize(keptWrite))
-		buf = s.wbuf[:need]
-	}
+	buf := s.sealBuffer(need)
 	s.enc.seal(buf, p, TagMessage)
 	// The frame is the 3-byte length and the body that seal laid out.
 	body := 1 + n + 16
@@ -437,6 +428,21 @@ func (s *Stream) BeginMessage(n int) error {
 	return s.writeRaw(head)
 }
 
+// sealBuffer is room for need bytes of sealed frame: the buffer the
+// stream keeps, unless need is more than it keeps (keptWrite), which gets
+// a buffer of its own; the write lock is held.
+func (s *Stream) sealBuffer(need int) []byte {
+	kept := bufferSize(keptWrite)
+	switch {
+	case cap(s.wbuf) >= need:
+		return s.wbuf[:need]
+	case need > kept:
+		return make([]byte, need)
+	}
+	s.wbuf = make([]byte, kept)
+	return s.wbuf[:need]
+}
+
 // writeRaw writes frame bytes; the write lock is held.
 func (s *Stream) writeRaw(b []byte) error {
 	if _, err := s.raw.Write(b); err != nil {
@@ -457,16 +463,7 @@ func (s *Stream) writePart(p []byte) (int, error) {
 	if whole {
 		need += tagSize
 	}
-	var buf []byte
-	switch {
-	case cap(s.wbuf) >= need:
-		buf = s.wbuf[:need]
-	case need > keptWrite:
-		buf = make([]byte, need)
-	default:
-		s.wbuf = make([]byte, bufferSize(keptWrite))
-		buf = s.wbuf[:need]
-	}
+	buf := s.sealBuffer(need)
 	z.part(buf, p[:k])
 	if whole {
 		m := z.finish()
