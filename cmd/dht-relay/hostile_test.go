@@ -300,21 +300,8 @@ func TestWorkerCountsPeerMessages(t *testing.T) {
 	echo := interop.RandomSeed()
 	interop.RequireOK(t, "js listen", peer.Do("listen", echo))
 	rel := startRelayBinary(t, boot, "--metrics", "127.0.0.1:0")
-	ic := openIdleClient(t, rel.ws)
-	opened := false
-	ic.onMessage = func(typ uint64, _ []byte) { opened = opened || typ == uint64(relay.TypeOpen) }
-	kp, _ := noise.GenerateKeyPair(rand.Reader)
-	ic.send(&relay.Connect{Custodial: true, Alias: 1, PublicKey: kp.Public, SecretKey: kp.Secret, RemotePublicKey: keyOf(echo).Public})
-	for deadline := time.Now().Add(30 * time.Second); !opened; {
-		if time.Now().After(deadline) {
-			t.Fatal("the stream did not open")
-		}
-		ic.ping(t)
-	}
 	const size = 6 << 20
-	for range 3 {
-		ic.send(&relay.Data{Alias: 1, Buffers: relay.MakeBuffers(make([]byte, size))})
-	}
+	ic := echoUnread(t, rel, keyOf(echo).Public, 3, size)
 	// From here on the client reads nothing. The UDX stream's window
 	// fills with what follows (udx.RecvBufferSize, 4 MiB, counted
 	// before); the third message's rest comes on top.
@@ -343,24 +330,33 @@ func TestWorkerBudgetFailsLongMessages(t *testing.T) {
 	interop.RequireOK(t, "js listen", peer.Do("listen", echo))
 	const budget = 6 << 20
 	rel := startRelayBinary(t, boot, "--worker-budget", strconv.Itoa(budget), "--metrics", "127.0.0.1:0")
-	ic := openIdleClient(t, rel.ws)
-	opened := false
-	ic.onMessage = func(typ uint64, _ []byte) { opened = opened || typ == uint64(relay.TypeOpen) }
-	kp, _ := noise.GenerateKeyPair(rand.Reader)
-	ic.send(&relay.Connect{Custodial: true, Alias: 1, PublicKey: kp.Public, SecretKey: kp.Secret, RemotePublicKey: keyOf(echo).Public})
-	for deadline := time.Now().Add(30 * time.Second); !opened; {
-		if time.Now().After(deadline) {
-			t.Fatal("the stream did not open")
-		}
-		ic.ping(t)
-	}
-	for range 3 {
-		ic.send(&relay.Data{Alias: 1, Buffers: relay.MakeBuffers(make([]byte, 6<<20))})
-	}
+	echoUnread(t, rel, keyOf(echo).Public, 3, 6<<20)
 	if !await.Poll(30*time.Second, func() bool { return errorCountAt(t, rel.metrics, "worker_budget") > 0 }) {
 		t.Fatalf("no stream failed on the worker's budget; the worker holds %d bytes", metricInt(t, rel.metrics, "dhtrelay_worker_held_bytes "))
 	}
 	await.True(t, "the failed stream to give its bytes back", func() bool {
 		return metricInt(t, rel.metrics, "dhtrelay_worker_held_bytes ") < budget*9/10
 	})
+}
+
+// echoUnread opens a custodial stream to the echoing peer key, writes n
+// messages of size bytes on it and from then on reads nothing, so that
+// the peer's echoes wait in the relay; it returns the client.
+func echoUnread(t *testing.T, rel *relayBinary, key [32]byte, n, size int) *idleClient {
+	t.Helper()
+	ic := openIdleClient(t, rel.ws)
+	opened := false
+	ic.onMessage = func(typ uint64, _ []byte) { opened = opened || typ == uint64(relay.TypeOpen) }
+	kp, _ := noise.GenerateKeyPair(rand.Reader)
+	ic.send(&relay.Connect{Custodial: true, Alias: 1, PublicKey: kp.Public, SecretKey: kp.Secret, RemotePublicKey: key})
+	for deadline := time.Now().Add(30 * time.Second); !opened; {
+		if time.Now().After(deadline) {
+			t.Fatal("the stream did not open")
+		}
+		ic.ping(t)
+	}
+	for range n {
+		ic.send(&relay.Data{Alias: 1, Buffers: relay.MakeBuffers(make([]byte, size))})
+	}
+	return ic
 }
