@@ -258,12 +258,25 @@ func runNATClient(t *testing.T, host *netlab.Host, impl string, boot netip.AddrP
 	defer c.Close()
 	data := make([]byte, natEcho)
 	rand.Read(data)
-	go c.Write(data)
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := c.Write(data)
+		wrote <- err
+	}()
 	back := make([]byte, len(data))
 	stuck := time.AfterFunc(natConnectTimeout, func() { c.Close() })
 	defer stuck.Stop()
-	if _, err := io.ReadFull(c, back); err != nil {
-		return "echo: " + err.Error()
+	if n, err := io.ReadFull(c, back); err != nil {
+		// Say where a stalled echo stood, so that a failure explains
+		// itself: how far each way, and what the stream saw.
+		werr := "still writing"
+		select {
+		case err := <-wrote:
+			werr = fmt.Sprintf("write returned %v", err)
+		default:
+		}
+		return fmt.Sprintf("echo: %v after %d of %d bytes back; %s; stream to %v: %+v",
+			err, n, len(data), werr, c.Raw.RemoteAddr(), c.Raw.Stats())
 	}
 	if !bytes.Equal(back, data) {
 		return "echo differs"

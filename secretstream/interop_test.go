@@ -20,7 +20,8 @@ const interopBytes = 16 << 20
 
 // TestInteropJS streams 16 MB each way between this package and
 // @hyperswarm/secret-stream over TCP, with Go in each role, and verifies the
-// contents and the handshake outcome on both sides.
+// contents, that each write is one message, and the handshake outcome on
+// both sides.
 func TestInteropJS(t *testing.T) {
 	for _, goInit := range []bool{true, false} {
 		t.Run(fmt.Sprintf("go-initiator=%v", goInit), func(t *testing.T) {
@@ -91,13 +92,17 @@ func TestInteropJS(t *testing.T) {
 			}
 			var out struct {
 				Sent, Received, Hash, PublicKey, RemotePublicKey string
-				ReceivedBytes                                    int
+				ReceivedBytes, Messages                          int
 			}
 			if err := json.Unmarshal([]byte(line), &out); err != nil {
 				t.Fatal(err)
 			}
 			if n != interopBytes || out.ReceivedBytes != interopBytes {
 				t.Fatalf("Go received %d, JS received %d, want %d each", n, out.ReceivedBytes, interopBytes)
+			}
+			// Each Go write is one message at the JS end, as a JS write is.
+			if writes := (interopBytes + 100_002) / 100_003; out.Messages != writes {
+				t.Errorf("JS received %d messages for %d writes", out.Messages, writes)
 			}
 			if out.Sent != hex.EncodeToString(received.Sum(nil)) {
 				t.Error("JS to Go contents differ")

@@ -33,10 +33,9 @@ const (
 	// MaxMessageSize is the largest plaintext one message can carry: the
 	// 3-byte length covers the body, which adds ABytes.
 	MaxMessageSize = 1<<24 - 1 - ABytes
-	// keptWrite is the largest message Write sends, longer writes split,
-	// and the largest whose sealing buffer the stream keeps for the next:
-	// a longer one (WriteMessage's) is sealed in a buffer of its own, so
-	// that one long message does not hold its length for the stream's
+	// keptWrite is the largest message whose sealing buffer the stream
+	// keeps for the next: a longer one is sealed in a buffer of its own,
+	// so that one long write does not hold its length for the stream's
 	// life.
 	keptWrite = 64 << 10
 	// readBufferSize is the buffered reader in front of the raw stream:
@@ -474,8 +473,11 @@ func (s *Stream) writePart(p []byte) (int, error) {
 	return k, s.writeRaw(buf)
 }
 
-// Write implements io.Writer, sending p in messages of at most keptWrite,
-// or as the rest of a message BeginMessage began.
+// Write implements io.Writer, sending p as one message, as the JS
+// SecretStream sends each write (Protomux and all built on it read a
+// message as a frame), or as the rest of a message BeginMessage began.
+// A write longer than a message can be (MaxMessageSize), which the JS
+// stream refuses, goes in messages of MaxMessageSize and the rest.
 func (s *Stream) Write(p []byte) (int, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -492,7 +494,7 @@ func (s *Stream) Write(p []byte) (int, error) {
 		}
 	}
 	for len(p) > 0 {
-		n := min(len(p), keptWrite)
+		n := min(len(p), MaxMessageSize)
 		if err := s.writeMessage(p[:n]); err != nil {
 			return written, err
 		}

@@ -125,6 +125,37 @@ func TestMessageInParts(t *testing.T) {
 	}
 }
 
+// TestWriteIsOneMessage: each Write is one message at the other end, as
+// through the JS SecretStream, however long, up to the longest a message
+// can be; a longer one arrives as the longest and the rest.
+func TestWriteIsOneMessage(t *testing.T) {
+	a, b := streamPair(t, 0)
+	sizes := []int{5, 100 << 10, 1 << 20, 64<<10 + 1, MaxMessageSize + 5}
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		for _, n := range sizes {
+			if k, err := a.Write(bytes.Repeat([]byte{byte(n)}, n)); err != nil || k != n {
+				t.Errorf("write of %d bytes: %d, %v", n, k, err)
+				return
+			}
+		}
+	}()
+	for _, want := range []int{5, 100 << 10, 1 << 20, 64<<10 + 1, MaxMessageSize, 5} {
+		m, err := b.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m) != want {
+			t.Fatalf("a message of %d bytes arrived, want %d", len(m), want)
+		}
+	}
+	<-wrote
+	if cap(a.wbuf) > bufferSize(keptWrite) {
+		t.Fatalf("the stream keeps a sealing buffer of %d bytes after long writes", cap(a.wbuf))
+	}
+}
+
 func TestStreamCopyAndEOF(t *testing.T) {
 	a, b := streamPair(t, 0)
 	data := make([]byte, 3<<20+7)

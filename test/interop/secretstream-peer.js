@@ -2,8 +2,8 @@
 // Usage: secretstream-peer.js initiator|responder HOST:PORT bytes seedHex
 // Connects to HOST:PORT, runs the XX handshake in the given role, sends
 // `bytes` random bytes and reads until the other side ends, then prints one
-// JSON line with the SHA-256 of what it sent and received and the handshake
-// outcome.
+// JSON line with the SHA-256 of what it sent and received, how many messages
+// (data events) it received, and the handshake outcome.
 const net = require('net')
 const crypto = require('crypto')
 const SecretStream = require('@hyperswarm/secret-stream')
@@ -19,8 +19,9 @@ const s = new SecretStream(role === 'initiator', socket, { keyPair })
 const sent = crypto.createHash('sha256')
 const received = crypto.createHash('sha256')
 let receivedBytes = 0
+let messages = 0
 
-s.on('data', (d) => { received.update(d); receivedBytes += d.byteLength })
+s.on('data', (d) => { received.update(d); receivedBytes += d.byteLength; messages++ })
 s.on('error', (err) => { console.error(err); process.exit(1) })
 // The stream closes once both sides ended; this side ends when its own
 // writes are done, not when the other side's end arrives.
@@ -29,6 +30,7 @@ s.on('close', () => {
     sent: sent.digest('hex'),
     received: received.digest('hex'),
     receivedBytes,
+    messages,
     hash: b4a.toString(s.handshakeHash, 'hex'),
     publicKey: b4a.toString(s.publicKey, 'hex'),
     remotePublicKey: b4a.toString(s.remotePublicKey, 'hex')
