@@ -112,6 +112,18 @@ func (s *Stream) SetMaxMessageSize(n int) {
 	s.maxMsg.Store(int64(n))
 }
 
+// AdmitMessages has fn decide on each message to come by its length,
+// once its length is read and before any of its body is: a message is
+// read whole before it can be returned, so a reader that holds memory to
+// a budget must count it, or refuse it, before the peer sends it. An
+// error from fn ends reading: this read and every later one return it.
+// fn runs on the reading goroutine.
+func (s *Stream) AdmitMessages(fn func(n int) error) {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	s.admit = fn
+}
+
 // RawStream is what a Stream runs over.
 type RawStream interface {
 	io.ReadWriteCloser
@@ -133,6 +145,8 @@ type Stream struct {
 	gotHeader bool
 	rbuf      []byte
 	unread    []byte
+	admit     func(n int) error
+	rerr      error // a message admit refused: the stream reads no more
 
 	wmu       sync.Mutex
 	enc       sodiumState
@@ -223,6 +237,12 @@ func (s *Stream) readFrame(limit, headroom, tailroom int) ([]byte, error) {
 	if n > limit {
 		return nil, fmt.Errorf("%w: %d bytes", ErrMessageTooLarge, n)
 	}
+	if s.admit != nil && s.gotHeader {
+		if err := s.admit(max(n-ABytes, 0)); err != nil {
+			s.rerr = err
+			return nil, err
+		}
+	}
 	want := headroom + n + tailroom
 	if cap(s.rbuf) > 4*readGrowStep && want <= readGrowStep {
 		// A large message is not held on to once small ones follow: an
@@ -294,6 +314,9 @@ func (s *Stream) readMessage() ([]byte, error) {
 		s.gotHeader = true
 	}
 	for {
+		if s.rerr != nil {
+			return nil, s.rerr
+		}
 		body, err := s.readFrame(int(s.maxMsg.Load())+ABytes, msgOffset-1, tailRoom-16)
 		if err != nil {
 			return nil, err

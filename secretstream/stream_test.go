@@ -5,8 +5,10 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -153,6 +155,57 @@ func TestWriteIsOneMessage(t *testing.T) {
 	<-wrote
 	if cap(a.wbuf) > bufferSize(keptWrite) {
 		t.Fatalf("the stream keeps a sealing buffer of %d bytes after long writes", cap(a.wbuf))
+	}
+}
+
+// TestAdmitMessages: the admit function learns each message's length
+// before its body is read, and a refusal ends reading with its error
+// though the body never comes.
+func TestAdmitMessages(t *testing.T) {
+	a, b := streamPair(t, 0)
+	errRefused := errors.New("refused")
+	var lengths []int
+	b.AdmitMessages(func(n int) error {
+		lengths = append(lengths, n)
+		if n > 1000 {
+			return errRefused
+		}
+		return nil
+	})
+	for _, n := range []int{5, 1000} {
+		if err := a.WriteMessage(make([]byte, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A frame's length alone, declaring a message of 1 MiB.
+	body := 1<<20 + ABytes
+	if _, err := a.raw.Write([]byte{byte(body), byte(body >> 8), byte(body >> 16)}); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		for _, want := range []int{5, 1000} {
+			if m, err := b.ReadMessage(); err != nil || len(m) != want {
+				got <- fmt.Errorf("read %d bytes, %v; want %d", len(m), err, want)
+				return
+			}
+		}
+		_, err := b.ReadMessage()
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		if !errors.Is(err, errRefused) {
+			t.Fatalf("the declared message was read as %v, want the refusal", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the refusal waited for a body that never comes")
+	}
+	if _, err := b.ReadMessage(); !errors.Is(err, errRefused) {
+		t.Fatalf("a read after the refusal: %v", err)
+	}
+	if want := []int{5, 1000, 1 << 20}; !slices.Equal(lengths, want) {
+		t.Fatalf("admit saw %v, want %v", lengths, want)
 	}
 }
 
