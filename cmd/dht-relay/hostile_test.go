@@ -14,10 +14,12 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/dhtrelay/dht-relay/hyperdht"
 	"github.com/dhtrelay/dht-relay/internal/await"
 	"github.com/dhtrelay/dht-relay/internal/interop"
 	"github.com/dhtrelay/dht-relay/noise"
 	"github.com/dhtrelay/dht-relay/relay"
+	"github.com/dhtrelay/dht-relay/secretstream"
 	"github.com/dhtrelay/dht-relay/udx"
 )
 
@@ -337,6 +339,43 @@ func TestWorkerBudgetFailsLongMessages(t *testing.T) {
 	await.True(t, "the failed stream to give its bytes back", func() bool {
 		return metricInt(t, rel.metrics, "dhtrelay_worker_held_bytes ") < budget*9/10
 	})
+}
+
+// TestWorkerBudgetTakesMessagesByTheirLength: a peer's message longer
+// than the credit window counts in what the worker holds from when its
+// length arrives, not once it is whole, and is refused then if it would
+// spend the budget. Here a Go peer declares a 4 MiB message on each of
+// three streams and never sends the rest; with a 6 MiB budget one such
+// message fits, and the others are refused at once, though none
+// completes. Counted only once whole, none was ever counted or refused,
+// while each stream read what came of its message into memory.
+func TestWorkerBudgetTakesMessagesByTheirLength(t *testing.T) {
+	interop.Require(t)
+	_, boot := interop.StartTestnet(t)
+	const budget, declared = 6 << 20, 4 << 20
+	rel := startRelayBinary(t, boot, "--worker-budget", strconv.Itoa(budget), "--metrics", "127.0.0.1:0")
+	peer := goServer(t, boot, func(c *hyperdht.Conn) {
+		// A frame's length, as SecretStream sends it ahead of a message,
+		// and a little of the body.
+		body := declared + secretstream.ABytes
+		c.Raw.Write(append([]byte{byte(body), byte(body >> 8), byte(body >> 16)}, make([]byte, 16<<10)...))
+		<-c.Raw.Done()
+	})
+	ic := openIdleClient(t, rel.ws)
+	for alias := uint32(1); alias <= 3; alias++ {
+		kp, _ := noise.GenerateKeyPair(rand.Reader)
+		ic.send(&relay.Connect{Custodial: true, Alias: alias, PublicKey: kp.Public, SecretKey: kp.Secret, RemotePublicKey: peer.Public})
+	}
+	if !await.Poll(30*time.Second, func() bool {
+		ic.ping(t)
+		return errorCountAt(t, rel.metrics, "worker_budget") >= 2
+	}) {
+		t.Fatalf("%d streams refused on the worker's budget, want 2; the worker holds %d bytes",
+			errorCountAt(t, rel.metrics, "worker_budget"), metricInt(t, rel.metrics, "dhtrelay_worker_held_bytes "))
+	}
+	if held := metricInt(t, rel.metrics, "dhtrelay_worker_held_bytes "); held < declared || held > budget*9/10 {
+		t.Fatalf("the worker holds %d bytes with one %d-byte message declared and waiting, want that much and under nine tenths of %d", held, declared, budget)
+	}
 }
 
 // echoUnread opens a custodial stream to the echoing peer key, writes n

@@ -14,44 +14,56 @@ import (
 
 // ErrWorkerBudget means the worker refused a session or a stream, or
 // failed a stream on a peer's message longer than the credit window,
-// because its streams hold nine tenths of --worker-budget.
+// because its streams would hold nine tenths of --worker-budget.
 var ErrWorkerBudget = errors.New("relay: the worker's memory budget is spent")
 
-// heldEvery is how stale the figure a refusal is decided on may be:
-// summing what the streams hold walks every one of them.
+// heldEvery is how stale the UDX buffers' share of the figure a refusal
+// is decided on may be: summing them walks every stream.
 const heldEvery = 100 * time.Millisecond
 
 // held is what the worker's streams hold in memory: the UDX buffers of
-// every stream of its node, client data queued for peers, and what peers'
-// messages sent on in parts have still to send (SecretStream reads a
-// message whole, up to 16 MiB, before any of it may go).
+// every stream of its node, client data queued for peers, and peers'
+// messages from when their length is read until they are sent on
+// (SecretStream reads a message whole, up to 16 MiB, before any of it
+// may go). The last two are counted as they change, so that streams
+// taking long messages at once each see the others'.
 type held struct {
 	udx      func() int64
 	queued   atomic.Int64 // encoded client data waiting for the peer
-	messages atomic.Int64 // peers' messages not yet sent on
+	messages atomic.Int64 // peers' messages being read or not yet sent on
 
-	mu   sync.Mutex
-	at   time.Time
-	last int64
+	mu      sync.Mutex
+	at      time.Time
+	lastUDX int64
 }
 
-// bytes is the figure at most heldEvery old.
+// bytes is the figure, its UDX share at most heldEvery old.
 func (h *held) bytes() int64 {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if now := time.Now(); now.Sub(h.at) >= heldEvery {
-		h.at, h.last = now, h.udx()+h.queued.Load()+h.messages.Load()
+		h.at, h.lastUDX = now, h.udx()
 	}
-	return h.last
+	u := h.lastUDX
+	h.mu.Unlock()
+	return u + h.queued.Load() + h.messages.Load()
 }
 
 // overBudget reports whether the worker should refuse new work, by the
 // rule the edge's read budget follows.
-func (w *Worker) overBudget() bool { return w.overBudgetWith(0) }
+func (w *Worker) overBudget() bool {
+	return budget.TightAt(w.held.bytes(), int64(w.cfg.Limits.WorkerBudget))
+}
 
-// overBudgetWith is overBudget for work that would hold n more bytes.
-func (w *Worker) overBudgetWith(n int) bool {
-	return budget.TightAt(w.held.bytes()+int64(n), int64(w.cfg.Limits.WorkerBudget))
+// takeMessage counts a peer's message of n bytes in what the worker holds
+// unless that would spend the budget; counted first and checked after, so
+// that of messages taken at once none passes unseen by the others.
+func (w *Worker) takeMessage(n int) bool {
+	w.held.messages.Add(int64(n))
+	if w.overBudget() {
+		w.held.messages.Add(-int64(n))
+		return false
+	}
+	return true
 }
 
 func (w *Worker) observeHeld(m metric.Meter) error {

@@ -113,9 +113,11 @@ type chunkReader interface {
 }
 
 // messageReader is a chunkReader that reads messages (secretstream): it
-// tells how much of the message being read is still to come.
+// tells how much of the message being read is still to come, and lets
+// each message be refused by its length before its body is read.
 type messageReader interface {
 	Unread() int
+	AdmitMessages(fn func(n int) error)
 }
 
 func (st *stream) readPump() {
@@ -127,6 +129,22 @@ func (st *stream) readPump() {
 	inMessage := false // a message is being sent in parts
 	counted := 0       // what of it is counted in the worker's held bytes
 	defer func() { st.s.w.held.messages.Add(-int64(counted)) }()
+	if framed {
+		// Runs inside ReadChunk, on this goroutine, when a message's
+		// length arrives: one longer than the credit window is held past
+		// what credit bounds until the client takes it, so it is counted
+		// from now on, and refused while the worker's budget is spent.
+		mr.AdmitMessages(func(n int) error {
+			if n <= routing.Window {
+				return nil
+			}
+			if !st.s.w.takeMessage(n) {
+				return ErrWorkerBudget
+			}
+			counted = n
+			return nil
+		})
+	}
 	var buf []byte
 	if !lends {
 		buf = make([]byte, routing.DataRoom+routing.MaxChunk)
@@ -157,13 +175,6 @@ func (st *stream) readPump() {
 				// A message of the peer's that goes in parts is announced
 				// with its length, for the edge to hand the client whole.
 				left := mr.Unread()
-				if !inMessage && left > routing.Window && st.s.w.overBudgetWith(left) {
-					// Held until the client takes it, past what credit
-					// bounds: refused while the worker's budget is spent.
-					st.fail(ErrWorkerBudget)
-					st.pumpDone()
-					return
-				}
 				if !inMessage && left > 0 {
 					st.s.sendFrame(routing.KindMessage, routing.AppendMessage(nil, routing.Message{Alias: st.id, Bytes: uint64(k + left)}))
 				}
