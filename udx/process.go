@@ -65,7 +65,7 @@ func (s *Stream) onPacket(sock *Socket, p []byte, from netip.AddrPort) bool {
 	}
 	if h.flags&(FlagData|FlagEnd) != 0 {
 		s.onData(h.seq, h.flags, payload)
-		needAck = !s.delayAck(h.seq, h.flags)
+		needAck = !s.delayAck(h.seq, h.flags, sock.readAt)
 	}
 	var msgFn func([]byte)
 	if h.flags&FlagMessage != 0 {
@@ -114,27 +114,49 @@ func (s *Stream) forward(p []byte) {
 // ackDelay bounds how long a data packet's ack may wait for the next one.
 const ackDelay = time.Millisecond
 
-// delayAck reports whether the ack for the data packet seq may wait: every
-// other in-order packet with nothing missing before it is acked together
-// with the next (or after ackDelay), as TCP delays acks; a gap, a
-// duplicate or an end is acked at once. Acks are the receiver's largest
-// cost on a fast path, each one a send. mu is held.
-func (s *Stream) delayAck(seq uint32, flags byte) bool {
-	if s.delayed || flags&FlagEnd != 0 || seq+1 != s.ack || seqLess(s.ack, s.oooMax) {
+// A run of data is acked every other packet for its first quickAcks
+// packets, while the sender's window opens (libudx starts at 10 packets
+// and grows it as acks come back), and then up to ackEvery packets an ack:
+// a sender at speed has that many and more in flight, and each ack is a
+// send here and a receive there (udx-native sent 5-6 packets for each ack
+// when every read's packets were acked, which on loopback is a read of
+// about that many). A run ends when no data came for ackDelay.
+const (
+	quickAcks = 128
+	ackEvery  = 16
+)
+
+// delayAck reports whether the ack for the data packet seq, read at at,
+// may wait: in-order packets with nothing missing before them are acked
+// as above, or after ackDelay, as TCP delays acks; a gap, a duplicate or
+// an end is acked at once. Acks are the receiver's largest cost on a fast
+// path. mu is held.
+func (s *Stream) delayAck(seq uint32, flags byte, at time.Time) bool {
+	if at.Sub(s.lastData) > ackDelay {
+		s.run = 0
+	}
+	s.lastData = at
+	s.run++
+	if flags&FlagEnd != 0 || seq+1 != s.ack || seqLess(s.ack, s.oooMax) {
 		return false
 	}
-	s.delayed = true
-	if s.ackTimer == nil {
-		s.ackTimer = time.AfterFunc(ackDelay, s.onAckTimer)
-	} else {
-		s.ackTimer.Reset(ackDelay)
+	s.unacked++
+	if s.unacked >= ackEvery || s.run <= quickAcks && s.unacked >= 2 {
+		return false
+	}
+	if s.unacked == 1 {
+		if s.ackTimer == nil {
+			s.ackTimer = time.AfterFunc(ackDelay, s.onAckTimer)
+		} else {
+			s.ackTimer.Reset(ackDelay)
+		}
 	}
 	return true
 }
 
 func (s *Stream) onAckTimer() {
 	s.mu.Lock()
-	if s.delayed && s.err == nil && s.socket != nil {
+	if s.unacked > 0 && s.err == nil && s.socket != nil {
 		s.sendAck()
 	}
 	s.mu.Unlock()
@@ -495,8 +517,9 @@ func (s *Stream) queueTx(flags byte, seq uint32, payload []byte, pad int) {
 	h.put(b.buf[off:])
 	b.buf = append(b.buf, payload...)
 	b.n++
+	// Every packet carries the ack; data owes no separate one.
+	s.unacked = 0
 	if flags&(FlagData|FlagEnd) != 0 {
-		// Data carries the ack; no separate one is owed.
 		s.ackPending = false
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/dhtrelay/dht-relay/bytequeue"
 )
@@ -166,10 +167,11 @@ type Socket struct {
 	gso   atomic.Bool
 	gro   bool
 
-	// Touched only by the reader: the streams owing an ack, and those
-	// owing the sends a read's packets allowed.
+	// Touched only by the reader: the streams owing an ack, those owing
+	// the sends a read's packets allowed, and when the read came.
 	pendingAcks    []*Stream
 	pendingFlushes []*Stream
+	readAt         time.Time
 }
 
 // readBufferSize is the largest datagram a socket reads.
@@ -284,6 +286,7 @@ func (s *Socket) readLoop() {
 			held = 0
 			continue
 		}
+		s.readAt = time.Now()
 		for i := range n {
 			p, oob, from := r.datagram(i)
 			s.u.count.bytesReceived.Add(uint64(len(p)))

@@ -156,7 +156,9 @@ type Stream struct {
 	finished    bool
 	ackPending  bool
 	flushOwed   bool        // a read's packets let it send; the socket flushes it at the read's end
-	delayed     bool        // an in-order packet's ack is being held back
+	unacked     int         // in-order data packets received since an ack last went
+	run         int         // data packets received since data last paused for ackDelay
+	lastData    time.Time   // when data last came
 	ackTimer    *time.Timer // sends a held-back ack after ackDelay
 
 	txb txBatch
@@ -477,6 +479,7 @@ func (s *Stream) writePacket(flags byte, seq uint32, payload []byte) error {
 	}
 	h := header{flags: flags, id: s.remoteID, rwnd: uint32(s.window()), seq: seq, ack: s.ack}
 	s.advertised = int(h.rwnd)
+	s.unacked = 0
 	if s.wbuf == nil {
 		// Allocated on first use: an idle stream carries no write buffer.
 		s.wbuf = make([]byte, 0, MaxMTU)

@@ -3,6 +3,7 @@ package udx
 import (
 	"bytes"
 	"io"
+	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -331,5 +332,68 @@ func TestDestroyWithError(t *testing.T) {
 	}
 	if _, err := b.Read(make([]byte, 1)); err != ErrReset {
 		t.Fatalf("remote read after destroy: %v", err)
+	}
+}
+
+// TestAcksStretchOnceARunIsUnderWay reads a stream packets one a read,
+// as udx-native's arrive on loopback, 100 µs apart: the first quickAcks
+// are acked every other packet, as the sender's window opens, and the
+// rest up to ackEvery a packet; after a pause longer than ackDelay a run
+// starts over. An ack for every read, as before, was an ack a packet. The
+// socket's reads are played here, on a clock of the test's own.
+func TestAcksStretchOnceARunIsUnderWay(t *testing.T) {
+	u := New()
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(loopback))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	peer, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(loopback))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	go io.Copy(io.Discard, peer) // the acks
+	// A socket without its reader: the test plays the reads.
+	sock := &Socket{u: u, conn: conn}
+	from := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+	b, _ := u.NewStream(2)
+	b.Connect(sock, 7, from)
+	defer b.Close()
+
+	p := make([]byte, HeaderSize+100)
+	at := time.Now()
+	seq := uint32(0)
+	// run reads n packets, one a read, and returns the acks they drew.
+	run := func(n int) int {
+		before := u.Counts().AcksSent
+		for range n {
+			h := header{flags: FlagData, id: 2, rwnd: RecvBufferSize, seq: seq}
+			h.put(p)
+			sock.readAt = at
+			b.onPacket(sock, p, from)
+			sock.flushStreams()
+			sock.flushAcks()
+			seq++
+			at = at.Add(100 * time.Microsecond)
+		}
+		return int(u.Counts().AcksSent - before)
+	}
+	// The stream's ack timer runs on the wall clock and may add an ack
+	// while the reads are played: room for a few.
+	const slack = 4
+	if quick := run(quickAcks); quick < quickAcks/2 || quick > quickAcks/2+slack {
+		t.Errorf("%d acks for the first %d packets, want one every other", quick, quickAcks)
+	}
+	// Fewer than one ack for 8 packets once under way: udx-native then
+	// sends in runs of 8 and more, so that its packets come several a
+	// read (ackEvery is 16).
+	const stretched = 1024
+	if got := run(stretched); got > stretched/8 {
+		t.Errorf("%d acks for %d packets once the run was under way, want at most one in 8", got, stretched)
+	}
+	at = at.Add(2 * ackDelay)
+	if again := run(quickAcks); again < quickAcks/2 {
+		t.Errorf("%d acks for %d packets after a pause, want one every other", again, quickAcks)
 	}
 }
