@@ -114,34 +114,35 @@ func (s *Stream) forward(p []byte) {
 // ackDelay bounds how long a data packet's ack may wait for the next one.
 const ackDelay = time.Millisecond
 
-// A run of data is acked every other packet for its first quickAcks
-// packets, while the sender's window opens (libudx starts at 10 packets
-// and grows it as acks come back), and then up to ackEvery packets an ack:
-// a sender at speed has that many and more in flight, and each ack is a
-// send here and a receive there (udx-native sent 5-6 packets for each ack
-// when every read's packets were acked, which on loopback is a read of
-// about that many). A run ends when no data came for ackDelay.
+// The first quickAcks packets of a run of data are acked as they are
+// read (one ack for a read's packets), while the sender's window opens
+// (libudx starts at 10 packets and grows it as acks come back), and as a
+// request or a short message wants; after them up to ackEvery packets
+// take one ack: a sender at speed has that many and more in flight, and
+// each ack is a send here and a receive there (udx-native sent 5-6
+// packets for each ack when every read was acked, which on loopback is a
+// read of about that many). A run ends when no data came for ackDelay.
 const (
 	quickAcks = 128
 	ackEvery  = 16
 )
 
 // delayAck reports whether the ack for the data packet seq, read at at,
-// may wait: in-order packets with nothing missing before them are acked
-// as above, or after ackDelay, as TCP delays acks; a gap, a duplicate or
-// an end is acked at once. Acks are the receiver's largest cost on a fast
-// path. mu is held.
+// may wait: within a run under way, in-order packets with nothing missing
+// before them are acked ackEvery at a time, or after ackDelay, as TCP
+// delays acks; a gap, a duplicate or an end is acked at once. Acks are
+// the receiver's largest cost on a fast path. mu is held.
 func (s *Stream) delayAck(seq uint32, flags byte, at time.Time) bool {
 	if at.Sub(s.lastData) > ackDelay {
 		s.run = 0
 	}
 	s.lastData = at
 	s.run++
-	if flags&FlagEnd != 0 || seq+1 != s.ack || seqLess(s.ack, s.oooMax) {
+	if s.run <= quickAcks || flags&FlagEnd != 0 || seq+1 != s.ack || seqLess(s.ack, s.oooMax) {
 		return false
 	}
 	s.unacked++
-	if s.unacked >= ackEvery || s.run <= quickAcks && s.unacked >= 2 {
+	if s.unacked >= ackEvery {
 		return false
 	}
 	if s.unacked == 1 {
