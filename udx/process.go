@@ -511,16 +511,15 @@ func (s *Stream) queueTx(flags byte, seq uint32, payload []byte, pad int) {
 		b.seg, b.buf = size, b.buf[:0]
 	}
 	b.short = size < b.seg
-	h := header{flags: flags, dataOffset: byte(pad), id: s.remoteID, rwnd: uint32(s.window()), seq: seq, ack: s.ack}
-	s.advertised = int(h.rwnd)
+	h := s.stateHeader(flags, seq)
+	h.dataOffset = byte(pad)
 	off := len(b.buf)
 	b.buf = append(b.buf, zeros[:HeaderSize+pad]...)
 	h.put(b.buf[off:])
 	b.buf = append(b.buf, payload...)
 	b.n++
-	// Every packet carries the ack; data owes no separate one.
-	s.unacked = 0
 	if flags&(FlagData|FlagEnd) != 0 {
+		// Data carries the ack; no separate one is owed.
 		s.ackPending = false
 	}
 }

@@ -472,14 +472,23 @@ func (s *Stream) MTU() int {
 // window is the receive window to advertise.
 func (s *Stream) window() int { return max(RecvBufferSize-s.buffered, 0) }
 
+// stateHeader is the header of a packet to the remote carrying the
+// stream's state, its window and its ack, as every packet does: the
+// window it gives is the one advertised, and it answers the data received
+// so far, so no held-back ack is owed. mu is held.
+func (s *Stream) stateHeader(flags byte, seq uint32) header {
+	h := header{flags: flags, id: s.remoteID, rwnd: uint32(s.window()), seq: seq, ack: s.ack}
+	s.advertised = int(h.rwnd)
+	s.unacked = 0
+	return h
+}
+
 // writePacket sends one packet built from the current state; mu is held.
 func (s *Stream) writePacket(flags byte, seq uint32, payload []byte) error {
 	if s.socket == nil {
 		return ErrNotConnected
 	}
-	h := header{flags: flags, id: s.remoteID, rwnd: uint32(s.window()), seq: seq, ack: s.ack}
-	s.advertised = int(h.rwnd)
-	s.unacked = 0
+	h := s.stateHeader(flags, seq)
 	if s.wbuf == nil {
 		// Allocated on first use: an idle stream carries no write buffer.
 		s.wbuf = make([]byte, 0, MaxMTU)
