@@ -82,6 +82,16 @@ type writeScratch struct {
 	lens  [joinChunks - 1][9]byte // each later chunk's length
 }
 
+// writerState is a writer's room, lent for each run of it: a queue's
+// writer runs and ends with every burst of data, and allocating this
+// room for each run was a large share of what a busy session allocated.
+type writerState struct {
+	run     [joinChunks - 1]outItem
+	scratch writeScratch
+}
+
+var writerStates = sync.Pool{New: func() any { return new(writerState) }}
+
 // signal makes sure the writer runs; q.mu is held.
 func (q *outQueue) signal() {
 	if !q.writing {
@@ -93,8 +103,13 @@ func (q *outQueue) signal() {
 // run is the writer: it writes what is queued until the queue is empty,
 // then runs closed if the queue was closed.
 func (q *outQueue) run() {
-	var runBuf [joinChunks - 1]outItem
-	var scratch writeScratch
+	ws := writerStates.Get().(*writerState)
+	defer func() {
+		clear(ws.run[:]) // holds no buffers while pooled
+		clear(ws.scratch.parts[:])
+		writerStates.Put(ws)
+	}()
+	runBuf, scratch := &ws.run, &ws.scratch
 	for {
 		q.mu.Lock()
 		it, ok := q.pop()
@@ -113,7 +128,7 @@ func (q *outQueue) run() {
 			}
 			return
 		}
-		if !q.write(it, run, &scratch) {
+		if !q.write(it, run, scratch) {
 			q.mu.Lock()
 			q.writing = false
 			q.mu.Unlock()
