@@ -21,7 +21,6 @@ import (
 	"net/url"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -45,15 +44,17 @@ import (
 // 25, a relay holding 10,000 idle sessions measured about 15% smaller
 // than at 50 (5.4-5.6 against 6.3 KB a session). The price is CPU where
 // the heap is small: a relay streaming for one client alone spent about
-// 8% more per GB than at 50 (alternating runs); a relay holding many
-// sessions has a larger heap, so its collections come further apart.
-// Memory is what bounds an edge's sessions; GOGC=50 buys the CPU back.
+// 8% more per GB than at 50 (alternating runs), and a relay with few
+// sessions collected tens of times a second while relaying: HeapFloor
+// bounds that price. Memory is what bounds an edge's sessions; GOGC=50
+// buys the rest of the CPU back.
 const GCPercent = 25
 
-// TuneGC applies GCPercent unless the environment sets GOGC.
+// TuneGC applies GCPercent, with a goal of no less than HeapFloor,
+// unless the environment sets GOGC.
 func TuneGC() {
 	if _, set := os.LookupEnv("GOGC"); !set {
-		debug.SetGCPercent(GCPercent)
+		keepGCFloor(GCPercent, HeapFloor)
 	}
 }
 
