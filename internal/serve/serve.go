@@ -45,16 +45,17 @@ import (
 // than at 50 (5.4-5.6 against 6.3 KB a session). The price is CPU where
 // the heap is small: a relay streaming for one client alone spent about
 // 8% more per GB than at 50 (alternating runs), and a relay with few
-// sessions collected tens of times a second while relaying: HeapFloor
-// bounds that price. Memory is what bounds an edge's sessions; GOGC=50
+// sessions collected tens of times a second while relaying: the pacer
+// (paceGC) bounds that price. Memory is what bounds an edge's sessions; GOGC=50
 // buys the rest of the CPU back.
 const GCPercent = 25
 
-// TuneGC applies GCPercent, with a goal of no less than HeapFloor,
-// unless the environment sets GOGC.
+// TuneGC applies GCPercent, paced so that a relay streaming with a small
+// heap does not collect more than some twenty times a second, unless the
+// environment sets GOGC.
 func TuneGC() {
 	if _, set := os.LookupEnv("GOGC"); !set {
-		keepGCFloor(GCPercent, HeapFloor)
+		paceGC(GCPercent)
 	}
 }
 
