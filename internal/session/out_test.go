@@ -86,3 +86,32 @@ func TestQueuedDataHoldsTheBudget(t *testing.T) {
 		t.Fatalf("data arriving after the end holds %d, %d queued, %d released in all", b.held, len(q.fifo), len(released))
 	}
 }
+
+// TestWriterRunAllocatesNothing: the writer starts with each burst of
+// data and ends when the queue is empty; a run, joining a stream's chunks,
+// allocates nothing once its room has been lent before.
+func TestWriterRunAllocatesNothing(t *testing.T) {
+	a := &stream{worker: 1}
+	chunk := outItem{data: a, n: 10, chunk: make([]byte, 10)}
+	var joined int
+	q := &outQueue{
+		joins:   true,
+		release: func(outItem) {},
+		write: func(_ outItem, run []outItem, _ *writeScratch) bool {
+			joined += len(run)
+			return true
+		},
+	}
+	fifo := make([]outItem, 0, 4)
+	allocs := testing.AllocsPerRun(100, func() {
+		q.fifo = append(fifo[:0], chunk, chunk, chunk)
+		q.writing = true
+		q.run()
+	})
+	if allocs != 0 {
+		t.Fatalf("a writer's run allocated %.1f times", allocs)
+	}
+	if joined == 0 {
+		t.Fatal("no chunk was joined: the run did not take the path that joins")
+	}
+}
