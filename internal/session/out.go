@@ -74,23 +74,19 @@ type outQueue struct {
 	dropped bool // the session is over: data is let go as it comes
 }
 
-// writeScratch is the writer's room for a joined message's parts,
-// allocated once per run of the writer rather than per message.
+// writeScratch is the writer's room: the chunks joined to the one it
+// writes, and a joined message's parts. The writer runs and ends with
+// every burst of data, and allocating this room for each run was a large
+// share of what a busy session allocated, so each run borrows it from
+// writeScratches.
 type writeScratch struct {
+	run   [joinChunks - 1]outItem
 	parts [2 * joinChunks][]byte
 	head  [16]byte
 	lens  [joinChunks - 1][9]byte // each later chunk's length
 }
 
-// writerState is a writer's room, lent for each run of it: a queue's
-// writer runs and ends with every burst of data, and allocating this
-// room for each run was a large share of what a busy session allocated.
-type writerState struct {
-	run     [joinChunks - 1]outItem
-	scratch writeScratch
-}
-
-var writerStates = sync.Pool{New: func() any { return new(writerState) }}
+var writeScratches = sync.Pool{New: func() any { return new(writeScratch) }}
 
 // signal makes sure the writer runs; q.mu is held.
 func (q *outQueue) signal() {
@@ -103,17 +99,16 @@ func (q *outQueue) signal() {
 // run is the writer: it writes what is queued until the queue is empty,
 // then runs closed if the queue was closed.
 func (q *outQueue) run() {
-	ws := writerStates.Get().(*writerState)
+	scratch := writeScratches.Get().(*writeScratch)
 	defer func() {
-		clear(ws.run[:]) // holds no buffers while pooled
-		clear(ws.scratch.parts[:])
-		writerStates.Put(ws)
+		clear(scratch.run[:]) // holds no buffers while pooled
+		clear(scratch.parts[:])
+		writeScratches.Put(scratch)
 	}()
-	runBuf, scratch := &ws.run, &ws.scratch
 	for {
 		q.mu.Lock()
 		it, ok := q.pop()
-		run := runBuf[:0]
+		run := scratch.run[:0]
 		if ok && q.joins && it.chunk != nil {
 			run = q.popChunks(it.data, joinMax-len(it.chunk), run)
 		}
