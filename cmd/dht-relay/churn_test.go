@@ -24,9 +24,9 @@ func openFiles(t *testing.T, pid int) int {
 
 // TestChurnLeavesNothing: thousands of sessions opened and closed, from
 // addresses spread over 127.0.0.0/8, leave the relay's goroutines and
-// descriptors where they were and its live heap within a few percent and
-// half a megabyte (it grew by 130-300 KB in six runs without a leak):
-// 4,000 sessions that each left 200 bytes behind would be caught.
+// descriptors where they were and its live heap within 2% and a quarter
+// of a megabyte (it moved by -60 to +80 KB in twelve runs without a
+// leak): 4,000 sessions that each left 80 bytes behind would be caught.
 func TestChurnLeavesNothing(t *testing.T) {
 	interop.Require(t)
 	if testing.Short() {
@@ -37,9 +37,15 @@ func TestChurnLeavesNothing(t *testing.T) {
 	pid := rel.cmd.Process.Pid
 	src := loadgen.NewSources(netip.MustParsePrefix("127.0.0.0/8"), 50)
 	ctx := context.Background()
-	// A first round fills the pools and caches that are meant to stay.
-	if failed := loadgen.Cycles(ctx, rel.ws, 500, 64, src); failed > 0 {
-		t.Fatalf("%d of 500 sessions failed to open", failed)
+	cycles := 4000
+	if n, err := strconv.Atoi(os.Getenv("CHURN_CYCLES")); err == nil {
+		cycles = n // a longer run, by hand
+	}
+	// A first round as large as the measured one fills the pools, caches
+	// and tables that are meant to stay, to the size that round needs: a
+	// smaller one left a baseline that was sometimes a megabyte low.
+	if failed := loadgen.Cycles(ctx, rel.ws, cycles, 128, src); failed > 0 {
+		t.Fatalf("%d of %d sessions failed to open in the first round", failed, cycles)
 	}
 	// settle waits until goroutines and descriptors are back within slack
 	// of g and fd, or 30 s have passed, and returns them.
@@ -56,10 +62,6 @@ func TestChurnLeavesNothing(t *testing.T) {
 	time.Sleep(time.Second) // the first round's sessions finish closing
 	g0, fd0 := goroutines(t, rel), openFiles(t, pid)
 	heap0, rss0 := liveAfterGC(t, rel), rss(t, pid)
-	cycles := 4000
-	if n, err := strconv.Atoi(os.Getenv("CHURN_CYCLES")); err == nil {
-		cycles = n // a longer run, by hand
-	}
 	start := time.Now()
 	if failed := loadgen.Cycles(ctx, rel.ws, cycles, 128, src); failed > 0 {
 		t.Fatalf("%d of %d sessions failed to open", failed, cycles)
@@ -75,7 +77,7 @@ func TestChurnLeavesNothing(t *testing.T) {
 	if fd1 > fd0+2 {
 		t.Errorf("descriptors %d after the churn, %d before", fd1, fd0)
 	}
-	if heap1 > heap0+heap0/20+512<<10 {
+	if heap1 > heap0+heap0/50+256<<10 {
 		t.Errorf("live heap %d KB after the churn, %d KB before", heap1>>10, heap0>>10)
 	}
 }
