@@ -42,8 +42,7 @@ func TestChurnLeavesNothing(t *testing.T) {
 		cycles = n // a longer run, by hand
 	}
 	// A first round as large as the measured one fills the pools, caches
-	// and tables that are meant to stay, to the size that round needs: a
-	// smaller one left a baseline that was sometimes a megabyte low.
+	// and tables that are meant to stay, to the size that round needs.
 	if failed := loadgen.Cycles(ctx, rel.ws, cycles, 128, src); failed > 0 {
 		t.Fatalf("%d of %d sessions failed to open in the first round", failed, cycles)
 	}
