@@ -37,6 +37,7 @@ type UDX struct {
 	streams map[uint32]*Stream
 	enter   func(func() error) error
 	blocks  bytequeue.Pool
+	slots   slotBudget
 	count   counters
 }
 
@@ -246,35 +247,39 @@ func (s *Socket) Close() error {
 	return err
 }
 
-// maxAckHold bounds how many datagrams read in a row may leave their acks
-// to the next read.
-const maxAckHold = 8
+// maxAckHold and maxAckHoldBytes bound the datagrams, and the bytes,
+// read in a row whose acks may wait: 32 of a JS peer's packets, one ack
+// for each of the reader's fullest reads, or eight GRO-coalesced runs of
+// a Go peer's, 350 packets. Thirty-two such runs in a row held the acks
+// back for 1,400 packets, and a sender filling the window retransmitted.
+const (
+	maxAckHold      = 32
+	maxAckHoldBytes = 8 * readBufferSize
+)
 
 // datagramReader reads what waits on a socket: read fills its slots with
 // the datagrams waiting, at least one, and returns how many; with wait
 // false it returns 0 at once when none waits. datagram returns slot i's
-// bytes, control data and sender, valid until the next read.
+// bytes, control data and sender, valid until the next read. close gives
+// back what the reader held of the instance's.
 type datagramReader interface {
 	read(wait bool) (int, error)
 	datagram(i int) (p, oob []byte, from netip.AddrPort)
+	close()
 }
 
 // readLoop reads datagrams, or runs of coalesced ones, and dispatches them.
 // The acks the streams owe are held while more datagrams wait, up to
-// maxAckHold datagrams, and sent once none does: one ack then covers
-// them all, and each ack is a send, a receiver's largest cost after its
-// reads.
+// maxAckHold datagrams or maxAckHoldBytes, and sent once none does: one
+// ack then covers them all, and each ack is a send, a receiver's largest
+// cost after its reads.
 func (s *Socket) readLoop() {
 	defer close(s.done)
 	r := newDatagramReader(s)
-	held := 0
+	defer r.close()
+	held, heldBytes := 0, 0
 	for {
-		owed := len(s.pendingAcks) > 0
-		if owed && held >= maxAckHold {
-			s.flushAcks()
-			held, owed = 0, false
-		}
-		n, err := r.read(!owed)
+		n, err := r.read(len(s.pendingAcks) == 0)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -283,7 +288,7 @@ func (s *Socket) readLoop() {
 		}
 		if n == 0 { // nothing waits: the acks go now
 			s.flushAcks()
-			held = 0
+			held, heldBytes = 0, 0
 			continue
 		}
 		s.readAt = time.Now()
@@ -300,6 +305,10 @@ func (s *Socket) readLoop() {
 				s.dispatch(p[off:min(off+seg, len(p))], from)
 			}
 			held++
+			if heldBytes += len(p); held >= maxAckHold || heldBytes >= maxAckHoldBytes {
+				s.flushAcks()
+				held, heldBytes = 0, 0
+			}
 		}
 		s.flushStreams()
 	}
@@ -339,6 +348,8 @@ func (r *singleReader) read(wait bool) (int, error) {
 func (r *singleReader) datagram(int) (p, oob []byte, from netip.AddrPort) {
 	return r.buf[:r.n], r.oob[:r.oobn], r.from
 }
+
+func (r *singleReader) close() {}
 
 // queueFlush notes that st may send more at the end of this read.
 func (s *Socket) queueFlush(st *Stream) { s.pendingFlushes = append(s.pendingFlushes, st) }
