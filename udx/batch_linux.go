@@ -23,7 +23,7 @@ import (
 // GB from 104,000-117,000 to 48,000-68,000 and its acks from 48,000 to
 // 25,000 (one after each full read), an upload's sends from 121,000-147,000
 // to 81,000-91,000 (what a read's acks release leaves together), for
-// 2-9% less CPU per GB but on a custodial download; 64 saved little more.
+// 1-9% less CPU per GB but on a custodial download; 64 saved little more.
 const maxBatch = 32
 
 // idleSlots is how long a socket keeps slots beyond its first after its
