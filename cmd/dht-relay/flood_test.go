@@ -37,12 +37,7 @@ func metricIntErr(metrics, prefix string) (int64, error) {
 // fetchMetric returns the value of the first metric line starting with
 // prefix, or "" if there is none.
 func fetchMetric(metrics, prefix string) (string, error) {
-	res, err := http.Get("http://" + metrics + "/metrics")
-	if err != nil {
-		return "", err
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
+	b, err := fetchBody("http://" + metrics + "/metrics")
 	if err != nil {
 		return "", err
 	}
@@ -52,6 +47,16 @@ func fetchMetric(metrics, prefix string) (string, error) {
 		}
 	}
 	return "", nil
+}
+
+// fetchBody returns the body of a GET of url.
+func fetchBody(url string) ([]byte, error) {
+	res, err := http.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	return io.ReadAll(res.Body)
 }
 
 // lookupFinishes sends a lookup on ic and reads until its finished

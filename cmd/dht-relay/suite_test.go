@@ -174,12 +174,7 @@ func heapAfterGC(t *testing.T, rel *relayBinary) int64 {
 func liveAfterGC(t *testing.T, rel *relayBinary) int64 {
 	t.Helper()
 	collect(t, rel)
-	res, err := http.Get("http://" + rel.debug + "/debug/pprof/heap?gc=1&debug=1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
+	b, err := fetchBody("http://" + rel.debug + "/debug/pprof/heap?gc=1&debug=1")
 	if err != nil {
 		t.Fatal(err)
 	}
