@@ -98,9 +98,10 @@ func newDatagramReader(s *Socket) datagramReader {
 // points every header at its slot's memory afresh, as the slices holding
 // it may have moved.
 func (b *batchReader) resize(n int) {
-	clear(b.bufs[min(n, len(b.bufs)):])
-	clear(b.oobs[min(n, len(b.oobs)):])
-	b.bufs, b.oobs = b.bufs[:min(n, len(b.bufs))], b.oobs[:min(n, len(b.oobs))]
+	keep := min(n, len(b.bufs)) // bufs and oobs go together
+	clear(b.bufs[keep:])
+	clear(b.oobs[keep:])
+	b.bufs, b.oobs = b.bufs[:keep], b.oobs[:keep]
 	for len(b.bufs) < n {
 		b.bufs = append(b.bufs, make([]byte, readBufferSize))
 		b.oobs = append(b.oobs, make([]byte, oobSize))
