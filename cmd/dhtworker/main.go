@@ -21,7 +21,7 @@ import (
 )
 
 func main() {
-	serve.TuneGC()
+	serve.TuneRuntime()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	serve.StopOnSecondSignal(ctx, stop)

@@ -34,6 +34,7 @@ import (
 	"github.com/dhtrelay/dht-relay/hyperdht"
 	"github.com/dhtrelay/dht-relay/internal/edge"
 	"github.com/dhtrelay/dht-relay/internal/limits"
+	"github.com/dhtrelay/dht-relay/internal/procs"
 	"github.com/dhtrelay/dht-relay/internal/telemetry"
 )
 
@@ -54,11 +55,14 @@ import (
 // Memory is what bounds an edge's sessions; GOGC=50 buys the CPU back.
 const GCPercent = 25
 
-// TuneGC applies GCPercent unless the environment sets GOGC.
-func TuneGC() {
+// TuneRuntime applies GCPercent unless the environment sets GOGC, and
+// keeps GOMAXPROCS at what the process's load needs unless the
+// environment sets it (package procs), for the life of the process.
+func TuneRuntime() {
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(GCPercent)
 	}
+	go procs.Follow(context.Background())
 }
 
 // ShutdownTimeout bounds a graceful shutdown of any of the binaries:
