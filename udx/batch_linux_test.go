@@ -103,6 +103,9 @@ func TestReaderSlotsFollowTheLoad(t *testing.T) {
 	if got := u.slots.held.Load(); got != 0 {
 		t.Fatalf("%d slots still held after the reader closed", got)
 	}
+	if c := u.Counts(); c.SlotsHeld != 0 || c.SlotsRefused != 0 {
+		t.Fatalf("one socket alone: Counts says %d slots held, %d refusals", c.SlotsHeld, c.SlotsRefused)
+	}
 }
 
 // TestReaderSlotsShareABound: however many sockets are busy, together
@@ -129,5 +132,9 @@ func TestReaderSlotsShareABound(t *testing.T) {
 	}
 	if extra < sharedSlots-maxBatch {
 		t.Fatalf("busy readers grew to only %d slots beyond their first, bound %d", extra, sharedSlots)
+	}
+	// More readers are busy than the bound serves: the instance says so.
+	if c := u.Counts(); c.SlotsHeld != uint64(extra) || c.SlotsRefused == 0 {
+		t.Fatalf("Counts: %d slots held (readers hold %d), %d refusals (want some)", c.SlotsHeld, extra, c.SlotsRefused)
 	}
 }

@@ -60,15 +60,22 @@ type Counts struct {
 	AcksReceived  uint64 // packets received that carried no data
 	AcksSent      uint64 // packets sent that carried no data
 	BytesReceived uint64 // datagram bytes read
+	// SlotsHeld is the read slots the instance's sockets hold now beyond
+	// their first (a gauge, at most 128); SlotsRefused the times a busy
+	// socket wanted more than that bound left, and read fewer datagrams
+	// a call than it could have.
+	SlotsHeld, SlotsRefused uint64
 }
 
 // Counts returns the instance's counters since it was made.
 func (u *UDX) Counts() Counts {
 	c := &u.count
+	held, refused := u.slots.counts()
 	return Counts{
 		SendCalls: c.sendCalls.Load(), RecvCalls: c.recvCalls.Load(),
 		DataSent: c.dataSent.Load(), Retransmits: c.retransmits.Load(), DataReceived: c.dataReceived.Load(),
 		AcksReceived: c.acksReceived.Load(), AcksSent: c.acksSent.Load(), BytesReceived: c.bytesReceived.Load(),
+		SlotsHeld: held, SlotsRefused: refused,
 	}
 }
 

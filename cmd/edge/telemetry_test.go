@@ -186,4 +186,12 @@ func TestTelemetry(t *testing.T) {
 	if got := metricLabeled(w, "dhtrelay_errors_total", `kind="PEER_NOT_FOUND"`); got != "1" {
 		t.Errorf("PEER_NOT_FOUND errors: %s, want 1", got)
 	}
+	if n, _ := strconv.ParseFloat(metricLabeled(w, "dhtrelay_udx_packets_total", `event="data_received"`), 64); n*1500 < size { // no UDX packet carries 1,500 bytes
+		t.Errorf("UDX data packets received: %v for %d bytes relayed to the client", n, size)
+	}
+	for _, name := range []string{"dhtrelay_udx_syscalls_total", "dhtrelay_udx_read_slots", "dhtrelay_udx_read_slots_refused_total"} {
+		if got := metric(w, name); got == "?" {
+			t.Errorf("the worker does not export %s", name)
+		}
+	}
 }

@@ -9,7 +9,8 @@ import (
 
 // observeUDX exports what the worker's UDX instance did: packets by
 // event and system calls by direction, so that the cost of relaying a GB
-// can be read as packets and calls per GB.
+// can be read as packets and calls per GB, and the read slots its sockets
+// hold against their shared bound.
 func (w *Worker) observeUDX(m metric.Meter) error {
 	set := func(k, v string) metric.MeasurementOption {
 		return metric.WithAttributeSet(attribute.NewSet(attribute.String(k, v)))
@@ -35,6 +36,22 @@ func (w *Worker) observeUDX(m metric.Meter) error {
 			c := w.cfg.Node.DHT().UDX().Counts()
 			o.Observe(int64(c.SendCalls), send)
 			o.Observe(int64(c.RecvCalls), recv)
+			return nil
+		}))
+	if err != nil {
+		return err
+	}
+	_, err = m.Int64ObservableGauge("dhtrelay.udx.read_slots", metric.WithDescription("Read slots (64 KiB each) the worker's UDP sockets hold beyond each one's first, for reading many datagrams a call; at most 128 for all."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(int64(w.cfg.Node.DHT().UDX().Counts().SlotsHeld))
+			return nil
+		}))
+	if err != nil {
+		return err
+	}
+	_, err = m.Int64ObservableCounter("dhtrelay.udx.read_slots_refused", metric.WithDescription("Times a busy UDP socket wanted more read slots than the bound of 128 left: it read fewer datagrams a call, at more CPU per packet."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(int64(w.cfg.Node.DHT().UDX().Counts().SlotsRefused))
 			return nil
 		}))
 	return err
