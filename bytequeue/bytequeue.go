@@ -65,3 +65,12 @@ func (q *Queue) Read(bp *Pool, dst []byte) int {
 	}
 	return n
 }
+
+// Release drops what is queued, giving its blocks back to bp.
+func (q *Queue) Release(bp *Pool) {
+	for i, b := range q.blocks {
+		bp.put(b)
+		q.blocks[i] = nil
+	}
+	q.blocks, q.off = q.blocks[:0], 0
+}

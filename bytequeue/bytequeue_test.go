@@ -39,3 +39,27 @@ func TestQueueKeepsOrderAcrossBlocks(t *testing.T) {
 		t.Fatalf("empty queue holds %d blocks", len(q.blocks))
 	}
 }
+
+// TestReleaseEmptiesAndReturns: a released queue is empty, gives its
+// blocks to the pool, and takes new bytes as a fresh one.
+func TestReleaseEmptiesAndReturns(t *testing.T) {
+	var bp Pool
+	var q Queue
+	q.Push(&bp, make([]byte, 3*BlockSize+10))
+	q.Read(&bp, make([]byte, 5))
+	blocks := q.blocks
+	q.Release(&bp)
+	if !q.Empty() || q.off != 0 {
+		t.Fatalf("released queue: empty %v, offset %d", q.Empty(), q.off)
+	}
+	for i, b := range blocks[:cap(blocks)] {
+		if b != nil {
+			t.Fatalf("the queue still points at block %d", i)
+		}
+	}
+	q.Push(&bp, []byte("abc"))
+	buf := make([]byte, 8)
+	if n := q.Read(&bp, buf); string(buf[:n]) != "abc" {
+		t.Fatalf("read %q after release, want abc", buf[:n])
+	}
+}

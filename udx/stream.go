@@ -447,6 +447,13 @@ func (s *Stream) fail(err error) {
 		if s.ackTimer != nil {
 			s.ackTimer.Stop()
 		}
+		// What was received and not read is dropped, as a destroyed JS
+		// stream drops it: its blocks (up to RecvBufferSize) go back now,
+		// not once the last reference to the stream is gone, which a
+		// reader or a relay's teardown can hold for a while.
+		s.readable.Release(&s.u.blocks)
+		clear(s.ring)
+		s.buffered = 0
 	}
 	s.mu.Unlock()
 	s.u.release(s)

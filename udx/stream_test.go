@@ -335,6 +335,42 @@ func TestDestroyWithError(t *testing.T) {
 	}
 }
 
+// TestDestroyDropsWhatWasNotRead: a stream destroyed with data received
+// and not read lets go of it at once, as a destroyed JS stream drops its
+// buffer, and its reader gets the error, not the data.
+func TestDestroyDropsWhatWasNotRead(t *testing.T) {
+	ua, ub := New(), New()
+	sa, sb := listen(t, ua, nil), listen(t, ub, nil)
+	a, _ := ua.NewStream(1)
+	b, _ := ub.NewStream(2)
+	a.Connect(sa, 2, sb.LocalAddr())
+	b.Connect(sb, 1, sa.LocalAddr())
+	go a.Write(make([]byte, 1<<20))
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		b.mu.Lock()
+		held := b.buffered
+		b.mu.Unlock()
+		if held >= 256<<10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("received %d bytes unread, want 256 KiB", held)
+		}
+	}
+	mine := io.ErrClosedPipe
+	b.Destroy(mine)
+	b.mu.Lock()
+	held, empty := b.buffered, b.readable.Empty()
+	b.mu.Unlock()
+	if held != 0 || !empty {
+		t.Fatalf("destroyed stream holds %d bytes (queue empty: %v)", held, empty)
+	}
+	if n, err := b.Read(make([]byte, 1024)); n != 0 || err != mine {
+		t.Fatalf("read after destroy: %d bytes, %v", n, err)
+	}
+	a.Close()
+}
+
 // TestAcksStretchOnceARunIsUnderWay reads a stream packets one a read,
 // as udx-native's arrive on loopback, 100 µs apart: the first quickAcks
 // are acked as they are read, as the sender's window opens, and the rest
