@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/dhtrelay/dht-relay/internal/await"
 	"github.com/dhtrelay/dht-relay/internal/interop"
 	"github.com/dhtrelay/dht-relay/relay"
 )
@@ -400,5 +402,29 @@ func TestStatusPage(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusNotFound {
 		t.Fatalf("/nothing: %s", res.Status)
+	}
+}
+
+// TestProcessorsFollowTheLoad: the binary runs Go on one processor while
+// it is idle (package procs), and GOMAXPROCS in its environment fixes the
+// count instead.
+func TestProcessorsFollowTheLoad(t *testing.T) {
+	interop.Require(t)
+	if runtime.NumCPU() < 2 {
+		t.Skip("one CPU: the runtime chooses one processor and procs has nothing to follow")
+	}
+	_, boot := interop.StartTestnet(t)
+	procs := func(rel *relayBinary) int64 { return metricInt(t, rel.metrics, "go_sched_gomaxprocs_threads ") }
+	rel := startRelayBinary(t, boot, "--metrics", "127.0.0.1:0")
+	if !await.Poll(15*time.Second, func() bool { return procs(rel) == 1 }) {
+		t.Fatalf("an idle relay runs on %d processors, want 1", procs(rel))
+	}
+	t.Setenv("GOMAXPROCS", "2")
+	fixed := startRelayBinary(t, boot, "--metrics", "127.0.0.1:0")
+	for range 10 {
+		if n := procs(fixed); n != 2 {
+			t.Fatalf("with GOMAXPROCS=2 the relay runs on %d processors", n)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
