@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"hash"
 	"io"
 	"net/netip"
@@ -37,7 +38,7 @@ type peerResult struct {
 func startJSPeer(t *testing.T, n, bytes int, mode string) (*interop.Process, []*Stream) {
 	t.Helper()
 	js := interop.Start(t, "udx-peer.js", strconv.Itoa(n), strconv.Itoa(bytes), mode)
-	line, err := js.ReadLine()
+	line, err := js.ReadLineWithin(peerTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,6 +97,39 @@ func transferGo(s *Stream, bytes int) (sent, received hash.Hash, n int64, err er
 	return
 }
 
+// peerTimeout bounds each wait on the JS peer or on a Go stream in these
+// tests: a stalled transfer fails with both sides' state instead of
+// holding the package until the test binary's timeout.
+const peerTimeout = 2 * time.Minute
+
+// state describes a stream's sending and receiving for a stalled test.
+func (s *Stream) state() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return fmt.Sprintf("una %d nxt %d seq %d queued %d inflight %d cwnd %d sendRwnd %d rto %v timer %v flushOwed %v | ack %d buffered %d advertised %d remoteEnded %v endAcked %v finished %v err %v stats %+v",
+		s.sndUna(), s.sndNxt, s.seq, s.queued, s.inflight, s.cwnd, s.sendRwnd, s.rto, s.timerArmed, s.flushOwed,
+		s.ack, s.buffered, s.advertised, s.remoteEnded, s.endAcked, s.finished, s.err, s.stats)
+}
+
+// within runs f and fails the test, saying where the streams stand, if f
+// has not returned within peerTimeout.
+func within(t *testing.T, what string, streams []*Stream, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(peerTimeout):
+		for i, s := range streams {
+			t.Logf("stream %d: %s", i, s.state())
+		}
+		t.Fatalf("%s: not done within %v", what, peerTimeout)
+	}
+}
+
 func runTransfer(t *testing.T, n, bytes int) {
 	js, streams := startJSPeer(t, n, bytes, "transfer")
 	type res struct {
@@ -113,17 +147,14 @@ func runTransfer(t *testing.T, n, bytes int) {
 			results[i] = res{hex.EncodeToString(sent.Sum(nil)), hex.EncodeToString(received.Sum(nil)), got, err}
 		}()
 	}
-	wg.Wait()
+	within(t, "the Go streams' transfers", streams, wg.Wait)
 	reported := make([]bool, n)
 	for i := 0; i < n; i++ {
 		line, err := js.ReadLineWithin(30 * time.Second)
 		if err != nil {
 			for j, ok := range reported {
 				if !ok {
-					s := streams[j]
-					s.mu.Lock()
-					t.Logf("stream %d never closed on the JS side: Go una %d nxt %d seq %d ack %d remoteEnded %v endAcked %v finished %v err %v stats %+v", j, s.sndUna(), s.sndNxt, s.seq, s.ack, s.remoteEnded, s.endAcked, s.finished, s.err, s.stats)
-					s.mu.Unlock()
+					t.Logf("stream %d never closed on the JS side: %s", j, streams[j].state())
 				}
 			}
 			t.Fatal(err)
@@ -171,11 +202,12 @@ func TestInteropDestroy(t *testing.T) {
 	js, streams := startJSPeer(t, 1, 1000, "destroy")
 	s := streams[0]
 	s.Write(make([]byte, 5000))
-	_, err := io.Copy(io.Discard, s)
+	var err error
+	within(t, "the Go read", streams, func() { _, err = io.Copy(io.Discard, s) })
 	if !errors.Is(err, ErrReset) {
 		t.Fatalf("Go read after JS destroy: %v", err)
 	}
-	line, _ := js.ReadLine()
+	line, _ := js.ReadLineWithin(peerTimeout)
 	if line != `{"i":0,"destroyed":true}` {
 		t.Fatalf("JS said %s", line)
 	}
@@ -187,7 +219,7 @@ func TestInteropDestroy(t *testing.T) {
 	streams2[1].CloseWrite()
 	got := map[string]bool{}
 	for range 2 {
-		line, err := js2.ReadLine()
+		line, err := js2.ReadLineWithin(peerTimeout)
 		if err != nil {
 			t.Fatal(err)
 		}

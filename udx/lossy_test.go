@@ -3,6 +3,7 @@ package udx
 import (
 	"encoding/hex"
 	"encoding/json"
+	"hash"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -169,7 +170,7 @@ func TestLossyGoToJS(t *testing.T) {
 		size = 2 << 20
 	}
 	js := interop.Start(t, "udx-peer.js", "1", strconv.Itoa(size), "transfer")
-	line, err := js.ReadLine()
+	line, err := js.ReadLineWithin(peerTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,11 +185,13 @@ func TestLossyGoToJS(t *testing.T) {
 	// The JS side answers through the proxy: it is told the proxy's port.
 	b, _ := json.Marshal(peerInfo{Port: p.B().Port(), IDs: []uint32{s.ID()}})
 	io.WriteString(js.Stdin, string(b)+"\n")
-	sent, received, n, err := transferGo(s, size)
+	var sent, received hash.Hash
+	var n int64
+	within(t, "the Go transfer", []*Stream{s}, func() { sent, received, n, err = transferGo(s, size) })
 	if err != nil || n != int64(size) {
 		t.Fatalf("Go: %d bytes, %v", n, err)
 	}
-	line, err = js.ReadLine()
+	line, err = js.ReadLineWithin(peerTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}

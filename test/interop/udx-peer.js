@@ -9,6 +9,8 @@
 //   bytes and prints {"i", "destroyed": true}.
 // mode "observe": streams only read, and print {"i", "error"} or
 //   {"i", "ended": true} when the Go side destroys or ends them.
+// Every 5 s it writes to stderr where each open stream stands, which a
+// test shows when it fails.
 const UDX = require('udx-native')
 const crypto = require('crypto')
 const readline = require('readline')
@@ -27,8 +29,18 @@ out({ port: socket.address().port, ids: streams.map((s) => s.id) })
 
 let open = count
 function done () {
-  if (--open === 0) socket.close()
+  if (--open === 0) {
+    socket.close()
+    clearInterval(report)
+  }
 }
+
+const state = streams.map(() => ({ written: 0, received: 0, waitingDrain: false, ended: false, remoteEnded: false, closed: false }))
+const report = setInterval(() => {
+  const open = state.map((st, i) => ({ i, ...st })).filter((st) => !st.closed)
+  process.stderr.write(JSON.stringify({ at: new Date().toISOString(), open }) + '\n')
+}, 5000)
+report.unref()
 
 const rl = readline.createInterface({ input: process.stdin })
 rl.once('line', (line) => {
@@ -47,9 +59,12 @@ function transfer (s, i) {
   let receivedBytes = 0
   // The stream closes once both sides ended; this side ends when its own
   // writes are done, not when the other side's end arrives.
-  s.on('data', (d) => { received.update(d); receivedBytes += d.byteLength })
+  const st = state[i]
+  s.on('data', (d) => { received.update(d); receivedBytes += d.byteLength; st.received = receivedBytes })
+  s.on('end', () => { st.remoteEnded = true })
   s.on('error', (err) => out({ i, error: err.code || err.message }))
   s.on('close', () => {
+    st.closed = true
     out({ i, sent: sent.digest('hex'), received: received.digest('hex'), receivedBytes })
     done()
   })
@@ -59,16 +74,22 @@ function transfer (s, i) {
       const chunk = crypto.randomBytes(Math.min(left, 65536))
       sent.update(chunk)
       left -= chunk.byteLength
-      if (!s.write(chunk)) await new Promise((resolve) => s.once('drain', resolve))
+      st.written += chunk.byteLength
+      if (!s.write(chunk)) {
+        st.waitingDrain = true
+        await new Promise((resolve) => s.once('drain', resolve))
+        st.waitingDrain = false
+      }
     }
     s.end()
+    st.ended = true
   })()
 }
 
 function destroyAfter (s, i) {
   let got = 0
   s.on('error', () => {})
-  s.on('close', () => { out({ i, destroyed: true }); done() })
+  s.on('close', () => { state[i].closed = true; out({ i, destroyed: true }); done() })
   s.on('data', (d) => {
     got += d.byteLength
     if (got >= total) s.destroy()
@@ -79,5 +100,5 @@ function observe (s, i) {
   s.on('data', () => {})
   s.on('end', () => { out({ i, ended: true }); s.end() })
   s.on('error', (err) => out({ i, error: err.code || err.message }))
-  s.on('close', () => done())
+  s.on('close', () => { state[i].closed = true; done() })
 }
