@@ -1,6 +1,6 @@
 // Package procs keeps the Go scheduler's processor count (GOMAXPROCS) at
 // what the process's CPU load needs: one while the load fits in one core,
-// up to the count the runtime chose at start when it does not.
+// up to the count the runtime would choose when it does not.
 //
 // Relayed bytes pass through a chain of goroutines (the UDX socket's
 // reader, the stream's pump, the NATS server's read and write loops, the
@@ -12,6 +12,10 @@
 // relay at one processor cost 20-30% less CPU per GB than at two, and
 // moved 10-20% more (the unchanged JS client, either mode). A relay whose
 // load needs more than a core gets more processors within a tick.
+//
+// Setting the count turns off the runtime's own tracking of the CPUs the
+// process may use (a container's CPU limit changed in place, say), so the
+// ceiling is asked of the runtime again every recheck.
 package procs
 
 import (
@@ -38,12 +42,16 @@ const (
 	// regret is how soon after halving a doubling says the halving was
 	// wrong.
 	regret = 4 * tick
+	// recheck is how often the runtime is asked again how many processors
+	// it would choose, which costs it two stops of the world.
+	recheck = 10 * time.Second
 )
 
 // Follow sets GOMAXPROCS to one, then from the process's CPU load every
-// tick until ctx is done. It returns at once, changing nothing, when the
-// environment sets GOMAXPROCS (the operator's choice), when the runtime
-// chose one processor, or where the process's CPU time cannot be read.
+// tick until ctx is done, never above what the runtime would choose. It
+// returns at once, changing nothing, when the environment sets GOMAXPROCS
+// (the operator's choice), when the runtime chose one processor, or where
+// the process's CPU time cannot be read.
 func Follow(ctx context.Context) {
 	if _, set := os.LookupEnv("GOMAXPROCS"); set {
 		return
@@ -52,26 +60,41 @@ func Follow(ctx context.Context) {
 	if f.max < 2 {
 		return
 	}
-	follow(ctx, &f, tick, cpuTime, func(p int) { runtime.GOMAXPROCS(p) })
+	follow(ctx, &f, tick, recheck, hooks{
+		cpu: cpuTime,
+		ceiling: func() int {
+			runtime.SetDefaultGOMAXPROCS()
+			return runtime.GOMAXPROCS(0)
+		},
+		set: func(p int) { runtime.GOMAXPROCS(p) },
+	})
 }
 
-// follow applies f's count with set, then runs f's steps every period,
-// reading the process's CPU time with cpu.
-func follow(ctx context.Context, f *follower, period time.Duration, cpu func() (time.Duration, bool), set func(int)) {
-	used0, ok := cpu()
+// hooks are what follow reads and sets: the process's CPU time, the count
+// the runtime would choose now, and the count.
+type hooks struct {
+	cpu     func() (time.Duration, bool)
+	ceiling func() int
+	set     func(int)
+}
+
+// follow applies f's count, then runs f's steps every period and takes
+// the runtime's ceiling again every recheck.
+func follow(ctx context.Context, f *follower, period, recheck time.Duration, h hooks) {
+	used0, ok := h.cpu()
 	if !ok {
 		return
 	}
-	set(f.p)
+	h.set(f.p)
 	t := time.NewTicker(period)
 	defer t.Stop()
-	last := time.Now()
+	last, checked := time.Now(), time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			used, ok := cpu()
+			used, ok := h.cpu()
 			if !ok {
 				return
 			}
@@ -80,9 +103,14 @@ func follow(ctx context.Context, f *follower, period time.Duration, cpu func() (
 				continue
 			}
 			before := f.p
+			if now.Sub(checked) >= recheck {
+				// Asking moved the count to the runtime's choice.
+				f.limit(h.ceiling())
+				checked, before = now, 0
+			}
 			f.step(float64(used-used0)/float64(elapsed), elapsed)
 			if f.p != before {
-				set(f.p)
+				h.set(f.p)
 			}
 			used0, last = used, now
 		}
@@ -91,7 +119,7 @@ func follow(ctx context.Context, f *follower, period time.Duration, cpu func() (
 
 // follower decides the processor count from the load it is shown.
 type follower struct {
-	max    int           // the runtime's choice at start
+	max    int           // the runtime's choice
 	p      int           // the count now
 	settle time.Duration // how long a load must fit in half of p, at first
 	wait   time.Duration // and now
@@ -122,5 +150,13 @@ func (f *follower) step(cores float64, elapsed time.Duration) {
 		}
 	default:
 		f.low = 0
+	}
+}
+
+// limit takes the runtime's choice now as the most processors there are.
+func (f *follower) limit(n int) {
+	f.max = n
+	if f.p > f.max {
+		f.p, f.low = f.max, 0
 	}
 }

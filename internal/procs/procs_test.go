@@ -2,6 +2,7 @@ package procs
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -94,7 +95,11 @@ func TestFollowsTheProcess(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		follow(ctx, &f, 20*time.Millisecond, cpuTime, func(n int) { p.Store(int64(n)) })
+		follow(ctx, &f, 20*time.Millisecond, time.Hour, hooks{
+			cpu:     cpuTime,
+			ceiling: func() int { return 2 },
+			set:     func(n int) { p.Store(int64(n)) },
+		})
 	}()
 	defer func() { cancel(); <-done }()
 
@@ -107,6 +112,70 @@ func TestFollowsTheProcess(t *testing.T) {
 	waitFor(t, "the count to grow under a spinning goroutine", func() bool { return p.Load() == 2 })
 	spin.Store(false)
 	waitFor(t, "the count to come back once idle", func() bool { return p.Load() == 1 })
+}
+
+// TestFollowsTheRuntimesCeiling: the count stays within what the runtime
+// would choose now (a container's CPU limit lowered or raised in place),
+// and is set again each time after asking, which moves it to the
+// runtime's choice.
+func TestFollowsTheRuntimesCeiling(t *testing.T) {
+	var p, ceiling atomic.Int64
+	var cores atomic.Value // float64: the load the fake CPU clock shows
+	ceiling.Store(4)
+	cores.Store(4.0)
+	var used time.Duration
+	last := time.Now()
+	cpu := func() (time.Duration, bool) {
+		now := time.Now()
+		used += time.Duration(cores.Load().(float64) * float64(now.Sub(last)))
+		last = now
+		return used, true
+	}
+	var mu sync.Mutex
+	var calls []string // "ask" and "set", in order
+	record := func(c string) {
+		mu.Lock()
+		calls = append(calls, c)
+		mu.Unlock()
+	}
+	f := follower{max: 4, p: 1, settle: 100 * time.Millisecond, wait: 100 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		follow(ctx, &f, 10*time.Millisecond, 50*time.Millisecond, hooks{
+			cpu: cpu,
+			ceiling: func() int {
+				record("ask")
+				p.Store(ceiling.Load()) // as SetDefaultGOMAXPROCS does
+				return int(ceiling.Load())
+			},
+			set: func(n int) {
+				record("set")
+				p.Store(int64(n))
+			},
+		})
+	}()
+	defer func() { cancel(); <-done }()
+
+	waitFor(t, "a busy process to get four processors", func() bool { return p.Load() == 4 })
+	ceiling.Store(1)
+	waitFor(t, "the count to fall to a lowered ceiling", func() bool { return p.Load() == 1 })
+	ceiling.Store(2)
+	waitFor(t, "the count to grow to a raised one", func() bool { return p.Load() == 2 })
+	ceiling.Store(4)
+	cores.Store(0.0)
+	waitFor(t, "an idle process back on one processor", func() bool { return p.Load() == 1 })
+	time.Sleep(150 * time.Millisecond) // three rechecks more
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	for i, c := range calls {
+		if c == "ask" && (i+1 == len(calls) || calls[i+1] != "set") {
+			t.Fatalf("call %d asked the runtime and the count was not set after: %v", i, calls)
+		}
+	}
 }
 
 // TestOperatorsChoiceStands: with GOMAXPROCS in the environment, Follow
