@@ -454,6 +454,14 @@ func (s *Stream) fail(err error) {
 		s.readable.Release(&s.u.blocks)
 		clear(s.ring)
 		s.buffered = 0
+		// So do the packets written and not acked (up to
+		// SendBufferSize): nothing sends them again.
+		for _, p := range s.out[s.outHead:] {
+			outPackets.Put(p)
+		}
+		clear(s.out)
+		s.out, s.outHead, s.retx = s.out[:0], 0, nil
+		s.queued, s.inflight = 0, 0
 	}
 	s.mu.Unlock()
 	s.u.release(s)

@@ -371,6 +371,34 @@ func TestDestroyDropsWhatWasNotRead(t *testing.T) {
 	a.Close()
 }
 
+// TestDestroyLetsGoOfWhatWasNotAcked: a destroyed stream gives back at
+// once the packets it had sent or queued and the remote never acked.
+func TestDestroyLetsGoOfWhatWasNotAcked(t *testing.T) {
+	ua, ub := New(), New()
+	sa, sb := listen(t, ua, nil), listen(t, ub, nil)
+	a, _ := ua.NewStream(1)
+	a.Connect(sa, 2, sb.LocalAddr()) // no stream 2 there: nothing is acked
+	if n, err := a.Write(make([]byte, 1<<20)); n != 1<<20 || err != nil {
+		t.Fatalf("write: %d, %v", n, err)
+	}
+	a.mu.Lock()
+	held := len(a.out) - a.outHead
+	a.mu.Unlock()
+	if held < (1<<20)/MaxPayload {
+		t.Fatalf("%d packets held before the destroy, want the whole write's", held)
+	}
+	a.Destroy(io.ErrClosedPipe)
+	a.mu.Lock()
+	held, queued, inflight := len(a.out)-a.outHead, a.queued, a.inflight
+	a.mu.Unlock()
+	if held != 0 || queued != 0 || inflight != 0 {
+		t.Fatalf("destroyed stream holds %d packets (%d bytes queued, %d in flight)", held, queued, inflight)
+	}
+	if _, err := a.Write([]byte("x")); err != io.ErrClosedPipe {
+		t.Fatalf("write after destroy: %v", err)
+	}
+}
+
 // TestAcksStretchOnceARunIsUnderWay reads a stream packets one a read,
 // as udx-native's arrive on loopback, 100 µs apart: the first quickAcks
 // are acked as they are read, as the sender's window opens, and the rest
