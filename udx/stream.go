@@ -434,6 +434,17 @@ func (s *Stream) Destroy(err error) {
 	}
 	s.mu.Unlock()
 	s.fail(err)
+	// Nothing reads what was received and not read once the stream is
+	// destroyed here, as a destroyed JS stream drops it: its blocks (up
+	// to RecvBufferSize) go back now, not once the last reference to the
+	// stream is gone, which a relay's teardown can hold for a while. A
+	// stream that failed otherwise (a reset from the remote, a timeout)
+	// keeps it for its reader: the peer's last bytes before its DESTROY.
+	s.mu.Lock()
+	s.readable.Release(&s.u.blocks)
+	clear(s.ring)
+	s.buffered = 0
+	s.mu.Unlock()
 }
 
 // fail ends the stream with err and releases its id.
@@ -447,15 +458,8 @@ func (s *Stream) fail(err error) {
 		if s.ackTimer != nil {
 			s.ackTimer.Stop()
 		}
-		// What was received and not read is dropped, as a destroyed JS
-		// stream drops it: its blocks (up to RecvBufferSize) go back now,
-		// not once the last reference to the stream is gone, which a
-		// reader or a relay's teardown can hold for a while.
-		s.readable.Release(&s.u.blocks)
-		clear(s.ring)
-		s.buffered = 0
-		// So do the packets written and not acked (up to
-		// SendBufferSize): nothing sends them again.
+		// The packets written and not acked (up to SendBufferSize) go
+		// back at once: nothing sends them again.
 		for _, p := range s.out[s.outHead:] {
 			outPackets.Put(p)
 		}

@@ -2,6 +2,7 @@ package udx
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
@@ -369,6 +370,46 @@ func TestDestroyDropsWhatWasNotRead(t *testing.T) {
 		t.Fatalf("read after destroy: %d bytes, %v", n, err)
 	}
 	a.Close()
+}
+
+// TestResetKeepsWhatArrivedBefore: a peer that writes, ends and destroys
+// at once (a server answering with a count and closing, say) is read to
+// its last byte: the DESTROY that follows its data does not drop what the
+// reader had not read yet.
+func TestResetKeepsWhatArrivedBefore(t *testing.T) {
+	ua, ub := New(), New()
+	sa, sb := listen(t, ua, nil), listen(t, ub, nil)
+	a, _ := ua.NewStream(1)
+	b, _ := ub.NewStream(2)
+	a.Connect(sa, 2, sb.LocalAddr())
+	b.Connect(sb, 1, sa.LocalAddr())
+	a.Write([]byte("268435456"))
+	a.CloseWrite()
+	a.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		b.mu.Lock()
+		reset := b.err
+		b.mu.Unlock()
+		if reset != nil {
+			if !errors.Is(reset, ErrReset) {
+				t.Fatalf("b failed with %v, want a reset", reset)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the DESTROY never arrived")
+		}
+	}
+	got, err := io.ReadAll(b)
+	if string(got) != "268435456" || err != nil {
+		t.Fatalf("read %q, %v after the reset; want the bytes before it and EOF", got, err)
+	}
+	b.Close()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.readable.Empty() || b.buffered != 0 {
+		t.Fatalf("closed stream holds %d bytes", b.buffered)
+	}
 }
 
 // TestDestroyLetsGoOfWhatWasNotAcked: a destroyed stream gives back at
