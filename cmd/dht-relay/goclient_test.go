@@ -6,7 +6,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -44,6 +46,25 @@ func echoOver(t *testing.T, c *relay.Client, key [32]byte, size int) error {
 	return nil
 }
 
+// uploadToSink writes size bytes to a goSink through c, ends, and checks
+// the sink's answer: the count it read, written just before it closed.
+func uploadToSink(ctx context.Context, c *relay.Client, key [32]byte, size int) error {
+	conn, err := c.Connect(ctx, key)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.Write(make([]byte, size)); err != nil {
+		return err
+	}
+	conn.CloseWrite()
+	got, err := io.ReadAll(conn)
+	if string(got) != strconv.Itoa(size) {
+		return fmt.Errorf("the sink answered %q for %d bytes (%v)", got, size, err)
+	}
+	return nil
+}
+
 // TestGoClient runs the Go client of the relay package through dht-relay
 // the way TestJSClient runs the JS one.
 func TestGoClient(t *testing.T) {
@@ -53,6 +74,9 @@ func TestGoClient(t *testing.T) {
 	echoSeed := interop.RandomSeed()
 	interop.RequireOK(t, "js listen", peer.Do("listen", echoSeed))
 	echoKey := keyOf(echoSeed).Public
+	// A Go peer that answers and closes at once: its answer, its END and
+	// its DESTROY reach the relay together.
+	sinkKey := goSink(t, boot).Public
 
 	for _, transport := range []string{"ws", "tcp"} {
 		for _, custodial := range []bool{true, false} {
@@ -78,6 +102,9 @@ func TestGoClient(t *testing.T) {
 
 				if err := echoOver(t, c, echoKey, 8<<20); err != nil {
 					t.Fatalf("8 MB echo: %v", err)
+				}
+				if err := uploadToSink(ctx, c, sinkKey, 1<<20); err != nil {
+					t.Fatalf("1 MB to a peer that answers and closes: %v", err)
 				}
 				errs := make(chan error, 32)
 				for range 32 {
