@@ -451,7 +451,15 @@ func BenchmarkRelayVsJS(b *testing.B) {
 	got := map[string]*figures{}
 	progress := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...) }
 	// The JS relay's process can fail in non-custodial mode (its client
-	// side crashes, or it does): those runs come last.
+	// side crashes, or it does): those runs come last, and are said. A
+	// failure of this relay fails the benchmark, which goes on measuring.
+	failed := func(r relayUnderTest, what string, err error) {
+		if r.name == "go" {
+			b.Errorf("%s %s fails: %.200v", r.name, what, err)
+			return
+		}
+		progress("%s %s fails: %.200v", r.name, what, err)
+	}
 	for _, r := range relays {
 		f := &figures{}
 		got[r.name] = f
@@ -470,16 +478,16 @@ func BenchmarkRelayVsJS(b *testing.B) {
 		}
 		progress("%s custodial: JS client %.0f MB/s, Go client %.0f MB/s", r.name, f.custodial, f.goCustodial)
 		if f.goUpload, err = uploadGoClient(b, r, sink.Public, 256<<20, 3); err != nil {
-			progress("%s upload, Go client, fails: %v", r.name, err)
+			failed(r, "upload, Go client,", err)
 		}
 		progress("%s upload: Go client %.0f MB/s", r.name, f.goUpload)
 		f.connectMs = connectLatency(b, r, interop.PublicKey(echoSeed))
 		progress("%s connect %.1f ms", r.name, f.connectMs)
 		if f.noncustodial, _, err = throughput(b, r, "noncustodial", sourceKey, 3); err != nil {
-			progress("%s non-custodial, JS client, fails: %.200v", r.name, err)
+			failed(r, "non-custodial, JS client,", err)
 		}
 		if f.goNoncustodial, err = throughputGoClient(b, r, false, source.Public, 3); err != nil {
-			progress("%s non-custodial, Go client, fails: %v", r.name, err)
+			failed(r, "non-custodial, Go client,", err)
 		}
 		progress("%s non-custodial: JS client %.0f MB/s, Go client %.0f MB/s", r.name, f.noncustodial, f.goNoncustodial)
 		b.Logf("%s: JS client custodial %.0f MB/s, non-custodial %.0f MB/s; Go client %.0f / %.0f MB/s, upload %.0f MB/s; connect %.1f ms, +%.0f MB while streaming, idle session %.0f B (1,000) %.0f B (10,000)",

@@ -93,6 +93,7 @@ func BenchmarkCostVsJSPeers(b *testing.B) {
 	// Through the JS relay, a non-custodial client often crashes on a
 	// connect (noise-handshake, in the JS client): each phase has a client
 	// of its own, and a run whose client crashed is said and not counted.
+	// A run through this relay that fails fails the benchmark.
 	for _, mode := range []string{"noncustodial", "custodial"} {
 		for _, r := range relays {
 			for _, p := range phases {
@@ -108,8 +109,11 @@ func BenchmarkCostVsJSPeers(b *testing.B) {
 					t0 := time.Now()
 					res, err := u.Try(p.cmd)
 					if err != nil || res["ok"] != true {
-						b, _ := json.Marshal(res)
-						fmt.Fprintf(os.Stderr, "bench: %s %s %s fails: %s %v\n", r.name, mode, p.what, b, firstLine(err))
+						out, _ := json.Marshal(res)
+						fmt.Fprintf(os.Stderr, "bench: %s %s %s fails: %s %v\n", r.name, mode, p.what, out, firstLine(err))
+						if r.name == "go" {
+							b.Errorf("this relay's %s %s failed", mode, p.what)
+						}
 						break
 					}
 					n, rate := p.done(res, time.Since(t0))
