@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/dhtrelay/dht-relay/internal/await"
 )
 
 var loopback = netip.MustParseAddrPort("127.0.0.1:0")
@@ -347,17 +349,11 @@ func TestDestroyDropsWhatWasNotRead(t *testing.T) {
 	a.Connect(sa, 2, sb.LocalAddr())
 	b.Connect(sb, 1, sa.LocalAddr())
 	go a.Write(make([]byte, 1<<20))
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	await.Within(t, 10*time.Second, "256 KiB received and not read", func() bool {
 		b.mu.Lock()
-		held := b.buffered
-		b.mu.Unlock()
-		if held >= 256<<10 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("received %d bytes unread, want 256 KiB", held)
-		}
-	}
+		defer b.mu.Unlock()
+		return b.buffered >= 256<<10
+	})
 	mine := io.ErrClosedPipe
 	b.Destroy(mine)
 	b.mu.Lock()
@@ -386,19 +382,14 @@ func TestResetKeepsWhatArrivedBefore(t *testing.T) {
 	a.Write([]byte("268435456"))
 	a.CloseWrite()
 	a.Close()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+	failed := func() error {
 		b.mu.Lock()
-		reset := b.err
-		b.mu.Unlock()
-		if reset != nil {
-			if !errors.Is(reset, ErrReset) {
-				t.Fatalf("b failed with %v, want a reset", reset)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the DESTROY never arrived")
-		}
+		defer b.mu.Unlock()
+		return b.err
+	}
+	await.Within(t, 10*time.Second, "the DESTROY", func() bool { return failed() != nil })
+	if err := failed(); !errors.Is(err, ErrReset) {
+		t.Fatalf("b failed with %v, want a reset", err)
 	}
 	got, err := io.ReadAll(b)
 	if string(got) != "268435456" || err != nil {

@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/dhtrelay/dht-relay/internal/await"
 )
 
 type load struct {
@@ -109,9 +111,9 @@ func TestFollowsTheProcess(t *testing.T) {
 		for spin.Load() {
 		}
 	}()
-	waitFor(t, "the count to grow under a spinning goroutine", func() bool { return p.Load() == 2 })
+	await.Within(t, 10*time.Second, "the count to grow under a spinning goroutine", func() bool { return p.Load() == 2 })
 	spin.Store(false)
-	waitFor(t, "the count to come back once idle", func() bool { return p.Load() == 1 })
+	await.Within(t, 10*time.Second, "the count to come back once idle", func() bool { return p.Load() == 1 })
 }
 
 // TestFollowsTheRuntimesCeiling: the count stays within what the runtime
@@ -158,14 +160,14 @@ func TestFollowsTheRuntimesCeiling(t *testing.T) {
 	}()
 	defer func() { cancel(); <-done }()
 
-	waitFor(t, "a busy process to get four processors", func() bool { return p.Load() == 4 })
+	await.Within(t, 10*time.Second, "a busy process to get four processors", func() bool { return p.Load() == 4 })
 	ceiling.Store(1)
-	waitFor(t, "the count to fall to a lowered ceiling", func() bool { return p.Load() == 1 })
+	await.Within(t, 10*time.Second, "the count to fall to a lowered ceiling", func() bool { return p.Load() == 1 })
 	ceiling.Store(2)
-	waitFor(t, "the count to grow to a raised one", func() bool { return p.Load() == 2 })
+	await.Within(t, 10*time.Second, "the count to grow to a raised one", func() bool { return p.Load() == 2 })
 	ceiling.Store(4)
 	cores.Store(0.0)
-	waitFor(t, "an idle process back on one processor", func() bool { return p.Load() == 1 })
+	await.Within(t, 10*time.Second, "an idle process back on one processor", func() bool { return p.Load() == 1 })
 	time.Sleep(150 * time.Millisecond) // three rechecks more
 	cancel()
 	<-done
@@ -189,14 +191,4 @@ func TestOperatorsChoiceStands(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Follow did not return with GOMAXPROCS set")
 	}
-}
-
-func waitFor(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if ok() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
 }
