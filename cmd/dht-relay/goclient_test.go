@@ -46,21 +46,22 @@ func echoOver(t *testing.T, c *relay.Client, key [32]byte, size int) error {
 	return nil
 }
 
-// uploadToSink writes size bytes to a goSink through c, ends, and checks
-// the sink's answer: the count it read, written just before it closed.
-func uploadToSink(ctx context.Context, c *relay.Client, key [32]byte, size int) error {
-	conn, err := c.Connect(ctx, key)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	if _, err := conn.Write(make([]byte, size)); err != nil {
-		return err
+// sendToSink writes size bytes on conn to a goSink, ends, and checks the
+// sink's answer: the count it read, written just before it closed.
+func sendToSink(conn *relay.ClientConn, size int) error {
+	buf := make([]byte, 64<<10)
+	for n := 0; n < size; n += len(buf) {
+		if _, err := conn.Write(buf[:min(len(buf), size-n)]); err != nil {
+			return err
+		}
 	}
 	conn.CloseWrite()
 	got, err := io.ReadAll(conn)
+	if err != nil {
+		return err
+	}
 	if string(got) != strconv.Itoa(size) {
-		return fmt.Errorf("the sink answered %q for %d bytes (%v)", got, size, err)
+		return fmt.Errorf("the sink answered %q for %d bytes", got, size)
 	}
 	return nil
 }
@@ -103,9 +104,14 @@ func TestGoClient(t *testing.T) {
 				if err := echoOver(t, c, echoKey, 8<<20); err != nil {
 					t.Fatalf("8 MB echo: %v", err)
 				}
-				if err := uploadToSink(ctx, c, sinkKey, 1<<20); err != nil {
+				conn, err := c.Connect(ctx, sinkKey)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := sendToSink(conn, 1<<20); err != nil {
 					t.Fatalf("1 MB to a peer that answers and closes: %v", err)
 				}
+				conn.Close()
 				errs := make(chan error, 32)
 				for range 32 {
 					go func() { errs <- echoOver(t, c, echoKey, 64<<10) }()
