@@ -49,24 +49,28 @@ func NewGate() *Gate { return &Gate{avail: Window, wake: make(chan struct{}, 1)}
 // Take waits until there is credit and takes up to max bytes of it.
 func (g *Gate) Take(ctx context.Context, max int) (int, error) {
 	for {
-		g.mu.Lock()
-		if g.err != nil {
-			g.mu.Unlock()
-			return 0, g.err
+		if n, err := g.TryTake(max); n > 0 || err != nil {
+			return n, err
 		}
-		if g.avail > 0 {
-			n := min(g.avail, max)
-			g.avail -= n
-			g.mu.Unlock()
-			return n, nil
-		}
-		g.mu.Unlock()
 		select {
 		case <-g.wake:
 		case <-ctx.Done():
 			return 0, ctx.Err()
 		}
 	}
+}
+
+// TryTake takes up to max bytes of credit without waiting: 0 when there
+// is none, and the gate's error once it is closed.
+func (g *Gate) TryTake(max int) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.err != nil {
+		return 0, g.err
+	}
+	n := min(g.avail, max)
+	g.avail -= n
+	return n, nil
 }
 
 // Return gives back credit taken but not used.

@@ -150,9 +150,23 @@ func TestGate(t *testing.T) {
 	if n := <-got; n != 4 {
 		t.Fatalf("took %d of 4", n)
 	}
+	if n, err := g.TryTake(10); n != 0 || err != nil {
+		t.Fatalf("tried without credit: took %d, %v", n, err)
+	}
+	g.Grant(6)
+	if n, err := g.TryTake(4); n != 4 || err != nil {
+		t.Fatalf("tried with 6 of credit: took %d, %v", n, err)
+	}
+	if n, err := g.TryTake(10); n != 2 || err != nil {
+		t.Fatalf("tried with 2 of credit: took %d, %v", n, err)
+	}
 	g.Close(errTest)
 	if _, err := g.Take(ctx, 1); !errors.Is(err, errTest) {
 		t.Fatalf("after close: %v", err)
+	}
+	g.Grant(1)
+	if _, err := g.TryTake(1); !errors.Is(err, errTest) {
+		t.Fatalf("tried after close: %v", err)
 	}
 }
 
