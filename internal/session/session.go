@@ -166,6 +166,10 @@ type Session struct {
 type stream struct {
 	worker uint32
 	client uint32 // 0 until the client names it
+	// raw is a non-custodial stream: the worker writes the client's
+	// bytes to the peer as they come, and how they were cut into
+	// buffers is not the peer's to see.
+	raw    bool
 	gate   *routing.Gate
 	ledger routing.Ledger
 	// gather is a message of the peer's arriving in parts
@@ -477,6 +481,10 @@ func (s *Session) toWorkerTraced(op string, m relay.Message) {
 // and one sent in parts is announced as one (KindMessage);
 // the buffers travel in batches of at most maxBatch encoded bytes, so a
 // message of many tiny buffers costs the link no more frames than its bytes.
+// A raw stream's buffers are only bytes to the peer: they are cut where a
+// frame is full and never announced, so a non-custodial client's
+// SecretStream, which writes each message's short header as a buffer of
+// its own, costs the link full frames instead of two more a message.
 func (s *Session) clientData(m *relay.Data) {
 	s.mu.Lock()
 	st := s.byClient[m.Alias]
@@ -490,7 +498,11 @@ func (s *Session) clientData(m *relay.Data) {
 		cur   []byte // what is left of the buffer being sent
 		room  int    // credit taken and not yet used
 	)
-	if rest.Size() > maxBatch || left > routing.MaxChunk {
+	chunk, limit := routing.MaxChunk, maxBatch
+	if st.raw {
+		chunk, limit = maxRawChunk, maxRawBatch
+	}
+	if rest.Size() > limit || left > routing.MaxChunk {
 		// Sent in parts, gathered in a lent buffer: at upload rates a
 		// buffer made for each would be most of the edge's garbage.
 		bp := s.cfg.Batches.Get().(*[]byte)
@@ -513,11 +525,15 @@ func (s *Session) clientData(m *relay.Data) {
 			if !flush() {
 				return
 			}
-			n, err := s.take(st, min(left, routing.MaxChunk))
+			want := min(left, routing.MaxChunk)
+			if left <= chunk {
+				want = left
+			}
+			n, err := s.take(st, want)
 			if err != nil {
 				return // the stream or the session ended
 			}
-			if len(cur) == 0 && n == left && rest.Size() <= maxBatch {
+			if len(cur) == 0 && n == left && rest.Size() <= limit {
 				// The common case, all that is left sent as it came.
 				if err := s.link.SendMessage(&relay.Data{Alias: m.Alias, Buffers: rest}); err != nil {
 					s.Fail(err)
@@ -528,7 +544,7 @@ func (s *Session) clientData(m *relay.Data) {
 		}
 		if len(cur) == 0 {
 			cur, _ = rest.Next()
-			if len(cur) > room {
+			if len(cur) > room && !st.raw {
 				// It goes in parts: the worker learns that they are one
 				// write, one SecretStream message to the peer.
 				if !flush() {
@@ -542,8 +558,14 @@ func (s *Session) clientData(m *relay.Data) {
 			continue
 		}
 		k := min(len(cur), room)
-		if batch.Size()+compact.UintSize(uint64(k))+k > maxBatch && !flush() {
-			return
+		if over := batch.Size() + compact.UintSize(uint64(k)) + k - limit; over > 0 {
+			if st.raw && k > over {
+				// A raw stream's bytes may be cut anywhere: the frame
+				// takes what fits, and the rest goes in the next.
+				k -= over
+			} else if !flush() {
+				return
+			}
 		}
 		batch = batch.Append(cur[:k])
 		cur, room, left = cur[k:], room-k, left-k
@@ -554,6 +576,17 @@ func (s *Session) clientData(m *relay.Data) {
 // maxBatch is the most encoded buffers one data frame to the worker
 // carries: a full chunk as one buffer, or as many smaller ones as fit.
 var maxBatch = routing.MaxChunk + compact.UintSize(routing.MaxChunk)
+
+// maxRawChunk is the most of a raw stream's data one frame carries when
+// it is all that is left of the client's message: a little over a chunk,
+// so that a message a little over whole chunks (a SecretStream message
+// of a 64 KiB write is 20 bytes over two) does not leave a frame of its
+// last few bytes. The frame still fits natsfeed's pooled buffers.
+const maxRawChunk = routing.MaxChunk + routing.MaxChunk/8
+
+// maxRawBatch is maxBatch for such a frame, with room for two buffers'
+// lengths: the end of one and the start of the next.
+var maxRawBatch = maxRawChunk + 2*compact.UintSize(maxRawChunk)
 
 // take waits for credit, keeping the client counted as alive meanwhile:
 // its pongs wait unread behind the data being held back.
@@ -747,11 +780,11 @@ func (s *Session) queueLocked(f routing.Frame) (queued bool, grant routing.Credi
 		switch m := m.(type) {
 		case *relay.Open:
 			delete(s.connects, m.RemoteAlias)
-			st := &stream{worker: m.Alias, client: m.RemoteAlias, gate: routing.NewGate()}
+			st := &stream{worker: m.Alias, client: m.RemoteAlias, raw: !m.Custodial, gate: routing.NewGate()}
 			put(&s.byWorker, m.Alias, st)
 			put(&s.byClient, m.RemoteAlias, st)
 		case *relay.Connection:
-			put(&s.byWorker, m.Alias, &stream{worker: m.Alias, gate: routing.NewGate()})
+			put(&s.byWorker, m.Alias, &stream{worker: m.Alias, raw: !m.Custodial, gate: routing.NewGate()})
 		case *relay.Destroy:
 			if !m.Paired {
 				delete(s.connects, m.RemoteAlias)

@@ -1,0 +1,126 @@
+package session
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/dhtrelay/dht-relay/internal/natstest"
+	"github.com/dhtrelay/dht-relay/internal/routing"
+	"github.com/dhtrelay/dht-relay/relay"
+)
+
+// toWorker is a session linked over a real NATS server to a test's
+// worker end, which collects the frames the session sends.
+func toWorker(t *testing.T) (*Session, chan routing.Frame) {
+	nc, err := nats.Connect(natstest.Run(t, natsserver.Options{}).ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	edge, err := routing.NewEndpoint(nc, "test.edge", func(error) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { edge.Close() })
+	worker, err := routing.NewEndpoint(nc, "test.worker", func(error) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { worker.Close() })
+	got := make(chan routing.Frame, 64)
+	worker.Attach("s", "test.edge.s", func(f routing.Frame) {
+		f.Payload = bytes.Clone(f.Payload) // the frame's buffer is lent
+		got <- f
+	}, func(err error) { t.Errorf("the worker's link failed: %v", err) })
+	s := New(Config{ID: "s", Framed: &closedTransport{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s.link = edge.Attach("s", "test.worker.s", func(routing.Frame) {}, func(error) {})
+	return s, got
+}
+
+// sent is what the worker got of one client message: the frames' kinds,
+// and each Data frame's buffers.
+func sent(t *testing.T, got chan routing.Frame, n int) (kinds []routing.Kind, bufs [][][]byte) {
+	for total := 0; total < n; {
+		select {
+		case f := <-got:
+			kinds = append(kinds, f.Kind)
+			if f.Kind != routing.Kind(relay.TypeData) {
+				continue
+			}
+			m, err := f.Message()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b [][]byte
+			for p := range m.(*relay.Data).Buffers.All() {
+				b = append(b, p)
+				total += len(p)
+			}
+			bufs = append(bufs, b)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the worker got %d frames, not all %d bytes", len(kinds), n)
+		}
+	}
+	return kinds, bufs
+}
+
+// A client's message as a non-custodial client's SecretStream writes a
+// 64 KiB write: the message's short header, then its body.
+var header, body = bytes.Repeat([]byte{1}, 3), bytes.Repeat([]byte{2}, 65536+17)
+
+// TestRawStreamDataGoesInFullFrames: a non-custodial stream's bytes are
+// cut where a frame is full, whatever the client's buffers, and nothing
+// is announced: a message a little over two chunks goes in two frames,
+// where keeping its buffers took four (the header alone, an announcement
+// of the body, and the body in three parts, the last of 20 bytes).
+func TestRawStreamDataGoesInFullFrames(t *testing.T) {
+	s, got := toWorker(t)
+	put(&s.byClient, 1, &stream{worker: 7, client: 1, raw: true, gate: routing.NewGate()})
+	s.clientData(&relay.Data{Alias: 1, Buffers: relay.MakeBuffers(header, body)})
+	kinds, bufs := sent(t, got, len(header)+len(body))
+	if len(kinds) != 2 {
+		t.Errorf("the message went in %d frames (%v), want 2", len(kinds), kinds)
+	}
+	var joined []byte
+	for _, b := range bufs {
+		for _, p := range b {
+			joined = append(joined, p...)
+		}
+	}
+	if !bytes.Equal(joined, append(header, body...)) {
+		t.Fatalf("the worker got %d bytes, not the client's %d in order", len(joined), len(header)+len(body))
+	}
+}
+
+// TestCustodialStreamKeepsEachBuffer: a custodial stream's buffers are
+// each a SecretStream message at the peer: the header goes as a buffer of
+// its own, and the body, longer than a frame, is announced before its
+// parts.
+func TestCustodialStreamKeepsEachBuffer(t *testing.T) {
+	s, got := toWorker(t)
+	put(&s.byClient, 1, &stream{worker: 7, client: 1, gate: routing.NewGate()})
+	s.clientData(&relay.Data{Alias: 1, Buffers: relay.MakeBuffers(header, body)})
+	kinds, bufs := sent(t, got, len(header)+len(body))
+	if len(bufs[0]) != 1 || !bytes.Equal(bufs[0][0], header) {
+		t.Fatalf("the first frame carried %d buffers, want the header alone", len(bufs[0]))
+	}
+	if kinds[1] != routing.KindMessage {
+		t.Fatalf("frames %v: the body was not announced", kinds)
+	}
+	var parts []byte
+	for _, b := range bufs[1:] {
+		if len(b) != 1 {
+			t.Fatalf("a part of the body came with %d buffers", len(b))
+		}
+		parts = append(parts, b[0]...)
+	}
+	if !bytes.Equal(parts, body) {
+		t.Fatalf("the body's parts are %d bytes, want %d", len(parts), len(body))
+	}
+}
