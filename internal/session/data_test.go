@@ -10,8 +10,11 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/dhtrelay/dht-relay/compact"
+	"github.com/dhtrelay/dht-relay/internal/limits"
 	"github.com/dhtrelay/dht-relay/internal/natstest"
 	"github.com/dhtrelay/dht-relay/internal/routing"
+	"github.com/dhtrelay/dht-relay/protomux"
 	"github.com/dhtrelay/dht-relay/relay"
 )
 
@@ -122,5 +125,127 @@ func TestCustodialStreamKeepsEachBuffer(t *testing.T) {
 	}
 	if !bytes.Equal(parts, body) {
 		t.Fatalf("the body's parts are %d bytes, want %d", len(parts), len(body))
+	}
+}
+
+// vecTransport is a transport that writes a message from its parts, as
+// the WebSocket one does, and hands each message written to the test.
+type vecTransport struct {
+	closedTransport
+	wrote chan []byte
+}
+
+func (v *vecTransport) WriteMessage(b []byte) error {
+	v.wrote <- bytes.Clone(b)
+	return nil
+}
+
+func (v *vecTransport) WriteMessageVec(parts [][]byte) error {
+	v.wrote <- bytes.Join(parts, nil)
+	return nil
+}
+
+// fromWorker is a session linked over a real NATS server to a test's
+// worker end, whose frames reach the session with the buffers the feed
+// lends, and which collects the credit the session grants; the session's
+// client is a vecTransport.
+func fromWorker(t *testing.T) (s *Session, worker *routing.Link, credit chan uint64, client *vecTransport) {
+	nc, err := nats.Connect(natstest.Run(t, natsserver.Options{}).ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	edgeEnd, err := routing.NewEndpoint(nc, "test.edge", func(error) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { edgeEnd.Close() })
+	workerEnd, err := routing.NewEndpoint(nc, "test.worker", func(error) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { workerEnd.Close() })
+	client = &vecTransport{wrote: make(chan []byte, 64)}
+	l := limits.Default()
+	s = New(Config{ID: "s", Framed: client, Limits: &l, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s.mux = protomux.New(client)
+	if s.ch, err = relay.OpenChannel(s.mux, relay.ChannelConfig{OnMessage: func(relay.Message) {}, OnError: func(error) {}}); err != nil {
+		t.Fatal(err)
+	}
+	<-client.wrote // the channel's open
+	credit = make(chan uint64, 64)
+	worker = workerEnd.Attach("s", "test.edge.s", func(f routing.Frame) {
+		if f.Kind == routing.KindCredit {
+			c, _ := routing.DecodeCredit(f.Payload)
+			credit <- c.Bytes
+		}
+	}, func(err error) { t.Errorf("the worker's link failed: %v", err) })
+	s.link = edgeEnd.Attach("s", "test.worker.s", s.onWorker, func(error) {})
+	return s, worker, credit, client
+}
+
+// TestPeersMessageHeldInItsParts: a peer's message that comes in parts,
+// no longer than heldMax, stays in the frames it came in until whole, and
+// reaches the client as one buffer; its credit is granted once it is
+// written, as any stream data's. A message copied together as its parts
+// came would have its credit granted before it was whole.
+func TestPeersMessageHeldInItsParts(t *testing.T) {
+	s, worker, credit, client := fromWorker(t)
+	put(&s.byWorker, 5, &stream{worker: 5, client: 9, gate: routing.NewGate()})
+	msg := make([]byte, 300<<10) // over the grant threshold, under heldMax
+	for i := range msg {
+		msg[i] = byte(i % 253)
+	}
+	if err := worker.Send(routing.KindMessage, routing.AppendMessage(nil, routing.Message{Alias: 5, Bytes: uint64(len(msg))})); err != nil {
+		t.Fatal(err)
+	}
+	send := func(p []byte) {
+		b := append(make([]byte, routing.DataRoom, routing.DataRoom+len(p)), p...)
+		if err := worker.SendData(5, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last := len(msg) - routing.MaxChunk
+	for off := 0; off < last; off += routing.MaxChunk {
+		send(msg[off:min(off+routing.MaxChunk, last)])
+	}
+	select {
+	case c := <-credit:
+		t.Fatalf("%d bytes of credit granted before the message was whole", c)
+	case w := <-client.wrote:
+		t.Fatalf("the client was sent %d bytes before the message was whole", len(w))
+	case <-time.After(200 * time.Millisecond):
+	}
+	send(msg[last:])
+	var wrote []byte
+	select {
+	case wrote = <-client.wrote:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the whole message was not written to the client")
+	}
+	// The protomux frame: channel, type, then the Data message.
+	r := compact.NewReader(wrote)
+	r.Uint()
+	if typ := r.Uint(); typ != uint64(relay.TypeData) {
+		t.Fatalf("the client was sent a message of type %d", typ)
+	}
+	m, err := relay.Decode(relay.TypeData, r.Rest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := m.(*relay.Data)
+	if d.Alias != 9 && d.Alias != 5 || d.Buffers.Count() != 1 {
+		t.Fatalf("the message reached the client on alias %d as %d buffers, want one", d.Alias, d.Buffers.Count())
+	}
+	if p, _ := d.Buffers.Next(); !bytes.Equal(p, msg) {
+		t.Fatalf("the client got %d bytes, not the peer's %d", len(p), len(msg))
+	}
+	select {
+	case c := <-credit:
+		if c != uint64(len(msg)) {
+			t.Fatalf("%d bytes of credit granted for a message of %d", c, len(msg))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no credit granted once the message was written")
 	}
 }

@@ -23,6 +23,10 @@ type outItem struct {
 	// chunk is the bytes of stream data that came as one buffer, which
 	// the writer may join with the stream's next queued chunks.
 	chunk []byte
+	// parts is, for a message of the peer's that came in parts and was
+	// held in their frames, each part's bytes and lease: one buffer to
+	// the client, joined as a chunk is.
+	parts []outItem
 	// credited: the worker was granted the data's credit when it was
 	// gathered (a message that came in parts, which holds no frame);
 	// lent is the buffer it was gathered in, if Config.Batches lent it.
@@ -81,7 +85,7 @@ type outQueue struct {
 // writeScratches.
 type writeScratch struct {
 	run   [joinChunks - 1]outItem
-	parts [2 * joinChunks][]byte
+	parts [4 * joinChunks][]byte // room for messages of two or three parts
 	head  [16]byte
 	lens  [joinChunks - 1][9]byte // each later chunk's length
 }
@@ -109,8 +113,8 @@ func (q *outQueue) run() {
 		q.mu.Lock()
 		it, ok := q.pop()
 		run := scratch.run[:0]
-		if ok && q.joins && it.chunk != nil {
-			run = q.popChunks(it.data, joinMax-len(it.chunk), run)
+		if ok && q.joins && it.joinable() {
+			run = q.popChunks(it.data, joinMax-it.n, run)
 		}
 		closing := q.closing
 		if !ok {
@@ -212,15 +216,19 @@ func (q *outQueue) pop() (outItem, bool) {
 	return it, true
 }
 
+// joinable reports whether it is stream data that came as one buffer,
+// whole or held in parts, which the writer may join with others.
+func (it *outItem) joinable() bool { return it.chunk != nil || it.parts != nil }
+
 // popChunks pops, into run, the chunks of st that come next in order, as
 // long as no urgent message waits and they fit in room bytes and the run.
 func (q *outQueue) popChunks(st *stream, room int, run []outItem) []outItem {
 	for len(q.urgent) == 0 && len(q.fifo) > 0 && len(run) < cap(run) {
 		it := q.fifo[0]
-		if it.data != st || it.chunk == nil || len(it.chunk) > room {
+		if it.data != st || !it.joinable() || it.n > room {
 			break
 		}
-		room -= len(it.chunk)
+		room -= it.n
 		run = append(run, it)
 		q.fifo[0] = outItem{}
 		q.fifo = q.fifo[1:]
@@ -289,10 +297,10 @@ func (s *Session) writeOut(it outItem, run []outItem, sc *writeScratch) bool {
 	}
 	var err error
 	switch room := len(it.frame) - len(it.payload); {
-	case len(run) > 0 || it.credited:
-		ps := append(sc.parts[:0], relay.AppendDataBuffersHeader(sc.head[:0], it.data.worker, 1+len(run), len(it.chunk)), it.chunk)
+	case len(run) > 0 || it.credited || it.parts != nil:
+		ps := it.appendBytes(append(sc.parts[:0], relay.AppendDataBuffersHeader(sc.head[:0], it.data.worker, 1+len(run), it.n)))
 		for i, r := range run {
-			ps = append(ps, compact.AppendUint(sc.lens[i][:0], uint64(len(r.chunk))), r.chunk)
+			ps = r.appendBytes(append(ps, compact.AppendUint(sc.lens[i][:0], uint64(r.n))))
 		}
 		err = s.ch.SendPayloadVec(relay.TypeData, ps)
 		clear(ps)
@@ -324,6 +332,17 @@ func (s *Session) writeOut(it outItem, run []outItem, sc *writeScratch) bool {
 	return true
 }
 
+// appendBytes appends the stream bytes of it, one buffer, to ps.
+func (it *outItem) appendBytes(ps [][]byte) [][]byte {
+	if it.parts == nil {
+		return append(ps, it.chunk)
+	}
+	for _, p := range it.parts {
+		ps = append(ps, p.chunk)
+	}
+	return ps
+}
+
 // letGo releases what the writer popped, written or not: the buffers and
 // the n bytes of stream data they held of the budget.
 func (s *Session) letGo(it outItem, run []outItem, n int) {
@@ -338,6 +357,9 @@ func (s *Session) letGo(it outItem, run []outItem, n int) {
 // release gives back the buffer an item's bytes lie in.
 func (s *Session) release(it outItem) {
 	it.lease.Release()
+	for _, p := range it.parts {
+		p.lease.Release()
+	}
 	if it.lent != nil {
 		s.cfg.Batches.Put(it.lent)
 	}

@@ -178,6 +178,10 @@ type stream struct {
 	gather     []byte
 	gatherBuf  *[]byte // gather's buffer when lent by Config.Batches
 	gatherLeft int
+	// held is the parts of a message short enough to be held as they
+	// came, each in its frame, until the message is whole (heldMax).
+	held    []outItem
+	holding bool
 	// waiting counts gathered messages queued and not yet written; while
 	// one waits, the credit of the bytes gathered meanwhile is owed, and
 	// granted once it is written. So a client that does not read holds
@@ -706,26 +710,67 @@ func (s *Session) gatherLocked(m routing.Message) error {
 		return fmt.Errorf("%w: no room for a peer's message of %d bytes", relay.ErrReadBudget, n)
 	}
 	st.gatherLeft = n
+	st.holding = s.out.joins && n <= heldMax
 	return nil
 }
 
+// heldMax is the longest message of the peer's whose parts are held in
+// their frames until it is whole, and written from them as one buffer,
+// instead of copied together. Their credit is granted once written, as
+// any stream data's, so the worker must be able to send all of the
+// message on the credit it has: the credit window less the most the
+// edge may have passed on and not yet granted (routing's grant
+// threshold, a quarter window), and more room than that.
+const heldMax = routing.Window / 2
+
 // gatherPartLocked adds a part of the message st gathers, and queues the
-// message once whole. The part's bytes are copied, so its credit is
-// granted at once (a message longer than the credit window would
-// otherwise never be whole), unless a gathered message of the stream
-// waits to be written. The message was counted against the edge's
-// budget when announced.
-func (s *Session) gatherPartLocked(st *stream, m *relay.Data) (routing.Credit, error) {
+// message once whole; held says that the part stays in its frame, whose
+// lease the message now holds. A part held is granted credit once the
+// message is written, as any stream data; a part copied is granted at
+// once (a message longer than the credit window would otherwise never be
+// whole), unless a gathered message of the stream waits to be written.
+// The message was counted against the edge's budget when announced.
+func (s *Session) gatherPartLocked(st *stream, m *relay.Data, lease routing.Lease) (held bool, grant routing.Credit, err error) {
 	p, _ := m.Buffers.Next()
 	if m.Buffers.Count() != 0 || len(p) > st.gatherLeft {
-		return routing.Credit{}, fmt.Errorf("%w: a part overruns the message", routing.ErrBadFrame)
+		return false, routing.Credit{}, fmt.Errorf("%w: a part overruns the message", routing.ErrBadFrame)
 	}
 	if err := st.ledger.Receive(len(p)); err != nil {
-		return routing.Credit{}, err
+		return false, routing.Credit{}, err
 	}
+	if st.holding {
+		s.holdPartLocked(st, p, lease)
+		return true, routing.Credit{}, nil
+	}
+	return false, s.copyPartLocked(st, p), nil
+}
+
+// holdPartLocked holds a part of a message short enough to stay in its
+// frames, and queues the message once whole.
+func (s *Session) holdPartLocked(st *stream, p []byte, lease routing.Lease) {
+	st.held = append(st.held, outItem{chunk: p, lease: lease})
+	st.gatherLeft -= len(p)
+	if st.gatherLeft > 0 {
+		return
+	}
+	it := outItem{typ: relay.TypeData, data: st, parts: st.held}
+	for _, part := range it.parts {
+		it.n += len(part.chunk)
+	}
+	st.held, st.holding = nil, false
+	// Held again as queued; stream data, bounded by credit, is never
+	// refused.
+	s.out.give(it.n)
+	s.out.Push(it, s.cfg.Limits.ControlQueue)
+}
+
+// copyPartLocked copies a part of a message into the buffer it is
+// gathered in, and queues the message once whole.
+func (s *Session) copyPartLocked(st *stream, p []byte) routing.Credit {
 	if st.gather == nil {
-		// Most peers write 64 KiB at a time: their messages fit a lent
-		// buffer, and the garbage of one made for each is spared.
+		// Most peers write 64 KiB at a time: over a transport that
+		// cannot write a message from its parts, their messages fit a
+		// lent buffer, and the garbage of one made for each is spared.
 		if bp := s.cfg.Batches.Get().(*[]byte); cap(*bp) >= st.gatherLeft {
 			st.gather, st.gatherBuf = (*bp)[:0], bp
 		} else {
@@ -742,7 +787,7 @@ func (s *Session) gatherPartLocked(st *stream, m *relay.Data) (routing.Credit, e
 		st.owed += len(p)
 	}
 	if st.gatherLeft > 0 {
-		return grant, nil
+		return grant
 	}
 	it := outItem{typ: relay.TypeData, data: st, n: len(st.gather), chunk: st.gather, credited: true, lent: st.gatherBuf}
 	st.gather, st.gatherBuf = nil, nil
@@ -751,17 +796,22 @@ func (s *Session) gatherPartLocked(st *stream, m *relay.Data) (routing.Credit, e
 	// refused.
 	s.out.give(it.n)
 	s.out.Push(it, s.cfg.Limits.ControlQueue)
-	return grant, nil
+	return grant
 }
 
 // dropGatherLocked lets go of what st gathered, and of what it took of
 // the budget for the rest.
 func (s *Session) dropGatherLocked(st *stream) {
-	s.out.give(len(st.gather) + st.gatherLeft)
+	n := len(st.gather) + st.gatherLeft
+	for _, part := range st.held {
+		n += len(part.chunk)
+		part.lease.Release()
+	}
+	s.out.give(n)
 	if st.gatherBuf != nil {
 		s.cfg.Batches.Put(st.gatherBuf)
 	}
-	st.gather, st.gatherBuf, st.gatherLeft = nil, nil, 0
+	st.gather, st.gatherBuf, st.gatherLeft, st.held, st.holding = nil, nil, 0, nil, false
 }
 
 // queueLocked queues a relay message from the worker for the client,
@@ -795,8 +845,7 @@ func (s *Session) queueLocked(f routing.Frame) (queued bool, grant routing.Credi
 				return false, grant, nil // the stream is gone: dropped
 			}
 			if st.gatherLeft > 0 {
-				grant, err := s.gatherPartLocked(st, m)
-				return false, grant, err
+				return s.gatherPartLocked(st, m, f.Lease)
 			}
 			n := m.Buffers.Bytes()
 			if err := st.ledger.Receive(n); err != nil {
