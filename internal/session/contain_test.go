@@ -3,10 +3,15 @@ package session
 import (
 	"bytes"
 	"errors"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/dhtrelay/dht-relay/internal/routing"
+	"github.com/dhtrelay/dht-relay/relay"
 )
 
 // closedTransport is a transport that was closed: nothing to read, and
@@ -63,5 +68,33 @@ func TestAPanicEndsOnlyItsSession(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "panic while serving a session") || !strings.Contains(logs.String(), "contain_test.go") {
 		t.Fatalf("the panic was not logged with its stack:\n%s", logs.String())
+	}
+}
+
+// TestAPanicUnderTheLockEndsOnlyItsSession: a panic in a frame's handling
+// while the session's lock is held (here a session made without its
+// limits, which queuing a message reads) ends the session, and the
+// endpoint's goroutine that delivered the frame goes on to the next:
+// contain's Fail would wait for the lock for ever if the panic kept it.
+func TestAPanicUnderTheLockEndsOnlyItsSession(t *testing.T) {
+	s := New(Config{ID: "s", Framed: &closedTransport{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s.out.joins = true // a message in parts is held, then queued
+	put(&s.byWorker, 5, &stream{worker: 5, gate: routing.NewGate()})
+	s.onWorker(announce(5, 10))
+	done := make(chan struct{})
+	go func() {
+		s.onWorker(routing.Frame{Kind: routing.Kind(relay.TypeData), Payload: (&relay.Data{Alias: 5, Buffers: relay.MakeBuffers(make([]byte, 10))}).AppendPayload(nil)})
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the frame's handler did not return after a panic under the session's lock")
+	}
+	s.mu.Lock()
+	err := s.err
+	s.mu.Unlock()
+	if !errors.Is(err, ErrInternal) {
+		t.Fatalf("the session ended with %v, want %v", err, ErrInternal)
 	}
 }

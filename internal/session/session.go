@@ -619,7 +619,10 @@ func (s *Session) take(st *stream, want int) (int, error) {
 func (s *Session) onLinkFail(err error) { s.LinkLost(err) }
 
 // onWorker handles one frame from the worker, on the endpoint's goroutine;
-// it never blocks.
+// it never blocks. Its work under the session's lock runs in locked, so
+// that a panic there reaches contain with the lock let go: held, it would
+// stop the endpoint's goroutine, and every session on it, at contain's
+// Fail.
 func (s *Session) onWorker(f routing.Frame) {
 	defer s.contain()
 	switch f.Kind {
@@ -629,9 +632,8 @@ func (s *Session) onWorker(f routing.Frame) {
 			s.Fail(err)
 			return
 		}
-		s.mu.Lock()
-		st := s.byClient[c.Alias]
-		s.mu.Unlock()
+		var st *stream
+		s.locked(func() { st = s.byClient[c.Alias] })
 		if st != nil {
 			st.gate.Grant(c.Bytes)
 		}
@@ -642,41 +644,40 @@ func (s *Session) onWorker(f routing.Frame) {
 			s.Fail(err)
 			return
 		}
-		s.mu.Lock()
-		if st := s.byWorker[g.Alias]; st != nil {
-			delete(s.byWorker, g.Alias)
-			if s.byClient[st.client] == st {
-				delete(s.byClient, st.client)
+		s.locked(func() {
+			if st := s.byWorker[g.Alias]; st != nil {
+				delete(s.byWorker, g.Alias)
+				if s.byClient[st.client] == st {
+					delete(s.byClient, st.client)
+				}
+				st.gate.Close(context.Canceled)
+				s.dropGatherLocked(st)
 			}
-			st.gate.Close(context.Canceled)
-			s.dropGatherLocked(st)
-		}
-		s.mu.Unlock()
+		})
 		return
 	case routing.KindBye:
 		reason := ErrWorkerClosed
 		if len(f.Payload) > 0 {
 			reason = fmt.Errorf("%w: %s", ErrWorkerClosed, f.Payload)
 		}
-		s.mu.Lock()
-		s.closeAfterQueueLocked(reason)
-		s.mu.Unlock()
+		s.locked(func() { s.closeAfterQueueLocked(reason) })
 		return
 	case routing.KindMessage:
 		m, err := routing.DecodeMessage(f.Payload)
 		if err == nil {
-			s.mu.Lock()
-			err = s.gatherLocked(m)
-			s.mu.Unlock()
+			s.locked(func() { err = s.gatherLocked(m) })
 		}
 		if err != nil {
 			s.Fail(err)
 		}
 		return
 	}
-	s.mu.Lock()
-	queued, grant, err := s.queueLocked(f)
-	s.mu.Unlock()
+	var (
+		queued bool
+		grant  routing.Credit
+		err    error
+	)
+	s.locked(func() { queued, grant, err = s.queueLocked(f) })
 	if !queued {
 		f.Lease.Release() // nothing holds the frame's buffer
 	}
@@ -686,6 +687,14 @@ func (s *Session) onWorker(f routing.Frame) {
 	if err != nil {
 		s.Fail(err)
 	}
+}
+
+// locked runs fn with the session's lock held, and lets go of it however
+// fn ends.
+func (s *Session) locked(fn func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fn()
 }
 
 // gatherLocked begins gathering a message of the peer's that comes in
