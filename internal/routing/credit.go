@@ -46,10 +46,14 @@ type Gate struct {
 // NewGate returns a gate holding a full Window.
 func NewGate() *Gate { return &Gate{avail: Window, wake: make(chan struct{}, 1)} }
 
-// Take waits until there is credit and takes up to max bytes of it.
-func (g *Gate) Take(ctx context.Context, max int) (int, error) {
+// Take waits until there are at least least bytes of credit and takes up
+// to most bytes of it. Waiting for more than a byte keeps a sender that
+// could fill frames from sending the sliver of credit a grant left (a
+// frame of a few KiB costs the link what a full one does); least must be
+// at most Window - grantAt, which the receiver always grants back.
+func (g *Gate) Take(ctx context.Context, least, most int) (int, error) {
 	for {
-		if n, err := g.TryTake(max); n > 0 || err != nil {
+		if n, err := g.TryTake(least, most); n > 0 || err != nil {
 			return n, err
 		}
 		select {
@@ -60,15 +64,19 @@ func (g *Gate) Take(ctx context.Context, max int) (int, error) {
 	}
 }
 
-// TryTake takes up to max bytes of credit without waiting: 0 when there
-// is none, and the gate's error once it is closed.
-func (g *Gate) TryTake(max int) (int, error) {
+// TryTake takes up to most bytes of credit without waiting, when there
+// are at least least: 0 when there are not, and the gate's error once it
+// is closed.
+func (g *Gate) TryTake(least, most int) (int, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.err != nil {
 		return 0, g.err
 	}
-	n := min(g.avail, max)
+	if g.avail < max(least, 1) {
+		return 0, nil
+	}
+	n := min(g.avail, most)
 	g.avail -= n
 	return n, nil
 }

@@ -133,12 +133,12 @@ func TestSendDataEncodesAsSendMessage(t *testing.T) {
 func TestGate(t *testing.T) {
 	g := NewGate()
 	ctx := context.Background()
-	if n, err := g.Take(ctx, 2*Window); n != Window || err != nil {
+	if n, err := g.Take(ctx, 1, 2*Window); n != Window || err != nil {
 		t.Fatalf("took %d %v", n, err)
 	}
 	got := make(chan int, 1)
 	go func() {
-		n, _ := g.Take(ctx, 10)
+		n, _ := g.Take(ctx, 1, 10)
 		got <- n
 	}()
 	select {
@@ -150,22 +150,46 @@ func TestGate(t *testing.T) {
 	if n := <-got; n != 4 {
 		t.Fatalf("took %d of 4", n)
 	}
-	if n, err := g.TryTake(10); n != 0 || err != nil {
+	if n, err := g.TryTake(1, 10); n != 0 || err != nil {
 		t.Fatalf("tried without credit: took %d, %v", n, err)
 	}
 	g.Grant(6)
-	if n, err := g.TryTake(4); n != 4 || err != nil {
+	if n, err := g.TryTake(1, 4); n != 4 || err != nil {
 		t.Fatalf("tried with 6 of credit: took %d, %v", n, err)
 	}
-	if n, err := g.TryTake(10); n != 2 || err != nil {
+	if n, err := g.TryTake(1, 10); n != 2 || err != nil {
 		t.Fatalf("tried with 2 of credit: took %d, %v", n, err)
 	}
+	// A take of at least 8 waits for 8, and leaves less alone.
+	g.Grant(5)
+	if n, err := g.TryTake(8, 10); n != 0 || err != nil {
+		t.Fatalf("tried for at least 8 with 5 of credit: took %d, %v", n, err)
+	}
+	go func() {
+		n, _ := g.Take(ctx, 8, 10)
+		got <- n
+	}()
+	select {
+	case n := <-got:
+		t.Fatalf("took %d, short of the 8 asked for", n)
+	case <-time.After(50 * time.Millisecond):
+	}
+	g.Grant(2)
+	select {
+	case n := <-got:
+		t.Fatalf("took %d, short of the 8 asked for", n)
+	case <-time.After(50 * time.Millisecond):
+	}
+	g.Grant(4)
+	if n := <-got; n != 10 {
+		t.Fatalf("took %d of 11, at most 10 asked for", n)
+	}
 	g.Close(errTest)
-	if _, err := g.Take(ctx, 1); !errors.Is(err, errTest) {
+	if _, err := g.Take(ctx, 1, 1); !errors.Is(err, errTest) {
 		t.Fatalf("after close: %v", err)
 	}
 	g.Grant(1)
-	if _, err := g.TryTake(1); !errors.Is(err, errTest) {
+	if _, err := g.TryTake(1, 1); !errors.Is(err, errTest) {
 		t.Fatalf("tried after close: %v", err)
 	}
 }

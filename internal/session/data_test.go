@@ -249,3 +249,39 @@ func TestPeersMessageHeldInItsParts(t *testing.T) {
 		t.Fatal("no credit granted once the message was written")
 	}
 }
+
+// TestDataWaitsForAFrameOfCredit: with less credit left than a frame
+// carries, a client's data waits for more instead of going in a frame of
+// what is left; every frame but the message's last is full.
+func TestDataWaitsForAFrameOfCredit(t *testing.T) {
+	s, got := toWorker(t)
+	st := &stream{worker: 7, client: 1, raw: true, gate: routing.NewGate()}
+	st.gate.TryTake(1, routing.Window-40<<10) // 40 KiB of credit left
+	put(&s.byClient, 1, st)
+	const size = 200 << 10
+	go s.clientData(&relay.Data{Alias: 1, Buffers: relay.MakeBuffers(make([]byte, size))})
+	frames := func(bufs [][][]byte) (sizes []int) {
+		for _, b := range bufs {
+			n := 0
+			for _, p := range b {
+				n += len(p)
+			}
+			sizes = append(sizes, n)
+		}
+		return sizes
+	}
+	_, first := sent(t, got, routing.MaxChunk)
+	select {
+	case f := <-got:
+		t.Fatalf("a frame of %d bytes went on the 8 KiB of credit left", len(f.Payload))
+	case <-time.After(100 * time.Millisecond):
+	}
+	st.gate.Grant(routing.Window / 4)
+	_, rest := sent(t, got, size-routing.MaxChunk)
+	sizes := frames(append(first, rest...))
+	for i, n := range sizes[:len(sizes)-1] {
+		if n < routing.MaxChunk {
+			t.Fatalf("frame %d of %v carried %d bytes, short of a chunk", i, sizes, n)
+		}
+	}
+}

@@ -592,16 +592,18 @@ const maxRawChunk = routing.MaxChunk + routing.MaxChunk/8
 // lengths: the end of one and the start of the next.
 var maxRawBatch = maxRawChunk + 2*compact.UintSize(maxRawChunk)
 
-// take waits for credit, keeping the client counted as alive meanwhile:
-// its pongs wait unread behind the data being held back.
+// take waits for want bytes of credit, all of them, keeping the client
+// counted as alive meanwhile: its pongs wait unread behind the data being
+// held back. Taking what a grant left when it is less (a few KiB of a
+// chunk) made a short frame, a short write into NATS, for every grant.
 func (s *Session) take(st *stream, want int) (int, error) {
 	// Most takes find credit: they need no timer.
-	if n, err := st.gate.TryTake(want); n > 0 || err != nil {
+	if n, err := st.gate.TryTake(want, want); n > 0 || err != nil {
 		return n, err
 	}
 	for {
 		ctx, cancel := context.WithTimeout(s.ctx, relay.PingInterval)
-		n, err := st.gate.Take(ctx, want)
+		n, err := st.gate.Take(ctx, want, want)
 		cancel()
 		if err == nil {
 			return n, nil

@@ -150,7 +150,7 @@ func (st *stream) readPump() {
 		buf = make([]byte, routing.DataRoom+routing.MaxChunk)
 	}
 	for {
-		n, err := st.gate.Take(st.s.ctx, routing.MaxChunk)
+		n, err := st.gate.Take(st.s.ctx, 1, routing.MaxChunk)
 		if err != nil {
 			st.pumpDone()
 			return
