@@ -3,6 +3,7 @@ package bytequeue
 import (
 	"bytes"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 )
 
@@ -61,5 +62,32 @@ func TestReleaseEmptiesAndReturns(t *testing.T) {
 	buf := make([]byte, 8)
 	if n := q.Read(&bp, buf); string(buf[:n]) != "abc" {
 		t.Fatalf("read %q after release, want abc", buf[:n])
+	}
+}
+
+// TestPoolKeepsBlocksThroughCollections: blocks given back are lent again
+// after the collector ran, and no more than keepBlocks are kept.
+func TestPoolKeepsBlocksThroughCollections(t *testing.T) {
+	var bp Pool
+	var lent [][]byte
+	for range keepBlocks + 8 {
+		lent = append(lent, bp.get())
+	}
+	for _, b := range lent {
+		bp.put(b)
+	}
+	if len(bp.free) != keepBlocks {
+		t.Fatalf("the pool keeps %d blocks, want %d", len(bp.free), keepBlocks)
+	}
+	runtime.GC()
+	runtime.GC()
+	kept := map[*byte]bool{}
+	for _, b := range lent {
+		kept[&b[:1][0]] = true
+	}
+	for range keepBlocks {
+		if b := bp.get(); !kept[&b[:1][0]] {
+			t.Fatal("a block was made anew after two collections while the pool kept some")
+		}
 	}
 }
