@@ -24,14 +24,20 @@ type outItem struct {
 	// the writer may join with the stream's next queued chunks.
 	chunk []byte
 	// parts is, for a message of the peer's that came in parts and was
-	// held in their frames, each part's bytes and lease: one buffer to
-	// the client, joined as a chunk is.
-	parts []outItem
+	// held in their frames, each part: one buffer to the client, joined
+	// as a chunk is.
+	parts []heldPart
 	// credited: the worker was granted the data's credit when it was
 	// gathered (a message that came in parts, which holds no frame);
 	// lent is the buffer it was gathered in, if Config.Batches lent it.
 	credited bool
 	lent     *[]byte
+}
+
+// heldPart is a part of a peer's message held in the frame it came in.
+type heldPart struct {
+	bytes []byte
+	lease routing.Lease
 }
 
 // Joining queued chunks of a stream into one data message: the client's
@@ -338,7 +344,7 @@ func (it *outItem) appendBytes(ps [][]byte) [][]byte {
 		return append(ps, it.chunk)
 	}
 	for _, p := range it.parts {
-		ps = append(ps, p.chunk)
+		ps = append(ps, p.bytes)
 	}
 	return ps
 }

@@ -180,7 +180,7 @@ type stream struct {
 	gatherLeft int
 	// held is the parts of a message short enough to be held as they
 	// came, each in its frame, until the message is whole (heldMax).
-	held    []outItem
+	held    []heldPart
 	holding bool
 	// waiting counts gathered messages queued and not yet written; while
 	// one waits, the credit of the bytes gathered meanwhile is owed, and
@@ -759,14 +759,14 @@ func (s *Session) gatherPartLocked(st *stream, m *relay.Data, lease routing.Leas
 // holdPartLocked holds a part of a message short enough to stay in its
 // frames, and queues the message once whole.
 func (s *Session) holdPartLocked(st *stream, p []byte, lease routing.Lease) {
-	st.held = append(st.held, outItem{chunk: p, lease: lease})
+	st.held = append(st.held, heldPart{bytes: p, lease: lease})
 	st.gatherLeft -= len(p)
 	if st.gatherLeft > 0 {
 		return
 	}
 	it := outItem{typ: relay.TypeData, data: st, parts: st.held}
 	for _, part := range it.parts {
-		it.n += len(part.chunk)
+		it.n += len(part.bytes)
 	}
 	st.held, st.holding = nil, false
 	// Held again as queued; stream data, bounded by credit, is never
@@ -815,7 +815,7 @@ func (s *Session) copyPartLocked(st *stream, p []byte) routing.Credit {
 func (s *Session) dropGatherLocked(st *stream) {
 	n := len(st.gather) + st.gatherLeft
 	for _, part := range st.held {
-		n += len(part.chunk)
+		n += len(part.bytes)
 		part.lease.Release()
 	}
 	s.out.give(n)
