@@ -18,24 +18,30 @@ import (
 	"github.com/dhtrelay/dht-relay/relay"
 )
 
-// toWorker is a session linked over a real NATS server to a test's
-// worker end, which collects the frames the session sends.
-func toWorker(t *testing.T) (*Session, chan routing.Frame) {
+// endpoints are an edge's and a worker's routing endpoints on a real NATS
+// server of the test's own; a link of the edge's reaches the worker at
+// "test.worker.<id>", and back at "test.edge.<id>".
+func endpoints(t *testing.T) (edge, worker *routing.Endpoint) {
 	nc, err := nats.Connect(natstest.Run(t, natsserver.Options{}).ClientURL())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	edge, err := routing.NewEndpoint(nc, "test.edge", func(error) {})
-	if err != nil {
-		t.Fatal(err)
+	end := func(prefix string) *routing.Endpoint {
+		e, err := routing.NewEndpoint(nc, prefix, func(error) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close() })
+		return e
 	}
-	t.Cleanup(func() { edge.Close() })
-	worker, err := routing.NewEndpoint(nc, "test.worker", func(error) {})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { worker.Close() })
+	return end("test.edge"), end("test.worker")
+}
+
+// toWorker is a session linked over a real NATS server to a test's
+// worker end, which collects the frames the session sends.
+func toWorker(t *testing.T) (*Session, chan routing.Frame) {
+	edge, worker := endpoints(t)
 	got := make(chan routing.Frame, 64)
 	worker.Attach("s", "test.edge.s", func(f routing.Frame) {
 		f.Payload = bytes.Clone(f.Payload) // the frame's buffer is lent
@@ -150,25 +156,12 @@ func (v *vecTransport) WriteMessageVec(parts [][]byte) error {
 // lends, and which collects the credit the session grants; the session's
 // client is a vecTransport.
 func fromWorker(t *testing.T) (s *Session, worker *routing.Link, credit chan uint64, client *vecTransport) {
-	nc, err := nats.Connect(natstest.Run(t, natsserver.Options{}).ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	edgeEnd, err := routing.NewEndpoint(nc, "test.edge", func(error) {})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { edgeEnd.Close() })
-	workerEnd, err := routing.NewEndpoint(nc, "test.worker", func(error) {})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { workerEnd.Close() })
+	edgeEnd, workerEnd := endpoints(t)
 	client = &vecTransport{wrote: make(chan []byte, 64)}
 	l := limits.Default()
 	s = New(Config{ID: "s", Framed: client, Limits: &l, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	s.mux = protomux.New(client)
+	var err error
 	if s.ch, err = relay.OpenChannel(s.mux, relay.ChannelConfig{OnMessage: func(relay.Message) {}, OnError: func(error) {}}); err != nil {
 		t.Fatal(err)
 	}
