@@ -33,8 +33,9 @@ func TestStep(t *testing.T) {
 		loads  []load
 		want   int
 	}{
-		{"a busy core gets a second", 1, 2, []load{{0.9, 1}}, 2},
+		{"a busy core gets a second", 1, 2, []load{{0.97, 1}}, 2},
 		{"a load under a core stays on one", 1, 2, []load{{0.8, 100}}, 1},
+		{"a peer-paced load busy in bursts stays on one", 1, 2, []load{{0.9, 100}}, 1},
 		{"growth doubles up to the runtime's count", 1, 6, []load{{6, 3}}, 6},
 		{"no more than the runtime's count", 2, 2, []load{{2, 10}}, 2},
 		{"a load that fits in half gives half back after settle", 2, 2, []load{{0.9, 20}}, 1},
@@ -58,21 +59,21 @@ func TestStep(t *testing.T) {
 // the next; one that holds brings the wait back.
 func TestFlappingBacksOff(t *testing.T) {
 	f := follower{max: 2, p: 2, settle: 20 * tick, wait: 20 * tick}
-	f.run(load{0.95, 20}) // fits in one core, busy all the time...
-	f.run(load{0.95, 1})  // ...but not in one processor
+	f.run(load{0.98, 20}) // fits in one core, busy all the time...
+	f.run(load{0.98, 1})  // ...but not in one processor
 	if f.p != 2 || f.wait != 40*tick {
 		t.Fatalf("after an undone halving: p %d, wait %v; want 2, %v", f.p, f.wait, 40*tick)
 	}
-	f.run(load{0.95, 39})
+	f.run(load{0.98, 39})
 	if f.p != 2 {
 		t.Fatalf("halved before the longer wait")
 	}
-	f.run(load{0.95, 1}, load{0.95, 1})
+	f.run(load{0.98, 1}, load{0.98, 1})
 	if f.p != 2 || f.wait != 80*tick {
 		t.Fatalf("after a second undone halving: p %d, wait %v; want 2, %v", f.p, f.wait, 80*tick)
 	}
 	f.wait = maxSettle // no further than maxSettle
-	f.run(load{0.95, int(maxSettle / tick)}, load{0.95, 1})
+	f.run(load{0.98, int(maxSettle / tick)}, load{0.98, 1})
 	if f.p != 2 || f.wait != maxSettle {
 		t.Fatalf("at the longest wait: p %d, wait %v; want 2, %v", f.p, f.wait, maxSettle)
 	}
