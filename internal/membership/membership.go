@@ -98,8 +98,8 @@ type Members struct {
 // ErrNoMembers means no member of the watched role became alive in time.
 var ErrNoMembers = errors.New("membership: no live member")
 
-// Start joins the cluster and keeps rejoining while no watched member is
-// alive, until Close.
+// Start joins the cluster, keeps trying until a join reaches a join
+// address, and rejoins whenever no watched member is alive, until Close.
 func Start(cfg Config) (*Members, error) {
 	host, portStr, err := net.SplitHostPort(cfg.Bind)
 	if err != nil {
@@ -145,17 +145,24 @@ func Start(cfg Config) (*Members, error) {
 	return m, nil
 }
 
-// keepJoined joins at once and again every rejoinInterval while no
-// watched member is alive.
+// keepJoined joins at once and again every rejoinInterval until a join
+// reaches one of the join addresses, and after that whenever no watched
+// member is alive. A member that joins this node first does not count as
+// joined: it may know nothing of the cluster behind the join addresses,
+// and under load it could come before this node's first join, which then
+// never happened and left two clusters that never meet.
 func (m *Members) keepJoined(ctx context.Context, logger *slog.Logger) {
 	defer close(m.done)
 	t := time.NewTicker(rejoinInterval)
 	defer t.Stop()
+	joined := false
 	for {
-		if len(m.cfg.Join) > 0 && len(m.Live()) == 0 {
-			if _, err := m.ml.Join(m.cfg.Join); err != nil {
+		if len(m.cfg.Join) > 0 && (!joined || len(m.Live()) == 0) {
+			n, err := m.ml.Join(m.cfg.Join)
+			if err != nil {
 				logger.Debug("gossip join failed; retrying", "join", m.cfg.Join, "err", err)
 			}
+			joined = joined || n > 0
 		}
 		select {
 		case <-ctx.Done():

@@ -97,6 +97,27 @@ func TestJoinsSeedStartedLater(t *testing.T) {
 	waitLive(t, e, "w1")
 }
 
+// A node whose seed is not up yet keeps trying it even after another
+// member has joined the node: that member may know nothing of the
+// cluster behind the seed.
+func TestJoinsSeedAfterAnotherJoinedIt(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := l.Addr().String()
+	l.Close()
+	e := start(t, "e1", Edge, Worker, []string{seed}, make(lostLog, 1))
+	start(t, "w1", Worker, Edge, []string{e.Addr()}, make(lostLog, 1))
+	waitLive(t, e, "w1")
+	w, err := Start(Config{ID: "w2", Role: Worker, Watch: Edge, Bind: seed})
+	if err != nil {
+		t.Skipf("the seed's port was taken meanwhile: %v", err)
+	}
+	t.Cleanup(func() { w.Close(time.Second) })
+	waitLive(t, e, "w1", "w2")
+}
+
 func ctxTimeout(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
