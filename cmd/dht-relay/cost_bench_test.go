@@ -93,34 +93,57 @@ func BenchmarkCostVsJSPeers(b *testing.B) {
 	// Through the JS relay, a non-custodial client often crashes on a
 	// connect (noise-handshake, in the JS client): each phase has a client
 	// of its own, and a run whose client crashed is said and not counted.
-	// A run through this relay that fails fails the benchmark.
+	// A run through this relay that fails fails the benchmark. The two
+	// relays take turns, one round each, so that what the machine does
+	// meanwhile (its speed drifts by 10-20% over minutes here) falls on
+	// both alike.
 	for _, mode := range []string{"noncustodial", "custodial"} {
-		for _, r := range relays {
-			for _, p := range phases {
-				u := interop.StartUser(b, "ws", r.ws, mode)
-				var u0 udxCounts
+		for _, p := range phases {
+			tallies := make([]*tally, len(relays))
+			for i, r := range relays {
+				tallies[i] = &tally{u: interop.StartUser(b, "ws", r.ws, mode)}
 				if r.name == "go" {
-					u0 = readUDX(b, ours.metrics)
+					tallies[i].udx = udxCounts{}
 				}
-				cpu0, _ := procTimes(r.pid)
-				var moved float64
-				var rates []float64
-				for range runs {
+			}
+			for range runs {
+				for i, r := range relays {
+					t := tallies[i]
+					if t.failed {
+						continue
+					}
+					var u0 udxCounts
+					if t.udx != nil {
+						u0 = readUDX(b, ours.metrics)
+					}
+					cpu0, _ := procTimes(r.pid)
 					t0 := time.Now()
-					res, err := u.Try(p.cmd)
-					if err != nil || res["ok"] != true {
+					res, err := t.u.Try(p.cmd)
+					took := time.Since(t0)
+					cpu1, ok := procTimes(r.pid)
+					if err != nil || res["ok"] != true || !ok {
 						out, _ := json.Marshal(res)
 						fmt.Fprintf(os.Stderr, "bench: %s %s %s fails: %s %v\n", r.name, mode, p.what, out, firstLine(err))
 						if r.name == "go" {
 							b.Errorf("this relay's %s %s failed", mode, p.what)
 						}
-						break
+						t.failed = true
+						continue
 					}
-					n, rate := p.done(res, time.Since(t0))
-					moved += n
-					rates = append(rates, rate)
+					t.user += cpu1.user - cpu0.user
+					t.system += cpu1.system - cpu0.system
+					if t.udx != nil {
+						for k, v := range readUDX(b, ours.metrics) {
+							t.udx[k] += v - u0[k]
+						}
+					}
+					n, rate := p.done(res, took)
+					t.moved += n
+					t.rates = append(t.rates, rate)
 				}
-				if c, ok := report(b, r, mode+" "+p.what, cpu0, u0, ours.metrics, moved, rates); ok {
+			}
+			for i, r := range relays {
+				if c, ok := report(b, r, mode+" "+p.what, tallies[i]); ok {
 					costs[mode+" "+p.what] = append(costs[mode+" "+p.what], c)
 				}
 			}
@@ -206,19 +229,29 @@ func firstLine(err error) string {
 	return s
 }
 
-// report prints what relay r spent per GB moved since cpu0 (and, for this
-// relay, since the UDX counts u0), reports it as a metric and returns it.
-func report(b *testing.B, r relayUnderTest, what string, cpu0 cpuTimes, u0 udxCounts, metrics string, moved float64, rates []float64) (cost, bool) {
-	cpu, ok := procTimes(r.pid)
-	if !ok || moved == 0 {
+// tally is what one relay's client has moved in one phase, and what the
+// relay spent on it, over the rounds that did not fail.
+type tally struct {
+	u            *interop.User
+	user, system time.Duration
+	udx          udxCounts // this relay's UDX counts, nil for the JS relay's
+	moved        float64
+	rates        []float64
+	failed       bool
+}
+
+// report prints what relay r spent per GB moved in tally t (and, for this
+// relay, its UDX counts per GB), reports it as a metric and returns it.
+func report(b *testing.B, r relayUnderTest, what string, t *tally) (cost, bool) {
+	if t.moved == 0 {
 		fmt.Fprintf(os.Stderr, "bench: %s %s: no figure (the relay exited or moved nothing)\n", r.name, what)
 		return cost{}, false
 	}
-	gb := moved / 1e9
-	c := cost{r.name, (cpu.user - cpu0.user).Seconds() / gb, (cpu.system - cpu0.system).Seconds() / gb}
-	line := fmt.Sprintf("bench: %s %s: %.0f MB/s, relay CPU %.2f s per GB (%.2f user, %.2f kernel)", r.name, what, median(rates), c.total(), c.user, c.system)
-	if u0 != nil {
-		line += "; UDX per GB: " + u0.perGB(readUDX(b, metrics), moved)
+	gb := t.moved / 1e9
+	c := cost{r.name, t.user.Seconds() / gb, t.system.Seconds() / gb}
+	line := fmt.Sprintf("bench: %s %s: %.0f MB/s, relay CPU %.2f s per GB (%.2f user, %.2f kernel)", r.name, what, median(t.rates), c.total(), c.user, c.system)
+	if t.udx != nil {
+		line += "; UDX per GB: " + udxCounts{}.perGB(t.udx, t.moved)
 	}
 	fmt.Fprintln(os.Stderr, line)
 	b.ReportMetric(c.total(), r.name+"-"+strings.ReplaceAll(what, " ", "-")+"-cpu-s/GB")
