@@ -39,13 +39,19 @@ type held struct {
 
 // bytes is the figure, its UDX share at most heldEvery old.
 func (h *held) bytes() int64 {
+	return h.udxShare() + h.queued.Load() + h.messages.Load()
+}
+
+// udxShare reads the UDX buffers at most every heldEvery. The read walks
+// another package's streams: should it panic, the lock is let go, or every
+// later refusal check of every session would wait for ever.
+func (h *held) udxShare() int64 {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	if now := time.Now(); now.Sub(h.at) >= heldEvery {
 		h.at, h.lastUDX = now, h.udx()
 	}
-	u := h.lastUDX
-	h.mu.Unlock()
-	return u + h.queued.Load() + h.messages.Load()
+	return h.lastUDX
 }
 
 // overBudget reports whether the worker should refuse new work, by the

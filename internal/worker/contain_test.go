@@ -2,12 +2,18 @@ package worker
 
 import (
 	"bytes"
+	"crypto/rand"
 	"errors"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/dhtrelay/dht-relay/internal/routing"
 	"github.com/dhtrelay/dht-relay/internal/telemetry"
+	"github.com/dhtrelay/dht-relay/noise"
+	"github.com/dhtrelay/dht-relay/relay"
 )
 
 // outOfRange panics as the runtime does on an index out of range.
@@ -46,5 +52,68 @@ func TestAPanicIsContained(t *testing.T) {
 	}()
 	if !strings.Contains(logs.String(), "session=s2") {
 		t.Fatalf("contain did not log the panic:\n%s", logs.String())
+	}
+}
+
+// TestAPanicUnderALockEndsOnlyItsSession: a panic while the worker reads
+// its UDX for a refusal check (here during a connect) ends that session
+// and leaves no lock held: the endpoint's goroutine, which hands every
+// session its frames, goes on, and another session's connect is answered.
+func TestAPanicUnderALockEndsOnlyItsSession(t *testing.T) {
+	w, e := startWorker(t)
+	link1, frames1, _ := e.open(t, "s1")
+	link2, frames2, _ := e.open(t, "s2")
+	var panicked atomic.Bool
+	w.held.mu.Lock()
+	udx := w.held.udx
+	w.held.udx = func() int64 {
+		if panicked.CompareAndSwap(false, true) {
+			panic("boom")
+		}
+		return udx()
+	}
+	w.held.at = time.Time{} // the next check reads the UDX
+	w.held.mu.Unlock()
+	peer, _ := noise.GenerateKeyPair(rand.Reader)
+	if err := link1.SendMessage(&relay.Connect{Alias: 1, RemotePublicKey: peer.Public}); err != nil {
+		t.Fatal(err)
+	}
+	for f := range within(t, frames1, "s1's end") {
+		if f.Kind == routing.KindBye {
+			break
+		}
+	}
+	if !panicked.Load() {
+		t.Fatal("the connect did not read the UDX")
+	}
+	// s2's first connect dials (no network here: it waits); the second,
+	// on the same alias, is refused at once, which only a handler that
+	// got past the first can do.
+	connect := &relay.Connect{Alias: 7, RemotePublicKey: peer.Public}
+	link2.SendMessage(connect)
+	link2.SendMessage(connect)
+	for f := range within(t, frames2, "an answer to s2's second connect") {
+		m, err := f.Message()
+		if d, ok := m.(*relay.Destroy); err == nil && ok && d.RemoteAlias == 7 {
+			break
+		}
+	}
+}
+
+// within yields what arrives on c, failing t if nothing it waits for
+// comes within ten seconds.
+func within[T any](t *testing.T, c <-chan T, what string) func(func(T) bool) {
+	return func(yield func(T) bool) {
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case v := <-c:
+				if !yield(v) {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("no %s within 10 s", what)
+			}
+		}
 	}
 }

@@ -444,6 +444,10 @@ func (s *session) logFailure(what string, err error) string {
 // otherwise with the client running the handshake and the stream raw.
 // span ends once the connection is open or has failed.
 func (s *session) connect(m *relay.Connect, span trace.Span) {
+	// Asked before the session's lock: it reads the worker's UDX, and
+	// nothing another package runs should run under the lock that the
+	// session's every frame takes.
+	over := s.w.overBudget()
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
@@ -452,7 +456,7 @@ func (s *session) connect(m *relay.Connect, span trace.Span) {
 	}
 	_, dup := s.byClient[m.Alias]
 	full := len(s.streams)+s.dialing >= s.w.cfg.Limits.StreamsPerSession
-	spent := !dup && !full && s.w.overBudget()
+	spent := !dup && !full && over
 	var id, hsID uint32
 	if !dup && !full && !spent {
 		id = s.newID()

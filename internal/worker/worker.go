@@ -195,6 +195,7 @@ func (w *Worker) onOpen(m *nats.Msg) {
 			return
 		}
 	}
+	over := w.overBudget() // before the worker's lock, as in connect
 	w.mu.Lock()
 	switch {
 	case w.closing:
@@ -203,7 +204,7 @@ func (w *Worker) onOpen(m *nats.Msg) {
 		err = ErrDuplicateSession
 	case !w.ep.Up():
 		err = routing.ErrNATSLost
-	case w.overBudget():
+	case over:
 		err = ErrWorkerBudget
 		w.cfg.Telemetry.Metrics.Error("worker_budget")
 	}
