@@ -90,6 +90,7 @@ func TestNATMatrix(t *testing.T) {
 	impls := []string{"js", "go"}
 	var mu sync.Mutex
 	outcome := map[string]string{} // "client/server/cnat/snat" → "ok" or the error
+	saw := map[string]string{}     // and what the server said of its connections
 	key := func(c, s string, p pair) string {
 		cn, sn := name(p)
 		return fmt.Sprintf("%s/%s/%s/%s", c, s, cn, sn)
@@ -112,10 +113,13 @@ func TestNATMatrix(t *testing.T) {
 						t.Parallel()
 						seed := make([]byte, 32)
 						rand.Read(seed)
-						pk := startNATServer(t, sh, si, boot, seed)
+						pk, serverSaw := startNATServer(t, sh, si, boot, seed)
 						res := runNATClient(t, ch, ci, boot, pk, relays[p.relay])
 						mu.Lock()
 						outcome[key(ci, si, p)] = res
+						// What the server saw, so that a failure explains
+						// itself from both ends.
+						saw[key(ci, si, p)] = strings.TrimSpace(serverSaw())
 						mu.Unlock()
 					})
 				}
@@ -134,9 +138,9 @@ func TestNATMatrix(t *testing.T) {
 			cn, sn := name(p)
 			switch {
 			case p.goClientsOnly && c[0] == "go" && got != "ok":
-				t.Errorf("%s → %s, %s client, %s server: %q", c[0], c[1], cn, sn, got)
+				t.Errorf("%s → %s, %s client, %s server: %q; the server saw %q", c[0], c[1], cn, sn, got, saw[key(c[0], c[1], p)])
 			case !p.goClientsOnly && short(got) != short(ref):
-				t.Errorf("%s → %s, %s client, %s server: %q where JS → JS gives %q", c[0], c[1], cn, sn, got, ref)
+				t.Errorf("%s → %s, %s client, %s server: %q where JS → JS gives %q; the server saw %q", c[0], c[1], cn, sn, got, ref, saw[key(c[0], c[1], p)])
 			}
 			fmt.Fprintf(&table, " %-24s", short(got))
 		}
@@ -156,7 +160,7 @@ func short(outcome string) string {
 
 // startNATServer starts an echo server (impl "js" or "go") on host, keyed
 // by seed, and returns its public key once it listens.
-func startNATServer(t *testing.T, host *netlab.Host, impl string, boot netip.AddrPort, seed []byte) [32]byte {
+func startNATServer(t *testing.T, host *netlab.Host, impl string, boot netip.AddrPort, seed []byte) ([32]byte, func() string) {
 	t.Helper()
 	kp := noise.KeyPairFromSeed([32]byte(seed))
 	if impl == "js" {
@@ -165,7 +169,7 @@ func startNATServer(t *testing.T, host *netlab.Host, impl string, boot netip.Add
 		if err != nil || !strings.Contains(line, `"listening":true`) {
 			t.Fatalf("js server: %s %v", line, err)
 		}
-		return kp.Public
+		return kp.Public, p.Stderr
 	}
 	n := labNode(t, host, boot)
 	ctx, cancel := context.WithTimeout(context.Background(), natConnectTimeout)
@@ -174,19 +178,32 @@ func startNATServer(t *testing.T, host *netlab.Host, impl string, boot netip.Add
 	if err != nil {
 		t.Fatalf("go server: %v", err)
 	}
+	var mu sync.Mutex
+	var seen strings.Builder
 	go func() {
 		for {
 			c, err := srv.Accept(context.Background())
 			if err != nil {
 				return
 			}
+			say := func(format string, args ...any) {
+				mu.Lock()
+				fmt.Fprintf(&seen, format, args...)
+				mu.Unlock()
+			}
+			say("connection: stream to %v\n", c.Raw.RemoteAddr())
 			go func() {
-				io.Copy(c, c)
+				n, err := io.Copy(c, c)
+				say("closed: stream to %v, %d bytes echoed, %v; %+v\n", c.Raw.RemoteAddr(), n, err, c.Raw.Stats())
 				c.Close()
 			}()
 		}
 	}()
-	return kp.Public
+	return kp.Public, func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return seen.String()
+	}
 }
 
 // startNATRelay starts a blind relay (impl "js" or "go") on host and

@@ -53,8 +53,16 @@ async function main () {
     return
   }
   if (role === 'server') {
+    // Each connection says on stderr where its stream sends, when it
+    // comes and when it closes, which a failed cell prints.
     const server = node.createServer((socket) => {
-      socket.on('error', () => {})
+      const raw = socket.rawStream
+      const say = (what) => process.stderr.write(`${what}: stream to ${raw.remoteHost}:${raw.remotePort}, ${echoed} bytes echoed\n`)
+      let echoed = 0
+      say('connection')
+      socket.on('data', (d) => { echoed += d.byteLength })
+      socket.on('error', (err) => say(`error ${err.message}`))
+      socket.on('close', () => say('closed'))
       socket.pipe(socket)
     })
     await server.listen(DHT.keyPair(b4a.from(b, 'hex')))
