@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dhtrelay/dht-relay/internal/await"
 	"github.com/dhtrelay/dht-relay/internal/routing"
 	"github.com/dhtrelay/dht-relay/internal/telemetry"
 	"github.com/dhtrelay/dht-relay/noise"
@@ -78,11 +79,7 @@ func TestAPanicUnderALockEndsOnlyItsSession(t *testing.T) {
 	if err := link1.SendMessage(&relay.Connect{Alias: 1, RemotePublicKey: peer.Public}); err != nil {
 		t.Fatal(err)
 	}
-	for f := range within(t, frames1, "s1's end") {
-		if f.Kind == routing.KindBye {
-			break
-		}
-	}
+	await.True(t, "s1's end", arrived(frames1, func(f routing.Frame) bool { return f.Kind == routing.KindBye }))
 	if !panicked.Load() {
 		t.Fatal("the connect did not read the UDX")
 	}
@@ -92,28 +89,26 @@ func TestAPanicUnderALockEndsOnlyItsSession(t *testing.T) {
 	connect := &relay.Connect{Alias: 7, RemotePublicKey: peer.Public}
 	link2.SendMessage(connect)
 	link2.SendMessage(connect)
-	for f := range within(t, frames2, "an answer to s2's second connect") {
+	await.True(t, "an answer to s2's second connect", arrived(frames2, func(f routing.Frame) bool {
 		m, err := f.Message()
-		if d, ok := m.(*relay.Destroy); err == nil && ok && d.RemoteAlias == 7 {
-			break
-		}
-	}
+		d, ok := m.(*relay.Destroy)
+		return err == nil && ok && d.RemoteAlias == 7
+	}))
 }
 
-// within yields what arrives on c, failing t if nothing it waits for
-// comes within ten seconds.
-func within[T any](t *testing.T, c <-chan T, what string) func(func(T) bool) {
-	return func(yield func(T) bool) {
-		deadline := time.After(10 * time.Second)
-		for {
+// arrived is a condition for await: it takes the frames waiting on c and
+// holds once one that match accepts has come.
+func arrived(c <-chan routing.Frame, match func(routing.Frame) bool) func() bool {
+	seen := false
+	return func() bool {
+		for !seen {
 			select {
-			case v := <-c:
-				if !yield(v) {
-					return
-				}
-			case <-deadline:
-				t.Fatalf("no %s within 10 s", what)
+			case f := <-c:
+				seen = match(f)
+			default:
+				return false
 			}
 		}
+		return true
 	}
 }
