@@ -180,16 +180,16 @@ func startNATServer(t *testing.T, host *netlab.Host, impl string, boot netip.Add
 	}
 	var mu sync.Mutex
 	var seen strings.Builder
+	say := func(format string, args ...any) {
+		mu.Lock()
+		fmt.Fprintf(&seen, format, args...)
+		mu.Unlock()
+	}
 	go func() {
 		for {
 			c, err := srv.Accept(context.Background())
 			if err != nil {
 				return
-			}
-			say := func(format string, args ...any) {
-				mu.Lock()
-				fmt.Fprintf(&seen, format, args...)
-				mu.Unlock()
 			}
 			say("connection: stream to %v\n", c.Raw.RemoteAddr())
 			go func() {

@@ -81,19 +81,10 @@ func TestLiveAndLost(t *testing.T) {
 // A node started before its seed keeps trying and joins once the seed is
 // up.
 func TestJoinsSeedStartedLater(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	seed := l.Addr().String()
-	l.Close()
+	seed := freeSeed(t)
 	e := start(t, "e1", Edge, Worker, []string{seed}, make(lostLog, 1))
 	time.Sleep(rejoinInterval / 2)
-	w, err := Start(Config{ID: "w1", Role: Worker, Watch: Edge, Bind: seed})
-	if err != nil {
-		t.Skipf("the seed's port was taken meanwhile: %v", err)
-	}
-	t.Cleanup(func() { w.Close(time.Second) })
+	startSeed(t, "w1", seed)
 	waitLive(t, e, "w1")
 }
 
@@ -101,21 +92,35 @@ func TestJoinsSeedStartedLater(t *testing.T) {
 // member has joined the node: that member may know nothing of the
 // cluster behind the seed.
 func TestJoinsSeedAfterAnotherJoinedIt(t *testing.T) {
+	seed := freeSeed(t)
+	e := start(t, "e1", Edge, Worker, []string{seed}, make(lostLog, 1))
+	start(t, "w1", Worker, Edge, []string{e.Addr()}, make(lostLog, 1))
+	waitLive(t, e, "w1")
+	startSeed(t, "w2", seed)
+	waitLive(t, e, "w1", "w2")
+}
+
+// freeSeed is a loopback address nothing listens on, for a seed started
+// after the node that joins it.
+func freeSeed(t *testing.T) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	seed := l.Addr().String()
-	l.Close()
-	e := start(t, "e1", Edge, Worker, []string{seed}, make(lostLog, 1))
-	start(t, "w1", Worker, Edge, []string{e.Addr()}, make(lostLog, 1))
-	waitLive(t, e, "w1")
-	w, err := Start(Config{ID: "w2", Role: Worker, Watch: Edge, Bind: seed})
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startSeed starts worker id on seed, skipping the test if the port was
+// taken meanwhile.
+func startSeed(t *testing.T, id, seed string) {
+	t.Helper()
+	w, err := Start(Config{ID: id, Role: Worker, Watch: Edge, Bind: seed})
 	if err != nil {
 		t.Skipf("the seed's port was taken meanwhile: %v", err)
 	}
 	t.Cleanup(func() { w.Close(time.Second) })
-	waitLive(t, e, "w1", "w2")
 }
 
 func ctxTimeout(t *testing.T, d time.Duration) context.Context {

@@ -57,8 +57,8 @@ async function main () {
     // comes and when it closes, which a failed cell prints.
     const server = node.createServer((socket) => {
       const raw = socket.rawStream
-      const say = (what) => process.stderr.write(`${what}: stream to ${raw.remoteHost}:${raw.remotePort}, ${echoed} bytes echoed\n`)
       let echoed = 0
+      const say = (what) => process.stderr.write(`${what}: stream to ${raw.remoteHost}:${raw.remotePort}, ${echoed} bytes echoed\n`)
       say('connection')
       socket.on('data', (d) => { echoed += d.byteLength })
       socket.on('error', (err) => say(`error ${err.message}`))
