@@ -40,11 +40,11 @@ func readUDX(b *testing.B, metrics string) udxCounts {
 	return c
 }
 
-// perGB formats what changed from a to b, per GB of bytes.
-func (a udxCounts) perGB(b udxCounts, bytes float64) string {
+// perGB formats counts c, taken over bytes moved, per GB.
+func (c udxCounts) perGB(bytes float64) string {
 	out := ""
 	for _, s := range udxSeries {
-		out += fmt.Sprintf("%s %.0f, ", s.name, (b[s.name]-a[s.name])/(bytes/1e9))
+		out += fmt.Sprintf("%s %.0f, ", s.name, c[s.name]/(bytes/1e9))
 	}
 	return out[:len(out)-2]
 }
@@ -251,7 +251,7 @@ func report(b *testing.B, r relayUnderTest, what string, t *tally) (cost, bool) 
 	c := cost{r.name, t.user.Seconds() / gb, t.system.Seconds() / gb}
 	line := fmt.Sprintf("bench: %s %s: %.0f MB/s, relay CPU %.2f s per GB (%.2f user, %.2f kernel)", r.name, what, median(t.rates), c.total(), c.user, c.system)
 	if t.udx != nil {
-		line += "; UDX per GB: " + udxCounts{}.perGB(t.udx, t.moved)
+		line += "; UDX per GB: " + t.udx.perGB(t.moved)
 	}
 	fmt.Fprintln(os.Stderr, line)
 	b.ReportMetric(c.total(), r.name+"-"+strings.ReplaceAll(what, " ", "-")+"-cpu-s/GB")
