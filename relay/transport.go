@@ -10,7 +10,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -47,13 +46,13 @@ type WebSocketFramed struct {
 	// is, so a message gathered from several buffers leaves in one
 	// writev, and the library's copy into its write buffer is saved.
 	server net.Conn
-	// vectored: server is an OS connection, which net.Buffers writes
-	// with one writev. Another (TLS) would take each part as a write and
-	// a record of its own, so there a frame is copied together first,
-	// into a buffer from the read pool.
-	vectored bool
-	head     [maxFrameHeader]byte
-	parts    [][]byte // the frame being written, header first
+	// gather, when server is a socket, writes a frame's parts with one
+	// writev. Another connection (TLS) would take each part as a write
+	// and a record of its own, so there a frame is copied together
+	// first, into a buffer from the read pool.
+	gather *gatherWriter
+	head   [maxFrameHeader]byte
+	parts  [][]byte // the frame being written, header first
 	// reads, when set, lends the buffers messages are read into before
 	// being copied out at their size: the library's ReadMessage reads
 	// through a buffer that starts small and grows, reallocating and
@@ -153,7 +152,7 @@ func NewWebSocketFramed(c *websocket.Conn, maxFrame int64, writeTimeout time.Dur
 func NewServerWebSocketFramed(c *websocket.Conn, maxFrame int64, writeTimeout time.Duration, reads *sync.Pool) *WebSocketFramed {
 	w := NewWebSocketFramed(c, maxFrame, writeTimeout)
 	w.server = c.NetConn()
-	_, w.vectored = w.server.(syscall.Conn)
+	w.gather = newGatherWriter(w.server)
 	w.reads = reads
 	c.SetPingHandler(func(data string) error {
 		w.wmu.Lock()
@@ -364,10 +363,9 @@ func (w *WebSocketFramed) writeFrame(op int, parts [][]byte) error {
 	}
 	w.server.SetWriteDeadline(time.Now().Add(w.writeTimeout))
 	var err error
-	if w.vectored {
+	if w.gather != nil {
 		w.parts = append(append(w.parts[:0], h), parts...)
-		bufs := net.Buffers(w.parts)
-		_, err = bufs.WriteTo(w.server)
+		err = w.gather.write(w.parts)
 		clear(w.parts) // the parts are the caller's again
 	} else {
 		bp := w.reads.Get().(*[]byte)

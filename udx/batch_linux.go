@@ -161,7 +161,9 @@ func (b *batchReader) read(wait bool) (int, error) {
 	err := b.rc.Read(func(fd uintptr) bool {
 		for {
 			b.calls.Add(1)
-			r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(len(b.hdrs)), unix.MSG_DONTWAIT, 0, 0)
+			// Raw, as the sends are (see rawSender): with MSG_DONTWAIT
+			// the call never waits.
+			r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(len(b.hdrs)), unix.MSG_DONTWAIT, 0, 0)
 			switch e {
 			case unix.EINTR:
 				continue

@@ -2,7 +2,10 @@
 
 package udx
 
-import "syscall"
+import (
+	"net/netip"
+	"syscall"
+)
 
 func newDatagramReader(s *Socket) datagramReader {
 	return &singleReader{conn: s.conn, calls: &s.u.count.recvCalls}
@@ -23,3 +26,10 @@ var oobSize = 0
 // ttlControl is empty where the TTL cannot be set per datagram: the
 // datagram leaves with the default TTL.
 func ttlControl(int) []byte { return nil }
+
+// rawSender is Linux's: elsewhere packets go through the net package.
+type rawSender struct{}
+
+func newRawSender(syscall.RawConn) *rawSender { return nil }
+
+func (*rawSender) send(_, _ []byte, _ netip.AddrPort) (bool, error) { return false, nil }

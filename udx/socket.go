@@ -174,6 +174,7 @@ type Socket struct {
 	once  sync.Once
 	gso   atomic.Bool
 	gro   bool
+	rs    *rawSender // nil where packets go through the net package
 
 	// Touched only by the reader: the streams owing an ack, those owing
 	// the sends a read's packets allowed, and when the read came.
@@ -205,6 +206,7 @@ func (u *UDX) Listen(addr netip.AddrPort, raw RawHandler) (*Socket, error) {
 		gso, gro := enableOffload(rc)
 		s.gso.Store(gso)
 		s.gro = gro
+		s.rs = newRawSender(rc)
 	}
 	go s.readLoop()
 	return s, nil
@@ -393,8 +395,18 @@ func (s *Socket) dispatch(p []byte, from netip.AddrPort) {
 
 // write sends a stream packet.
 func (s *Socket) write(p []byte, to netip.AddrPort) error {
+	return s.sendmsg(p, nil, to)
+}
+
+// sendmsg sends p, with the control message oob if any, in one system call.
+func (s *Socket) sendmsg(p, oob []byte, to netip.AddrPort) error {
 	s.u.count.sendCalls.Add(1)
-	_, err := s.conn.WriteToUDPAddrPort(p, to)
+	if s.rs != nil {
+		if sent, err := s.rs.send(p, oob, to); sent {
+			return err
+		}
+	}
+	_, _, err := s.conn.WriteMsgUDPAddrPort(p, oob, to)
 	return err
 }
 
@@ -403,8 +415,7 @@ func (s *Socket) write(p []byte, to netip.AddrPort) error {
 func (s *Socket) writeSegments(p []byte, seg, n int, to netip.AddrPort, oob []byte) ([]byte, error) {
 	if n > 1 && s.gso.Load() {
 		oob = gsoControl(oob, seg)
-		s.u.count.sendCalls.Add(1)
-		_, _, err := s.conn.WriteMsgUDPAddrPort(p, oob, to)
+		err := s.sendmsg(p, oob, to)
 		if err == nil {
 			return oob, nil
 		}
