@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"testing"
@@ -108,5 +109,36 @@ func TestGatherWriterSaysTheConnectionsError(t *testing.T) {
 	}
 	if newGatherWriter(struct{ net.Conn }{a}) != nil {
 		t.Fatal("a gather writer for a connection that is no socket")
+	}
+}
+
+// TestSocketWrites: a socket's writes go through the gather writer, under
+// the connection's write deadline, and its half-close still reaches the
+// peer; a connection that is no socket is left as it is.
+func TestSocketWrites(t *testing.T) {
+	a, b := tcpPair(t)
+	w := SocketWrites(a)
+	if _, ok := w.(*socketConn); !ok {
+		t.Fatalf("SocketWrites of a TCP connection: %T", w)
+	}
+	msg := make([]byte, 1<<20)
+	rand.Read(msg)
+	go func() {
+		w.Write(msg)
+		w.(interface{ CloseWrite() error }).CloseWrite()
+	}()
+	got, err := io.ReadAll(b) // to the half-close
+	if err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("read %d bytes (%v), not the %d written", len(got), err, len(msg))
+	}
+	a, _ = tcpPair(t)
+	w = SocketWrites(a)
+	a.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	if _, err := w.Write(make([]byte, 64<<20)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("write to a peer that reads nothing: %v, want the deadline", err)
+	}
+	other := struct{ net.Conn }{a}
+	if SocketWrites(other) != net.Conn(other) {
+		t.Fatal("a connection that is no socket was wrapped")
 	}
 }
