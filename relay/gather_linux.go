@@ -3,6 +3,7 @@
 package relay
 
 import (
+	"io"
 	"net"
 	"syscall"
 	"unsafe"
@@ -101,4 +102,59 @@ func (g *gatherWriter) writev(fd uintptr) bool {
 	}
 	g.iovs = iovs
 	return true
+}
+
+// socketReader reads a socket with read called as a raw system call, for
+// the reason gatherWriter writes so; a socket with nothing to read waits
+// through the runtime's poller, under its read deadline.
+type socketReader struct {
+	rc    syscall.RawConn
+	p     []byte // the read's buffer, while a read runs
+	n     int
+	errno syscall.Errno
+	fn    func(fd uintptr) bool // read, made once
+}
+
+func newSocketReader(rc syscall.RawConn) *socketReader {
+	r := &socketReader{rc: rc}
+	r.fn = r.readFD
+	return r
+}
+
+// read reads into p as a net.Conn's Read does: io.EOF at the peer's end.
+func (r *socketReader) read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	r.p, r.n, r.errno = p, 0, 0
+	err := r.rc.Read(r.fn)
+	r.p = nil // the buffer is the caller's again
+	switch {
+	case err != nil:
+		return 0, err
+	case r.errno != 0:
+		return 0, r.errno
+	case r.n == 0:
+		return 0, io.EOF
+	}
+	return r.n, nil
+}
+
+// readFD reads fd into r.p; it reports false to wait until fd is
+// readable.
+func (r *socketReader) readFD(fd uintptr) bool {
+	for {
+		n, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&r.p[0])), uintptr(len(r.p)))
+		switch e {
+		case 0:
+			r.n = int(n)
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		default:
+			r.errno = e
+		}
+		return true
+	}
 }

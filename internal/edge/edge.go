@@ -517,7 +517,7 @@ const (
 
 func (e *Edge) serveTCP(c net.Conn, release func()) {
 	c.SetDeadline(time.Now().Add(e.cfg.Limits.HandshakeTimeout))
-	ss, err := secretstream.New(relay.SocketWrites(c), false, secretstream.Config{KeyPair: e.tcpKey, MaxMessageSize: session.HandshakeFrame})
+	ss, err := secretstream.New(c, false, secretstream.Config{KeyPair: e.tcpKey, MaxMessageSize: session.HandshakeFrame})
 	if err != nil {
 		release()
 		c.Close()

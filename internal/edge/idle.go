@@ -56,16 +56,13 @@ func newParkingWS(c *websocket.Conn, br *bufio.Reader, f *relay.WebSocketFramed,
 		return nil
 	}
 	// A TLS connection may hold decrypted input where the socket shows
-	// none, so only plain TCP is watched.
-	tcp, ok := c.NetConn().(*net.TCPConn)
-	if !ok {
-		return nil
-	}
-	fd, err := readwait.FD(tcp)
+	// none, so only a plain socket is watched (FD refuses the rest).
+	conn := c.NetConn()
+	fd, err := readwait.FD(conn)
 	if err != nil {
 		return nil
 	}
-	return &parkingWS{WebSocketFramed: f, br: br, conn: tcp, fd: fd, p: p}
+	return &parkingWS{WebSocketFramed: f, br: br, conn: conn, fd: fd, p: p}
 }
 
 // parkAfter is how long a session's reader waits for the client's next

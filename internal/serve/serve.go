@@ -36,6 +36,7 @@ import (
 	"github.com/dhtrelay/dht-relay/internal/limits"
 	"github.com/dhtrelay/dht-relay/internal/procs"
 	"github.com/dhtrelay/dht-relay/internal/telemetry"
+	"github.com/dhtrelay/dht-relay/relay"
 )
 
 // GCPercent is the collector's target that the relay's binaries run with
@@ -245,6 +246,9 @@ func Listen(cl ClientListeners, e *edge.Edge) (*Listening, error) {
 	if err != nil {
 		return nil, fmt.Errorf("websocket listener: %w", err)
 	}
+	// Clients' connections are read and written with raw system calls
+	// (relay.RawIO), under TLS too.
+	ln = relay.RawIOListener(ln)
 	scheme := "ws"
 	if tlsConf != nil {
 		ln = tls.NewListener(ln, tlsConf)
@@ -263,7 +267,7 @@ func Listen(cl ClientListeners, e *edge.Edge) (*Listening, error) {
 		}
 		l.tcp = tln
 		l.TCP = "tcp://" + net.JoinHostPort(cl.Host, strconv.Itoa(tln.Addr().(*net.TCPAddr).Port))
-		go e.ServeTCP(tln)
+		go e.ServeTCP(relay.RawIOListener(tln))
 	}
 	return l, nil
 }
