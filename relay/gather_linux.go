@@ -5,6 +5,7 @@ package relay
 import (
 	"io"
 	"net"
+	"sync"
 	"syscall"
 	"unsafe"
 
@@ -21,61 +22,87 @@ import (
 // idles between bursts of packets thousands of times a second: with its
 // UDP sends and receives raw, the WebSocket's writes were what still woke
 // it, and the monitor then took 12-14% of a download's CPU.
-type gatherWriter struct {
-	rc    syscall.RawConn
-	iovs  []unix.Iovec // the parts not yet written, while a write runs
-	errno syscall.Errno
-	fn    func(fd uintptr) bool // writev, made once
-}
-
-// maxIovecs is the most buffers one writev takes (the kernel's IOV_MAX).
-const maxIovecs = 1024
+type gatherWriter struct{ rc syscall.RawConn }
 
 // newGatherWriter returns a writer for c, or nil when c is no socket (a
 // TLS connection, say) and must be written through its own Write.
 func newGatherWriter(c net.Conn) *gatherWriter {
-	sc, ok := c.(syscall.Conn)
+	rc, ok := rawConnOf(c)
 	if !ok {
 		return nil
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	g := &gatherWriter{rc: rc}
-	g.fn = g.writev
-	return g
+	return &gatherWriter{rc}
 }
+
+// rawConnOf is c's descriptor's, if c is a socket.
+func rawConnOf(c net.Conn) (syscall.RawConn, bool) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil, false
+	}
+	rc, err := sc.SyscallConn()
+	return rc, err == nil
+}
+
+// sysCall is one raw read's or write's state, borrowed from sysCalls for
+// the call only, so that an idle connection holds none.
+type sysCall struct {
+	iovs  []unix.Iovec // a write's parts not yet written
+	p     []byte       // a read's buffer
+	n     int
+	errno syscall.Errno
+	// The functions the runtime calls with the descriptor, made once.
+	writev, read func(fd uintptr) bool
+}
+
+var sysCalls = sync.Pool{New: func() any {
+	c := &sysCall{}
+	c.writev, c.read = c.writevFD, c.readFD
+	return c
+}}
+
+// maxIovecs is the most buffers one writev takes (the kernel's IOV_MAX);
+// a sysCall keeps room for as many between calls, no more.
+const maxIovecs = 1024
 
 // write writes every byte of parts, or fails: with the connection's
 // write deadline passed, or its error.
-func (g *gatherWriter) write(parts [][]byte) error {
+func (g gatherWriter) write(parts [][]byte) error {
+	c := sysCalls.Get().(*sysCall)
+	defer sysCalls.Put(c)
+	return g.writeWith(c, parts)
+}
+
+func (g gatherWriter) writeWith(c *sysCall, parts [][]byte) error {
 	for _, p := range parts {
 		if len(p) > 0 {
 			v := unix.Iovec{Base: &p[0]}
 			v.SetLen(len(p))
-			g.iovs = append(g.iovs, v)
+			c.iovs = append(c.iovs, v)
 		}
 	}
-	all := g.iovs // writev moves g.iovs past what it wrote
-	g.errno = 0
-	err := g.rc.Write(g.fn)
+	all := c.iovs // writevFD moves c.iovs past what it wrote
+	c.errno = 0
+	err := g.rc.Write(c.writev)
 	// The parts are the caller's again.
 	clear(all)
-	g.iovs = all[:0]
+	c.iovs = all[:0]
+	if cap(all) > maxIovecs {
+		c.iovs = nil
+	}
 	if err != nil {
 		return err
 	}
-	if g.errno != 0 {
-		return g.errno
+	if c.errno != 0 {
+		return c.errno
 	}
 	return nil
 }
 
-// writev writes what is left of g.iovs to fd; it reports false to wait
+// writevFD writes what is left of c.iovs to fd; it reports false to wait
 // until fd is writable.
-func (g *gatherWriter) writev(fd uintptr) bool {
-	iovs := g.iovs
+func (c *sysCall) writevFD(fd uintptr) bool {
+	iovs := c.iovs
 	for len(iovs) > 0 {
 		n, _, e := unix.RawSyscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iovs[0])), uintptr(min(len(iovs), maxIovecs)))
 		switch e {
@@ -83,10 +110,10 @@ func (g *gatherWriter) writev(fd uintptr) bool {
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
-			g.iovs = iovs
+			c.iovs = iovs
 			return false
 		default:
-			g.errno = e
+			c.errno = e
 			return true
 		}
 		for n > 0 {
@@ -100,60 +127,48 @@ func (g *gatherWriter) writev(fd uintptr) bool {
 			n = 0
 		}
 	}
-	g.iovs = iovs
+	c.iovs = iovs
 	return true
 }
 
-// socketReader reads a socket with read called as a raw system call, for
-// the reason gatherWriter writes so; a socket with nothing to read waits
-// through the runtime's poller, under its read deadline.
-type socketReader struct {
-	rc    syscall.RawConn
-	p     []byte // the read's buffer, while a read runs
-	n     int
-	errno syscall.Errno
-	fn    func(fd uintptr) bool // read, made once
-}
-
-func newSocketReader(rc syscall.RawConn) *socketReader {
-	r := &socketReader{rc: rc}
-	r.fn = r.readFD
-	return r
-}
-
-// read reads into p as a net.Conn's Read does: io.EOF at the peer's end.
-func (r *socketReader) read(p []byte) (int, error) {
+// rawRead reads rc into p with read called as a raw system call, for the
+// reason gatherWriter writes so, as a net.Conn's Read does: io.EOF at the
+// peer's end. A socket with nothing to read waits through the runtime's
+// poller, under its read deadline.
+func rawRead(rc syscall.RawConn, p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	r.p, r.n, r.errno = p, 0, 0
-	err := r.rc.Read(r.fn)
-	r.p = nil // the buffer is the caller's again
+	c := sysCalls.Get().(*sysCall)
+	defer sysCalls.Put(c)
+	c.p, c.n, c.errno = p, 0, 0
+	err := rc.Read(c.read)
+	c.p = nil // the buffer is the caller's again
 	switch {
 	case err != nil:
 		return 0, err
-	case r.errno != 0:
-		return 0, r.errno
-	case r.n == 0:
+	case c.errno != 0:
+		return 0, c.errno
+	case c.n == 0:
 		return 0, io.EOF
 	}
-	return r.n, nil
+	return c.n, nil
 }
 
-// readFD reads fd into r.p; it reports false to wait until fd is
+// readFD reads fd into c.p; it reports false to wait until fd is
 // readable.
-func (r *socketReader) readFD(fd uintptr) bool {
+func (c *sysCall) readFD(fd uintptr) bool {
 	for {
-		n, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&r.p[0])), uintptr(len(r.p)))
+		n, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&c.p[0])), uintptr(len(c.p)))
 		switch e {
 		case 0:
-			r.n = int(n)
+			c.n = int(n)
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
 			return false
 		default:
-			r.errno = e
+			c.errno = e
 		}
 		return true
 	}

@@ -25,11 +25,3 @@ func (g *gatherWriter) write(parts [][]byte) error {
 	_, err := bufs.WriteTo(g.c)
 	return err
 }
-
-// socketReader is Linux's: elsewhere a socket is read through the net
-// package.
-type socketReader struct{}
-
-func newSocketReader(syscall.RawConn) *socketReader { return nil }
-
-func (*socketReader) read([]byte) (int, error) { panic("relay: no socket reader here") }
