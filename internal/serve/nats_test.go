@@ -1,13 +1,20 @@
 package serve
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"flag"
 	"log/slog"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+
+	"github.com/dhtrelay/dht-relay/internal/natstest"
 )
 
 func TestRedactURLs(t *testing.T) {
@@ -43,5 +50,57 @@ func TestConnectWaitsForNATS(t *testing.T) {
 	}
 	if strings.Contains(err.Error()+logged.String(), "pw") {
 		t.Fatalf("the password shows: %v\n%s", err, logged.String())
+	}
+}
+
+// TestConnectThroughRawIO: Connect dials NATS through relay.RawIO (on
+// Linux, raw system calls), and messages larger than a socket's buffer go
+// both ways through such connections whole.
+func TestConnectThroughRawIO(t *testing.T) {
+	ns := natstest.Run(t, natsserver.Options{})
+	if runtime.GOOS == "linux" {
+		c, err := rawDialer{}.Dial("tcp", ns.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		if _, plain := c.(*net.TCPConn); plain {
+			t.Fatal("the dialer gave a plain TCP connection")
+		}
+	}
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	n := RegisterNATS(fs)
+	if err := fs.Parse([]string{"--nats", ns.ClientURL()}); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	ctx := context.Background()
+	pub, err := n.Connect(ctx, "pub", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	sub, err := n.Connect(ctx, "sub", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	s, err := sub.SubscribeSync("x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub.Flush()
+	msg := make([]byte, 900<<10)
+	rand.Read(msg)
+	for range 20 {
+		if err := pub.Publish("x", msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 20 {
+		m, err := s.NextMsg(10 * time.Second)
+		if err != nil || !bytes.Equal(m.Data, msg) {
+			t.Fatalf("message %d: %v", i, err)
+		}
 	}
 }

@@ -511,6 +511,20 @@ func (n *NATSFlags) options() ([]nats.Option, error) {
 	return opts, nil
 }
 
+// rawDialer dials NATS with connections read and written with raw system
+// calls (relay.RawIO), as the clients' are: between edge and worker every
+// relayed byte crosses NATS, and a call the scheduler is told of wakes its
+// monitor thread whenever the process was idle before it.
+type rawDialer struct{ net.Dialer }
+
+func (d rawDialer) Dial(network, address string) (net.Conn, error) {
+	c, err := d.Dialer.Dial(network, address)
+	if err != nil {
+		return nil, err
+	}
+	return relay.RawIO(c), nil
+}
+
 // Connect connects to NATS, trying again with backoff until ctx is done
 // while no server answers, so that a node started before NATS waits for
 // it. Once connected it reconnects for ever with a bounded buffer: while
@@ -525,6 +539,7 @@ func (n *NATSFlags) Connect(ctx context.Context, name string, log *slog.Logger) 
 	// Edges and workers set the disconnect handler: they end their
 	// sessions then.
 	opts := append([]nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectBufSize(reconnectBuffer),
+		nats.SetCustomDialer(rawDialer{net.Dialer{Timeout: nats.DefaultTimeout}}),
 		nats.ReconnectHandler(func(*nats.Conn) { log.Info("NATS reconnected") }),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { log.Error("NATS", "err", err) })}, extra...)
 	shown := redactURLs(n.urls)
