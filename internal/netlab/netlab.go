@@ -16,8 +16,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-
-	"golang.org/x/sys/unix"
 )
 
 // NAT kinds.
@@ -59,6 +57,9 @@ var labSeq atomic.Int32
 // Require skips t unless namespaces and nftables can be used here.
 func Require(t testing.TB) {
 	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("netlab: network namespaces are Linux's")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("netlab: needs root to create network namespaces")
 	}
@@ -209,29 +210,7 @@ func (h *Host) ListenUDP(port uint16) (*net.UDPConn, error) {
 
 // Do runs fn on a thread inside the host's namespace: sockets fn opens stay
 // in it.
-func (h *Host) Do(fn func() error) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		return err
-	}
-	defer orig.Close()
-	target, err := os.Open("/run/netns/" + h.NS)
-	if err != nil {
-		return err
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		return fmt.Errorf("netlab: enter %s: %w", h.NS, err)
-	}
-	ferr := fn()
-	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-		// The thread is in the wrong namespace: let the runtime discard it.
-		runtime.Goexit()
-	}
-	return ferr
-}
+func (h *Host) Do(fn func() error) error { return inNamespace(h.NS, fn) }
 
 // Command runs a program inside the host's namespace.
 func (h *Host) Command(name string, args ...string) *exec.Cmd {
