@@ -5,6 +5,7 @@ package relay
 import (
 	"io"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -19,7 +20,7 @@ import (
 // poller, under its write deadline, as any write does. A system call the
 // scheduler is told of wakes its monitor thread from the deep sleep it
 // falls into whenever every processor is idle, and a relay's processor
-// idles between bursts of packets thousands of times a second: with its
+// idles between bursts of packets tens of thousands of times a second: with its
 // UDP sends and receives raw, the WebSocket's writes were what still woke
 // it, and the monitor then took 12-14% of a download's CPU.
 type gatherWriter struct{ rc syscall.RawConn }
@@ -94,7 +95,7 @@ func (g gatherWriter) writeWith(c *sysCall, parts [][]byte) error {
 		return err
 	}
 	if c.errno != 0 {
-		return c.errno
+		return os.NewSyscallError("writev", c.errno)
 	}
 	return nil
 }
@@ -148,7 +149,7 @@ func rawRead(rc syscall.RawConn, p []byte) (int, error) {
 	case err != nil:
 		return 0, err
 	case c.errno != 0:
-		return 0, c.errno
+		return 0, os.NewSyscallError("read", c.errno)
 	case c.n == 0:
 		return 0, io.EOF
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -69,6 +70,12 @@ func TestRawIO(t *testing.T) {
 	b.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 	if n, err := r.Read(make([]byte, 10)); n != 0 || err != io.EOF {
 		t.Fatalf("read after the peer's half-close: %d, %v; want io.EOF", n, err)
+	}
+	// A failed call says which connection and which call, as the net
+	// package's errors do.
+	_, err = w.Write([]byte("x"))
+	if !errors.Is(err, syscall.EPIPE) || !strings.Contains(err.Error(), "writev") || !strings.Contains(err.Error(), a.RemoteAddr().String()) {
+		t.Fatalf("write after the half-close: %v; want EPIPE naming writev and %v", err, a.RemoteAddr())
 	}
 	a, b = tcpPair(t)
 	w, r = RawIO(a), RawIO(b)

@@ -4,6 +4,7 @@ package relay
 
 import (
 	"errors"
+	"io"
 	"net"
 	"syscall"
 )
@@ -30,12 +31,24 @@ type socketConn struct {
 
 func (s *socketConn) Write(p []byte) (int, error) {
 	if err := (gatherWriter{s.rc}).write([][]byte{p}); err != nil {
-		return 0, err
+		return 0, s.opError("write", err)
 	}
 	return len(p), nil
 }
 
-func (s *socketConn) Read(p []byte) (int, error) { return rawRead(s.rc, p) }
+func (s *socketConn) Read(p []byte) (int, error) {
+	n, err := rawRead(s.rc, p)
+	if err != nil && err != io.EOF {
+		err = s.opError("read", err)
+	}
+	return n, err
+}
+
+// opError says which connection failed, as the net package's errors do
+// ("read tcp 10.0.0.1:443->10.0.0.2:51515: ..."), so that logs name it.
+func (s *socketConn) opError(op string, err error) error {
+	return &net.OpError{Op: op, Net: s.LocalAddr().Network(), Source: s.LocalAddr(), Addr: s.RemoteAddr(), Err: err}
+}
 
 // SyscallConn is the socket's, for those that watch it (readwait) or
 // write frames to it themselves (WebSocketFramed).

@@ -5,6 +5,7 @@ package udx
 import (
 	"encoding/binary"
 	"net/netip"
+	"os"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -103,7 +104,7 @@ func (w *rawSender) send(p, oob []byte, to netip.AddrPort) (bool, error) {
 		return true, err
 	}
 	if c.errno != 0 {
-		return true, c.errno
+		return true, os.NewSyscallError("sendmsg", c.errno)
 	}
 	return true, nil
 }
