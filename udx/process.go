@@ -57,7 +57,7 @@ func (s *Stream) onPacket(sock *Socket, p []byte, from netip.AddrPort) bool {
 	payload := body[h.dataOffset:]
 
 	s.sendRwnd = int(h.rwnd)
-	s.onAck(h.ack, ranges)
+	s.onAck(h.ack, ranges, sock.readAt)
 
 	needAck := h.flags&FlagHeartbeat != 0
 	if h.flags&(FlagData|FlagEnd) == 0 {
@@ -229,15 +229,12 @@ func (s *Stream) deliver(data []byte, flags byte) bool {
 	return s.remoteEnded
 }
 
-// onAck processes a cumulative ack and selective-ack ranges.
-func (s *Stream) onAck(ack uint32, ranges []sackRange) {
+// onAck processes a cumulative ack and selective-ack ranges that arrived
+// at now, when the read that brought them returned: an ack cannot have
+// left its sender before the packets it acks were sent, so the read's time
+// serves every ack in it, with no clock read each.
+func (s *Stream) onAck(ack uint32, ranges []sackRange, now time.Time) {
 	una := s.sndUna()
-	// Most packets a receiver gets ack nothing new; the clock is read
-	// only when something is acked.
-	var now time.Time
-	if seqLess(una, ack) || len(ranges) > 0 {
-		now = time.Now()
-	}
 	var newest *outPacket
 	ackedBytes := 0
 	if seqLess(una, ack) && seqLessEq(ack, s.sndNxt) {
@@ -258,7 +255,7 @@ func (s *Stream) onAck(ack uint32, ranges []sackRange) {
 			}
 			s.probeDelivered(p)
 			if newest != nil {
-				outPackets.Put(newest)
+				s.recycle(newest)
 			}
 			newest = p
 		}
@@ -309,7 +306,7 @@ func (s *Stream) onAck(ack uint32, ranges []sackRange) {
 		}
 	}
 	if newest != nil {
-		outPackets.Put(newest)
+		s.recycle(newest)
 	}
 	if s.inRecovery && !seqLess(s.sndUna(), s.recoveryEnd) {
 		s.inRecovery = false
@@ -326,7 +323,10 @@ func (s *Stream) onAck(ack uint32, ranges []sackRange) {
 		s.cwnd = min(s.cwnd, 2*SendBufferSize)
 	}
 	if ackedBytes > 0 || newest != nil {
-		s.armTimer(true)
+		// Restarted once a read, by the flush every read's packets owe
+		// (or by the timer itself, should it fire first), not at each of
+		// a run of acks.
+		s.rtoRestart = true
 	}
 }
 
@@ -585,13 +585,31 @@ func (s *Stream) windowShut() bool {
 // armTimer runs the retransmission timer while packets are outstanding (or
 // data waits on a zero window); restart re-arms it from now after progress.
 func (s *Stream) armTimer(restart bool) {
+	restart, s.rtoRestart = restart || s.rtoRestart, false
 	outstanding := seqLess(s.sndUna(), s.sndNxt) || s.windowShut()
-	switch {
-	case !outstanding:
-		if s.timerArmed {
-			s.timer.Stop()
-			s.timerArmed = false
+	if !outstanding {
+		if len(s.spare) < keepSpare {
+			s.releaseSpare()
 		}
+		if len(s.spare) == 0 {
+			s.timerIdle = false
+			if s.timerArmed {
+				s.timer.Stop()
+				s.timerArmed = false
+			}
+			return
+		}
+		// Idle with spares: the timer gives them back when it fires,
+		// unless a write comes first; armed, it is left as it is.
+		s.timerIdle = true
+		if s.timerArmed {
+			return
+		}
+	} else if s.timerIdle {
+		// Its deadline was set for the packets before, not for these.
+		restart, s.timerIdle = true, false
+	}
+	switch {
 	case s.timer == nil:
 		s.timer = time.AfterFunc(s.rto, s.onTimeout)
 		s.timerArmed = true
@@ -608,11 +626,21 @@ func (s *Stream) onTimeout() {
 		s.mu.Unlock()
 		return
 	}
+	if s.rtoRestart {
+		// An ack came after the timer was armed, in a read not yet
+		// flushed: the timeout starts again from it.
+		s.armTimer(true)
+		s.mu.Unlock()
+		return
+	}
 	if !seqLess(s.sndUna(), s.sndNxt) {
 		if s.windowShut() {
 			// Zero-window probe: a heartbeat asks for a fresh window.
 			s.writePacket(FlagHeartbeat, s.seq, nil)
 			s.armTimer(true)
+		} else {
+			s.timerIdle = false
+			s.releaseSpare()
 		}
 		s.mu.Unlock()
 		return

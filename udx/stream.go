@@ -65,7 +65,24 @@ var (
 const maxPayloadCap = MaxMTU - ipv4Overhead - HeaderSize
 
 // outPackets recycles send-side packets, which hold their payload inline.
+// A sending stream keeps spares of its own (see Stream.spare).
 var outPackets = sync.Pool{New: func() any { return new(outPacket) }}
+
+// maxOut bounds the packets a stream holds, queued or spare: a full send
+// buffer's at the base MTU. A writer fills the buffer in one turn (a Write
+// queues while there is room) and acks free it a packet at a time on the
+// socket's reader, so spares as many as the queue held are what lets the
+// writer's next turn take none from the pool; the pool costs a stream in
+// flight one of its slowest steps a packet (taken on one processor, given
+// back on the other, and emptied by each collection, so each cycle
+// allocates again).
+const maxOut = SendBufferSize/MaxPayload + 1
+
+// keepSpare is the fewest spare packets a stream that has sent all it was
+// given keeps until its timer next fires (an RTO, then they go back): a
+// stream in a bulk transfer runs dry between its writer's turns, and a
+// stream that sends a packet now and then needs none kept.
+const keepSpare = 16
 
 // outPacket is a packet to send, its payload inline. Its state comes
 // first and together, so that an ack walking many packets touches one or
@@ -136,6 +153,8 @@ type Stream struct {
 	retries     int
 	timer       *time.Timer
 	timerArmed  bool
+	rtoRestart  bool // an ack came since the timer was armed: the next arming restarts it
+	timerIdle   bool // armed with nothing outstanding, to give the spare packets back
 	endQueued   bool
 	endAcked    bool
 	mtu         int
@@ -143,6 +162,7 @@ type Stream struct {
 	probeFails  int
 	mtuDone     bool
 	writeCh     chan struct{}
+	spare       []*outPacket // acked packets for the next writes, with out at most maxOut; given back an RTO after the stream goes idle
 
 	// receive side
 	ack         uint32
@@ -365,7 +385,13 @@ func (s *Stream) CloseWrite() error {
 }
 
 func (s *Stream) enqueue(flags byte, data []byte) {
-	p := outPackets.Get().(*outPacket)
+	var p *outPacket
+	if n := len(s.spare); n > 0 {
+		p, s.spare[n-1] = s.spare[n-1], nil
+		s.spare = s.spare[:n-1]
+	} else {
+		p = outPackets.Get().(*outPacket)
+	}
 	p.outState = outState{seq: s.seq, flags: flags}
 	p.data = p.buf[:copy(p.buf[:], data)]
 	s.out = append(s.out, p)
@@ -463,6 +489,7 @@ func (s *Stream) fail(err error) {
 		for _, p := range s.out[s.outHead:] {
 			outPackets.Put(p)
 		}
+		s.releaseSpare()
 		clear(s.out)
 		s.out, s.outHead, s.retx = s.out[:0], 0, nil
 		s.queued, s.inflight = 0, 0
@@ -470,6 +497,26 @@ func (s *Stream) fail(err error) {
 	s.mu.Unlock()
 	s.u.release(s)
 	s.closeOnce.Do(func() { close(s.done) })
+}
+
+// recycle keeps acked packet p for the stream's next write, or gives it
+// back to the pool once the stream holds maxOut. mu is held.
+func (s *Stream) recycle(p *outPacket) {
+	if len(s.spare)+len(s.out)-s.outHead < maxOut {
+		s.spare = append(s.spare, p)
+		return
+	}
+	outPackets.Put(p)
+}
+
+// releaseSpare gives the stream's spare packets back to the pool: a
+// stream with nothing queued may stay idle for long. mu is held.
+func (s *Stream) releaseSpare() {
+	for _, p := range s.spare {
+		outPackets.Put(p)
+	}
+	clear(s.spare)
+	s.spare = s.spare[:0]
 }
 
 // payloadSize is the data a packet carries at the current MTU.

@@ -490,3 +490,60 @@ func TestAcksStretchOnceARunIsUnderWay(t *testing.T) {
 		t.Errorf("%d acks for %d packets after a pause, want one a read", again, quickAcks)
 	}
 }
+
+// TestSparePacketsServeTheNextWrite acks a stream's writes by hand (its
+// remote has no stream to ack them): the packets an ack frees serve the
+// next write, none from the pool, and go back to the pool an RTO after
+// the stream went idle; a stream that sent a packet or two keeps none.
+func TestSparePacketsServeTheNextWrite(t *testing.T) {
+	ua, ub := New(), New()
+	sa, sb := listen(t, ua, nil), listen(t, ub, nil)
+	a, _ := ua.NewStream(1)
+	a.Connect(sa, 2, sb.LocalAddr())
+	defer a.Close()
+	const write = 64 << 10
+	ackAll := func() (spares map[*outPacket]bool, timerArmed bool) {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		for a.outHead < len(a.out) { // the window opens as acks come
+			a.onAck(a.sndNxt, nil, time.Now())
+			a.flush() // as at the end of the read
+		}
+		spares = map[*outPacket]bool{}
+		for _, p := range a.spare {
+			spares[p] = true
+		}
+		return spares, a.timerArmed
+	}
+	if _, err := a.Write(make([]byte, write)); err != nil {
+		t.Fatal(err)
+	}
+	spares, armed := ackAll()
+	if want := write / MaxPayload; len(spares) < want || !armed {
+		t.Fatalf("%d spare packets after acking %d, timer armed %v; want the write's %d, armed", len(spares), write, armed, want)
+	}
+	if _, err := a.Write(make([]byte, write)); err != nil {
+		t.Fatal(err)
+	}
+	a.mu.Lock()
+	for _, p := range a.out[a.outHead:] {
+		if !spares[p] {
+			t.Errorf("packet %d came from the pool, with %d spares", p.seq, len(spares))
+			break
+		}
+	}
+	a.mu.Unlock()
+	ackAll()
+	await.True(t, "spares given back an RTO after the stream went idle", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return len(a.spare) == 0 && !a.timerArmed
+	})
+
+	if _, err := a.Write([]byte("one packet")); err != nil {
+		t.Fatal(err)
+	}
+	if spares, armed := ackAll(); len(spares) != 0 || armed {
+		t.Fatalf("a stream that sent one packet keeps %d spares, timer armed %v", len(spares), armed)
+	}
+}
