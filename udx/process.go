@@ -333,20 +333,56 @@ func (s *Stream) onAck(ack uint32, ranges []sackRange, now time.Time) {
 // detectLoss marks as lost every unacked packet that was sent before hi, the
 // newest packet just delivered, and is three packets behind it or older than
 // the reordering window. A retransmission sent after hi is not judged by it.
+//
+// After a loss a receiver sacks every packet behind the hole, so each ack
+// would walk the whole window again; a walk of first transmissions starts
+// where every packet before it was settled (sacked, lost or sent again), and
+// packets sent again, which their own sending time judges, are walked from
+// s.resent.
 func (s *Stream) detectLoss(hi *outPacket, now time.Time) {
 	window := s.srtt + s.srtt/4 + time.Millisecond
 	lost := false
-	for i := s.outHead; i < len(s.out); i++ {
-		p := s.out[i]
-		if !seqLess(p.seq, hi.seq) {
+	due := func(p *outPacket) bool {
+		return !p.sentAt.After(hi.sentAt) && (hi.seq-p.seq >= 3 || now.Sub(p.sentAt) > window)
+	}
+	// Sent again, in the order sent: the first that hi cannot judge, as
+	// it was sent after hi, ends the walk.
+	keep, i := s.resent[:0], 0
+	for ; i < len(s.resent); i++ {
+		r := s.resent[i]
+		p := s.outAt(r.seq)
+		if p == nil || p.tx != r.tx || p.sacked || p.lost {
+			continue // acked, listed again as sent again since, sacked or lost
+		}
+		if p.sentAt.After(hi.sentAt) {
 			break
 		}
-		if p.sacked || p.lost || p.tx == 0 || p.sentAt.After(hi.sentAt) {
-			continue
-		}
-		if hi.seq-p.seq >= 3 || now.Sub(p.sentAt) > window {
+		if seqLess(p.seq, hi.seq) && due(p) {
 			s.markLost(p)
 			lost = true
+			continue
+		}
+		keep = append(keep, r)
+	}
+	keep = append(keep, s.resent[i:]...)
+	clear(s.resent[len(keep):])
+	s.resent = keep
+	if seqLess(s.lossFrom, s.sndUna()) {
+		s.lossFrom = s.sndUna()
+	}
+	settled := true
+	for seq := s.lossFrom; seqLess(seq, hi.seq); seq++ {
+		p := s.outAt(seq)
+		switch {
+		case p.sacked || p.lost || p.tx > 1:
+		case p.tx == 1 && due(p):
+			s.markLost(p)
+			lost = true
+		default:
+			settled = false
+		}
+		if settled {
+			s.lossFrom = seq + 1
 		}
 	}
 	if lost && !s.inRecovery {
@@ -480,8 +516,34 @@ func (s *Stream) transmit(p *outPacket, now time.Time, pad int) {
 	p.sentAt = now
 	s.rate.onSend(p, now)
 	p.tx++
+	if p.tx > 1 {
+		if len(s.resent) >= maxOut {
+			s.pruneResent()
+		}
+		s.resent = append(s.resent, resend{p.seq, p.tx})
+	}
 	s.inflight += p.size()
 	s.queueTx(p.flags, p.seq, p.data, pad)
+}
+
+// resend lists a packet's transmission after its first.
+type resend struct {
+	seq uint32
+	tx  int
+}
+
+// pruneResent drops from s.resent the packets acked or sent again since
+// detectLoss last ran: without sacks (a receiver that sends none, or a path that loses
+// every ack) detectLoss does not run, and each timeout sends packets again.
+func (s *Stream) pruneResent() {
+	keep := s.resent[:0]
+	for _, r := range s.resent {
+		if p := s.outAt(r.seq); p != nil && p.tx == r.tx {
+			keep = append(keep, r)
+		}
+	}
+	clear(s.resent[len(keep):])
+	s.resent = keep
 }
 
 // txBatch gathers packets for one destination so that they leave in one

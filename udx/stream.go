@@ -145,6 +145,8 @@ type Stream struct {
 	inRecovery  bool
 	sendRwnd    int
 	retx        []uint32
+	resent      []resend // packets sent again, in the order sent, for detectLoss to judge
+	lossFrom    uint32   // every first transmission before it is sacked, lost or sent again
 	rackSent    time.Time
 	rate        rateEstimator
 	srtt        time.Duration
@@ -491,7 +493,7 @@ func (s *Stream) fail(err error) {
 		}
 		s.releaseSpare()
 		clear(s.out)
-		s.out, s.outHead, s.retx = s.out[:0], 0, nil
+		s.out, s.outHead, s.retx, s.resent = s.out[:0], 0, nil, nil
 		s.queued, s.inflight = 0, 0
 	}
 	s.mu.Unlock()
