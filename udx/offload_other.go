@@ -32,4 +32,4 @@ type rawSender struct{}
 
 func newRawSender(syscall.RawConn) *rawSender { return nil }
 
-func (*rawSender) send(_, _ []byte, _ netip.AddrPort) (bool, error) { return false, nil }
+func (*rawSender) send([][]byte, []byte, netip.AddrPort) (bool, error) { return false, nil }

@@ -547,9 +547,11 @@ func (s *Stream) pruneResent() {
 }
 
 // txBatch gathers packets for one destination so that they leave in one
-// segmented send: all the same size but the last.
+// segmented send: all the same size but the last. A packet's payload is
+// sent from its own buffer, gathered by the kernel.
 type txBatch struct {
-	buf   []byte
+	hdrs  []byte   // the packets' headers and probe padding, end to end
+	parts [][]byte // header, payload, header, payload...
 	seg   int
 	n     int
 	short bool
@@ -570,15 +572,20 @@ func (s *Stream) queueTx(flags byte, seq uint32, payload []byte, pad int) {
 		s.sendBatch()
 	}
 	if b.n == 0 {
-		b.seg, b.buf = size, b.buf[:0]
+		if b.hdrs == nil {
+			// Room for a full batch's headers and one probe's padding:
+			// the parts point into it, so it must not move.
+			b.hdrs = make([]byte, 0, 64*HeaderSize+len(zeros))
+		}
+		b.seg, b.hdrs = size, b.hdrs[:0]
 	}
 	b.short = size < b.seg
 	h := s.stateHeader(flags, seq)
 	h.dataOffset = byte(pad)
-	off := len(b.buf)
-	b.buf = append(b.buf, zeros[:HeaderSize+pad]...)
-	h.put(b.buf[off:])
-	b.buf = append(b.buf, payload...)
+	off := len(b.hdrs)
+	b.hdrs = append(b.hdrs, zeros[:HeaderSize+pad]...)
+	h.put(b.hdrs[off:])
+	b.parts = append(b.parts, b.hdrs[off:], payload)
 	b.n++
 	if flags&(FlagData|FlagEnd) != 0 {
 		// Data carries the ack; no separate one is owed.
@@ -592,8 +599,10 @@ func (s *Stream) sendBatch() {
 		return
 	}
 	// A failed send is a lost packet; retransmission recovers it.
-	s.oob, _ = s.socket.writeSegments(b.buf, b.seg, b.n, s.remote, s.oob)
-	b.n, b.short = 0, false
+	s.oob, _ = s.socket.writeSegments(b.parts, b.seg, b.n, s.remote, s.oob)
+	// The payloads are the packets' own, which acks give back.
+	clear(b.parts)
+	b.parts, b.n, b.short = b.parts[:0], 0, false
 }
 
 // flushOwedSends sends what the packets of a read let the stream send.

@@ -32,7 +32,7 @@ type rawSender struct {
 // nothing.
 type sendCall struct {
 	name  unix.RawSockaddrInet6 // room for either family's address
-	iov   unix.Iovec
+	iovs  []unix.Iovec          // grows to the most parts a send had
 	hdr   unix.Msghdr
 	errno syscall.Errno
 	fn    func(fd uintptr) bool
@@ -74,9 +74,9 @@ func newRawSender(rc syscall.RawConn) *rawSender {
 	return w
 }
 
-// send sends p, with the control message oob if any, to to. It reports
-// false, sending nothing, for an address it cannot name.
-func (w *rawSender) send(p, oob []byte, to netip.AddrPort) (bool, error) {
+// send sends parts laid end to end, with the control message oob if any,
+// to to. It reports false, sending nothing, for an address it cannot name.
+func (w *rawSender) send(parts [][]byte, oob []byte, to netip.AddrPort) (bool, error) {
 	c := w.calls.Get().(*sendCall)
 	defer w.calls.Put(c)
 	c.hdr = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&c.name))}
@@ -84,14 +84,18 @@ func (w *rawSender) send(p, oob []byte, to netip.AddrPort) (bool, error) {
 	if c.hdr.Namelen == 0 {
 		return false, nil
 	}
-	if len(p) > 0 {
-		c.iov.Base = &p[0]
-	} else {
-		c.iov.Base = nil
+	c.iovs = c.iovs[:0]
+	for _, p := range parts {
+		if len(p) > 0 {
+			iov := unix.Iovec{Base: &p[0]}
+			iov.SetLen(len(p))
+			c.iovs = append(c.iovs, iov)
+		}
 	}
-	c.iov.SetLen(len(p))
-	c.hdr.Iov = &c.iov
-	c.hdr.SetIovlen(1)
+	if len(c.iovs) > 0 {
+		c.hdr.Iov = &c.iovs[0]
+		c.hdr.SetIovlen(len(c.iovs))
+	}
 	if len(oob) > 0 {
 		c.hdr.Control = &oob[0]
 		c.hdr.SetControllen(len(oob))
@@ -99,7 +103,8 @@ func (w *rawSender) send(p, oob []byte, to netip.AddrPort) (bool, error) {
 	c.errno = 0
 	err := w.rc.Write(c.fn)
 	// The buffers are the caller's again: nothing of them stays pooled.
-	c.iov.Base, c.hdr.Control = nil, nil
+	clear(c.iovs)
+	c.hdr.Iov, c.hdr.Control = nil, nil
 	if err != nil {
 		return true, err
 	}

@@ -11,7 +11,8 @@ import (
 // TestRawSenderNamesEitherFamily: a socket's stream packets leave through
 // the raw sender, to an IPv4 peer from an IPv4 socket, and to an IPv4
 // and an IPv6 peer from a dual-stack one, as the net package would send
-// them; one with a GSO control message comes out as its segments. An
+// them; packets sent in parts come out whole, segmented by the kernel or
+// sent one at a time. An
 // address the sender cannot name (a scoped one, or IPv6 from an IPv4
 // socket) is left to the net package.
 func TestRawSenderNamesEitherFamily(t *testing.T) {
@@ -39,12 +40,23 @@ func TestRawSenderNamesEitherFamily(t *testing.T) {
 			t.Fatalf("%s to %s: %v", c.bind, to, err)
 		}
 		want := [][]byte{[]byte("one packet")}
-		if s.gso.Load() {
-			seg := bytes.Repeat([]byte{7}, 100)
-			if _, err := s.writeSegments(append(append(append([]byte(nil), seg...), seg...), seg[:40]...), 100, 3, to, nil); err != nil {
-				t.Fatalf("%s to %s, segmented: %v", c.bind, to, err)
+		// Three packets of 100, 100 and 40 bytes, in parts whose ends
+		// are not the packets': segmented by the kernel, then one at a
+		// time as where the device cannot segment.
+		all := make([]byte, 240)
+		for i := range all {
+			all[i] = byte(i)
+		}
+		for _, gso := range []bool{true, false} {
+			if gso && !s.gso.Load() {
+				continue
 			}
-			want = append(want, seg, seg, seg[:40])
+			s.gso.Store(gso)
+			parts := [][]byte{all[:30], all[30:30], all[30:170], all[170:200], all[200:]}
+			if _, err := s.writeSegments(parts, 100, 3, to, nil); err != nil {
+				t.Fatalf("%s to %s, segmented %v: %v", c.bind, to, gso, err)
+			}
+			want = append(want, all[:100], all[100:200], all[200:])
 		}
 		peer.SetReadDeadline(time.Now().Add(5 * time.Second))
 		buf := make([]byte, 2048)
@@ -68,7 +80,7 @@ func TestRawSenderNamesEitherFamily(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer s.Close()
-		if sent, _ := s.rs.send([]byte("x"), nil, netip.MustParseAddrPort(c.to)); sent {
+		if sent, _ := s.rs.send([][]byte{[]byte("x")}, nil, netip.MustParseAddrPort(c.to)); sent {
 			t.Fatalf("the raw sender sent to %s from a socket on %s", c.to, c.bind)
 		}
 	}

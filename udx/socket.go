@@ -14,6 +14,7 @@
 package udx
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -400,22 +401,37 @@ func (s *Socket) write(p []byte, to netip.AddrPort) error {
 
 // sendmsg sends p, with the control message oob if any, in one system call.
 func (s *Socket) sendmsg(p, oob []byte, to netip.AddrPort) error {
+	parts := [1][]byte{p}
+	return s.sendParts(parts[:], oob, to)
+}
+
+// sendParts sends parts laid end to end as one datagram (or, with a GSO
+// control message in oob, as its segments), in one system call.
+func (s *Socket) sendParts(parts [][]byte, oob []byte, to netip.AddrPort) error {
 	s.u.count.sendCalls.Add(1)
 	if s.rs != nil {
-		if sent, err := s.rs.send(p, oob, to); sent {
+		if sent, err := s.rs.send(parts, oob, to); sent {
 			return err
 		}
+	}
+	p := parts[0]
+	if len(parts) > 1 {
+		// Only where the raw sender cannot name the address (a scoped
+		// one): the net package sends from one buffer.
+		p = bytes.Join(parts, nil)
 	}
 	_, _, err := s.conn.WriteMsgUDPAddrPort(p, oob, to)
 	return err
 }
 
-// writeSegments sends n packets laid end to end in p, each seg bytes but
-// the last, with one system call where the kernel segments them.
-func (s *Socket) writeSegments(p []byte, seg, n int, to netip.AddrPort, oob []byte) ([]byte, error) {
+// writeSegments sends n packets laid end to end in parts, each seg bytes
+// but the last, with one system call where the kernel segments them: the
+// kernel gathers the parts, so a packet's header and payload need not be
+// copied together first.
+func (s *Socket) writeSegments(parts [][]byte, seg, n int, to netip.AddrPort, oob []byte) ([]byte, error) {
 	if n > 1 && s.gso.Load() {
 		oob = gsoControl(oob, seg)
-		err := s.sendmsg(p, oob, to)
+		err := s.sendParts(parts, oob, to)
 		if err == nil {
 			return oob, nil
 		}
@@ -425,12 +441,26 @@ func (s *Socket) writeSegments(p []byte, seg, n int, to netip.AddrPort, oob []by
 		// The device cannot segment: send one at a time from now on.
 		s.gso.Store(false)
 	}
-	for len(p) > 0 {
-		c := min(seg, len(p))
-		if err := s.write(p[:c], to); err != nil {
-			return oob, err
+	// A packet at a time: the parts cut at every seg bytes, which may fall
+	// inside a part.
+	var cut [][]byte
+	left := seg
+	for i := 0; i < len(parts); {
+		part := parts[i]
+		if len(part) > left {
+			part = part[:left]
 		}
-		p = p[c:]
+		cut = append(cut, part)
+		left -= len(part)
+		if parts[i] = parts[i][len(part):]; len(parts[i]) == 0 {
+			i++
+		}
+		if left == 0 || i == len(parts) {
+			if err := s.sendParts(cut, nil, to); err != nil {
+				return oob, err
+			}
+			cut, left = cut[:0], seg
+		}
 	}
 	return oob, nil
 }
