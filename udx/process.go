@@ -533,8 +533,9 @@ type resend struct {
 }
 
 // pruneResent drops from s.resent the packets acked or sent again since
-// detectLoss last ran: without sacks (a receiver that sends none, or a path that loses
-// every ack) detectLoss does not run, and each timeout sends packets again.
+// detectLoss last ran: without sacks (a receiver that sends none, or a
+// path that loses every ack) detectLoss does not run, and each timeout
+// sends packets again.
 func (s *Stream) pruneResent() {
 	keep := s.resent[:0]
 	for _, r := range s.resent {

@@ -511,14 +511,14 @@ func (s *Stream) recycle(p *outPacket) {
 	outPackets.Put(p)
 }
 
-// releaseSpare gives the stream's spare packets back to the pool: a
-// stream with nothing queued may stay idle for long. mu is held.
+// releaseSpare gives the stream's spare packets back to the pool, and
+// the list too (a bulk sender's holds thousands): a stream with nothing
+// queued may stay idle for long. mu is held.
 func (s *Stream) releaseSpare() {
 	for _, p := range s.spare {
 		outPackets.Put(p)
 	}
-	clear(s.spare)
-	s.spare = s.spare[:0]
+	s.spare = nil
 }
 
 // payloadSize is the data a packet carries at the current MTU.

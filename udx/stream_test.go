@@ -537,7 +537,7 @@ func TestSparePacketsServeTheNextWrite(t *testing.T) {
 	await.True(t, "spares given back an RTO after the stream went idle", func() bool {
 		a.mu.Lock()
 		defer a.mu.Unlock()
-		return len(a.spare) == 0 && !a.timerArmed
+		return a.spare == nil && !a.timerArmed
 	})
 
 	if _, err := a.Write([]byte("one packet")); err != nil {
