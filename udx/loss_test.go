@@ -91,3 +91,93 @@ func TestDetectLossJudgesAsAWalkWould(t *testing.T) {
 		t.Fatalf("only %d sacks judged, %d packets marked lost: the play tests too little", judged, marked)
 	}
 }
+
+// TestSacksMarkWhatTheyName plays a receiver that gets a random part of
+// what a stream sends and acks it with its holes' ranges, every range
+// again at every ack, in a random order and with claims past what was
+// sent: after each ack exactly the packets named so far are sacked, and
+// what is in flight is what is neither acked nor sacked.
+func TestSacksMarkWhatTheyName(t *testing.T) {
+	u, peer := New(), New()
+	sock, dst := listen(t, u, nil), listen(t, peer, nil)
+	s, _ := u.NewStream(1)
+	s.Connect(sock, 2, dst.LocalAddr()) // no stream there: the test plays the acks
+	defer s.Close()
+	rng := rand.New(rand.NewPCG(3, 9))
+	payload := make([]byte, MaxPayload)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cwnd = 1 << 30
+	send := func(n int) {
+		for range n {
+			s.enqueue(FlagData, payload)
+		}
+		s.flush()
+	}
+	send(300)
+	received := map[uint32]bool{}
+	stepped := 0
+	for range 3000 {
+		if s.sndNxt-s.sndUna() < 100 {
+			send(200)
+		}
+		una, nxt := s.sndUna(), s.sndNxt
+		for range rng.IntN(6) {
+			received[una+uint32(rng.IntN(int(nxt-una)))] = true
+		}
+		cum := una
+		for received[cum] {
+			cum++
+		}
+		var ranges []sackRange
+		for q := cum; seqLess(q, nxt); q++ {
+			if received[q] && (len(ranges) == 0 || ranges[len(ranges)-1].end != q) {
+				ranges = append(ranges, sackRange{q, q + 1})
+			} else if received[q] {
+				ranges[len(ranges)-1].end++
+			}
+		}
+		if len(ranges) > 0 && rng.IntN(4) == 0 {
+			received[nxt-1] = true
+			ranges = append(ranges, sackRange{nxt - 1, nxt + 50}) // runs past what was sent
+		}
+		rng.Shuffle(len(ranges), func(i, j int) { ranges[i], ranges[j] = ranges[j], ranges[i] })
+		if len(ranges) > MaxSACKRanges {
+			ranges = ranges[:MaxSACKRanges]
+		}
+		if len(s.sackSeen) > 0 {
+			stepped++
+		}
+		s.onAck(cum, ranges, time.Now())
+		inflight := 0
+		for _, p := range s.out[s.outHead:] {
+			named := false
+			for _, r := range ranges {
+				named = named || (!seqLess(p.seq, r.start) && seqLess(p.seq, r.end) && seqLess(p.seq, nxt))
+			}
+			if named && !p.sacked {
+				t.Fatalf("packet %d named by the ack, not sacked", p.seq)
+			}
+			if p.sacked && !received[p.seq] {
+				t.Fatalf("packet %d sacked, never named", p.seq)
+			}
+			if p.inflight {
+				inflight += p.size()
+			}
+		}
+		if inflight != s.inflight {
+			t.Fatalf("%d bytes in flight, the stream counts %d", inflight, s.inflight)
+		}
+		for q := range received {
+			if seqLess(q, s.sndUna()) {
+				delete(received, q)
+			}
+		}
+		if rng.IntN(5) == 0 {
+			s.flush() // what loss detection judged lost goes again
+		}
+	}
+	if stepped < 1000 {
+		t.Fatalf("only %d acks had ranges to step over: the play tests too little", stepped)
+	}
+}

@@ -267,6 +267,9 @@ func (s *Stream) onAck(ack uint32, ranges []sackRange, now time.Time) {
 		notify(s.writeCh)
 	}
 	var hi *outPacket
+	// A receiver names its ranges again at every ack, so what the last
+	// ack's ranges held, all sacked since, is stepped over, not walked.
+	walked := s.sackSpare[:0]
 	for _, r := range ranges {
 		// Clamp to what is outstanding: a range may claim anything.
 		lo, hiSeq := r.start, r.end
@@ -276,12 +279,21 @@ func (s *Stream) onAck(ack uint32, ranges []sackRange, now time.Time) {
 		if seqLess(s.sndNxt, hiSeq) {
 			hiSeq = s.sndNxt
 		}
-		for q := lo; seqLess(q, hiSeq); q++ {
+		q := lo
+		for seqLess(q, hiSeq) {
+			if end, ok := s.sackedBefore(q); ok {
+				q = end
+				if seqLess(hiSeq, q) {
+					q = hiSeq
+				}
+				continue
+			}
 			p := s.outAt(q)
-			if p == nil {
+			if p == nil || p.tx == 0 {
 				break
 			}
-			if p.tx == 0 || p.sacked {
+			q++
+			if p.sacked {
 				continue
 			}
 			p.sacked = true
@@ -296,6 +308,14 @@ func (s *Stream) onAck(ack uint32, ranges []sackRange, now time.Time) {
 				hi = p
 			}
 		}
+		if seqLess(lo, q) {
+			walked = append(walked, sackRange{lo, q})
+		}
+	}
+	if len(ranges) == 0 {
+		s.sackSeen, s.sackSpare = nil, nil // out of recovery: let both go
+	} else {
+		s.sackSeen, s.sackSpare = walked, s.sackSeen[:0]
 	}
 	for _, p := range []*outPacket{newest, hi} {
 		if p != nil && p.tx == 1 {
@@ -328,6 +348,17 @@ func (s *Stream) onAck(ack uint32, ranges []sackRange, now time.Time) {
 		// a run of acks.
 		s.rtoRestart = true
 	}
+}
+
+// sackedBefore reports whether seq lies in a range the last ack with any
+// sacked, and that range's end.
+func (s *Stream) sackedBefore(seq uint32) (uint32, bool) {
+	for _, r := range s.sackSeen {
+		if !seqLess(seq, r.start) && seqLess(seq, r.end) {
+			return r.end, true
+		}
+	}
+	return 0, false
 }
 
 // detectLoss marks as lost every unacked packet that was sent before hi, the

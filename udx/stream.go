@@ -145,8 +145,10 @@ type Stream struct {
 	inRecovery  bool
 	sendRwnd    int
 	retx        []uint32
-	resent      []resend // packets sent again, in the order sent, for detectLoss to judge
-	lossFrom    uint32   // every first transmission before it is sacked, lost or sent again
+	resent      []resend    // packets sent again, in the order sent, for detectLoss to judge
+	lossFrom    uint32      // every first transmission before it is sacked, lost or sent again
+	sackSeen    []sackRange // the last ack's ranges as walked, every packet in them sacked; nil out of recovery
+	sackSpare   []sackRange // sackSeen's other buffer, for the next ack's
 	rackSent    time.Time
 	rate        rateEstimator
 	srtt        time.Duration
@@ -494,6 +496,7 @@ func (s *Stream) fail(err error) {
 		s.releaseSpare()
 		clear(s.out)
 		s.out, s.outHead, s.retx, s.resent = s.out[:0], 0, nil, nil
+		s.sackSeen, s.sackSpare = nil, nil
 		s.queued, s.inflight = 0, 0
 	}
 	s.mu.Unlock()
