@@ -445,22 +445,21 @@ func (s *Socket) writeSegments(parts [][]byte, seg, n int, to netip.AddrPort, oo
 	// inside a part.
 	var cut [][]byte
 	left := seg
-	for i := 0; i < len(parts); {
-		part := parts[i]
-		if len(part) > left {
-			part = part[:left]
-		}
-		cut = append(cut, part)
-		left -= len(part)
-		if parts[i] = parts[i][len(part):]; len(parts[i]) == 0 {
-			i++
-		}
-		if left == 0 || i == len(parts) {
-			if err := s.sendParts(cut, nil, to); err != nil {
-				return oob, err
+	for _, part := range parts {
+		for len(part) > 0 {
+			k := min(len(part), left)
+			cut = append(cut, part[:k])
+			part, left = part[k:], left-k
+			if left == 0 {
+				if err := s.sendParts(cut, nil, to); err != nil {
+					return oob, err
+				}
+				cut, left = cut[:0], seg
 			}
-			cut, left = cut[:0], seg
 		}
+	}
+	if len(cut) > 0 { // the last packet, shorter
+		return oob, s.sendParts(cut, nil, to)
 	}
 	return oob, nil
 }
