@@ -2,6 +2,7 @@ package udx
 
 import (
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -568,14 +569,10 @@ type resend struct {
 // path that loses every ack) detectLoss does not run, and each timeout
 // sends packets again.
 func (s *Stream) pruneResent() {
-	keep := s.resent[:0]
-	for _, r := range s.resent {
-		if p := s.outAt(r.seq); p != nil && p.tx == r.tx {
-			keep = append(keep, r)
-		}
-	}
-	clear(s.resent[len(keep):])
-	s.resent = keep
+	s.resent = slices.DeleteFunc(s.resent, func(r resend) bool {
+		p := s.outAt(r.seq)
+		return p == nil || p.tx != r.tx
+	})
 }
 
 // txBatch gathers packets for one destination so that they leave in one
