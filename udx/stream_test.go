@@ -547,3 +547,68 @@ func TestSparePacketsServeTheNextWrite(t *testing.T) {
 		t.Fatalf("a stream that sent one packet keeps %d spares, timer armed %v", len(spares), armed)
 	}
 }
+
+// TestBulkLeavesInBursts acks bulk writes one packet at a time, as
+// libudx does (its remote has no stream: the test plays the acks): with
+// more queued, new packets leave a burst at a time, not one an ack, a
+// burst a quarter of a small window, and the window is never short of
+// more than a burst; what is left when fewer than a burst wait, and a
+// write to an idle stream, go at once.
+func TestBulkLeavesInBursts(t *testing.T) {
+	u, peer := New(), New()
+	sock, dst := listen(t, u, nil), listen(t, peer, nil)
+	s, _ := u.NewStream(1)
+	s.Connect(sock, 2, dst.LocalAddr())
+	defer s.Close()
+	payload := make([]byte, MaxPayload)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, packets := range []int{200, 8} {
+		window := packets * MaxPayload
+		burst := min(minBurst, packets/4)
+		s.cwnd, s.ssthresh, s.rate = window, window, rateEstimator{}
+		for range 1000 + minBurst/2 { // not all bursts
+			s.enqueue(FlagData, payload)
+		}
+		s.flush()
+		if sent := int(s.sndNxt - s.sndUna()); sent < packets {
+			t.Fatalf("%d packets sent into an open window of %d", sent, packets)
+		}
+		bursts := 0
+		for s.seq-s.sndNxt >= minBurst {
+			before := s.sndNxt
+			s.onAck(s.sndUna()+1, nil, time.Now())
+			// The window as set: neither its growth nor the rate floor
+			// is under test.
+			s.cwnd, s.rate = window, rateEstimator{}
+			s.flush()
+			switch sent := int(s.sndNxt - before); {
+			case sent > 0 && sent < burst:
+				t.Fatalf("window of %d: an ack sent %d packets, with %d queued", packets, sent, s.seq-before)
+			case sent > 0:
+				bursts++
+			}
+			if short := s.cwnd - s.inflight; short >= burst*s.payloadSize() {
+				t.Fatalf("window of %d: %d bytes short of full with %d queued", packets, short, s.seq-s.sndNxt)
+			}
+		}
+		if bursts == 0 {
+			t.Fatalf("window of %d: no burst left", packets)
+		}
+		// A window with room for just what is queued, less than a burst.
+		if s.seq == s.sndNxt {
+			t.Fatalf("window of %d: the bursts left nothing queued", packets)
+		}
+		s.cwnd, s.rate = s.inflight+int(s.seq-s.sndNxt)*MaxPayload, rateEstimator{}
+		s.flush()
+		if s.sndNxt != s.seq {
+			t.Fatalf("window of %d: %d packets held back with fewer than a burst queued", packets, s.seq-s.sndNxt)
+		}
+		s.onAck(s.sndNxt, nil, time.Now())
+	}
+	s.enqueue(FlagData, payload)
+	s.flush()
+	if s.sndNxt != s.seq || s.inflight == 0 {
+		t.Fatal("a write to an idle stream waits")
+	}
+}
