@@ -184,7 +184,7 @@ func (s *Stream) onData(seq uint32, flags byte, payload []byte) {
 		s.buffered += len(payload)
 		s.deliver(payload, flags)
 		s.oooMax = s.ack
-		notify(s.readCh)
+		s.readOwed = true
 		return
 	}
 	if s.ring == nil {
@@ -215,7 +215,7 @@ func (s *Stream) onData(seq uint32, flags byte, payload []byte) {
 		s.oooMax = s.ack
 	}
 	if delivered {
-		notify(s.readCh)
+		s.readOwed = true
 	}
 }
 
@@ -652,12 +652,18 @@ func (s *Stream) sendBatch() {
 	b.parts, b.n, b.short = b.parts[:0], 0, false
 }
 
-// flushOwedSends sends what the packets of a read let the stream send.
+// flushOwedSends sends what the packets of a read let the stream send,
+// and wakes its reader to what they brought: once a read, not once a
+// packet, so that a reader woken takes the read's data in one go.
 func (s *Stream) flushOwedSends() {
 	s.mu.Lock()
 	if s.flushOwed {
 		s.flushOwed = false
 		s.flush()
+	}
+	if s.readOwed {
+		s.readOwed = false
+		notify(s.readCh)
 	}
 	s.mu.Unlock()
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -610,5 +611,65 @@ func TestBulkLeavesInBursts(t *testing.T) {
 	s.flush()
 	if s.sndNxt != s.seq || s.inflight == 0 {
 		t.Fatal("a write to an idle stream waits")
+	}
+}
+
+// TestReaderWokenOnceARead plays a read of several packets, in order and
+// out of it: the stream's reader is woken at the read's end, not at its
+// first packet, and takes all the read brought in one Read.
+func TestReaderWokenOnceARead(t *testing.T) {
+	u := New()
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(loopback))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	peer, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(loopback))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	go io.Copy(io.Discard, peer) // the acks
+	// A socket without its reader: the test plays the reads.
+	sock := &Socket{u: u, conn: conn}
+	from := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+	s, _ := u.NewStream(2)
+	s.Connect(sock, 7, from)
+	defer s.Close()
+
+	const packets, size = 8, 100
+	packet := func(seq uint32) []byte {
+		p := make([]byte, HeaderSize+size)
+		h := header{flags: FlagData, id: 2, rwnd: RecvBufferSize, seq: seq}
+		h.put(p)
+		p[HeaderSize] = byte(seq)
+		return p
+	}
+	// In order, then with the first packet of the read last.
+	for _, order := range [][]uint32{{0, 1, 2, 3, 4, 5, 6, 7}, {9, 10, 11, 12, 13, 14, 15, 8}} {
+		sock.readAt = time.Now()
+		for _, seq := range order {
+			s.onPacket(sock, packet(seq), from)
+		}
+		select {
+		case <-s.readCh:
+			t.Fatalf("reader woken before the read of %v ended", order)
+		default:
+		}
+		sock.flushStreams()
+		sock.flushAcks()
+		select {
+		case <-s.readCh:
+		default:
+			t.Fatalf("reader not woken at the end of the read of %v", order)
+		}
+		buf := make([]byte, 2*packets*size)
+		n, err := s.Read(buf)
+		if err != nil || n != packets*size {
+			t.Fatalf("one Read after the read of %v took %d bytes, %v; want %d", order, n, err, packets*size)
+		}
+		if got := buf[n-size]; got != byte(slices.Max(order)) {
+			t.Fatalf("the last bytes read are packet %d's, want %d's", got, slices.Max(order))
+		}
 	}
 }
