@@ -184,7 +184,6 @@ func (s *Stream) onData(seq uint32, flags byte, payload []byte) {
 		s.buffered += len(payload)
 		s.deliver(payload, flags)
 		s.oooMax = s.ack
-		s.readOwed = true
 		return
 	}
 	if s.ring == nil {
@@ -199,14 +198,12 @@ func (s *Stream) onData(seq uint32, flags byte, payload []byte) {
 	if seqLess(s.oooMax, seq+1) {
 		s.oooMax = seq + 1
 	}
-	delivered := false
 	for {
 		in := s.ring[s.ack%recvRing]
 		if in == nil || in.seq != s.ack {
 			break
 		}
 		s.ring[s.ack%recvRing] = nil
-		delivered = true
 		if s.deliver(in.data, in.flags) {
 			break
 		}
@@ -214,20 +211,37 @@ func (s *Stream) onData(seq uint32, flags byte, payload []byte) {
 	if seqLess(s.oooMax, s.ack) {
 		s.oooMax = s.ack
 	}
-	if delivered {
-		s.readOwed = true
-	}
 }
 
-// deliver queues the next in-order packet's bytes for Read and reports
-// whether it was the remote's END. mu is held.
+// deliver queues the next in-order packet's bytes for Read, owing its
+// reader a wake, and reports whether it was the remote's END. mu is held.
 func (s *Stream) deliver(data []byte, flags byte) bool {
 	s.ack++
 	s.readable.Push(&s.u.blocks, data)
 	if flags&FlagEnd != 0 {
 		s.remoteEnded = true
 	}
+	s.readOwed = true
+	if s.unwoken += len(data); s.unwoken >= wakeEvery {
+		s.wakeReader()
+	}
 	return s.remoteEnded
+}
+
+// wakeEvery bounds what a read's packets deliver before the stream's
+// reader is woken; the rest of the read's wakes it at the read's end. A
+// JS peer's reads bring a few to 32 packets, which a reader woken once
+// takes in one go; a Go peer's bring up to 32 segmented runs, megabytes,
+// and its reader starts on them as they come. (Alternated runs of a
+// custodial download from a Go peer: 1.52 s of CPU per GB with the bound
+// against 1.68 s woken at every packet, and 1.48 s against 1.51 s woken
+// only at the read's end.)
+const wakeEvery = 64 << 10
+
+// wakeReader wakes the stream's reader to what was delivered.
+func (s *Stream) wakeReader() {
+	s.readOwed, s.unwoken = false, 0
+	notify(s.readCh)
 }
 
 // onAck processes a cumulative ack and selective-ack ranges that arrived
@@ -662,8 +676,7 @@ func (s *Stream) flushOwedSends() {
 		s.flush()
 	}
 	if s.readOwed {
-		s.readOwed = false
-		notify(s.readCh)
+		s.wakeReader()
 	}
 	s.mu.Unlock()
 }

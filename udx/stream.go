@@ -181,6 +181,7 @@ type Stream struct {
 	ackPending  bool
 	flushOwed   bool        // a read's packets let it send; the socket flushes it at the read's end
 	readOwed    bool        // a read's packets brought data; its reader is woken at the read's end
+	unwoken     int         // bytes delivered since the reader was last woken
 	unacked     int         // in-order data packets received since an ack last went
 	run         int         // data packets received since data last paused for ackDelay
 	lastData    time.Time   // when data last came

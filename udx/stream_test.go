@@ -614,9 +614,10 @@ func TestBulkLeavesInBursts(t *testing.T) {
 	}
 }
 
-// TestReaderWokenOnceARead plays a read of several packets, in order and
-// out of it: the stream's reader is woken at the read's end, not at its
-// first packet, and takes all the read brought in one Read.
+// TestReaderWokenOnceARead plays reads of several packets, in order and
+// out of it: the stream's reader is woken at a read's end, not at its
+// first packet, and takes all the read brought in one Read; a read that
+// brings more than wakeEvery wakes it each time that much has come.
 func TestReaderWokenOnceARead(t *testing.T) {
 	u := New()
 	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(loopback))
@@ -636,31 +637,57 @@ func TestReaderWokenOnceARead(t *testing.T) {
 	s, _ := u.NewStream(2)
 	s.Connect(sock, 7, from)
 	defer s.Close()
-
-	const packets, size = 8, 100
-	packet := func(seq uint32) []byte {
+	woken := func() bool {
+		select {
+		case <-s.readCh:
+			return true
+		default:
+			return false
+		}
+	}
+	packet := func(seq uint32, size int) []byte {
 		p := make([]byte, HeaderSize+size)
 		h := header{flags: FlagData, id: 2, rwnd: RecvBufferSize, seq: seq}
 		h.put(p)
 		p[HeaderSize] = byte(seq)
 		return p
 	}
+
+	// A run of full packets: woken once wakeEvery has come, and again at
+	// the read's end for the rest.
+	sock.readAt = time.Now()
+	for seq := range uint32(wakeEvery/MaxPayload + 2) {
+		s.onPacket(sock, packet(seq, MaxPayload), from)
+		if got, want := woken(), int(seq+1)*MaxPayload/wakeEvery > int(seq)*MaxPayload/wakeEvery; got != want {
+			t.Fatalf("after %d bytes of the read, reader woken %v, want %v", int(seq+1)*MaxPayload, got, want)
+		}
+	}
+	sock.flushStreams()
+	sock.flushAcks()
+	if !woken() {
+		t.Fatal("reader not woken at the end of the read to what came after the first wake")
+	}
+	if n, err := s.Read(make([]byte, 2*wakeEvery)); err != nil || n != (wakeEvery/MaxPayload+2)*MaxPayload {
+		t.Fatalf("Read took %d bytes, %v", n, err)
+	}
+
+	first := uint32(wakeEvery/MaxPayload + 2)
+	const packets, size = 8, 100
 	// In order, then with the first packet of the read last.
 	for _, order := range [][]uint32{{0, 1, 2, 3, 4, 5, 6, 7}, {9, 10, 11, 12, 13, 14, 15, 8}} {
+		for i := range order {
+			order[i] += first
+		}
 		sock.readAt = time.Now()
 		for _, seq := range order {
-			s.onPacket(sock, packet(seq), from)
+			s.onPacket(sock, packet(seq, size), from)
 		}
-		select {
-		case <-s.readCh:
+		if woken() {
 			t.Fatalf("reader woken before the read of %v ended", order)
-		default:
 		}
 		sock.flushStreams()
 		sock.flushAcks()
-		select {
-		case <-s.readCh:
-		default:
+		if !woken() {
 			t.Fatalf("reader not woken at the end of the read of %v", order)
 		}
 		buf := make([]byte, 2*packets*size)
