@@ -432,6 +432,25 @@ func TestDestroyLetsGoOfWhatWasNotAcked(t *testing.T) {
 	}
 }
 
+// playedSocket is a socket of u without its reader, whose reads the test
+// plays, and the address of a peer that takes whatever it is sent (the
+// acks) and drops it; both close when the test ends.
+func playedSocket(t *testing.T, u *UDX) (*Socket, netip.AddrPort) {
+	t.Helper()
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(loopback))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	peer, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(loopback))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { peer.Close() })
+	go io.Copy(io.Discard, peer)
+	return &Socket{u: u, conn: conn}, peer.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
 // TestAcksStretchOnceARunIsUnderWay reads a stream packets one a read,
 // as udx-native's arrive on loopback, 100 µs apart: the first quickAcks
 // are acked as they are read, as the sender's window opens, and the rest
@@ -440,20 +459,7 @@ func TestDestroyLetsGoOfWhatWasNotAcked(t *testing.T) {
 // socket's reads are played here, on a clock of the test's own.
 func TestAcksStretchOnceARunIsUnderWay(t *testing.T) {
 	u := New()
-	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(loopback))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	peer, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(loopback))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
-	go io.Copy(io.Discard, peer) // the acks
-	// A socket without its reader: the test plays the reads.
-	sock := &Socket{u: u, conn: conn}
-	from := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+	sock, from := playedSocket(t, u)
 	b, _ := u.NewStream(2)
 	b.Connect(sock, 7, from)
 	defer b.Close()
@@ -620,20 +626,7 @@ func TestBulkLeavesInBursts(t *testing.T) {
 // brings more than wakeEvery wakes it each time that much has come.
 func TestReaderWokenOnceARead(t *testing.T) {
 	u := New()
-	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(loopback))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	peer, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(loopback))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
-	go io.Copy(io.Discard, peer) // the acks
-	// A socket without its reader: the test plays the reads.
-	sock := &Socket{u: u, conn: conn}
-	from := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+	sock, from := playedSocket(t, u)
 	s, _ := u.NewStream(2)
 	s.Connect(sock, 7, from)
 	defer s.Close()
