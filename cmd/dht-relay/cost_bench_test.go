@@ -56,7 +56,9 @@ func (c udxCounts) perGB(bytes float64) string {
 // both modes, through this relay and the JS relay in the same run. It
 // prints each relay's CPU per GB relayed and, for this relay, its UDX
 // packets and system calls per GB, so that the next reader sees where the
-// cost is.
+// cost is. It prints the JS peer's and the JS client's CPU per GB too: on
+// one machine they share its processors with the relay, and how a relay
+// sends moves what the peer spends, and with it the rate.
 func BenchmarkCostVsJSPeers(b *testing.B) {
 	interop.Require(b)
 	// The JS client sends what is written in one tick as one message, and
@@ -117,10 +119,14 @@ func BenchmarkCostVsJSPeers(b *testing.B) {
 						u0 = readUDX(b, ours.metrics)
 					}
 					cpu0, _ := procTimes(r.pid)
+					peer0, _ := procCPU(peer.Pid())
+					client0, _ := procCPU(t.u.Pid())
 					t0 := time.Now()
 					res, err := t.u.Try(p.cmd)
 					took := time.Since(t0)
 					cpu1, ok := procTimes(r.pid)
+					peer1, _ := procCPU(peer.Pid())
+					client1, _ := procCPU(t.u.Pid())
 					if err != nil || res["ok"] != true || !ok {
 						out, _ := json.Marshal(res)
 						fmt.Fprintf(os.Stderr, "bench: %s %s %s fails: %s %v\n", r.name, mode, p.what, out, firstLine(err))
@@ -132,6 +138,8 @@ func BenchmarkCostVsJSPeers(b *testing.B) {
 					}
 					t.user += cpu1.user - cpu0.user
 					t.system += cpu1.system - cpu0.system
+					t.peer += peer1 - peer0
+					t.client += client1 - client0
 					if t.udx != nil {
 						for k, v := range readUDX(b, ours.metrics) {
 							t.udx[k] += v - u0[k]
@@ -166,8 +174,8 @@ func BenchmarkCostVsJSPeers(b *testing.B) {
 		if strings.HasPrefix(what, "custodial") {
 			floor += cipher
 		}
-		fmt.Fprintf(os.Stderr, "bench: %s: ours %.2fx the JS relay's CPU per GB; kernel time ours %.2f s, JS relay %.2f s per GB; ours alone %.2fx the JS relay's whole; with the hop and cipher %.2fx\n",
-			what, ours.total()/js.total(), ours.system, js.system, ours.system/js.total(), floor/js.total())
+		fmt.Fprintf(os.Stderr, "bench: %s: ours %.2fx the JS relay's CPU per GB; kernel time ours %.2f s, JS relay %.2f s per GB; ours alone %.2fx the JS relay's whole; with the hop and cipher %.2fx; the JS peer spent %.2fx through ours what it did through the JS relay\n",
+			what, ours.total()/js.total(), ours.system, js.system, ours.system/js.total(), floor/js.total(), ours.peer/js.peer)
 	}
 }
 
@@ -212,10 +220,12 @@ func benchMetric(b *testing.B, out, unit string) float64 {
 	return 0
 }
 
-// cost is what one relay spent per GB in one phase, in seconds.
+// cost is what one relay spent per GB in one phase, in seconds, and what
+// the JS peer did meanwhile.
 type cost struct {
 	relay        string
 	user, system float64
+	peer         float64
 }
 
 func (c cost) total() float64 { return c.user + c.system }
@@ -234,7 +244,8 @@ func firstLine(err error) string {
 type tally struct {
 	u            *interop.User
 	user, system time.Duration
-	udx          udxCounts // this relay's UDX counts, nil for the JS relay's
+	peer, client time.Duration // the JS peer's and the JS client's CPU
+	udx          udxCounts     // this relay's UDX counts, nil for the JS relay's
 	moved        float64
 	rates        []float64
 	failed       bool
@@ -248,8 +259,8 @@ func report(b *testing.B, r relayUnderTest, what string, t *tally) (cost, bool) 
 		return cost{}, false
 	}
 	gb := t.moved / 1e9
-	c := cost{r.name, t.user.Seconds() / gb, t.system.Seconds() / gb}
-	line := fmt.Sprintf("bench: %s %s: %.0f MB/s, relay CPU %.2f s per GB (%.2f user, %.2f kernel)", r.name, what, median(t.rates), c.total(), c.user, c.system)
+	c := cost{r.name, t.user.Seconds() / gb, t.system.Seconds() / gb, t.peer.Seconds() / gb}
+	line := fmt.Sprintf("bench: %s %s: %.0f MB/s, relay CPU %.2f s per GB (%.2f user, %.2f kernel); the JS peer %.2f s, the JS client %.2f s per GB", r.name, what, median(t.rates), c.total(), c.user, c.system, c.peer, t.client.Seconds()/gb)
 	if t.udx != nil {
 		line += "; UDX per GB: " + t.udx.perGB(t.moved)
 	}

@@ -37,6 +37,9 @@ func StartTestnet(t testing.TB) (*Peer, string) {
 	return &Peer{t: t, p: p}, boot.Bootstrap
 }
 
+// Pid is the node's process id: what it spends is read from it.
+func (j *Peer) Pid() int { return j.p.Pid() }
+
 // Do sends the node a command and returns its JSON answer.
 func (j *Peer) Do(cmd ...string) map[string]any {
 	j.t.Helper()
