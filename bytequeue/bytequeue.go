@@ -58,13 +58,18 @@ func (bp *Pool) put(b []byte) {
 type Queue struct {
 	blocks [][]byte // each filled up to its length
 	off    int      // bytes of blocks[0] already read
+	size   int      // bytes left to read
 }
 
 // Empty reports whether nothing is left to read.
 func (q *Queue) Empty() bool { return len(q.blocks) == 0 }
 
+// Len is how many bytes are left to read.
+func (q *Queue) Len() int { return q.size }
+
 // Push copies p in after what is queued.
 func (q *Queue) Push(bp *Pool, p []byte) {
+	q.size += len(p)
 	for len(p) > 0 {
 		n := len(q.blocks)
 		if n == 0 || len(q.blocks[n-1]) == BlockSize {
@@ -95,6 +100,7 @@ func (q *Queue) Read(bp *Pool, dst []byte) int {
 		q.off = 0
 		bp.put(b)
 	}
+	q.size -= n
 	return n
 }
 
@@ -104,5 +110,5 @@ func (q *Queue) Release(bp *Pool) {
 		bp.put(b)
 		q.blocks[i] = nil
 	}
-	q.blocks, q.off = q.blocks[:0], 0
+	q.blocks, q.off, q.size = q.blocks[:0], 0, 0
 }

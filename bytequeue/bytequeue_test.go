@@ -8,7 +8,8 @@ import (
 )
 
 // Bytes pushed in packets of any size come out in order through reads of
-// any size, across block boundaries, and an emptied queue holds no block.
+// any size, across block boundaries, Len counts what is left throughout,
+// and an emptied queue holds no block.
 func TestQueueKeepsOrderAcrossBlocks(t *testing.T) {
 	var bp Pool
 	var q Queue
@@ -27,6 +28,9 @@ func TestQueueKeepsOrderAcrossBlocks(t *testing.T) {
 		for !q.Empty() && rng.IntN(4) > 0 {
 			n := q.Read(&bp, buf[:rng.IntN(len(buf))+1])
 			out.Write(buf[:n])
+		}
+		if q.Len() != in.Len()-out.Len() {
+			t.Fatalf("Len %d with %d bytes left", q.Len(), in.Len()-out.Len())
 		}
 	}
 	for !q.Empty() {
@@ -50,8 +54,8 @@ func TestReleaseEmptiesAndReturns(t *testing.T) {
 	q.Read(&bp, make([]byte, 5))
 	blocks := q.blocks
 	q.Release(&bp)
-	if !q.Empty() || q.off != 0 {
-		t.Fatalf("released queue: empty %v, offset %d", q.Empty(), q.off)
+	if !q.Empty() || q.off != 0 || q.Len() != 0 {
+		t.Fatalf("released queue: empty %v, offset %d, Len %d", q.Empty(), q.off, q.Len())
 	}
 	for i, b := range blocks[:cap(blocks)] {
 		if b != nil {

@@ -256,13 +256,36 @@ func (s *Stream) readFrame(limit, headroom, tailroom int) ([]byte, error) {
 		return s.readGrowing(headroom, n, want)
 	}
 	body := s.rbuf[headroom : headroom+n]
-	if _, err := io.ReadFull(s.br, body); err != nil {
+	if err := s.readFull(body); err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
 		return nil, err
 	}
 	return body, nil
+}
+
+// fullReader is a raw stream that can wait for all of what a read asks
+// for at once (a UDX stream): one wake for a message's body, not one for
+// each run of packets that brings part of it.
+type fullReader interface {
+	ReadFull(p []byte) (int, error)
+}
+
+// readFull fills p from what is buffered and then from the raw stream.
+func (s *Stream) readFull(p []byte) error {
+	r, ok := s.raw.(fullReader)
+	if !ok || len(p) <= s.br.Buffered() {
+		_, err := io.ReadFull(s.br, p)
+		return err
+	}
+	// Once br holds nothing, the raw stream is read past it.
+	k := 0
+	if s.br.Buffered() > 0 {
+		k, _ = s.br.Read(p[:s.br.Buffered()])
+	}
+	_, err := r.ReadFull(p[k:])
+	return err
 }
 
 // readGrowStep is the first size a read buffer grows to, doubling after.

@@ -332,3 +332,66 @@ func TestRekeyMatchesCounterWrap(t *testing.T) {
 		t.Fatal("rekey did not happen on both sides")
 	}
 }
+
+// fullConn is a transport that can wait for a whole read, as a UDX
+// stream can; it counts the reads that asked it to.
+type fullConn struct {
+	net.Conn
+	fulls int
+}
+
+func (c *fullConn) ReadFull(p []byte) (int, error) {
+	c.fulls++
+	return io.ReadFull(c.Conn, p)
+}
+
+// TestBodyReadWhole: over a transport that can wait for a whole read, a
+// message body beyond what the stream had buffered is asked of it in one
+// ReadFull, and messages of every size come through intact.
+func TestBodyReadWhole(t *testing.T) {
+	a, b := tcpPair(t)
+	fb := &fullConn{Conn: b}
+	ka, _ := noise.GenerateKeyPair(rand.Reader)
+	kb, _ := noise.GenerateKeyPair(rand.Reader)
+	ch := make(chan *Stream, 1)
+	go func() {
+		s, err := New(fb, false, Config{KeyPair: kb})
+		if err != nil {
+			t.Error(err)
+		}
+		ch <- s
+	}()
+	sa, err := New(a, true, Config{KeyPair: ka})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb := <-ch
+	if sb == nil {
+		t.FailNow()
+	}
+	// The first large message grows the read buffer; the ones after it
+	// are read into it.
+	sizes := []int{1, 1000, 65536, 65536, 32768, 10, 200000, 200000}
+	go func() {
+		for i, n := range sizes {
+			if err := sa.WriteMessage(bytes.Repeat([]byte{byte(i)}, n)); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	fulls := 0
+	for i, n := range sizes {
+		m, err := sb.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(m, bytes.Repeat([]byte{byte(i)}, n)) {
+			t.Fatalf("message %d of %d bytes corrupted", i, n)
+		}
+		if i > 0 && n > readBufferSize && sizes[i-1] >= n && fb.fulls == fulls {
+			t.Fatalf("message %d's %d bytes read without ReadFull", i, n)
+		}
+		fulls = fb.fulls
+	}
+}

@@ -238,9 +238,13 @@ func (s *Stream) deliver(data []byte, flags byte) bool {
 // only at the read's end.)
 const wakeEvery = 64 << 10
 
-// wakeReader wakes the stream's reader to what was delivered.
+// wakeReader wakes the stream's reader to what was delivered, unless it
+// waits for more than is readable and more may come.
 func (s *Stream) wakeReader() {
 	s.readOwed, s.unwoken = false, 0
+	if s.readable.Len() < s.want && !s.remoteEnded {
+		return
+	}
 	notify(s.readCh)
 }
 

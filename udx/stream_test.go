@@ -693,3 +693,110 @@ func TestReaderWokenOnceARead(t *testing.T) {
 		}
 	}
 }
+
+// TestReadFullWokenOnceItsBytesCame plays reads of one packet each to a
+// reader waiting for five packets' bytes: it is not woken by the first
+// four, is by the fifth and takes them all in one go; a reader waiting
+// for more than the remote sent before its END is woken by the END and
+// given what came, with io.ErrUnexpectedEOF.
+func TestReadFullWokenOnceItsBytesCame(t *testing.T) {
+	u := New()
+	sock, from := playedSocket(t, u)
+	s, _ := u.NewStream(2)
+	s.Connect(sock, 7, from)
+	defer s.Close()
+	woken := func() bool {
+		select {
+		case <-s.readCh:
+			return true
+		default:
+			return false
+		}
+	}
+	const size = 1000
+	packet := func(seq uint32, flags byte) []byte {
+		p := make([]byte, HeaderSize+size)
+		h := header{flags: flags, id: 2, rwnd: RecvBufferSize, seq: seq}
+		h.put(p)
+		for i := range size {
+			p[HeaderSize+i] = byte(seq)
+		}
+		return p
+	}
+	play := func(seq uint32, flags byte) {
+		sock.readAt = time.Now()
+		s.onPacket(sock, packet(seq, flags), from)
+		sock.flushStreams()
+		sock.flushAcks()
+	}
+
+	s.mu.Lock()
+	s.want = 5 * size // as ReadFull of five packets' bytes sets it before it waits
+	s.mu.Unlock()
+	for seq := range uint32(4) {
+		play(seq, FlagData)
+		if woken() {
+			t.Fatalf("reader waiting for %d bytes woken with %d", 5*size, (seq+1)*size)
+		}
+	}
+	play(4, FlagData)
+	if !woken() {
+		t.Fatalf("reader not woken once its %d bytes came", 5*size)
+	}
+	buf := make([]byte, 5*size)
+	if n, err := s.ReadFull(buf); err != nil || n != len(buf) || buf[0] != 0 || buf[len(buf)-1] != 4 {
+		t.Fatalf("ReadFull: %d bytes, %v, first from packet %d, last from %d", n, err, buf[0], buf[len(buf)-1])
+	}
+
+	s.mu.Lock()
+	s.want = 5 * size
+	s.mu.Unlock()
+	play(5, FlagData)
+	if woken() {
+		t.Fatal("reader woken by part of what it waits for")
+	}
+	play(6, FlagData|FlagEnd)
+	if !woken() {
+		t.Fatal("reader waiting for more than will come not woken by the END")
+	}
+	if n, err := s.ReadFull(buf); err != io.ErrUnexpectedEOF || n != 2*size {
+		t.Fatalf("ReadFull across the END: %d bytes, %v; want %d, %v", n, err, 2*size, io.ErrUnexpectedEOF)
+	}
+}
+
+// TestReadFullAcrossTheWindow: a read larger than maxReadWait, as large
+// as the receive buffer and then some, completes: the reader takes what
+// it waits for in parts, so the sender is never held by a window the
+// reader would only empty once it was past.
+func TestReadFullAcrossTheWindow(t *testing.T) {
+	ua, ub := New(), New()
+	sa, sb := listen(t, ua, nil), listen(t, ub, nil)
+	a, _ := ua.NewStream(1)
+	b, _ := ub.NewStream(2)
+	a.Connect(sa, 2, sb.LocalAddr())
+	b.Connect(sb, 1, sa.LocalAddr())
+	defer a.Close()
+	defer b.Close()
+	want := make([]byte, RecvBufferSize+maxReadWait+123)
+	for i := range want {
+		want[i] = byte(i * 7)
+	}
+	go a.Write(want)
+	got := make([]byte, len(want))
+	errc := make(chan error, 1)
+	go func() {
+		_, err := b.ReadFull(got)
+		errc <- err
+	}()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("ReadFull of more than the receive buffer did not complete")
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("ReadFull's bytes differ from those written")
+	}
+}
