@@ -455,7 +455,7 @@ func (s *Stream) read(p []byte, want int) (int, error) {
 			s.mu.Unlock()
 			return n, nil
 		}
-		if s.remoteEnded && s.readable.Empty() {
+		if s.remoteEnded { // with nothing readable, as the branch above took any
 			s.mu.Unlock()
 			return 0, io.EOF
 		}

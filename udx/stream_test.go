@@ -451,6 +451,28 @@ func playedSocket(t *testing.T, u *UDX) (*Socket, netip.AddrPort) {
 	return &Socket{u: u, conn: conn}, peer.LocalAddr().(*net.UDPAddr).AddrPort()
 }
 
+// playedPacket is a data packet, with flags, to stream 2 of a played
+// socket: size bytes, each the low byte of seq.
+func playedPacket(seq uint32, flags byte, size int) []byte {
+	p := make([]byte, HeaderSize+size)
+	h := header{flags: flags, id: 2, rwnd: RecvBufferSize, seq: seq}
+	h.put(p)
+	for i := range size {
+		p[HeaderSize+i] = byte(seq)
+	}
+	return p
+}
+
+// readerWoken takes the wake s's reader was owed, if any, and says so.
+func readerWoken(s *Stream) bool {
+	select {
+	case <-s.readCh:
+		return true
+	default:
+		return false
+	}
+}
+
 // TestAcksStretchOnceARunIsUnderWay reads a stream packets one a read,
 // as udx-native's arrive on loopback, 100 µs apart: the first quickAcks
 // are acked as they are read, as the sender's window opens, and the rest
@@ -464,17 +486,14 @@ func TestAcksStretchOnceARunIsUnderWay(t *testing.T) {
 	b.Connect(sock, 7, from)
 	defer b.Close()
 
-	p := make([]byte, HeaderSize+100)
 	at := time.Now()
 	seq := uint32(0)
 	// run reads n packets, one a read, and returns the acks they drew.
 	run := func(n int) int {
 		before := u.Counts().AcksSent
 		for range n {
-			h := header{flags: FlagData, id: 2, rwnd: RecvBufferSize, seq: seq}
-			h.put(p)
 			sock.readAt = at
-			b.onPacket(sock, p, from)
+			b.onPacket(sock, playedPacket(seq, FlagData, 100), from)
 			sock.flushStreams()
 			sock.flushAcks()
 			seq++
@@ -630,34 +649,19 @@ func TestReaderWokenOnceARead(t *testing.T) {
 	s, _ := u.NewStream(2)
 	s.Connect(sock, 7, from)
 	defer s.Close()
-	woken := func() bool {
-		select {
-		case <-s.readCh:
-			return true
-		default:
-			return false
-		}
-	}
-	packet := func(seq uint32, size int) []byte {
-		p := make([]byte, HeaderSize+size)
-		h := header{flags: FlagData, id: 2, rwnd: RecvBufferSize, seq: seq}
-		h.put(p)
-		p[HeaderSize] = byte(seq)
-		return p
-	}
 
 	// A run of full packets: woken once wakeEvery has come, and again at
 	// the read's end for the rest.
 	sock.readAt = time.Now()
 	for seq := range uint32(wakeEvery/MaxPayload + 2) {
-		s.onPacket(sock, packet(seq, MaxPayload), from)
-		if got, want := woken(), int(seq+1)*MaxPayload/wakeEvery > int(seq)*MaxPayload/wakeEvery; got != want {
+		s.onPacket(sock, playedPacket(seq, FlagData, MaxPayload), from)
+		if got, want := readerWoken(s), int(seq+1)*MaxPayload/wakeEvery > int(seq)*MaxPayload/wakeEvery; got != want {
 			t.Fatalf("after %d bytes of the read, reader woken %v, want %v", int(seq+1)*MaxPayload, got, want)
 		}
 	}
 	sock.flushStreams()
 	sock.flushAcks()
-	if !woken() {
+	if !readerWoken(s) {
 		t.Fatal("reader not woken at the end of the read to what came after the first wake")
 	}
 	if n, err := s.Read(make([]byte, 2*wakeEvery)); err != nil || n != (wakeEvery/MaxPayload+2)*MaxPayload {
@@ -673,14 +677,14 @@ func TestReaderWokenOnceARead(t *testing.T) {
 		}
 		sock.readAt = time.Now()
 		for _, seq := range order {
-			s.onPacket(sock, packet(seq, size), from)
+			s.onPacket(sock, playedPacket(seq, FlagData, size), from)
 		}
-		if woken() {
+		if readerWoken(s) {
 			t.Fatalf("reader woken before the read of %v ended", order)
 		}
 		sock.flushStreams()
 		sock.flushAcks()
-		if !woken() {
+		if !readerWoken(s) {
 			t.Fatalf("reader not woken at the end of the read of %v", order)
 		}
 		buf := make([]byte, 2*packets*size)
@@ -705,27 +709,10 @@ func TestReadFullWokenOnceItsBytesCame(t *testing.T) {
 	s, _ := u.NewStream(2)
 	s.Connect(sock, 7, from)
 	defer s.Close()
-	woken := func() bool {
-		select {
-		case <-s.readCh:
-			return true
-		default:
-			return false
-		}
-	}
 	const size = 1000
-	packet := func(seq uint32, flags byte) []byte {
-		p := make([]byte, HeaderSize+size)
-		h := header{flags: flags, id: 2, rwnd: RecvBufferSize, seq: seq}
-		h.put(p)
-		for i := range size {
-			p[HeaderSize+i] = byte(seq)
-		}
-		return p
-	}
 	play := func(seq uint32, flags byte) {
 		sock.readAt = time.Now()
-		s.onPacket(sock, packet(seq, flags), from)
+		s.onPacket(sock, playedPacket(seq, flags, size), from)
 		sock.flushStreams()
 		sock.flushAcks()
 	}
@@ -735,12 +722,12 @@ func TestReadFullWokenOnceItsBytesCame(t *testing.T) {
 	s.mu.Unlock()
 	for seq := range uint32(4) {
 		play(seq, FlagData)
-		if woken() {
+		if readerWoken(s) {
 			t.Fatalf("reader waiting for %d bytes woken with %d", 5*size, (seq+1)*size)
 		}
 	}
 	play(4, FlagData)
-	if !woken() {
+	if !readerWoken(s) {
 		t.Fatalf("reader not woken once its %d bytes came", 5*size)
 	}
 	buf := make([]byte, 5*size)
@@ -752,11 +739,11 @@ func TestReadFullWokenOnceItsBytesCame(t *testing.T) {
 	s.want = 5 * size
 	s.mu.Unlock()
 	play(5, FlagData)
-	if woken() {
+	if readerWoken(s) {
 		t.Fatal("reader woken by part of what it waits for")
 	}
 	play(6, FlagData|FlagEnd)
-	if !woken() {
+	if !readerWoken(s) {
 		t.Fatal("reader waiting for more than will come not woken by the END")
 	}
 	if n, err := s.ReadFull(buf); err != io.ErrUnexpectedEOF || n != 2*size {
