@@ -292,7 +292,7 @@ func TestFullWindowDropsNothing(t *testing.T) {
 		t.Errorf("receiver dropped %d packets", st.Dropped)
 	}
 	if st := a.Stats(); st.Retransmits != 0 {
-		t.Errorf("sender retransmitted %d packets", st.Retransmits)
+		t.Errorf("sender retransmitted %d packets (sender %+v, receiver %+v)", st.Retransmits, st, b.Stats())
 	}
 	a.Close()
 	b.Close()
