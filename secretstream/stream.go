@@ -151,6 +151,8 @@ type Stream struct {
 	wmu       sync.Mutex
 	enc       sodiumState
 	long      *sealer // the message BeginMessage began, while its bytes come
+	head      []byte  // long's length and header, written with its first part
+	headBuf   [4]byte
 	wbuf      []byte
 	werr      error
 	lastWrite atomic.Int64
@@ -450,7 +452,12 @@ var ErrMessageOpen = errors.New("secretstream: a message begun is not yet whole"
 // carry in parts of any size: the other end receives it as one message,
 // as if written whole. A relay forwarding a large write that reaches it
 // in parts so keeps the write one message, which the other end's framing
-// (Protomux, say) relies on. Keepalives wait until it is whole.
+// (Protomux, say) relies on. Keepalives wait until it is whole. Its
+// length and header go in the first part's write: over UDX a write of
+// their own was a packet of 4 bytes and an ack for each message, 2% of
+// an upload's packets to a JS peer (custodial uploads alternated with
+// the head written alone: 7.30 against 7.67 s of CPU per GB, median of
+// 12 each).
 func (s *Stream) BeginMessage(n int) error {
 	if n > MaxMessageSize {
 		return fmt.Errorf("%w: %d bytes", ErrMessageTooLarge, n)
@@ -465,13 +472,15 @@ func (s *Stream) BeginMessage(n int) error {
 	}
 	s.long = s.enc.begin(n, TagMessage)
 	body := 1 + n + tagSize
-	head := []byte{byte(body), byte(body >> 8), byte(body >> 16), s.long.head}
+	s.head = append(s.headBuf[:0], byte(body), byte(body>>8), byte(body>>16), s.long.head)
 	if n == 0 {
 		m := s.long.finish()
 		s.long = nil
-		head = append(head, m[:]...)
+		head := append(s.head, m[:]...)
+		s.head = nil
+		return s.writeRaw(head)
 	}
-	return s.writeRaw(head)
+	return nil
 }
 
 // sealBuffer is room for need bytes of sealed frame: the buffer the
@@ -509,11 +518,14 @@ func (s *Stream) writePart(p []byte) (int, error) {
 	if whole {
 		need += tagSize
 	}
-	buf := s.sealBuffer(need)
-	z.part(buf, p[:k])
+	h := len(s.head)
+	buf := s.sealBuffer(h + need)
+	copy(buf, s.head)
+	s.head = nil
+	z.part(buf[h:], p[:k])
 	if whole {
 		m := z.finish()
-		copy(buf[k:], m[:])
+		copy(buf[h+k:], m[:])
 		s.long = nil
 	}
 	return k, s.writeRaw(buf)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -123,6 +124,83 @@ func TestMessageInParts(t *testing.T) {
 		}
 		if !bytes.Equal(m, want) {
 			t.Fatalf("a message of %d bytes arrived as %d", len(want), len(m))
+		}
+	}
+}
+
+// writeCounter is a transport that records the length of each write.
+type writeCounter struct {
+	net.Conn
+	mu     sync.Mutex
+	writes []int
+}
+
+func (c *writeCounter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	c.writes = append(c.writes, len(p))
+	c.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+func (c *writeCounter) take() []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w := c.writes
+	c.writes = nil
+	return w
+}
+
+// TestBegunMessageHeadGoesWithItsFirstPart: a message begun is not
+// written until its first part comes, which carries its length and
+// header in the same write: over UDX a write of its own would be a packet
+// of 4 bytes, and an ack, a message. A message begun empty is written at
+// once.
+func TestBegunMessageHeadGoesWithItsFirstPart(t *testing.T) {
+	a, b := tcpPair(t)
+	wa := &writeCounter{Conn: a}
+	ka, _ := noise.GenerateKeyPair(rand.Reader)
+	kb, _ := noise.GenerateKeyPair(rand.Reader)
+	ch := make(chan *Stream, 1)
+	go func() {
+		s, err := New(b, false, Config{KeyPair: kb})
+		if err != nil {
+			t.Error(err)
+		}
+		ch <- s
+	}()
+	sa, err := New(wa, true, Config{KeyPair: ka})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb := <-ch
+	if sb == nil {
+		t.FailNow()
+	}
+	wa.take()
+	if err := sa.BeginMessage(5000); err != nil {
+		t.Fatal(err)
+	}
+	if w := wa.take(); len(w) != 0 {
+		t.Fatalf("a message begun wrote %v before its first part", w)
+	}
+	sa.Write(make([]byte, 3000))
+	sa.Write(make([]byte, 2000))
+	if w := wa.take(); !slices.Equal(w, []int{4 + 3000, 2000 + ABytes - 1}) {
+		t.Fatalf("a message of 5000 bytes in parts of 3000 and 2000 went in writes of %v", w)
+	}
+	if err := sa.BeginMessage(0); err != nil {
+		t.Fatal(err)
+	}
+	if w := wa.take(); !slices.Equal(w, []int{4 + ABytes - 1}) {
+		t.Fatalf("an empty message begun went in writes of %v", w)
+	}
+	for _, n := range []int{5000, 0} {
+		m, err := sb.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(m, make([]byte, n)) {
+			t.Fatalf("a message of %d bytes arrived as %d", n, len(m))
 		}
 	}
 }
