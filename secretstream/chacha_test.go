@@ -13,19 +13,23 @@ import (
 // every length around the sixteen-block chunks, in place and not.
 func TestKeyStreamMatchesChaCha20(t *testing.T) { everyPath(t, testKeyStream) }
 
-// everyPath runs test on each path this build has: the narrow one, and
-// the AVX-512 one where the CPU has it. The purego build's path is tested
+// everyPath runs test on each path this build has: the narrow one
+// (x/crypto's Poly1305, aead's ChaCha20), Poly1305's AVX2 one and the
+// AVX-512 one where the CPU has them. The purego build's path is tested
 // by running the package's tests with -tags purego.
 func everyPath(t *testing.T, test func(*testing.T)) {
-	has := wide
-	defer func() { wide = has }()
-	for _, w := range []bool{false, true} {
-		if w && !has {
-			t.Log("no AVX-512 code on this machine or in this build: the wide path is not tested")
+	hasWide, hasAVX2 := wide, polyAVX2
+	defer func() { wide, polyAVX2 = hasWide, hasAVX2 }()
+	for _, path := range []struct {
+		name       string
+		wide, avx2 bool
+	}{{"narrow", false, false}, {"avx2", false, true}, {"wide", true, false}} {
+		if path.wide && !hasWide || path.avx2 && !hasAVX2 {
+			t.Logf("no %s code on this machine or in this build: that path is not tested", path.name)
 			continue
 		}
-		wide = w
-		t.Run(map[bool]string{false: "narrow", true: "wide"}[w], test)
+		wide, polyAVX2 = path.wide, path.avx2
+		t.Run(path.name, test)
 	}
 }
 

@@ -71,7 +71,7 @@ type polyMAC struct {
 }
 
 func newPolyMAC(key *[32]byte) *polyMAC {
-	if !wide {
+	if !polyVector() {
 		return &polyMAC{narrow: poly1305.New(key)}
 	}
 	return &polyMAC{p: newPoly(key)}
