@@ -14,7 +14,7 @@ import (
 // 64-bit words, reduced only partly between blocks.
 
 // polyChunk is what one pass of the AVX-512 code takes: eight blocks, one
-// per 64-bit lane.
+// per 64-bit lane (the AVX2 code takes half, in four).
 const polyChunk = 8 * 16
 
 // polyState is one MAC in progress.
@@ -33,9 +33,9 @@ func newPoly(key *[32]byte) polyState {
 	}
 }
 
-// polySum is the Poly1305 tag of msg under key: the AVX-512 code's where it
-// runs, with the generic code here for the blocks after its chunks; else
-// x/crypto's (assembly on amd64 unless purego).
+// polySum is the Poly1305 tag of msg under key: the vector code's (AVX-512
+// or AVX2) where it runs, with the generic code here for the blocks after
+// its chunks; else x/crypto's (assembly on amd64 unless purego).
 func polySum(msg []byte, key *[32]byte) [16]byte {
 	p := newPoly(key)
 	msg, ok := p.wide(msg)
@@ -58,13 +58,13 @@ func polySum(msg []byte, key *[32]byte) [16]byte {
 }
 
 // polyMAC is a Poly1305 tag over a message given in pieces of any size,
-// for a sealer that learns the message a part at a time. Where the
-// AVX-512 code runs, each piece's whole chunks go to it, which starts
+// for a sealer that learns the message a part at a time. Where vector
+// code runs, each piece's whole chunks go to it, which starts
 // from a tag of zero: the tag so far is carried over them as
 // h·r^blocks + theirs. Elsewhere x/crypto's incremental MAC does it all.
 type polyMAC struct {
 	p       polyState
-	narrow  *poly1305.MAC // when the AVX-512 code does not run
+	narrow  *poly1305.MAC // when no vector code runs
 	started bool          // p.h holds blocks already taken
 	buf     [16]byte      // the start of a block not yet whole
 	n       int           // bytes in buf
