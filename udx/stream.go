@@ -356,8 +356,15 @@ func (s *Stream) Write(p []byte) (int, error) {
 			s.mu.Unlock()
 			return written, fmt.Errorf("udx: write after end: %w", net.ErrClosed)
 		}
+		// A packet is cut where the write ends or the MTU does, never
+		// where the buffer's room does: the writer waits for room for a
+		// whole one. A cut there was a packet and an ack more each time
+		// a blocked writer woke, and one that left a packet of one or two
+		// bytes at the start of a SecretStream frame turned a JS peer's
+		// framed reads off for the stream's life (docs/datapath.md, the
+		// UDX step).
 		space := SendBufferSize - s.queued
-		if space <= 0 {
+		if space < min(len(p), s.payloadSize()) {
 			s.mu.Unlock()
 			select {
 			case <-s.writeCh:
@@ -365,8 +372,8 @@ func (s *Stream) Write(p []byte) (int, error) {
 			}
 			continue
 		}
-		for space > 0 && len(p) > 0 {
-			n := min(len(p), s.payloadSize(), space)
+		for len(p) > 0 && space >= min(len(p), s.payloadSize()) {
+			n := min(len(p), s.payloadSize())
 			s.enqueue(FlagData, p[:n])
 			p, space, written = p[n:], space-n, written+n
 		}

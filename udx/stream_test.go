@@ -639,6 +639,46 @@ func TestBulkLeavesInBursts(t *testing.T) {
 	}
 }
 
+// TestWriteWaitsForRoomForAWholePacket: a writer that finds the send
+// buffer all but full waits for room for a whole packet, instead of
+// cutting one where the room ends: at the start of a SecretStream frame a
+// packet of one or two bytes turns a JS peer's framed reads off, and any
+// such cut is a packet and an ack more.
+func TestWriteWaitsForRoomForAWholePacket(t *testing.T) {
+	u, peer := New(), New()
+	sock, dst := listen(t, u, nil), listen(t, peer, nil) // no stream there: nothing is acked
+	s, _ := u.NewStream(1)
+	s.Connect(sock, 2, dst.LocalAddr())
+	defer s.Close()
+	if _, err := s.Write(make([]byte, SendBufferSize-2)); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	before := s.seq
+	s.mu.Unlock()
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Write(make([]byte, 100))
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // the writer's chance to cut a packet at the 2 bytes of room
+	s.mu.Lock()
+	cut := s.seq - before
+	s.onAck(s.sndUna()+1, nil, time.Now()) // a packet acked: room for the write
+	s.mu.Unlock()
+	if cut != 0 {
+		t.Fatalf("with 2 bytes of room a write of 100 queued %d packets at once", cut)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n, last := s.seq-before, len(s.out[len(s.out)-1].data); n != 1 || last != 100 {
+		t.Fatalf("a write of 100 bytes went in %d packets, the last of %d bytes", n, last)
+	}
+}
+
 // TestReaderWokenOnceARead plays reads of several packets, in order and
 // out of it: the stream's reader is woken at a read's end, not at its
 // first packet, and takes all the read brought in one Read; a read that
