@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"maps"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -676,6 +679,92 @@ func TestWriteWaitsForRoomForAWholePacket(t *testing.T) {
 	defer s.mu.Unlock()
 	if n, last := s.seq-before, len(s.out[len(s.out)-1].data); n != 1 || last != 100 {
 		t.Fatalf("a write of 100 bytes went in %d packets, the last of %d bytes", n, last)
+	}
+}
+
+// TestPacketsKeepToWrites sends thousands of writes of assorted sizes,
+// enough to fill the send buffer over and over, through a proxy that
+// records each data packet: every write starts a packet, no packet holds
+// bytes of two writes, and only a write's last packet is shorter than a
+// packet at the base MTU. A JS peer's streams are framed: udx-native
+// hands a SecretStream frame to JavaScript whole only while its packets
+// keep to the frames, which the SecretStream writes one a write
+// (docs/datapath.md, the UDX step).
+func TestPacketsKeepToWrites(t *testing.T) {
+	ua, ub := New(), New()
+	sa, sb := listen(t, ua, nil), listen(t, ub, nil)
+	proxy, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(loopback))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	var mu sync.Mutex
+	sent := map[uint32]int{} // data packets a sent, by seq: their payload
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			n, from, err := proxy.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			to := sa.LocalAddr()
+			if from == sa.LocalAddr() {
+				to = sb.LocalAddr()
+				if h, err := decodeHeader(buf[:n]); err == nil && h.flags&FlagData != 0 {
+					mu.Lock()
+					if _, seen := sent[h.seq]; !seen {
+						sent[h.seq] = n - HeaderSize - int(h.dataOffset)
+					}
+					mu.Unlock()
+				}
+			}
+			proxy.WriteToUDPAddrPort(buf[:n], to)
+		}
+	}()
+	via := proxy.LocalAddr().(*net.UDPAddr).AddrPort()
+	a, _ := ua.NewStream(1)
+	b, _ := ub.NewStream(2)
+	a.Connect(sa, 2, via)
+	b.Connect(sb, 1, via)
+	defer a.Close()
+	defer b.Close()
+	rng := rand.New(rand.NewPCG(1, 2))
+	writes, total := []int{1, 2, 3}, 6
+	for total < 3*SendBufferSize {
+		n := 1 + rng.IntN(9000)
+		writes, total = append(writes, n), total+n
+	}
+	go func() {
+		for _, n := range writes {
+			if _, err := a.Write(make([]byte, n)); err != nil {
+				return
+			}
+		}
+		a.CloseWrite()
+	}()
+	got, err := io.Copy(io.Discard, b)
+	if err != nil || got != int64(total) {
+		t.Fatalf("read %d of %d bytes: %v", got, total, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	seqs := slices.Sorted(maps.Keys(sent))
+	i := 0
+	for w, n := range writes {
+		for rest := n; rest > 0; {
+			if i == len(seqs) {
+				t.Fatalf("write %d of %d bytes: its packets end %d bytes short", w, n, rest)
+			}
+			p := sent[seqs[i]]
+			i++
+			switch {
+			case p > rest:
+				t.Fatalf("packet %d holds %d bytes of write %d and %d of the next", seqs[i-1], rest, w, p-rest)
+			case p < rest && p < MaxPayload:
+				t.Fatalf("write %d (%d bytes): packet %d cut at %d bytes with %d to come", w, n, seqs[i-1], p, rest-p)
+			}
+			rest -= p
+		}
 	}
 }
 
