@@ -158,6 +158,13 @@ type sealer struct {
 	head byte // the encrypted tag
 }
 
+// frameHead is the start of the message's frame: the 3-byte length of
+// its body and the encrypted tag.
+func (z *sealer) frameHead() [4]byte {
+	body := 1 + z.n + tagSize
+	return [4]byte{byte(body), byte(body >> 8), byte(body >> 16), z.head}
+}
+
 // begin starts sealing a message of n bytes with tag.
 func (s *sodiumState) begin(n int, tag byte) *sealer {
 	var kb [msgOffset]byte

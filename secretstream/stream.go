@@ -151,8 +151,6 @@ type Stream struct {
 	wmu       sync.Mutex
 	enc       sodiumState
 	long      *sealer // the message BeginMessage began, while its bytes come
-	head      []byte  // long's length and header, written with its first part
-	headBuf   [4]byte
 	wbuf      []byte
 	werr      error
 	lastWrite atomic.Int64
@@ -471,14 +469,11 @@ func (s *Stream) BeginMessage(n int) error {
 		return ErrMessageOpen
 	}
 	s.long = s.enc.begin(n, TagMessage)
-	body := 1 + n + tagSize
-	s.head = append(s.headBuf[:0], byte(body), byte(body>>8), byte(body>>16), s.long.head)
 	if n == 0 {
+		head := s.long.frameHead()
 		m := s.long.finish()
 		s.long = nil
-		head := append(s.head, m[:]...)
-		s.head = nil
-		return s.writeRaw(head)
+		return s.writeRaw(append(head[:], m[:]...))
 	}
 	return nil
 }
@@ -518,10 +513,13 @@ func (s *Stream) writePart(p []byte) (int, error) {
 	if whole {
 		need += tagSize
 	}
-	h := len(s.head)
-	buf := s.sealBuffer(h + need)
-	copy(buf, s.head)
-	s.head = nil
+	var head []byte
+	if z.off == 0 { // the first part: the message's length and header go with it
+		fh := z.frameHead()
+		head = fh[:]
+	}
+	buf := s.sealBuffer(len(head) + need)
+	h := copy(buf, head)
 	z.part(buf[h:], p[:k])
 	if whole {
 		m := z.finish()
