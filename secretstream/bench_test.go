@@ -1,7 +1,6 @@
 package secretstream
 
 import (
-	"crypto/rand"
 	"encoding/json"
 	"io"
 	"strconv"
@@ -9,7 +8,6 @@ import (
 	"time"
 
 	"github.com/dhtrelay/dht-relay/internal/interop"
-	"github.com/dhtrelay/dht-relay/noise"
 )
 
 // memPipe is one direction of an in-memory duplex: whole writes are queued
@@ -46,21 +44,7 @@ func (c memConn) Close() error { close(c.out.ch); return nil }
 func memStreams(tb testing.TB) (*Stream, *Stream) {
 	ab := &memPipe{ch: make(chan []byte, memPipeDepth)}
 	ba := &memPipe{ch: make(chan []byte, memPipeDepth)}
-	ka, _ := noise.GenerateKeyPair(rand.Reader)
-	kb, _ := noise.GenerateKeyPair(rand.Reader)
-	done := make(chan *Stream)
-	go func() {
-		s, err := New(memConn{ab, ba}, false, Config{KeyPair: kb})
-		if err != nil {
-			tb.Error(err)
-		}
-		done <- s
-	}()
-	a, err := New(memConn{ba, ab}, true, Config{KeyPair: ka})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return a, <-done
+	return streamsOver(tb, memConn{ba, ab}, memConn{ab, ba}, 0)
 }
 
 // goThroughput streams total bytes in messages of size from one Stream to

@@ -41,6 +41,13 @@ func tcpPair(t testing.TB) (net.Conn, net.Conn) {
 func streamPair(t testing.TB, ka time.Duration) (*Stream, *Stream) {
 	t.Helper()
 	a, b := tcpPair(t)
+	return streamsOver(t, a, b, ka)
+}
+
+// streamsOver runs the handshake over a, as the initiator, and b, with
+// keepalive ka on both, and returns a's Stream and b's.
+func streamsOver(t testing.TB, a, b RawStream, ka time.Duration) (*Stream, *Stream) {
+	t.Helper()
 	ka1, _ := noise.GenerateKeyPair(rand.Reader)
 	kb, _ := noise.GenerateKeyPair(rand.Reader)
 	type res struct {
@@ -158,24 +165,7 @@ func (c *writeCounter) take() []int {
 func TestBegunMessageHeadGoesWithItsFirstPart(t *testing.T) {
 	a, b := tcpPair(t)
 	wa := &writeCounter{Conn: a}
-	ka, _ := noise.GenerateKeyPair(rand.Reader)
-	kb, _ := noise.GenerateKeyPair(rand.Reader)
-	ch := make(chan *Stream, 1)
-	go func() {
-		s, err := New(b, false, Config{KeyPair: kb})
-		if err != nil {
-			t.Error(err)
-		}
-		ch <- s
-	}()
-	sa, err := New(wa, true, Config{KeyPair: ka})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sb := <-ch
-	if sb == nil {
-		t.FailNow()
-	}
+	sa, sb := streamsOver(t, wa, b, 0)
 	wa.take()
 	if err := sa.BeginMessage(5000); err != nil {
 		t.Fatal(err)
@@ -429,24 +419,7 @@ func (c *fullConn) ReadFull(p []byte) (int, error) {
 func TestBodyReadWhole(t *testing.T) {
 	a, b := tcpPair(t)
 	fb := &fullConn{Conn: b}
-	ka, _ := noise.GenerateKeyPair(rand.Reader)
-	kb, _ := noise.GenerateKeyPair(rand.Reader)
-	ch := make(chan *Stream, 1)
-	go func() {
-		s, err := New(fb, false, Config{KeyPair: kb})
-		if err != nil {
-			t.Error(err)
-		}
-		ch <- s
-	}()
-	sa, err := New(a, true, Config{KeyPair: ka})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sb := <-ch
-	if sb == nil {
-		t.FailNow()
-	}
+	sa, sb := streamsOver(t, a, fb, 0)
 	// The first large message grows the read buffer; the ones after it
 	// are read into it.
 	sizes := []int{1, 1000, 65536, 65536, 32768, 10, 200000, 200000}
