@@ -79,58 +79,62 @@ func (p *polyState) wide(msg []byte) ([]byte, bool) {
 
 func (p *polyState) wide8(msg []byte) []byte {
 	n := len(msg) / polyChunk
-	var pow [9][5]uint64
-	p.rPowers(&pow, 8)
 	var tab polyTable
-	for j := range 8 {
-		lane := &pow[8-laneBlock[j]]
-		for k := range 5 {
-			tab[k][j] = pow[8][k]
-			tab[9+k][j] = lane[k]
-		}
-		for k := 1; k < 5; k++ {
-			tab[4+k][j] = 5 * pow[8][k]
-			tab[13+k][j] = 5 * lane[k]
-		}
-	}
 	var out [5][8]uint64
-	polyBlocks8(&msg[0], n, &tab, &out)
-	var l [5]uint64
-	for k := range 5 {
-		for j := range 8 {
-			l[k] += out[k][j]
-		}
+	var rows [18][]uint64
+	for i := range rows {
+		rows[i] = tab[i][:]
 	}
-	// Each limb is below 2^30: their sum, l0 + l1·2^26 + ... + l4·2^104.
-	p.h0, p.h1, p.h2 = fromLimbs(l)
+	p.fillTable(&rows, laneBlock[:])
+	polyBlocks8(&msg[0], n, &tab, &out)
+	p.sumLanes(out[0][:], out[1][:], out[2][:], out[3][:], out[4][:])
 	return msg[n*polyChunk:]
 }
 
 func (p *polyState) wide4(msg []byte) []byte {
 	const chunk = polyChunk / 2
 	n := len(msg) / chunk
-	var pow [9][5]uint64
-	p.rPowers(&pow, 4)
 	var tab polyTable4
-	for j := range 4 {
-		lane := &pow[4-laneBlock4[j]]
-		for k := range 5 {
-			tab[k][j] = pow[4][k]
-			tab[9+k][j] = lane[k]
-		}
-		for k := 1; k < 5; k++ {
-			tab[4+k][j] = 5 * pow[4][k]
-			tab[13+k][j] = 5 * lane[k]
-		}
-	}
 	var out [5][4]uint64
+	var rows [18][]uint64
+	for i := range rows {
+		rows[i] = tab[i][:]
+	}
+	p.fillTable(&rows, laneBlock4[:])
 	polyBlocks4(&msg[0], n, &tab, &out)
-	var l [5]uint64
-	for k := range 5 {
-		for j := range 4 {
-			l[k] += out[k][j]
+	p.sumLanes(out[0][:], out[1][:], out[2][:], out[3][:], out[4][:])
+	return msg[n*chunk:]
+}
+
+// fillTable fills the rows of a polyTable or polyTable4, one column a
+// lane, for chunks of len(lanes) blocks: r^len(lanes) in every lane and
+// each lane's own power for the last chunk.
+func (p *polyState) fillTable(rows *[18][]uint64, lanes []int) {
+	k := len(lanes)
+	var pow [9][5]uint64
+	p.rPowers(&pow, k)
+	for j, b := range lanes {
+		lane := &pow[k-b]
+		for i := range 5 {
+			rows[i][j] = pow[k][i]
+			rows[9+i][j] = lane[i]
+		}
+		for i := 1; i < 5; i++ {
+			rows[4+i][j] = 5 * pow[k][i]
+			rows[13+i][j] = 5 * lane[i]
 		}
 	}
+}
+
+// sumLanes sets h to the sum of the lanes' accumulators, given as each
+// limb's lanes.
+func (p *polyState) sumLanes(limbLanes ...[]uint64) {
+	var l [5]uint64
+	for k, lanes := range limbLanes {
+		for _, v := range lanes {
+			l[k] += v
+		}
+	}
+	// Each limb is below 2^30: their sum, l0 + l1·2^26 + ... + l4·2^104.
 	p.h0, p.h1, p.h2 = fromLimbs(l)
-	return msg[n*chunk:]
 }
