@@ -1,0 +1,97 @@
+// Package heapfloor gives the collector a floor of headroom: the heap may
+// grow by at least Floor bytes past what the last collection left live
+// before the next collection starts, whatever the GC percent says.
+//
+// A relay runs its collector at a low percent (25) so that a heap of many
+// long-lived sessions stays close to what they hold. Where the heap is
+// small, though, a quarter of it is a few megabytes, and a relay streaming
+// for a few clients allocates that (the embedded NATS server's read
+// buffers and the pooled buffers the pools drop at every collection) many
+// times a second: one stream echoed through a relay holding 20 MB ran 17
+// collections a second. Go's runtime has a floor of its own (4 MB at
+// percent 100), scaled down with the percent. With Floor, a small heap
+// collects as if the percent were higher, and a heap past Floor/percent*100
+// (64 MiB at 25) collects at the percent alone, so the memory a large relay
+// keeps per session is unchanged.
+package heapfloor
+
+import (
+	"context"
+	"runtime/debug"
+	"runtime/metrics"
+	"time"
+)
+
+const (
+	// Floor is the least headroom the heap is given over what is live:
+	// 16 MiB, less than a relay's heap at start and a fraction of what a
+	// relay holding thousands of sessions lets a quarter of its heap be.
+	Floor = 16 << 20
+	// tick is how often the live heap is read. It moves slowly: sessions
+	// come and go, each a few kilobytes.
+	tick = time.Second
+	// slack is the share by which the wanted percent must differ from the
+	// one set before it is set again.
+	slack = 8
+)
+
+// liveMetric is the heap the last collection left live.
+const liveMetric = "/gc/heap/live:bytes"
+
+// Follow keeps the GC percent at the higher of percent and what gives the
+// live heap Floor bytes of headroom, every tick until ctx is done.
+func Follow(ctx context.Context, percent int) {
+	s := []metrics.Sample{{Name: liveMetric}}
+	follow(ctx, percent, tick, func() uint64 {
+		metrics.Read(s)
+		if s[0].Value.Kind() != metrics.KindUint64 {
+			return 0
+		}
+		return s[0].Value.Uint64()
+	}, func(p int) { debug.SetGCPercent(p) })
+}
+
+// follow sets the percent for the live heap live reports, now and every
+// period.
+func follow(ctx context.Context, percent int, period time.Duration, live func() uint64, set func(int)) {
+	cur := percent
+	apply := func() {
+		if p := Percent(live(), percent); differs(p, cur, percent) {
+			set(p)
+			cur = p
+		}
+	}
+	apply()
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			apply()
+		}
+	}
+}
+
+// Percent is the GC percent for a live heap of live bytes: percent, or
+// more where percent of live is less than Floor. An unknown heap (0) gets
+// percent.
+func Percent(live uint64, percent int) int {
+	if live == 0 || live*uint64(percent) >= Floor*100 {
+		return percent
+	}
+	return int((Floor*100 + live - 1) / live)
+}
+
+// differs reports whether p is worth setting in place of cur: a return
+// to percent itself, or a change of more than 1/slack.
+func differs(p, cur, percent int) bool {
+	switch {
+	case p == cur:
+		return false
+	case p == percent:
+		return true
+	}
+	return slack*(p-cur) > cur || slack*(cur-p) > cur
+}
