@@ -17,32 +17,30 @@ package heapfloor
 
 import (
 	"context"
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
-	"time"
+	"sync"
 )
 
-const (
-	// Floor is the least headroom the heap is given over what is live:
-	// 16 MiB, less than a relay's heap at start and a fraction of what a
-	// relay holding thousands of sessions lets a quarter of its heap be.
-	Floor = 16 << 20
-	// tick is how often the live heap is read. It moves slowly: sessions
-	// come and go, each a few kilobytes.
-	tick = time.Second
-	// slack is the share by which the wanted percent must differ from the
-	// one set before it is set again.
-	slack = 8
-)
+// Floor is the least headroom the heap is given over what is live: 16
+// MiB, less than a relay's heap at start and a fraction of what a relay
+// holding thousands of sessions lets a quarter of its heap be.
+const Floor = 16 << 20
+
+// slack is the share by which the wanted percent must differ from the one
+// set before it is set again.
+const slack = 8
 
 // liveMetric is the heap the last collection left live.
 const liveMetric = "/gc/heap/live:bytes"
 
 // Follow keeps the GC percent at the higher of percent and what gives the
-// live heap Floor bytes of headroom, every tick until ctx is done.
+// live heap Floor bytes of headroom, set after every collection until ctx
+// is done. It sets the percent at once.
 func Follow(ctx context.Context, percent int) {
 	s := []metrics.Sample{{Name: liveMetric}}
-	follow(ctx, percent, tick, func() uint64 {
+	follow(ctx, percent, func() uint64 {
 		metrics.Read(s)
 		if s[0].Value.Kind() != metrics.KindUint64 {
 			return 0
@@ -51,28 +49,43 @@ func Follow(ctx context.Context, percent int) {
 	}, func(p int) { debug.SetGCPercent(p) })
 }
 
-// follow sets the percent for the live heap live reports, now and every
-// period.
-func follow(ctx context.Context, percent int, period time.Duration, live func() uint64, set func(int)) {
+// follow sets the percent for the live heap live reports, now and after
+// each collection. A percent is a share of the heap the next collection
+// finds, so it is set as soon as a collection has measured what is live:
+// one set for a heap since grown would give it more than Floor.
+func follow(ctx context.Context, percent int, live func() uint64, set func(int)) {
 	cur := percent
+	var mu sync.Mutex // a collection's callback may overlap the last one's
 	apply := func() {
+		mu.Lock()
+		defer mu.Unlock()
 		if p := Percent(live(), percent); differs(p, cur, percent) {
 			set(p)
 			cur = p
 		}
 	}
 	apply()
-	t := time.NewTicker(period)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			apply()
-		}
-	}
+	afterEachCollection(ctx, apply)
 }
+
+// afterEachCollection calls f after each collection until ctx is done:
+// a sentinel that nothing references is collected by the next cycle, and
+// its cleanup runs f and leaves a new one.
+func afterEachCollection(ctx context.Context, f func()) {
+	s := new(sentinel)
+	runtime.AddCleanup(s, func(struct{}) {
+		if ctx.Err() != nil {
+			return
+		}
+		f()
+		afterEachCollection(ctx, f)
+	}, struct{}{})
+}
+
+// sentinel is large enough to have an allocation of its own: the tiny
+// allocator packs smaller pointer-free objects together, and one is freed
+// only with all its neighbours.
+type sentinel [32]byte
 
 // Percent is the GC percent for a live heap of live bytes: percent, or
 // more where percent of live is less than Floor. An unknown heap (0) gets

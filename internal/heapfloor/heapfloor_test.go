@@ -2,6 +2,8 @@ package heapfloor
 
 import (
 	"context"
+	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -37,54 +39,55 @@ func TestPercent(t *testing.T) {
 	}
 }
 
-// TestFollowSetsWhatTheHeapNeeds: the percent follows the live heap, is
-// set only when it moves by more than the slack, and goes back to the
-// percent itself once the heap is large.
+// TestFollowSetsWhatTheHeapNeeds: the percent is set at once and after
+// each collection for the heap that collection left live, only when it
+// moves by more than the slack, and goes back to the percent itself once
+// the heap is large; nothing is set after ctx is done.
 func TestFollowSetsWhatTheHeapNeeds(t *testing.T) {
 	var mu sync.Mutex
 	live := uint64(16 << 20)
 	var sets []int
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		follow(ctx, 25, time.Millisecond, func() uint64 {
-			mu.Lock()
-			defer mu.Unlock()
-			return live
-		}, func(p int) {
-			mu.Lock()
-			defer mu.Unlock()
-			sets = append(sets, p)
-		})
-	}()
-	step := func(heap uint64, want []int) {
+	defer cancel()
+	follow(ctx, 25, func() uint64 {
+		mu.Lock()
+		defer mu.Unlock()
+		return live
+	}, func(p int) {
+		mu.Lock()
+		defer mu.Unlock()
+		sets = append(sets, p)
+	})
+	step := func(heap uint64, want ...int) {
 		t.Helper()
 		mu.Lock()
 		live = heap
 		mu.Unlock()
+		runtime.GC()
+		runtime.GC() // the first cycle's cleanup has run by the second's end, or soon after
 		await.True(t, "the percent set", func() bool {
 			mu.Lock()
 			defer mu.Unlock()
-			return len(sets) == len(want)
+			return slices.Equal(sets, want)
 		})
-		time.Sleep(20 * time.Millisecond) // ticks that must set nothing
-		mu.Lock()
-		defer mu.Unlock()
-		if len(sets) != len(want) {
-			t.Fatalf("set %v, want %v", sets, want)
-		}
-		for i := range want {
-			if sets[i] != want[i] {
-				t.Fatalf("set %v, want %v", sets, want)
-			}
-		}
 	}
-	step(16<<20, []int{100})         // at once
-	step(17<<20, []int{100})         // 95: within the slack
-	step(32<<20, []int{100, 50})     // halved
-	step(1<<30, []int{100, 50, 25})  // large: the percent
-	step(63<<20, []int{100, 50, 25}) // 26: within the slack of 25
+	step(16<<20, 100)             // at once
+	step(17<<20, 100)             // 95: within the slack
+	step(32<<20, 100, 50)         // halved
+	step(1<<30, 100, 50, 25)      // large: the percent
+	step(63<<20, 100, 50, 25)     // 26: within the slack of 25
+	step(4<<20, 100, 50, 25, 400) // small again
 	cancel()
-	<-done
+	mu.Lock()
+	live = 16 << 20
+	mu.Unlock()
+	for range 3 {
+		runtime.GC()
+	}
+	time.Sleep(50 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(sets, []int{100, 50, 25, 400}) {
+		t.Fatalf("set %v after ctx was done", sets)
+	}
 }
