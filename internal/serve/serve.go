@@ -33,7 +33,6 @@ import (
 	"github.com/dhtrelay/dht-relay/dhtrpc"
 	"github.com/dhtrelay/dht-relay/hyperdht"
 	"github.com/dhtrelay/dht-relay/internal/edge"
-	"github.com/dhtrelay/dht-relay/internal/heapfloor"
 	"github.com/dhtrelay/dht-relay/internal/limits"
 	"github.com/dhtrelay/dht-relay/internal/procs"
 	"github.com/dhtrelay/dht-relay/internal/telemetry"
@@ -43,25 +42,26 @@ import (
 // GCPercent is the collector's target that the relay's binaries run with
 // unless GOGC is set. A relay's heap is mostly many small sessions that
 // live for hours, and at Go's default of 100 the heap grows to twice what
-// is live before a collection: at 25, a relay holding 10,000 idle
-// sessions measured about 15% smaller than at 50 (5.4-5.6 against 6.3 KB
-// a session). Relayed payloads come in pooled buffers, but the embedded
-// NATS server's read buffers and the messages it splits do not, and the
-// pools drop what they hold at each collection: streaming with few
-// sessions, a heap of 20 MB at 25 collected 17 times a second. So the
-// collector also has a floor of headroom (package heapfloor), which a
-// heap of many sessions is past: a stream echoed through the relay cost
-// 13% less CPU per GB with it (alternating runs, the kernel's share no
-// larger), an upload 2%. GOGC=50 buys CPU back at any size.
+// is live before a collection. Relayed payloads come in pooled buffers,
+// but the embedded NATS server's read buffers and the messages it splits
+// do not: streaming with few sessions, the relay collects tens of times a
+// second. Pacing the collector so that it ran less often moved CPU from
+// the collector to the kernel (a relay not limiting the rate reads fewer
+// packets a wake-up) and cost memory, so the collector runs often: at
+// 25, a relay holding 10,000 idle sessions measured about 15% smaller
+// than at 50 (5.4-5.6 against 6.3 KB a session). The price is CPU where
+// the heap is small: a relay streaming for one client alone spent about
+// 8% more per GB than at 50 (alternating runs); a relay holding many
+// sessions has a larger heap, so its collections come further apart.
+// Memory is what bounds an edge's sessions; GOGC=50 buys the CPU back.
 const GCPercent = 25
 
-// TuneRuntime applies GCPercent and its floor unless the environment
-// sets GOGC, and keeps GOMAXPROCS at what the process's load needs unless
-// the environment sets it (package procs), for the life of the process.
+// TuneRuntime applies GCPercent unless the environment sets GOGC, and
+// keeps GOMAXPROCS at what the process's load needs unless the
+// environment sets it (package procs), for the life of the process.
 func TuneRuntime() {
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(GCPercent)
-		go heapfloor.Follow(context.Background(), GCPercent)
 	}
 	go procs.Follow(context.Background())
 }
