@@ -28,16 +28,49 @@ var udxSeries = []struct{ name, prefix string }{
 	{"receive calls", `dhtrelay_udx_syscalls_total{op="receive"`},
 }
 
+// readUDX reads them in one scrape: a scrape costs the relay milliseconds
+// of CPU, and the garbage it leaves is collected in the next run.
 func readUDX(b *testing.B, metrics string) udxCounts {
+	body, err := fetchBody("http://" + metrics + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
 	c := udxCounts{}
-	for _, s := range udxSeries {
-		v, err := fetchMetric(metrics, s.prefix)
-		if err != nil {
-			b.Fatal(err)
+	for line := range strings.Lines(string(body)) {
+		for _, s := range udxSeries {
+			if strings.HasPrefix(line, s.prefix) {
+				c[s.name], _ = strconv.ParseFloat(strings.TrimSpace(line[strings.LastIndexByte(line, ' ')+1:]), 64)
+			}
 		}
-		c[s.name], _ = strconv.ParseFloat(v, 64)
 	}
 	return c
+}
+
+// watchRSS samples pid's resident memory every rssEvery until the
+// returned function is called, which returns the most it saw.
+func watchRSS(pid int) (stop func() int64) {
+	const rssEvery = 10 * time.Millisecond
+	done, peak := make(chan struct{}), make(chan int64)
+	go func() {
+		var most int64
+		t := time.NewTicker(rssEvery)
+		defer t.Stop()
+		for {
+			if n, ok := procRSS(pid); ok {
+				most = max(most, n)
+			}
+			select {
+			case <-done:
+				peak <- most
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() int64 {
+		close(done)
+		return <-peak
+	}
 }
 
 // perGB formats counts c, taken over bytes moved, per GB.
@@ -56,7 +89,9 @@ func (c udxCounts) perGB(bytes float64) string {
 // both modes, through this relay and the JS relay in the same run. It
 // prints each relay's CPU per GB relayed and, for this relay, its UDX
 // packets and system calls per GB, so that the next reader sees where the
-// cost is. It prints the JS peer's and the JS client's CPU per GB too: on
+// cost is, and each relay's most resident memory in each phase (a relay
+// that reads a client's upload faster than it can send it holds the rest).
+// It prints the JS peer's and the JS client's CPU per GB too: on
 // one machine they share its processors with the relay, and how a relay
 // sends moves what the peer spends, and with it the rate.
 func BenchmarkCostVsJSPeers(b *testing.B) {
@@ -118,6 +153,10 @@ func BenchmarkCostVsJSPeers(b *testing.B) {
 					if t.udx != nil {
 						u0 = readUDX(b, ours.metrics)
 					}
+					if t.before == 0 {
+						t.before, _ = procRSS(r.pid)
+					}
+					peak := watchRSS(r.pid)
 					cpu0, _ := procTimes(r.pid)
 					peer0, _ := procCPU(peer.Pid())
 					client0, _ := procCPU(t.u.Pid())
@@ -127,6 +166,7 @@ func BenchmarkCostVsJSPeers(b *testing.B) {
 					cpu1, ok := procTimes(r.pid)
 					peer1, _ := procCPU(peer.Pid())
 					client1, _ := procCPU(t.u.Pid())
+					t.peak = max(t.peak, peak())
 					if err != nil || res["ok"] != true || !ok {
 						out, _ := json.Marshal(res)
 						fmt.Fprintf(os.Stderr, "bench: %s %s %s fails: %s %v\n", r.name, mode, p.what, out, firstLine(err))
@@ -174,8 +214,8 @@ func BenchmarkCostVsJSPeers(b *testing.B) {
 		if strings.HasPrefix(what, "custodial") {
 			floor += cipher
 		}
-		fmt.Fprintf(os.Stderr, "bench: %s: ours %.2fx the JS relay's CPU per GB; kernel time ours %.2f s, JS relay %.2f s per GB; ours alone %.2fx the JS relay's whole; with the hop and cipher %.2fx; the JS peer spent %.2fx through ours what it did through the JS relay\n",
-			what, ours.total()/js.total(), ours.system, js.system, ours.system/js.total(), floor/js.total(), ours.peer/js.peer)
+		fmt.Fprintf(os.Stderr, "bench: %s: ours %.2fx the JS relay's CPU per GB; kernel time ours %.2f s, JS relay %.2f s per GB; ours alone %.2fx the JS relay's whole; with the hop and cipher %.2fx; the JS peer spent %.2fx through ours what it did through the JS relay; memory at most ours %.0f MB, JS relay %.0f MB\n",
+			what, ours.total()/js.total(), ours.system, js.system, ours.system/js.total(), floor/js.total(), ours.peer/js.peer, float64(ours.peak)/1e6, float64(js.peak)/1e6)
 	}
 }
 
@@ -226,6 +266,7 @@ type cost struct {
 	relay        string
 	user, system float64
 	peer         float64
+	peak         int64 // the relay's most resident memory, in bytes
 }
 
 func (c cost) total() float64 { return c.user + c.system }
@@ -249,6 +290,9 @@ type tally struct {
 	moved        float64
 	rates        []float64
 	failed       bool
+	// The relay's resident memory before the phase's first run, and
+	// the most seen during its runs, in bytes.
+	before, peak int64
 }
 
 // report prints what relay r spent per GB moved in tally t (and, for this
@@ -259,8 +303,8 @@ func report(b *testing.B, r relayUnderTest, what string, t *tally) (cost, bool) 
 		return cost{}, false
 	}
 	gb := t.moved / 1e9
-	c := cost{r.name, t.user.Seconds() / gb, t.system.Seconds() / gb, t.peer.Seconds() / gb}
-	line := fmt.Sprintf("bench: %s %s: %.0f MB/s, relay CPU %.2f s per GB (%.2f user, %.2f kernel); the JS peer %.2f s, the JS client %.2f s per GB", r.name, what, median(t.rates), c.total(), c.user, c.system, c.peer, t.client.Seconds()/gb)
+	c := cost{r.name, t.user.Seconds() / gb, t.system.Seconds() / gb, t.peer.Seconds() / gb, t.peak}
+	line := fmt.Sprintf("bench: %s %s: %.0f MB/s, relay CPU %.2f s per GB (%.2f user, %.2f kernel), memory %.0f MB at most (%.0f MB before); the JS peer %.2f s, the JS client %.2f s per GB", r.name, what, median(t.rates), c.total(), c.user, c.system, float64(t.peak)/1e6, float64(t.before)/1e6, c.peer, t.client.Seconds()/gb)
 	if t.udx != nil {
 		line += "; UDX per GB: " + t.udx.perGB(t.moved)
 	}
