@@ -36,12 +36,8 @@ func readUDX(b *testing.B, metrics string) udxCounts {
 		b.Fatal(err)
 	}
 	c := udxCounts{}
-	for line := range strings.Lines(string(body)) {
-		for _, s := range udxSeries {
-			if strings.HasPrefix(line, s.prefix) {
-				c[s.name], _ = strconv.ParseFloat(strings.TrimSpace(line[strings.LastIndexByte(line, ' ')+1:]), 64)
-			}
-		}
+	for _, s := range udxSeries {
+		c[s.name], _ = strconv.ParseFloat(metricIn(string(body), s.prefix), 64)
 	}
 	return c
 }

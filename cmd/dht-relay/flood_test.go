@@ -41,12 +41,18 @@ func fetchMetric(metrics, prefix string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	for _, l := range strings.Split(string(b), "\n") {
+	return metricIn(string(b), prefix), nil
+}
+
+// metricIn is the value of the first sample in page, a metrics page in
+// Prometheus text, whose line starts with prefix; "" if none does.
+func metricIn(page, prefix string) string {
+	for _, l := range strings.Split(page, "\n") {
 		if strings.HasPrefix(l, prefix) {
-			return l[strings.LastIndexByte(l, ' ')+1:], nil
+			return l[strings.LastIndexByte(l, ' ')+1:]
 		}
 	}
-	return "", nil
+	return ""
 }
 
 // fetchBody returns the body of a GET of url.
