@@ -28,6 +28,12 @@ var udxSeries = []struct{ name, prefix string }{
 	{"receive calls", `dhtrelay_udx_syscalls_total{op="receive"`},
 }
 
+// relayRunning reports whether the relay pid still runs.
+func relayRunning(pid int) bool {
+	_, ok := procRSS(pid)
+	return ok
+}
+
 // readUDX reads them in one scrape: a scrape costs the relay milliseconds
 // of CPU, and the garbage it leaves is collected in the next run.
 func readUDX(b *testing.B, metrics string) udxCounts {
@@ -187,7 +193,9 @@ func BenchmarkCostVsJSPeers(b *testing.B) {
 						continue
 					}
 					err := round(r, t)
-					for err != nil && r.name != "go" && t.retries < jsRetries {
+					// Only the client's failure is run again: a JS relay
+					// that has exited fails each round alike.
+					for err != nil && r.name != "go" && t.retries < jsRetries && relayRunning(r.pid) {
 						fmt.Fprintf(os.Stderr, "bench: js %s %s: the JS client failed (%v); a new one runs the round again\n", mode, p.what, err)
 						t.retries++
 						t.u = interop.StartUser(b, "ws", r.ws, mode)
