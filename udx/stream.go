@@ -416,6 +416,14 @@ func (s *Stream) enqueue(flags byte, data []byte) {
 // Read reads received data in order; io.EOF follows the remote's END.
 func (s *Stream) Read(p []byte) (int, error) { return s.read(p, 1) }
 
+// ReadAtLeast reads into p, as Read does, once least bytes are readable
+// (at most len(p), and at most maxReadWait so the window stays open), or
+// fewer once no more will come: a reader that can do nothing with fewer
+// (a relay that passes a peer's messages on whole) is woken once for them.
+func (s *Stream) ReadAtLeast(p []byte, least int) (int, error) {
+	return s.read(p, max(min(least, len(p), maxReadWait), 1))
+}
+
 // ReadFull fills p with received data in order, as io.ReadFull would, but
 // its reader is woken once the bytes it waits for are all here, not at
 // each read's packets: a reader that can do nothing with part of a

@@ -36,6 +36,7 @@ type stream struct {
 	conn    pipe
 	gate    *routing.Gate
 	written chan struct{} // capacity 1: the writer's wake-up
+	ends    messageEnds   // where the peer's messages end; the reader pump's
 
 	mu        sync.Mutex
 	client    uint32
@@ -145,9 +146,10 @@ func (st *stream) readPump() {
 			return nil
 		})
 	}
+	ar, raw := st.conn.(atLeastReader)
 	var buf []byte
 	if !lends {
-		buf = make([]byte, routing.DataRoom+routing.MaxChunk)
+		buf = make([]byte, routing.DataRoom+maxRawChunk)
 	}
 	for {
 		n, err := st.gate.Take(st.s.ctx, 1, routing.MaxChunk)
@@ -159,6 +161,8 @@ func (st *stream) readPump() {
 		if lends {
 			buf, err = cr.ReadChunk(n, routing.DataRoom)
 			k = max(len(buf)-routing.DataRoom, 0)
+		} else if raw {
+			k, n, err = st.readRaw(ar, buf[routing.DataRoom:], n)
 		} else {
 			k, err = st.conn.Read(buf[routing.DataRoom : routing.DataRoom+n])
 		}
