@@ -2,6 +2,8 @@ package worker
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"net/netip"
 	"slices"
 	"testing"
@@ -182,5 +184,33 @@ func TestRawFramesEndWithMessages(t *testing.T) {
 	peer.Write(tiny)
 	if f := frames(t, st, w, len(tiny)); len(f) != 1 || !bytes.Equal(f[0], tiny) {
 		t.Fatalf("a short message came as %d frames", len(f))
+	}
+}
+
+// TestRawFramesEndWithTheStream: bytes of a message the peer never
+// finishes go on when its stream ends, and the end follows them.
+func TestRawFramesEndWithTheStream(t *testing.T) {
+	w, peer := rawPair(t)
+	st := &stream{gate: routing.NewGate()}
+	part := message(10000, 5)[:4000]
+	peer.Write(part)
+	peer.CloseWrite()
+	buf := make([]byte, maxRawChunk)
+	var got []byte
+	for {
+		k, took, err := st.readRaw(w, buf, routing.MaxChunk)
+		got = append(got, buf[:k]...)
+		if took != routing.MaxChunk {
+			t.Fatalf("took %d bytes of credit for a message that cannot end", took)
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	if !bytes.Equal(got, part) {
+		t.Fatalf("got %d bytes of the unfinished message, want its %d", len(got), len(part))
 	}
 }
