@@ -146,7 +146,7 @@ func (st *stream) readPump() {
 			return nil
 		})
 	}
-	ar, raw := st.conn.(atLeastReader)
+	raw, _ := st.conn.(atLeastReader) // the raw UDX stream, where it does not lend
 	var buf []byte
 	if !lends {
 		buf = make([]byte, routing.DataRoom+maxRawChunk)
@@ -161,10 +161,8 @@ func (st *stream) readPump() {
 		if lends {
 			buf, err = cr.ReadChunk(n, routing.DataRoom)
 			k = max(len(buf)-routing.DataRoom, 0)
-		} else if raw {
-			k, n, err = st.readRaw(ar, buf[routing.DataRoom:], n)
 		} else {
-			k, err = st.conn.Read(buf[routing.DataRoom : routing.DataRoom+n])
+			k, n, err = st.readRaw(raw, buf[routing.DataRoom:], n)
 		}
 		if k < n {
 			st.gate.Return(n - k)
