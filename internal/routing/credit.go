@@ -27,6 +27,13 @@ const (
 	// made three (relayed at about 8% less CPU per GB); 62 KiB frames
 	// measured far slower through NATS.
 	MaxChunk = 32 << 10
+	// MaxRawChunk is the most of a non-custodial stream's bytes one frame
+	// carries, either way: a chunk, and up to an eighth more when that
+	// ends the message under way, so that a message a little over whole
+	// chunks (a SecretStream message of a 64 KiB write is 20 bytes over
+	// two) does not leave a frame of its last few bytes. Such a frame
+	// still fits natsfeed's pooled buffers.
+	MaxRawChunk = MaxChunk + MaxChunk/8
 	// grantAt is how much a receiver passes on before it grants credit:
 	// fewer credit frames, at the price of a quarter window of latency.
 	grantAt = Window / 4

@@ -504,7 +504,7 @@ func (s *Session) clientData(m *relay.Data) {
 	)
 	chunk, limit := routing.MaxChunk, maxBatch
 	if st.raw {
-		chunk, limit = maxRawChunk, maxRawBatch
+		chunk, limit = routing.MaxRawChunk, maxRawBatch
 	}
 	if rest.Size() > limit || left > routing.MaxChunk {
 		// Sent in parts, gathered in a lent buffer: at upload rates a
@@ -581,16 +581,11 @@ func (s *Session) clientData(m *relay.Data) {
 // carries: a full chunk as one buffer, or as many smaller ones as fit.
 var maxBatch = routing.MaxChunk + compact.UintSize(routing.MaxChunk)
 
-// maxRawChunk is the most of a raw stream's data one frame carries when
-// it is all that is left of the client's message: a little over a chunk,
-// so that a message a little over whole chunks (a SecretStream message
-// of a 64 KiB write is 20 bytes over two) does not leave a frame of its
-// last few bytes. The frame still fits natsfeed's pooled buffers.
-const maxRawChunk = routing.MaxChunk + routing.MaxChunk/8
-
-// maxRawBatch is maxBatch for such a frame, with room for two buffers'
-// lengths: the end of one and the start of the next.
-var maxRawBatch = maxRawChunk + 2*compact.UintSize(maxRawChunk)
+// maxRawBatch is maxBatch for a frame of a raw stream's data, which is
+// up to routing.MaxRawChunk when that is all that is left of the
+// client's message, with room for two buffers' lengths: the end of one
+// and the start of the next.
+var maxRawBatch = routing.MaxRawChunk + 2*compact.UintSize(routing.MaxRawChunk)
 
 // take waits for want bytes of credit, all of them, keeping the client
 // counted as alive meanwhile: its pongs wait unread behind the data being

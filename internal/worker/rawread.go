@@ -50,12 +50,6 @@ func (e *messageEnds) advance(p []byte) bool {
 	return ended
 }
 
-// maxRawChunk is the most of a non-custodial stream's bytes one frame to
-// the edge carries: a chunk, and up to an eighth more when that ends the
-// message under way, as the edge cuts a client's (a 64 KiB write's
-// SecretStream message is 20 bytes over two chunks).
-const maxRawChunk = routing.MaxChunk + routing.MaxChunk/8
-
 // readRaw reads one frame of a non-custodial stream's bytes into p, with
 // n bytes of credit taken: it waits until a message ends in them or n are
 // read. A frame for whatever the peer's packets brought, as they came,
@@ -65,8 +59,9 @@ const maxRawChunk = routing.MaxChunk + routing.MaxChunk/8
 // echo's CPU spent collecting that garbage. A message is of no use to the
 // client before its end, so waiting for it costs the client nothing;
 // small messages end in the packet that brings them. When n bytes leave
-// at most an eighth of a chunk of the message under way, those are taken
-// too, with their credit if the gate has it at once. It returns the bytes
+// of the message under way no more than routing.MaxRawChunk allows past a
+// chunk, those are taken too, with their credit if the gate has it at
+// once, as the edge cuts a client's. It returns the bytes
 // read and the credit it holds, n and what it took.
 func (st *stream) readRaw(r atLeastReader, p []byte, n int) (int, int, error) {
 	k := 0
@@ -80,7 +75,7 @@ func (st *stream) readRaw(r atLeastReader, p []byte, n int) (int, int, error) {
 		}
 	}
 	rest := st.ends.left
-	if rest == 0 || rest > routing.MaxChunk/8 || n+rest > len(p) {
+	if rest == 0 || rest > routing.MaxRawChunk-routing.MaxChunk || n+rest > len(p) {
 		return k, n, nil
 	}
 	if got, _ := st.gate.TryTake(rest, rest); got == 0 {

@@ -119,7 +119,7 @@ func rawPair(t *testing.T) (worker, peer *udx.Stream) {
 // reader pump does, with credit enough, until it has n bytes.
 func frames(t *testing.T, st *stream, r atLeastReader, n int) [][]byte {
 	var got [][]byte
-	buf := make([]byte, maxRawChunk)
+	buf := make([]byte, routing.MaxRawChunk)
 	for total := 0; total < n; {
 		credit, err := st.gate.TryTake(1, routing.MaxChunk)
 		if err != nil || credit == 0 {
@@ -195,7 +195,7 @@ func TestRawFramesEndWithTheStream(t *testing.T) {
 	part := message(10000, 5)[:4000]
 	peer.Write(part)
 	peer.CloseWrite()
-	buf := make([]byte, maxRawChunk)
+	buf := make([]byte, routing.MaxRawChunk)
 	var got []byte
 	for {
 		k, took, err := st.readRaw(w, buf, routing.MaxChunk)

@@ -149,7 +149,7 @@ func (st *stream) readPump() {
 	raw, _ := st.conn.(atLeastReader) // the raw UDX stream, where it does not lend
 	var buf []byte
 	if !lends {
-		buf = make([]byte, routing.DataRoom+maxRawChunk)
+		buf = make([]byte, routing.DataRoom+routing.MaxRawChunk)
 	}
 	for {
 		n, err := st.gate.Take(st.s.ctx, 1, routing.MaxChunk)
