@@ -540,6 +540,7 @@ func (s *Stream) flush() {
 			return
 		}
 	}
+	unsent := s.unsent
 	for seqLess(s.sndNxt, s.seq) {
 		p := s.outAt(s.sndNxt)
 		if p == nil {
@@ -552,12 +553,16 @@ func (s *Stream) flush() {
 			break // see windowShut
 		}
 		s.sndNxt++
+		s.unsent -= p.size()
 		pad := 0
 		if s.shouldProbe(p) {
 			p.probe, s.probing = true, true
 			pad = s.probePad(p)
 		}
 		s.transmit(p, now, pad)
+	}
+	if s.unsent < unsent {
+		notify(s.writeCh) // a writer may wait for room under maxUnsent
 	}
 }
 

@@ -414,13 +414,13 @@ func TestDestroyLetsGoOfWhatWasNotAcked(t *testing.T) {
 	sa, sb := listen(t, ua, nil), listen(t, ub, nil)
 	a, _ := ua.NewStream(1)
 	a.Connect(sa, 2, sb.LocalAddr()) // no stream 2 there: nothing is acked
-	if n, err := a.Write(make([]byte, 1<<20)); n != 1<<20 || err != nil {
+	if n, err := a.Write(make([]byte, maxUnsent)); n != maxUnsent || err != nil {
 		t.Fatalf("write: %d, %v", n, err)
 	}
 	a.mu.Lock()
 	held := len(a.out) - a.outHead
 	a.mu.Unlock()
-	if held < (1<<20)/MaxPayload {
+	if held < maxUnsent/MaxPayload {
 		t.Fatalf("%d packets held before the destroy, want the whole write's", held)
 	}
 	a.Destroy(io.ErrClosedPipe)
@@ -642,18 +642,22 @@ func TestBulkLeavesInBursts(t *testing.T) {
 	}
 }
 
-// TestWriteWaitsForRoomForAWholePacket: a writer that finds the send
-// buffer all but full waits for room for a whole packet, instead of
-// cutting one where the room ends: at the start of a SecretStream frame a
-// packet of one or two bytes turns a JS peer's framed reads off, and any
-// such cut is a packet and an ack more.
+// TestWriteWaitsForRoomForAWholePacket: a writer that finds room for less
+// than a whole packet waits for room for one, instead of cutting one where
+// the room ends: at the start of a SecretStream frame a packet of one or
+// two bytes turns a JS peer's framed reads off, and any such cut is a
+// packet and an ack more. Here the room is what maxUnsent leaves while
+// the peer's window is shut, and it comes when the window opens.
 func TestWriteWaitsForRoomForAWholePacket(t *testing.T) {
 	u, peer := New(), New()
-	sock, dst := listen(t, u, nil), listen(t, peer, nil) // no stream there: nothing is acked
+	sock, dst := listen(t, u, nil), listen(t, peer, nil)
 	s, _ := u.NewStream(1)
 	s.Connect(sock, 2, dst.LocalAddr())
 	defer s.Close()
-	if _, err := s.Write(make([]byte, SendBufferSize-2)); err != nil {
+	s.mu.Lock()
+	s.sendRwnd = 0
+	s.mu.Unlock()
+	if _, err := s.Write(make([]byte, maxUnsent-2)); err != nil {
 		t.Fatal(err)
 	}
 	s.mu.Lock()
@@ -667,7 +671,8 @@ func TestWriteWaitsForRoomForAWholePacket(t *testing.T) {
 	time.Sleep(50 * time.Millisecond) // the writer's chance to cut a packet at the 2 bytes of room
 	s.mu.Lock()
 	cut := s.seq - before
-	s.onAck(s.sndUna()+1, nil, time.Now()) // a packet acked: room for the write
+	s.sendRwnd = RecvBufferSize // the window opens: the first packets leave
+	s.flush()
 	s.mu.Unlock()
 	if cut != 0 {
 		t.Fatalf("with 2 bytes of room a write of 100 queued %d packets at once", cut)
@@ -679,6 +684,62 @@ func TestWriteWaitsForRoomForAWholePacket(t *testing.T) {
 	defer s.mu.Unlock()
 	if n, last := s.seq-before, len(s.out[len(s.out)-1].data); n != 1 || last != 100 {
 		t.Fatalf("a write of 100 bytes went in %d packets, the last of %d bytes", n, last)
+	}
+}
+
+// TestWriteQueuesLittleAheadOfTheWindow: behind a shut window a writer
+// queues maxUnsent and waits, however much room the send buffer has; as
+// packets leave it queues more, without any ack.
+func TestWriteQueuesLittleAheadOfTheWindow(t *testing.T) {
+	u, peer := New(), New()
+	sock, dst := listen(t, u, nil), listen(t, peer, nil) // no stream there: nothing is acked
+	s, _ := u.NewStream(1)
+	s.Connect(sock, 2, dst.LocalAddr())
+	defer s.Close()
+	s.mu.Lock()
+	s.sendRwnd = 0
+	s.mu.Unlock()
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Write(make([]byte, 2*maxUnsent))
+		done <- err
+	}()
+	queued := func() (seq uint32, unsent, queued int) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.seq, s.unsent, s.queued
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for _, unsent, _ := queued(); unsent <= maxUnsent-MaxPayload; _, unsent, _ = queued() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the writer queued %d bytes behind a shut window", unsent)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // the writer's chance to queue too much
+	seq, unsent, n := queued()
+	if unsent > maxUnsent || n > maxUnsent {
+		t.Fatalf("behind a shut window %d bytes queued, %d of them unsent; want at most %d", n, unsent, maxUnsent)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("a write of %d bytes returned behind a shut window (%v)", 2*maxUnsent, err)
+	default:
+	}
+	s.mu.Lock()
+	s.sendRwnd = RecvBufferSize
+	first := s.sndNxt
+	s.flush() // as far as the congestion window lets: an initial window's worth
+	sent := s.sndNxt - first
+	s.mu.Unlock()
+	if sent == 0 {
+		t.Fatal("nothing left when the window opened")
+	}
+	for next, _, _ := queued(); next == seq; next, _, _ = queued() {
+		if time.Now().After(deadline) {
+			t.Fatal("the writer queued nothing more after packets left")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
