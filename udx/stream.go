@@ -354,7 +354,7 @@ func notify(ch chan struct{}) {
 }
 
 // Write queues p for reliable delivery, blocking while SendBufferSize bytes
-// are unacked.
+// are unacked or maxUnsent bytes wait to be sent.
 func (s *Stream) Write(p []byte) (int, error) {
 	written := 0
 	for len(p) > 0 {
