@@ -642,6 +642,21 @@ func TestBulkLeavesInBursts(t *testing.T) {
 	}
 }
 
+// behindShutWindow is a stream connected to a socket with no stream of
+// its id, so nothing is acked, whose peer advertised a shut window: what
+// it is given waits unsent. It is closed when the test ends.
+func behindShutWindow(t *testing.T) *Stream {
+	u, peer := New(), New()
+	sock, dst := listen(t, u, nil), listen(t, peer, nil)
+	s, _ := u.NewStream(1)
+	s.Connect(sock, 2, dst.LocalAddr())
+	t.Cleanup(func() { s.Close() })
+	s.mu.Lock()
+	s.sendRwnd = 0
+	s.mu.Unlock()
+	return s
+}
+
 // TestWriteWaitsForRoomForAWholePacket: a writer that finds room for less
 // than a whole packet waits for room for one, instead of cutting one where
 // the room ends: at the start of a SecretStream frame a packet of one or
@@ -649,14 +664,7 @@ func TestBulkLeavesInBursts(t *testing.T) {
 // packet and an ack more. Here the room is what maxUnsent leaves while
 // the peer's window is shut, and it comes when the window opens.
 func TestWriteWaitsForRoomForAWholePacket(t *testing.T) {
-	u, peer := New(), New()
-	sock, dst := listen(t, u, nil), listen(t, peer, nil)
-	s, _ := u.NewStream(1)
-	s.Connect(sock, 2, dst.LocalAddr())
-	defer s.Close()
-	s.mu.Lock()
-	s.sendRwnd = 0
-	s.mu.Unlock()
+	s := behindShutWindow(t)
 	if _, err := s.Write(make([]byte, maxUnsent-2)); err != nil {
 		t.Fatal(err)
 	}
@@ -691,33 +699,26 @@ func TestWriteWaitsForRoomForAWholePacket(t *testing.T) {
 // queues maxUnsent and waits, however much room the send buffer has; as
 // packets leave it queues more, without any ack.
 func TestWriteQueuesLittleAheadOfTheWindow(t *testing.T) {
-	u, peer := New(), New()
-	sock, dst := listen(t, u, nil), listen(t, peer, nil) // no stream there: nothing is acked
-	s, _ := u.NewStream(1)
-	s.Connect(sock, 2, dst.LocalAddr())
-	defer s.Close()
-	s.mu.Lock()
-	s.sendRwnd = 0
-	s.mu.Unlock()
+	s := behindShutWindow(t)
 	done := make(chan error, 1)
 	go func() {
 		_, err := s.Write(make([]byte, 2*maxUnsent))
 		done <- err
 	}()
-	queued := func() (seq uint32, unsent, queued int) {
+	state := func() (seq uint32, unsent, queued int) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return s.seq, s.unsent, s.queued
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for _, unsent, _ := queued(); unsent <= maxUnsent-MaxPayload; _, unsent, _ = queued() {
+	for _, unsent, _ := state(); unsent <= maxUnsent-MaxPayload; _, unsent, _ = state() {
 		if time.Now().After(deadline) {
 			t.Fatalf("the writer queued %d bytes behind a shut window", unsent)
 		}
 		time.Sleep(time.Millisecond)
 	}
 	time.Sleep(50 * time.Millisecond) // the writer's chance to queue too much
-	seq, unsent, n := queued()
+	seq, unsent, n := state()
 	if unsent > maxUnsent || n > maxUnsent {
 		t.Fatalf("behind a shut window %d bytes queued, %d of them unsent; want at most %d", n, unsent, maxUnsent)
 	}
@@ -735,7 +736,7 @@ func TestWriteQueuesLittleAheadOfTheWindow(t *testing.T) {
 	if sent == 0 {
 		t.Fatal("nothing left when the window opened")
 	}
-	for next, _, _ := queued(); next == seq; next, _, _ = queued() {
+	for next, _, _ := state(); next == seq; next, _, _ = state() {
 		if time.Now().After(deadline) {
 			t.Fatal("the writer queued nothing more after packets left")
 		}
