@@ -234,8 +234,8 @@ func BenchmarkCostVsJSPeers(b *testing.B) {
 		if strings.HasPrefix(what, "custodial") {
 			floor += cipher
 		}
-		fmt.Fprintf(os.Stderr, "bench: %s: ours %.2fx the JS relay's CPU per GB; kernel time ours %.2f s, JS relay %.2f s per GB; ours alone %.2fx the JS relay's whole; with the hop and cipher %.2fx; the JS peer spent %.2fx through ours what it did through the JS relay; memory at most ours %.0f MB, JS relay %.0f MB\n",
-			what, ours.total()/js.total(), ours.system, js.system, ours.system/js.total(), floor/js.total(), ours.peer/js.peer, float64(ours.peak)/1e6, float64(js.peak)/1e6)
+		fmt.Fprintf(os.Stderr, "bench: %s: ours %.2fx the JS relay's CPU per GB (user time %.2fx, kernel time %.2fx); kernel time ours %.2f s, JS relay %.2f s per GB; ours alone %.2fx the JS relay's whole; with the hop and cipher %.2fx; the JS peer spent %.2fx through ours what it did through the JS relay; memory at most ours %.0f MB, JS relay %.0f MB\n",
+			what, ours.total()/js.total(), ours.user/js.user, ours.system/js.system, ours.system, js.system, ours.system/js.total(), floor/js.total(), ours.peer/js.peer, float64(ours.peak)/1e6, float64(js.peak)/1e6)
 	}
 }
 
