@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -55,7 +57,7 @@ func TestACME(t *testing.T) {
 	t.Cleanup(dns.Shutdown)
 
 	// pebble, validating TLS-ALPN-01 on the port the relay will serve.
-	relayPort, acmePort, mgmtPort := freePort(t), freePort(t), freePort(t)
+	relayPort := freePort(t)
 	// Building it fetches its module, whose test certificates serve
 	// pebble's own HTTPS.
 	dir := t.TempDir()
@@ -68,44 +70,25 @@ func TestACME(t *testing.T) {
 		t.Fatalf("pebble's module: %v", err)
 	}
 	certs := filepath.Join(strings.TrimSpace(string(out)), "test", "certs")
-	conf, _ := json.Marshal(map[string]any{"pebble": map[string]any{
-		"listenAddress":           fmt.Sprintf("127.0.0.1:%d", acmePort),
-		"managementListenAddress": fmt.Sprintf("127.0.0.1:%d", mgmtPort),
-		"certificate":             filepath.Join(certs, "localhost", "cert.pem"),
-		"privateKey":              filepath.Join(certs, "localhost", "key.pem"),
-		"httpPort":                freePort(t),
-		"tlsPort":                 relayPort,
-	}})
-	confFile := filepath.Join(dir, "pebble.json")
-	if err := os.WriteFile(confFile, conf, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pebble := exec.Command(bin, "-config", confFile, "-dnsserver", dnsAddr)
-	pebble.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1")
-	if err := pebble.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pebble.Process.Kill(); pebble.Wait() })
 	caPEM, err := os.ReadFile(filepath.Join(certs, "pebble.minica.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	pebbleCA := x509.NewCertPool()
 	pebbleCA.AppendCertsFromPEM(caPEM)
-	mgmt := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pebbleCA}}}
+	var acmePort int
 	var roots *x509.CertPool
-	for deadline := time.Now().Add(60 * time.Second); roots == nil; time.Sleep(200 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("pebble did not start")
+	// A port free a moment ago may be taken by the time pebble listens
+	// (other tests dial and listen meanwhile): a pebble that exits is
+	// started again on new ports.
+	for attempt := 1; roots == nil; attempt++ {
+		var failed error
+		acmePort, roots, failed = startPebble(t, bin, certs, dnsAddr, relayPort, pebbleCA)
+		if failed != nil && (attempt == pebbleAttempts || !errors.Is(failed, errPebbleExited)) {
+			t.Fatal(failed)
 		}
-		res, err := mgmt.Get(fmt.Sprintf("https://127.0.0.1:%d/roots/0", mgmtPort))
-		if err != nil {
-			continue
-		}
-		b, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		if p := x509.NewCertPool(); res.StatusCode == http.StatusOK && p.AppendCertsFromPEM(b) {
-			roots = p
+		if failed != nil {
+			t.Logf("%v; starting it again on new ports", failed)
 		}
 	}
 
@@ -129,4 +112,65 @@ func TestACME(t *testing.T) {
 		t.Fatalf("served a certificate for %v", leaf.DNSNames)
 	}
 	ic.ping(t)
+}
+
+// pebbleAttempts is how many times TestACME starts pebble on new ports
+// before it fails.
+const pebbleAttempts = 3
+
+// errPebbleExited means pebble exited before its management API answered.
+var errPebbleExited = errors.New("pebble exited")
+
+// startPebble starts pebble from bin with the test certificates in certs,
+// resolving through dnsAddr and validating TLS-ALPN-01 on tlsPort, and
+// waits for its management API, which serves the roots it will sign
+// with. It returns the port of its ACME directory and those roots, or
+// what pebble said if it exited or never answered.
+func startPebble(t *testing.T, bin, certs, dnsAddr string, tlsPort int, ca *x509.CertPool) (int, *x509.CertPool, error) {
+	t.Helper()
+	acmePort, mgmtPort := freePort(t), freePort(t)
+	conf, _ := json.Marshal(map[string]any{"pebble": map[string]any{
+		"listenAddress":           fmt.Sprintf("127.0.0.1:%d", acmePort),
+		"managementListenAddress": fmt.Sprintf("127.0.0.1:%d", mgmtPort),
+		"certificate":             filepath.Join(certs, "localhost", "cert.pem"),
+		"privateKey":              filepath.Join(certs, "localhost", "key.pem"),
+		"httpPort":                freePort(t),
+		"tlsPort":                 tlsPort,
+	}})
+	confFile := filepath.Join(t.TempDir(), "pebble.json")
+	if err := os.WriteFile(confFile, conf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var said bytes.Buffer
+	pebble := exec.Command(bin, "-config", confFile, "-dnsserver", dnsAddr)
+	pebble.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1")
+	pebble.Stdout, pebble.Stderr = &said, &said
+	if err := pebble.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { pebble.Wait(); close(exited) }()
+	t.Cleanup(func() { pebble.Process.Kill(); <-exited })
+	mgmt := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca}}}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		select {
+		case <-exited:
+			return 0, nil, fmt.Errorf("%w: %s", errPebbleExited, said.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			pebble.Process.Kill()
+			<-exited
+			return 0, nil, fmt.Errorf("pebble did not answer in 60 s: %s", said.String())
+		}
+		res, err := mgmt.Get(fmt.Sprintf("https://127.0.0.1:%d/roots/0", mgmtPort))
+		if err != nil {
+			continue
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if p := x509.NewCertPool(); res.StatusCode == http.StatusOK && p.AppendCertsFromPEM(b) {
+			return acmePort, p, nil
+		}
+	}
 }
