@@ -21,6 +21,7 @@ import (
 
 	"github.com/letsencrypt/challtestsrv"
 
+	"github.com/dhtrelay/dht-relay/internal/await"
 	"github.com/dhtrelay/dht-relay/internal/interop"
 )
 
@@ -152,25 +153,33 @@ func startPebble(t *testing.T, bin, certs, dnsAddr string, tlsPort int, ca *x509
 	go func() { pebble.Wait(); close(exited) }()
 	t.Cleanup(func() { pebble.Process.Kill(); <-exited })
 	mgmt := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca}}}
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+	var roots *x509.CertPool
+	gone := false
+	await.Poll(60*time.Second, func() bool {
 		select {
 		case <-exited:
-			return 0, nil, fmt.Errorf("%w: %s", errPebbleExited, said.String())
+			gone = true
+			return true
 		default:
-		}
-		if time.Now().After(deadline) {
-			pebble.Process.Kill()
-			<-exited
-			return 0, nil, fmt.Errorf("pebble did not answer in 60 s: %s", said.String())
 		}
 		res, err := mgmt.Get(fmt.Sprintf("https://127.0.0.1:%d/roots/0", mgmtPort))
 		if err != nil {
-			continue
+			return false
 		}
 		b, _ := io.ReadAll(res.Body)
 		res.Body.Close()
 		if p := x509.NewCertPool(); res.StatusCode == http.StatusOK && p.AppendCertsFromPEM(b) {
-			return acmePort, p, nil
+			roots = p
 		}
+		return roots != nil
+	})
+	switch {
+	case roots != nil:
+		return acmePort, roots, nil
+	case gone:
+		return 0, nil, fmt.Errorf("%w: %s", errPebbleExited, said.String())
 	}
+	pebble.Process.Kill()
+	<-exited
+	return 0, nil, fmt.Errorf("pebble did not answer in 60 s: %s", said.String())
 }
