@@ -132,9 +132,11 @@ func (e *Endpoint) resync(cause error) {
 }
 
 // syncAll asks each link for a sync, again every askAgain, until each has
-// answered or ended, or ResyncWithin has passed: a peer that stays silent
-// that long is gone, which its session learns otherwise. It reports false
-// once the endpoint is closed.
+// answered or ended, or ResyncWithin has passed. A link whose peer stays
+// silent that long fails with ErrFramesLost: its peer is gone or cannot
+// be heard, and either way nothing shows whether frames were lost, so a
+// stream whose last frames were would otherwise wait for ever. It reports
+// false once the endpoint is closed.
 func (e *Endpoint) syncAll(links []*Link, tick <-chan time.Time) bool {
 	deadline := time.Now().Add(ResyncWithin)
 	var asked time.Time
@@ -144,7 +146,7 @@ func (e *Endpoint) syncAll(links []*Link, tick <-chan time.Time) bool {
 		if ask {
 			asked = now
 		}
-		pending := 0
+		var pending []*Link
 		for _, l := range links {
 			if !l.unsynced.Load() || !l.attached() {
 				continue
@@ -152,11 +154,21 @@ func (e *Endpoint) syncAll(links []*Link, tick <-chan time.Time) bool {
 			if ask && l.sync(true) != nil {
 				continue // closed: it needs none
 			}
-			pending++
+			pending = append(pending, l)
 		}
-		if pending == 0 || now.After(deadline) {
+		if len(pending) == 0 {
 			return true
 		}
+		if now.After(deadline) {
+			for _, l := range pending {
+				// As a gap in dispatch: nothing more is received, and
+				// sending stays open for the session's goodbye.
+				l.detach()
+				l.onFail(fmt.Errorf("%w: no answer to a sync within %v", ErrFramesLost, ResyncWithin))
+			}
+			return true
+		}
+		links = pending
 		select {
 		case <-e.ctx.Done():
 			return false

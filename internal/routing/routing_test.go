@@ -488,3 +488,71 @@ func TestEndpointGivesUp(t *testing.T) {
 		}
 	})
 }
+
+// TestSilentPeerFailsItsLink: a link whose peer answers none of a
+// resync's asks within ResyncWithin fails with ErrFramesLost, as nothing
+// can show whether its last frames arrived; a link whose peer answers
+// goes on.
+func TestSilentPeerFailsItsLink(t *testing.T) {
+	t.Parallel()
+	nc := startNATS(t)
+	a, err := NewEndpoint(nc, "test.a", func(err error) { t.Errorf("a lost NATS: %v", err) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	silentGot := make(chan Frame, 4)
+	silentFailed := make(chan error, 1)
+	a.Attach("silent", "test.b.silent", func(f Frame) { silentGot <- f }, func(err error) { silentFailed <- err })
+	heardGot := make(chan Frame, 4)
+	heardFailed := make(chan error, 1)
+	a.Attach("heard", "test.b.heard", func(f Frame) { heardGot <- f }, func(err error) { heardFailed <- err })
+	// The silent peer is asked, as NATS carries the asks, and says
+	// nothing; the other answers every ask.
+	asks, err := nc.SubscribeSync("test.b.silent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nc.Subscribe("test.b.heard", func(*nats.Msg) {
+		nc.Publish("test.a.heard", AppendFrame(nil, KindSync, 0, nil))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+	start := time.Now()
+	a.Interrupted(errors.New("a blip"))
+	if _, err := asks.NextMsg(5 * time.Second); err != nil {
+		t.Fatalf("the silent peer was not asked: %v", err)
+	}
+	select {
+	case err := <-silentFailed:
+		if !errors.Is(err, ErrFramesLost) {
+			t.Fatalf("the silent peer's link failed with %v", err)
+		}
+		if waited := time.Since(start); waited < ResyncWithin {
+			t.Fatalf("the silent peer's link failed after %v, before ResyncWithin", waited)
+		}
+	case err := <-heardFailed:
+		t.Fatalf("the answered link failed: %v", err)
+	case <-time.After(ResyncWithin + 5*time.Second):
+		t.Fatal("a peer silent past ResyncWithin left its link waiting")
+	}
+	// The failed link receives nothing more; the answered one goes on.
+	nc.Publish("test.a.silent", AppendFrame(nil, KindBye, 1, []byte("late")))
+	nc.Publish("test.a.heard", AppendFrame(nil, KindBye, 1, []byte("after")))
+	select {
+	case f := <-heardGot:
+		if string(f.Payload) != "after" {
+			t.Fatalf("got %q", f.Payload)
+		}
+	case err := <-heardFailed:
+		t.Fatalf("the answered link failed: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the answered link carried nothing after the resync")
+	}
+	select {
+	case f := <-silentGot:
+		t.Fatalf("the failed link received %q", f.Payload)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
