@@ -146,7 +146,7 @@ func (e *Endpoint) syncAll(links []*Link, tick <-chan time.Time) bool {
 		if ask {
 			asked = now
 		}
-		var pending []*Link
+		pending := links[:0] // links is this resync's own: kept in place
 		for _, l := range links {
 			if !l.unsynced.Load() || !l.attached() {
 				continue
