@@ -83,6 +83,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer members.Close(gossipLeaveTimeout)
+	defer serve.AnnounceCutOff(w, members, log)()
 	ready := fmt.Sprintf("dhtworker %s ready: dht %s gossip %s", wid, node.DHT().ServerSocket().LocalAddr(), members.Addr())
 	endpoints, stopEndpoints, err := ops.Endpoints(w.Ready, tel.Handler())
 	if err != nil {

@@ -97,6 +97,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer members.Close(gossipLeaveTimeout)
+	defer serve.AnnounceCutOff(e, members, log)()
 	if err := e.Start(ctx, members); err != nil {
 		return err
 	}

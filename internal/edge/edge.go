@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -93,6 +94,9 @@ type Edge struct {
 	admit *admission.Admission
 	// budget bounds the bytes all sessions hold in messages being read.
 	budget *budget.Budget
+	// cutOff is set once NATS stayed away past routing.ResyncWithin, until
+	// it is back (CutOff).
+	cutOff atomic.Bool
 
 	mu       sync.Mutex
 	closing  bool
@@ -320,6 +324,17 @@ func (e *Edge) WorkerLost(worker string) {
 // NATSUp reports whether the edge can both send and receive over NATS.
 func (e *Edge) NATSUp() bool { return e.cfg.NATS.IsConnected() && e.ep.Up() }
 
+// CutOff reports whether the edge lost NATS for longer than
+// routing.ResyncWithin and has not got it back. It ended its sessions
+// then, and the goodbyes wait in its connection: the workers that held
+// them must learn it otherwise (serve.AnnounceCutOff).
+func (e *Edge) CutOff() bool {
+	if e.cutOff.Load() && e.NATSUp() {
+		e.cutOff.Store(false)
+	}
+	return e.cutOff.Load()
+}
+
 // natsInterrupted learns that the publishing connection to NATS failed.
 // Sessions wait for it to come back (to another server of a cluster, or
 // the same one restarted) and then check that no frame was lost either
@@ -339,6 +354,7 @@ func (e *Edge) natsLost(nc *nats.Conn, err error) {
 	if nc.IsClosed() {
 		return // our own shutdown
 	}
+	e.cutOff.Store(true)
 	sessions := e.sessionList()
 	e.log.Warn("NATS lost; ending every session", "err", err, "sessions", len(sessions))
 	for _, s := range sessions {

@@ -2,7 +2,10 @@
 // are alive, by memberlist's SWIM gossip: every edge and worker joins with
 // its node id as its name and its role as its metadata. Edges place
 // sessions on the workers it reports alive, and end the sessions of a
-// worker it reports dead; workers end the sessions of a dead edge.
+// worker it reports dead; workers end the sessions of a dead edge. A node
+// alive but cut off from the others' traffic (from NATS) says so by
+// marking its metadata away ("worker/away"), and counts as lost until it
+// clears the mark.
 //
 // A cluster whose gossip port is reachable from outside (workers on the
 // host network) must set a key: without one, anyone who reaches the port
@@ -24,7 +27,9 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -88,8 +93,14 @@ type Config struct {
 
 // Members is a node's view of the cluster.
 type Members struct {
-	cfg    Config
-	ml     *memberlist.Memberlist
+	cfg  Config
+	meta *meta
+	ml   *memberlist.Memberlist
+	// views are the members' roles and away marks, copied as memberlist
+	// reports them: a member's metadata changes under memberlist's lock,
+	// so it is read only in its events.
+	mu     sync.Mutex
+	views  map[string]view
 	stop   context.CancelFunc
 	done   chan struct{}
 	closed sync.Once
@@ -130,8 +141,8 @@ func Start(cfg Config) (*Members, error) {
 	mc.SuspicionMult, mc.SuspicionMaxTimeoutMult = suspicionMult, suspicionMaxMult
 	mc.GossipInterval = gossipInterval
 	mc.SecretKey = cfg.Key
-	mc.Delegate = meta(cfg.Role)
-	m := &Members{cfg: cfg, done: make(chan struct{})}
+	m := &Members{cfg: cfg, meta: &meta{role: cfg.Role}, views: map[string]view{}, done: make(chan struct{})}
+	mc.Delegate = m.meta
 	mc.Events = &events{m: m}
 	mc.Logger = newLogBridge(logger.With("gossip", cfg.ID))
 	ml, err := memberlist.Create(mc)
@@ -179,11 +190,14 @@ func (m *Members) Addr() string {
 }
 
 // Live returns the ids of the watched role's members that are alive (not
-// suspected), sorted.
+// suspected) and not away, sorted.
 func (m *Members) Live() []string {
 	var ids []string
-	for _, n := range m.ml.Members() {
-		if n.State == memberlist.StateAlive && Role(n.Meta) == m.cfg.Watch && n.Name != m.cfg.ID {
+	members := m.ml.Members()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, n := range members {
+		if v, ok := m.views[n.Name]; ok && n.State == memberlist.StateAlive && v.role == m.cfg.Watch && !v.away && n.Name != m.cfg.ID {
 			ids = append(ids, n.Name)
 		}
 	}
@@ -216,24 +230,91 @@ func (m *Members) Close(timeout time.Duration) {
 	})
 }
 
-// meta gives memberlist the node's role as its metadata.
-type meta Role
+// updateTimeout bounds how long SetAway waits for its news to be sent.
+const updateTimeout = time.Second
 
-func (r meta) NodeMeta(limit int) []byte                { return []byte(r) }
-func (meta) NotifyMsg([]byte)                           {}
-func (meta) GetBroadcasts(overhead, limit int) [][]byte { return nil }
-func (meta) LocalState(join bool) []byte                { return nil }
-func (meta) MergeRemoteState(buf []byte, join bool)     {}
+// SetAway marks this node away or back. The other role's nodes leave an
+// away node out of Live and report it to their OnLost, as if it had died:
+// a node cut off from NATS cannot reach them, so the sessions it held
+// are theirs to end. It counts again once back.
+func (m *Members) SetAway(away bool) error {
+	if m.meta.away.Swap(away) == away {
+		return nil
+	}
+	if err := m.ml.UpdateNode(updateTimeout); err != nil {
+		m.meta.away.Store(!away) // so that the next call announces it again
+		return fmt.Errorf("membership: announce away=%v: %w", away, err)
+	}
+	return nil
+}
 
-// events reports watched members that die or leave.
+// awayMark follows the role in an away node's metadata.
+const awayMark = "/away"
+
+// view is what a member's metadata says.
+type view struct {
+	role Role
+	away bool
+}
+
+func parseMeta(b []byte) view {
+	r, away := strings.CutSuffix(string(b), awayMark)
+	return view{Role(r), away}
+}
+
+// meta gives memberlist the node's role, marked if away, as its metadata.
+type meta struct {
+	role Role
+	away atomic.Bool
+}
+
+func (d *meta) NodeMeta(limit int) []byte {
+	if d.away.Load() {
+		return []byte(string(d.role) + awayMark)
+	}
+	return []byte(d.role)
+}
+func (*meta) NotifyMsg([]byte)                           {}
+func (*meta) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (*meta) LocalState(join bool) []byte                { return nil }
+func (*meta) MergeRemoteState(buf []byte, join bool)     {}
+
+// events reports watched members that die, leave or go away.
 type events struct{ m *Members }
 
-func (e *events) NotifyJoin(*memberlist.Node)   {}
-func (e *events) NotifyUpdate(*memberlist.Node) {}
+// memberlist calls its events with its state locked: they never block.
+
+func (e *events) NotifyJoin(n *memberlist.Node) { e.see(n) }
+
+// NotifyUpdate hears of metadata changes: a watched member marked away is
+// lost. A member's metadata changes only as it goes away or comes back,
+// so this reports each time it goes once.
+func (e *events) NotifyUpdate(n *memberlist.Node) {
+	if v := e.see(n); v.away {
+		e.lost(v.role, n.Name)
+	}
+}
+
 func (e *events) NotifyLeave(n *memberlist.Node) {
-	// memberlist calls this with its state locked: never block it.
-	if Role(n.Meta) == e.m.cfg.Watch && e.m.cfg.OnLost != nil {
-		go e.m.cfg.OnLost(n.Name)
+	v := parseMeta(n.Meta)
+	e.m.mu.Lock()
+	delete(e.m.views, n.Name)
+	e.m.mu.Unlock()
+	e.lost(v.role, n.Name)
+}
+
+// see records what n's metadata says.
+func (e *events) see(n *memberlist.Node) view {
+	v := parseMeta(n.Meta)
+	e.m.mu.Lock()
+	e.m.views[n.Name] = v
+	e.m.mu.Unlock()
+	return v
+}
+
+func (e *events) lost(role Role, id string) {
+	if role == e.m.cfg.Watch && e.m.cfg.OnLost != nil {
+		go e.m.cfg.OnLost(id)
 	}
 }
 

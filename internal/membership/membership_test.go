@@ -78,6 +78,39 @@ func TestLiveAndLost(t *testing.T) {
 	}
 }
 
+// TestAwayCountsAsLost: a worker marked away (cut off from NATS) is
+// reported lost to the edges and left out of their Live, while it stays a
+// member; marked back, it is live again and does not count as lost once
+// more.
+func TestAwayCountsAsLost(t *testing.T) {
+	lost := make(lostLog, 16)
+	e1 := start(t, "e1", Edge, Worker, nil, lost)
+	w1 := start(t, "w1", Worker, Edge, []string{e1.Addr()}, make(lostLog, 16))
+	start(t, "w2", Worker, Edge, []string{e1.Addr()}, make(lostLog, 16))
+	waitLive(t, e1, "w1", "w2")
+
+	if err := w1.SetAway(true); err != nil {
+		t.Fatal(err)
+	}
+	took := waitLost(t, lost, "w1", 2*time.Second)
+	t.Logf("away worker reported lost after %v", took)
+	waitLive(t, e1, "w2")
+	waitLive(t, w1, "e1")                    // w1 itself still sees the edge
+	if err := w1.SetAway(true); err != nil { // again: no news
+		t.Fatal(err)
+	}
+
+	if err := w1.SetAway(false); err != nil {
+		t.Fatal(err)
+	}
+	waitLive(t, e1, "w1", "w2")
+	select {
+	case id := <-lost:
+		t.Fatalf("%s reported lost again", id)
+	case <-time.After(500 * time.Millisecond):
+	}
+}
+
 // A node started before its seed keeps trying and joins once the seed is
 // up.
 func TestJoinsSeedStartedLater(t *testing.T) {

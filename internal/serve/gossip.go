@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"flag"
@@ -8,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/dhtrelay/dht-relay/internal/membership"
 )
@@ -76,4 +78,38 @@ func loopback(bind string) bool {
 	}
 	a, err := netip.ParseAddr(host)
 	return err == nil && a.IsLoopback()
+}
+
+// cutOffPoll is how often AnnounceCutOff looks whether its node is cut
+// off from NATS.
+const cutOffPoll = 250 * time.Millisecond
+
+// AnnounceCutOff keeps a node's gossip saying whether the node is cut off
+// from NATS (edge.Edge.CutOff, worker.Worker.CutOff), until stop is
+// called: while it is, the other role's nodes end the sessions they hold
+// with it, whose goodbyes cannot reach them. stop waits for the watch to
+// end.
+func AnnounceCutOff(node interface{ CutOff() bool }, members interface{ SetAway(bool) error }, log *slog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(cutOffPoll)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			away := node.CutOff()
+			if err := members.SetAway(away); err != nil {
+				log.Warn("gossip: could not announce whether cut off from NATS; trying again", "away", away, "err", err)
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
