@@ -134,8 +134,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer workerView.Close(0)
-	// NATS here is in the process and is never lost; the edge and the
-	// worker still say so as in a cluster.
+	// As every cluster node does: the one code path, though NATS in the
+	// process is not lost in practice.
 	defer serve.AnnounceCutOff(e, edgeView, log)()
 	defer serve.AnnounceCutOff(w, workerView, log)()
 	if err := e.Start(ctx, edgeView); err != nil {
