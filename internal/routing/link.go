@@ -35,6 +35,12 @@ const resyncPoll = 20 * time.Millisecond
 // endpoint's server.
 const askAgain = 250 * time.Millisecond
 
+// trailAfter is how often an endpoint looks for links that sent frames
+// and then fell quiet: each gets a sync, so that a gap after its last
+// frame shows even when no connection was interrupted (a route between
+// NATS servers that dropped messages, say), within two looks.
+const trailAfter = 2 * time.Second
+
 // ErrFramesLost means a session's frames arrived with a gap: NATS dropped
 // some.
 var ErrFramesLost = errors.New("routing: frames lost between edge and worker")
@@ -71,7 +77,31 @@ func NewEndpoint(nc *nats.Conn, prefix string, lost func(error)) (*Endpoint, err
 		return nil, fmt.Errorf("routing: subscribe %s: %w", prefix, err)
 	}
 	e.feed = feed
+	go e.trail() // stops on Close
 	return e, nil
+}
+
+// trail sends a sync on each link that sent frames and then sent nothing
+// for a whole trailAfter, once for each such pause.
+func (e *Endpoint) trail() {
+	t := time.NewTicker(trailAfter)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-t.C:
+		}
+		e.mu.Lock()
+		links := make([]*Link, 0, len(e.links))
+		for _, l := range e.links {
+			links = append(links, l)
+		}
+		e.mu.Unlock()
+		for _, l := range links {
+			l.trail()
+		}
+	}
 }
 
 // Interrupted learns that a connection to NATS failed (the feed's, or the
@@ -245,6 +275,26 @@ type Link struct {
 	mu     sync.Mutex
 	seqOut uint64
 	closed bool
+	// seen is seqOut at the endpoint's last look, and trailed the last
+	// number a trailing sync carried.
+	seen, trailed uint64
+}
+
+// trail sends a sync if frames went out before the endpoint's last look
+// and none since, unless one was sent for them already.
+func (l *Link) trail() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return
+	}
+	quiet := l.seqOut == l.seen
+	l.seen = l.seqOut
+	if !quiet || l.seqOut == l.trailed {
+		return
+	}
+	l.trailed = l.seqOut
+	l.publish(AppendFrame(l.e.buffer(), KindSync, l.seqOut, nil), nil) // a lost one only misses a check
 }
 
 // Attach starts a session's link: frames for session id reach handle;
