@@ -19,7 +19,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -94,9 +93,6 @@ type Edge struct {
 	admit *admission.Admission
 	// budget bounds the bytes all sessions hold in messages being read.
 	budget *budget.Budget
-	// cutOff is set once NATS stayed away past routing.ResyncWithin, until
-	// it is back (CutOff).
-	cutOff atomic.Bool
 
 	mu       sync.Mutex
 	closing  bool
@@ -322,18 +318,12 @@ func (e *Edge) WorkerLost(worker string) {
 }
 
 // NATSUp reports whether the edge can both send and receive over NATS.
-func (e *Edge) NATSUp() bool { return e.cfg.NATS.IsConnected() && e.ep.Up() }
+func (e *Edge) NATSUp() bool { return e.ep.Connected() }
 
 // CutOff reports whether the edge lost NATS for longer than
-// routing.ResyncWithin and has not got it back. It ended its sessions
-// then, and the goodbyes wait in its connection: the workers that held
-// them must learn it otherwise (serve.AnnounceCutOff).
-func (e *Edge) CutOff() bool {
-	if e.cutOff.Load() && e.NATSUp() {
-		e.cutOff.Store(false)
-	}
-	return e.cutOff.Load()
-}
+// routing.ResyncWithin and has not got it back: it ended its sessions
+// then (routing.Endpoint.CutOff).
+func (e *Edge) CutOff() bool { return e.ep.CutOff() }
 
 // natsInterrupted learns that the publishing connection to NATS failed.
 // Sessions wait for it to come back (to another server of a cluster, or
@@ -354,7 +344,6 @@ func (e *Edge) natsLost(nc *nats.Conn, err error) {
 	if nc.IsClosed() {
 		return // our own shutdown
 	}
-	e.cutOff.Store(true)
 	sessions := e.sessionList()
 	e.log.Warn("NATS lost; ending every session", "err", err, "sessions", len(sessions))
 	for _, s := range sessions {

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,6 +61,10 @@ type Endpoint struct {
 	ctx    context.Context // done once closed: stops a resync
 	cancel context.CancelFunc
 
+	// cutOff is set when NATS stayed away past ResyncWithin, until both
+	// connections are back (CutOff).
+	cutOff atomic.Bool
+
 	mu        sync.Mutex
 	links     map[string]*Link
 	losses    uint64 // connection losses seen, by Interrupted
@@ -92,13 +98,7 @@ func (e *Endpoint) trail() {
 			return
 		case <-t.C:
 		}
-		e.mu.Lock()
-		links := make([]*Link, 0, len(e.links))
-		for _, l := range e.links {
-			links = append(links, l)
-		}
-		e.mu.Unlock()
-		for _, l := range links {
+		for _, l := range e.linkList() {
 			l.trail()
 		}
 	}
@@ -126,11 +126,12 @@ func (e *Endpoint) resync(cause error) {
 	defer t.Stop()
 	for {
 		deadline := time.Now().Add(ResyncWithin)
-		for !e.nc.IsConnected() || !e.feed.Up() {
+		for !e.Connected() {
 			if time.Now().After(deadline) {
 				e.mu.Lock()
 				e.resyncing = false
 				e.mu.Unlock()
+				e.cutOff.Store(true)
 				e.lost(fmt.Errorf("%w: not back within %v: %w", ErrNATSLost, ResyncWithin, cause))
 				return
 			}
@@ -142,12 +143,11 @@ func (e *Endpoint) resync(cause error) {
 		}
 		e.mu.Lock()
 		seen := e.losses
-		links := make([]*Link, 0, len(e.links))
-		for _, l := range e.links {
-			l.unsynced.Store(true)
-			links = append(links, l)
-		}
 		e.mu.Unlock()
+		links := e.linkList()
+		for _, l := range links {
+			l.unsynced.Store(true)
+		}
 		if !e.syncAll(links, t.C) {
 			return
 		}
@@ -210,6 +210,27 @@ func (e *Endpoint) syncAll(links []*Link, tick <-chan time.Time) bool {
 // Up reports whether the endpoint receives: a session that starts while
 // it does not would lose its first frames.
 func (e *Endpoint) Up() bool { return e.feed.Up() }
+
+// Connected reports whether the endpoint both sends and receives.
+func (e *Endpoint) Connected() bool { return e.nc.IsConnected() && e.feed.Up() }
+
+// CutOff reports whether NATS stayed away past ResyncWithin, so that the
+// endpoint's owner was told to end its sessions, and has not come back
+// since. Their goodbyes wait in the connection, so the peers that held
+// them must learn it otherwise (serve.AnnounceCutOff).
+func (e *Endpoint) CutOff() bool {
+	if e.cutOff.Load() && e.Connected() {
+		e.cutOff.Store(false)
+	}
+	return e.cutOff.Load()
+}
+
+// linkList returns the links attached now.
+func (e *Endpoint) linkList() []*Link {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Collect(maps.Values(e.links))
+}
 
 // Close unsubscribes; links stop receiving.
 func (e *Endpoint) Close() error {

@@ -492,6 +492,9 @@ func TestEndpointGivesUp(t *testing.T) {
 		if !errors.Is(err, ErrNATSLost) || time.Since(start) < ResyncWithin {
 			t.Fatalf("gave up after %v with %v", time.Since(start), err)
 		}
+		if !e.CutOff() {
+			t.Fatal("an endpoint that gave up on NATS does not say it is cut off")
+		}
 	})
 }
 

@@ -18,7 +18,6 @@ import (
 	"maps"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -52,10 +51,6 @@ type Worker struct {
 	open *nats.Subscription
 
 	stop context.CancelFunc // stops watchDHT
-
-	// cutOff is set once NATS stayed away past routing.ResyncWithin, until
-	// it is back (CutOff).
-	cutOff atomic.Bool
 
 	mu       sync.Mutex
 	closing  bool
@@ -237,18 +232,12 @@ func (w *Worker) EdgeLost(edge string) {
 }
 
 // NATSUp reports whether the worker can both send and receive over NATS.
-func (w *Worker) NATSUp() bool { return w.cfg.NATS.IsConnected() && w.ep.Up() }
+func (w *Worker) NATSUp() bool { return w.ep.Connected() }
 
 // CutOff reports whether the worker lost NATS for longer than
-// routing.ResyncWithin and has not got it back. It ended its sessions
-// then, and the goodbyes wait in its connection: the edges that held them
-// must learn it otherwise (serve.AnnounceCutOff).
-func (w *Worker) CutOff() bool {
-	if w.cutOff.Load() && w.NATSUp() {
-		w.cutOff.Store(false)
-	}
-	return w.cutOff.Load()
-}
+// routing.ResyncWithin and has not got it back: it ended its sessions
+// then (routing.Endpoint.CutOff).
+func (w *Worker) CutOff() bool { return w.ep.CutOff() }
 
 // natsInterrupted learns that the publishing connection to NATS failed;
 // sessions wait for it and check their frames, as the edge's do
@@ -268,7 +257,6 @@ func (w *Worker) natsLost(nc *nats.Conn, err error) {
 	if nc.IsClosed() {
 		return // our own shutdown
 	}
-	w.cutOff.Store(true)
 	sessions := w.sessionList()
 	w.log.Warn("NATS lost; ending every session", "err", err, "sessions", len(sessions))
 	for _, s := range sessions {
