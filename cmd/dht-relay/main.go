@@ -134,13 +134,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer workerView.Close(0)
-	// As every cluster node does: the one code path, though NATS in the
-	// process is not lost in practice.
-	defer serve.AnnounceCutOff(e, edgeView, log)()
-	defer serve.AnnounceCutOff(w, workerView, log)()
 	if err := e.Start(ctx, edgeView); err != nil {
 		return err
 	}
+	// As every cluster node does, once edge and worker have their
+	// endpoints: the one code path, though NATS in the process is not
+	// lost in practice.
+	defer serve.AnnounceCutOff(e, edgeView, log)()
+	defer serve.AnnounceCutOff(w, workerView, log)()
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	err = edgeView.WaitLive(wctx)
 	cancel()

@@ -97,10 +97,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer members.Close(gossipLeaveTimeout)
-	defer serve.AnnounceCutOff(e, members, log)()
 	if err := e.Start(ctx, members); err != nil {
 		return err
 	}
+	defer serve.AnnounceCutOff(e, members, log)() // the edge's endpoint is made by Start
 	l, err := serve.Listen(cl, e)
 	if err != nil {
 		return err
