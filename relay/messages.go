@@ -574,7 +574,14 @@ func AppendDataHeader(b []byte, alias uint32, n int) []byte {
 // first of n bytes; each later buffer is its length (compact.AppendUint)
 // and then its bytes.
 func AppendDataBuffersHeader(b []byte, alias uint32, count, n int) []byte {
-	return compact.AppendUint(compact.AppendUint(compact.AppendUint32(b, alias), uint64(count)), uint64(n))
+	return compact.AppendUint(AppendDataBuffersPrefix(b, alias, count), uint64(n))
+}
+
+// AppendDataBuffersPrefix appends what comes before the buffers in the
+// encoding of a Data message of alias with count buffers, for a sender
+// whose encoded buffers are already in place behind it.
+func AppendDataBuffersPrefix(b []byte, alias uint32, count int) []byte {
+	return compact.AppendUint(compact.AppendUint32(b, alias), uint64(count))
 }
 
 // Result (17, relay to client) is one reply of a lookup, announce or

@@ -393,6 +393,21 @@ const DataRoom = 24
 // they are instead of being copied into a frame first. b is the caller's
 // again on return.
 func (l *Link) SendData(alias uint32, b []byte) error {
+	return l.sendInPlace(b, func(h []byte) []byte { return relay.AppendDataHeader(h, alias, len(b)-DataRoom) })
+}
+
+// SendBuffers sends a relay Data message of alias whose count buffers,
+// each encoded with its length, are b[DataRoom:]: a batch gathered behind
+// room for the headers, published from where it was gathered. b is the
+// caller's again on return.
+func (l *Link) SendBuffers(alias uint32, count int, b []byte) error {
+	return l.sendInPlace(b, func(h []byte) []byte { return relay.AppendDataBuffersPrefix(h, alias, count) })
+}
+
+// sendInPlace publishes b[DataRoom:] behind a Data frame's header and the
+// Data message's head, which head appends, written into the room in
+// front.
+func (l *Link) sendInPlace(b []byte, head func([]byte) []byte) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -400,7 +415,7 @@ func (l *Link) SendData(alias uint32, b []byte) error {
 	}
 	l.seqOut++
 	var room [DataRoom]byte
-	h := relay.AppendDataHeader(AppendFrame(room[:0], Kind(relay.TypeData), l.seqOut, nil), alias, len(b)-DataRoom)
+	h := head(AppendFrame(room[:0], Kind(relay.TypeData), l.seqOut, nil))
 	start := DataRoom - len(h)
 	copy(b[start:], h)
 	if err := l.e.nc.Publish(l.out, b[start:]); err != nil {

@@ -14,6 +14,7 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/dhtrelay/dht-relay/compact"
 	"github.com/dhtrelay/dht-relay/internal/await"
 	"github.com/dhtrelay/dht-relay/internal/natsfeed"
 	"github.com/dhtrelay/dht-relay/internal/natstest"
@@ -95,10 +96,11 @@ func TestLargestDataFrameIsPooled(t *testing.T) {
 	}
 }
 
-// TestSendDataEncodesAsSendMessage: a Data message sent from in place
-// arrives as the same frame as one encoded whole, with the largest alias
-// and sequence number, and the room in front is enough.
-func TestSendDataEncodesAsSendMessage(t *testing.T) {
+// TestSendInPlaceEncodesAsSendMessage: a Data message sent from in place,
+// as one buffer's bytes or as a batch of encoded buffers, arrives as the
+// same frame as one encoded whole, with the largest alias and sequence
+// number, and the room in front is enough.
+func TestSendInPlaceEncodesAsSendMessage(t *testing.T) {
 	nc := startNATS(t)
 	a, err := NewEndpoint(nc, "test.a", func(error) {})
 	if err != nil {
@@ -114,19 +116,34 @@ func TestSendDataEncodesAsSendMessage(t *testing.T) {
 		got <- AppendFrame(nil, f.Kind, f.Seq, f.Payload)
 		f.Lease.Release()
 	}, func(err error) { t.Error(err) })
-	la.seqOut, lb.seqIn = math.MaxUint64-2, math.MaxUint64-2
-	data := bytes.Repeat([]byte{9}, MaxChunk)
-	want := (&relay.Data{Alias: math.MaxUint32, Buffers: relay.MakeBuffers(data)}).AppendPayload(AppendFrame(nil, Kind(relay.TypeData), math.MaxUint64-1, nil))
-	if err := la.SendData(math.MaxUint32, append(make([]byte, DataRoom), data...)); err != nil {
-		t.Fatal(err)
+	la.seqOut, lb.seqIn = math.MaxUint64-3, math.MaxUint64-3
+	whole := bytes.Repeat([]byte{9}, MaxChunk)
+	parts := [][]byte{bytes.Repeat([]byte{7}, MaxChunk/2), {}, bytes.Repeat([]byte{8}, MaxChunk/2-8)}
+	batch := relay.MakeBuffers(parts...)
+	encoded := make([]byte, DataRoom)
+	for p := range batch.All() {
+		encoded = compact.AppendBuffer(encoded, p)
 	}
-	select {
-	case f := <-got:
-		if !bytes.Equal(f, want) {
-			t.Fatalf("frame of %d bytes, want %d", len(f), len(want))
+	for i, c := range []struct {
+		what string
+		send func() error
+		data relay.Buffers
+	}{
+		{"one buffer", func() error { return la.SendData(math.MaxUint32, append(make([]byte, DataRoom), whole...)) }, relay.MakeBuffers(whole)},
+		{"a batch", func() error { return la.SendBuffers(math.MaxUint32, len(parts), encoded) }, batch},
+	} {
+		want := (&relay.Data{Alias: math.MaxUint32, Buffers: c.data}).AppendPayload(AppendFrame(nil, Kind(relay.TypeData), math.MaxUint64-2+uint64(i), nil))
+		if err := c.send(); err != nil {
+			t.Fatal(err)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("nothing arrived")
+		select {
+		case f := <-got:
+			if !bytes.Equal(f, want) {
+				t.Fatalf("%s: frame of %d bytes, want %d", c.what, len(f), len(want))
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: nothing arrived", c.what)
+		}
 	}
 }
 

@@ -506,18 +506,25 @@ func (s *Session) clientData(m *relay.Data) {
 	if st.raw {
 		chunk, limit = routing.MaxRawChunk, maxRawBatch
 	}
+	var frame []byte // a lent buffer the batch is gathered in, behind room for the headers
 	if rest.Size() > limit || left > routing.MaxChunk {
 		// Sent in parts, gathered in a lent buffer: at upload rates a
 		// buffer made for each would be most of the edge's garbage.
 		bp := s.cfg.Batches.Get().(*[]byte)
 		defer s.cfg.Batches.Put(bp)
-		batch = relay.BuffersIn(*bp)
+		if cap(*bp) < routing.DataRoom+limit {
+			*bp = make([]byte, 0, routing.DataRoom+limit)
+		}
+		frame = (*bp)[:routing.DataRoom]
+		batch = relay.BuffersIn(frame[routing.DataRoom:])
 	}
 	flush := func() bool {
 		if batch.Count() == 0 {
 			return true
 		}
-		err := s.link.SendMessage(&relay.Data{Alias: m.Alias, Buffers: batch})
+		// The batch is published where it was gathered: limit bounds
+		// it, so it never outgrew the buffer.
+		err := s.link.SendBuffers(m.Alias, batch.Count(), frame[:routing.DataRoom+batch.Size()])
 		batch = batch.Cleared()
 		if err != nil {
 			s.Fail(err)
