@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/dhtrelay/dht-relay/udx"
@@ -22,6 +23,9 @@ type clientPunch struct {
 	payload *securePayload
 	puncher *puncher
 	round   uint64
+	// lanSettled is closed once the try on our own network has answered,
+	// failed or found nothing to try, or run has returned.
+	lanSettled chan struct{}
 }
 
 // punchTimeout bounds a whole punch: the probe rounds, and the longest
@@ -88,6 +92,10 @@ func (c *clientPunch) run(ctx context.Context, lan <-chan lanResult, relay <-cha
 		}
 		p.destroy(false)
 	}()
+	c.lanSettled = make(chan struct{})
+	var settle sync.Once
+	settled := func() { settle.Do(func() { close(c.lanSettled) }) }
+	defer settled()
 	errc := make(chan error, 1)
 	go func() { errc <- c.exchange(pctx) }()
 	// A relay that pairs after the stream started elsewhere is let go.
@@ -111,6 +119,7 @@ func (c *clientPunch) run(ctx context.Context, lan <-chan lanResult, relay <-cha
 				p.destroy(false)
 				paths.direct(c.n.d().ServerSocket(), r.addr)
 			}
+			settled()
 		case l := <-relay:
 			relay = nil
 			if l != nil {
@@ -277,9 +286,18 @@ func (c *clientPunch) update(ctx context.Context, peerAddress, relay netip.AddrP
 	return r, nil
 }
 
-// abort tells the server we give up, best effort.
+// abort tells the server we give up, best effort, once the try on our own
+// network has settled: a server told first drops the stream, which that
+// try would then start for nothing. A try that started the stream ends
+// ctx (the stream went direct), and the server is told nothing.
 func (c *clientPunch) abort(ctx context.Context, serverRelay RelayInfo) {
-	c.update(ctx, serverRelay.PeerAddress, serverRelay.RelayAddress, &HolepunchPayload{Error: ErrorAborted, Round: c.next()})
+	select {
+	case <-c.lanSettled:
+	case <-ctx.Done():
+	}
+	if ctx.Err() == nil {
+		c.update(ctx, serverRelay.PeerAddress, serverRelay.RelayAddress, &HolepunchPayload{Error: ErrorAborted, Round: c.next()})
+	}
 	c.puncher.destroy(false)
 }
 
