@@ -173,8 +173,15 @@ func (s *Stream) onData(seq uint32, flags byte, payload []byte) {
 	s.stats.PacketsReceived++
 	s.u.count.dataReceived.Add(1)
 	// A packet is taken while any room is left, so a sender that sends a
-	// full packet into a nearly shut window loses nothing.
-	if off >= recvRing || s.buffered >= RecvBufferSize {
+	// full packet into a nearly shut window loses nothing. The packet the
+	// stream waits for is taken even into a full buffer while bytes are
+	// held out of order behind it and its reader is short of what it
+	// waits for: only that packet can make those bytes readable, and
+	// dropped it would be sent again and dropped for good. Each such
+	// packet adds at least itself to what is readable, so they overrun
+	// the buffer by less than a read's wait and a packet.
+	holeFills := off == 0 && s.buffered > s.readable.Len() && s.readable.Len() < max(s.want, 1)
+	if off >= recvRing || s.buffered >= RecvBufferSize && !holeFills {
 		s.stats.Dropped++
 		return // beyond the window: dropped, the sender retransmits
 	}

@@ -301,6 +301,69 @@ func TestFullWindowDropsNothing(t *testing.T) {
 	b.Close()
 }
 
+// TestHoleFilledInAFullBuffer: a receiver whose buffer is full of bytes
+// held out of order behind one lost packet still takes that packet when
+// it comes again. Dropped for want of room, as any other packet then is,
+// the hole would never fill, the bytes behind it would never become
+// readable, and the stream would stall for good, as a lossy transfer from
+// a JS peer once did (4 MiB held, window 0, every resend of the hole
+// dropped). Past the hole a full buffer still takes nothing.
+func TestHoleFilledInAFullBuffer(t *testing.T) {
+	u := New()
+	sock, from := playedSocket(t, u)
+	s, _ := u.NewStream(2)
+	s.Connect(sock, 7, from)
+	defer s.Close()
+	sock.readAt = time.Now()
+	// Packet 0 is lost; those after it fill the buffer out of order.
+	last := uint32(RecvBufferSize/MaxPayload + 1)
+	for seq := uint32(1); seq <= last; seq++ {
+		s.onPacket(sock, playedPacket(seq, FlagData, MaxPayload), from)
+	}
+	s.mu.Lock()
+	full := s.window() == 0
+	s.mu.Unlock()
+	if !full {
+		t.Fatal("the packets behind the hole did not fill the buffer")
+	}
+	dropped := s.Stats().Dropped
+	s.onPacket(sock, playedPacket(last+1, FlagData, MaxPayload), from)
+	if s.Stats().Dropped != dropped+1 {
+		t.Fatal("a full buffer took a packet past the hole")
+	}
+	s.onPacket(sock, playedPacket(0, FlagData, MaxPayload), from)
+	sock.flushStreams()
+	sock.flushAcks()
+	s.mu.Lock()
+	held := s.buffered
+	s.mu.Unlock()
+	// The buffer, less than a packet past it (the one that filled it), and
+	// the hole's packet.
+	if held >= RecvBufferSize+2*MaxPayload {
+		t.Fatalf("%d bytes held, more than the buffer, the packet that filled it and the hole's", held)
+	}
+	buf := make([]byte, int(last+1)*MaxPayload)
+	got := 0
+	for got < len(buf) {
+		s.mu.Lock()
+		readable := s.readable.Len()
+		s.mu.Unlock()
+		if readable == 0 {
+			t.Fatalf("%d bytes readable of %d: the resent hole was dropped", got, len(buf))
+		}
+		n, err := s.Read(buf[got:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += n
+	}
+	for seq := range last + 1 {
+		if b := buf[int(seq)*MaxPayload]; b != byte(seq) {
+			t.Fatalf("packet %d's bytes read where packet %d's belong", b, seq)
+		}
+	}
+}
+
 // TestChangeRemote moves one end to another socket mid-stream; unacked
 // data follows it and the transfer completes.
 func TestChangeRemote(t *testing.T) {
