@@ -180,8 +180,7 @@ func (s *Stream) onData(seq uint32, flags byte, payload []byte) {
 	// dropped it would be sent again and dropped for good. Each such
 	// packet adds at least itself to what is readable, so they overrun
 	// the buffer by less than a read's wait and a packet.
-	holeFills := off == 0 && s.buffered > s.readable.Len() && s.readable.Len() < max(s.want, 1)
-	if off >= recvRing || s.buffered >= RecvBufferSize && !holeFills {
+	if off >= recvRing || s.buffered >= RecvBufferSize && !s.fillsHole(off) {
 		s.stats.Dropped++
 		return // beyond the window: dropped, the sender retransmits
 	}
@@ -218,6 +217,14 @@ func (s *Stream) onData(seq uint32, flags byte, payload []byte) {
 	if seqLess(s.oooMax, s.ack) {
 		s.oooMax = s.ack
 	}
+}
+
+// fillsHole reports whether a packet off past the next one due is that
+// packet, with bytes held out of order behind it, while the reader is
+// short of what it waits for. mu is held.
+func (s *Stream) fillsHole(off uint32) bool {
+	readable := s.readable.Len()
+	return off == 0 && s.buffered > readable && readable < max(s.want, 1)
 }
 
 // deliver queues the next in-order packet's bytes for Read, owing its
