@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/dhtrelay/dht-relay/compact"
 	"github.com/dhtrelay/dht-relay/internal/natsfeed"
 	"github.com/dhtrelay/dht-relay/relay"
 )
@@ -393,7 +394,8 @@ const DataRoom = 24
 // they are instead of being copied into a frame first. b is the caller's
 // again on return.
 func (l *Link) SendData(alias uint32, b []byte) error {
-	return l.sendInPlace(b, func(h []byte) []byte { return relay.AppendDataHeader(h, alias, len(b)-DataRoom) })
+	var n [9]byte
+	return l.sendInPlace(b, alias, 1, compact.AppendUint(n[:0], uint64(len(b)-DataRoom)))
 }
 
 // SendBuffers sends a relay Data message of alias whose count buffers,
@@ -401,13 +403,13 @@ func (l *Link) SendData(alias uint32, b []byte) error {
 // room for the headers, published from where it was gathered. b is the
 // caller's again on return.
 func (l *Link) SendBuffers(alias uint32, count int, b []byte) error {
-	return l.sendInPlace(b, func(h []byte) []byte { return relay.AppendDataBuffersPrefix(h, alias, count) })
+	return l.sendInPlace(b, alias, count, nil)
 }
 
 // sendInPlace publishes b[DataRoom:] behind a Data frame's header and the
-// Data message's head, which head appends, written into the room in
-// front.
-func (l *Link) sendInPlace(b []byte, head func([]byte) []byte) error {
+// Data message's head, written into the room in front: alias, count and
+// then first, the length of the one buffer when b holds its bare bytes.
+func (l *Link) sendInPlace(b []byte, alias uint32, count int, first []byte) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -415,7 +417,7 @@ func (l *Link) sendInPlace(b []byte, head func([]byte) []byte) error {
 	}
 	l.seqOut++
 	var room [DataRoom]byte
-	h := head(AppendFrame(room[:0], Kind(relay.TypeData), l.seqOut, nil))
+	h := append(relay.AppendDataBuffersPrefix(AppendFrame(room[:0], Kind(relay.TypeData), l.seqOut, nil), alias, count), first...)
 	start := DataRoom - len(h)
 	copy(b[start:], h)
 	if err := l.e.nc.Publish(l.out, b[start:]); err != nil {
