@@ -2,9 +2,7 @@ package hyperdht
 
 import (
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
-	"net/netip"
 	"regexp"
 	"strconv"
 	"testing"
@@ -30,16 +28,7 @@ func TestLANOutlastsADoubleRandomProbe(t *testing.T) {
 	}
 	interop.Require(t)
 	lab, inet := netlab.New(t)
-	bp := interop.StartIn(t, inet.NS, "natlab-peer.js", "bootstrap", inet.Addr.String(), "8")
-	line, err := bp.ReadLineWithin(60 * time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b struct{ Bootstrap string }
-	if err := json.Unmarshal([]byte(line), &b); err != nil {
-		t.Fatalf("bootstrap: %v: %s", err, line)
-	}
-	boot := netip.MustParseAddrPort(b.Bootstrap)
+	boot := labTestnet(t, inet)
 	ch := lab.AddHost(netlab.Random)
 	sh := lab.AddNeighbour(ch)
 	seed := make([]byte, 32)

@@ -42,16 +42,7 @@ func TestNATMatrix(t *testing.T) {
 	}
 	interop.Require(t)
 	lab, inet := netlab.New(t)
-	bp := interop.StartIn(t, inet.NS, "natlab-peer.js", "bootstrap", inet.Addr.String(), "8")
-	line, err := bp.ReadLineWithin(60 * time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b struct{ Bootstrap string }
-	if err := json.Unmarshal([]byte(line), &b); err != nil {
-		t.Fatalf("bootstrap: %v: %s", err, line)
-	}
-	boot := netip.MustParseAddrPort(b.Bootstrap)
+	boot := labTestnet(t, inet)
 
 	// shared: both hosts on one LAN behind one NAT of the client's kind,
 	// which hairpins nothing: they must find each other on the LAN.
@@ -147,6 +138,22 @@ func TestNATMatrix(t *testing.T) {
 		table.WriteString("\n")
 	}
 	t.Logf("NAT matrix (1 MB echo):\n%s", table.String())
+}
+
+// labTestnet starts a JS testnet of 8 nodes on the lab's internet host
+// and returns its bootstrap address.
+func labTestnet(t *testing.T, inet *netlab.Host) netip.AddrPort {
+	t.Helper()
+	bp := interop.StartIn(t, inet.NS, "natlab-peer.js", "bootstrap", inet.Addr.String(), "8")
+	line, err := bp.ReadLineWithin(60 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b struct{ Bootstrap string }
+	if err := json.Unmarshal([]byte(line), &b); err != nil {
+		t.Fatalf("bootstrap: %v: %s", err, line)
+	}
+	return netip.MustParseAddrPort(b.Bootstrap)
 }
 
 // short is an outcome's error code, or ok.
