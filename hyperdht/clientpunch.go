@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/dhtrelay/dht-relay/udx"
@@ -93,9 +92,11 @@ func (c *clientPunch) run(ctx context.Context, lan <-chan lanResult, relay <-cha
 		p.destroy(false)
 	}()
 	c.lanSettled = make(chan struct{})
-	var settle sync.Once
-	settled := func() { settle.Do(func() { close(c.lanSettled) }) }
-	defer settled()
+	defer func() {
+		if lan != nil { // its answer never came
+			close(c.lanSettled)
+		}
+	}()
 	errc := make(chan error, 1)
 	go func() { errc <- c.exchange(pctx) }()
 	// A relay that pairs after the stream started elsewhere is let go.
@@ -119,7 +120,7 @@ func (c *clientPunch) run(ctx context.Context, lan <-chan lanResult, relay <-cha
 				p.destroy(false)
 				paths.direct(c.n.d().ServerSocket(), r.addr)
 			}
-			settled()
+			close(c.lanSettled)
 		case l := <-relay:
 			relay = nil
 			if l != nil {
